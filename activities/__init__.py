@@ -1,0 +1,32 @@
+"""Thin Temporal adapters over herald/: each holds its dependencies, none holds a decision."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from activities.audit import AuditActivities
+from activities.dedup import DedupActivities
+from activities.delivery import DeliveryActivities
+from activities.preferences import PreferenceActivities
+from herald.channels import Channel
+from herald.delivery import DeliveryService
+from herald.models import ChannelName
+from herald.store import Store
+
+__all__ = ["AuditActivities", "DedupActivities", "DeliveryActivities", "PreferenceActivities", "build_activities"]
+
+
+def build_activities(store: Store, channels: Mapping[ChannelName, Channel]) -> list[Callable[..., Any]]:
+    """Every activity a Herald worker registers, bound to one store and one set of channels."""
+    dedup = DedupActivities(store)
+    preferences = PreferenceActivities(store)
+    delivery = DeliveryActivities(DeliveryService(store, channels))
+    audit = AuditActivities(store)
+    return [
+        dedup.check_duplicate,
+        preferences.merge_preferences,
+        delivery.deliver,
+        audit.record_outcome,
+        audit.record_ops_alert,
+    ]

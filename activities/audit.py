@@ -1,0 +1,26 @@
+"""record_outcome and record_ops_alert: what reached whom, kept after Temporal's retention has passed."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio import activity
+
+from herald.models import NotificationOutcome, OpsAlert
+from herald.store import Store
+
+log = logging.getLogger("herald.ops")
+
+
+class AuditActivities:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @activity.defn(name="record_outcome")
+    async def record_outcome(self, outcome: NotificationOutcome) -> None:
+        await self._store.record_outcome(outcome)
+
+    @activity.defn(name="record_ops_alert")
+    async def record_ops_alert(self, alert: OpsAlert) -> None:
+        log.warning("ops alert %s for notification %s: %s", alert.kind, alert.notification_id, alert.message)
+        await self._store.record_ops_alert(alert.notification_id, alert.kind, alert.message)

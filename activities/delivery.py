@@ -1,0 +1,40 @@
+"""deliver: one attempt on one channel, with the channel's verdict turned into Temporal's retry terms."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from herald.delivery import DeliveryService
+from herald.errors import DeliveryError, TransientDeliveryError
+from herald.models import DeliveryReceipt, DeliveryRequest
+
+
+def to_application_error(error: DeliveryError, attempt: int) -> ApplicationError:
+    """Permanent errors don't retry; a provider's Retry-After replaces the backoff for the next try.
+
+    The attempt number travels in the details so the workflow can report how many tries a channel took.
+    """
+    retry_after = error.retry_after if isinstance(error, TransientDeliveryError) else None
+    return ApplicationError(
+        str(error),
+        {"attempt": attempt},
+        type=error.type_name,
+        non_retryable=not error.retryable,
+        next_retry_delay=timedelta(seconds=retry_after) if retry_after is not None else None,
+    )
+
+
+class DeliveryActivities:
+    def __init__(self, service: DeliveryService) -> None:
+        self._service = service
+
+    @activity.defn(name="deliver")
+    async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
+        attempt = activity.info().attempt
+        try:
+            return await self._service.deliver(request, attempt)
+        except DeliveryError as exc:
+            raise to_application_error(exc, attempt) from None

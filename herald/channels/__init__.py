@@ -1,0 +1,50 @@
+"""Delivery channels, chosen by configuration. With no provider configured, a channel writes to the outbox."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from herald.channels.base import Channel, OutboundMessage, SendResult
+from herald.channels.outbox import OutboxChannel
+from herald.channels.push import PushChannel, PushConnection, PushHub
+from herald.channels.render import email_payload, sms_payload, webhook_body
+from herald.channels.webhook import WebhookChannel
+from herald.config import Settings
+from herald.errors import ContactMissing
+from herald.models import ChannelName
+
+__all__ = [
+    "Channel",
+    "OutboundMessage",
+    "OutboxChannel",
+    "PushChannel",
+    "PushConnection",
+    "PushHub",
+    "SendResult",
+    "WebhookChannel",
+    "build_channels",
+]
+
+
+def _webhook_outbox(message: OutboundMessage) -> dict[str, object]:
+    if not message.contact.webhook_url:
+        raise ContactMissing("the user has no webhook URL on file")
+    return {"url": message.contact.webhook_url, "webhook-id": message.idempotency_key, "body": webhook_body(message)}
+
+
+def build_channels(settings: Settings, hub: PushHub) -> dict[ChannelName, Channel]:
+    """One Channel per name: the configured provider, else the outbox."""
+    outbox = settings.outbox_dir
+    webhook: Channel
+    if settings.webhook_secret is not None:
+        webhook = WebhookChannel(settings.webhook_secret.get_secret_value(), timeout=settings.send_timeout_seconds)
+    else:
+        webhook = OutboxChannel(ChannelName.webhook, outbox, _webhook_outbox)
+    return {
+        ChannelName.push: PushChannel(hub),
+        ChannelName.email: OutboxChannel(
+            ChannelName.email, outbox, partial(email_payload, sender=settings.email_from)
+        ),
+        ChannelName.sms: OutboxChannel(ChannelName.sms, outbox, partial(sms_payload, sender=settings.sms_from)),
+        ChannelName.webhook: webhook,
+    }

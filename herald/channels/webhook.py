@@ -1,0 +1,89 @@
+"""Signed webhooks (Standard Webhooks): POST to the user's URL with webhook-id/-timestamp/-signature."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from herald.channels.base import OutboundMessage, SendResult
+from herald.channels.render import webhook_body
+from herald.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
+from herald.models import ChannelName
+
+RETRYABLE_STATUS = {408, 425, 429}
+
+
+def signing_key(secret: str) -> bytes:
+    """Standard Webhooks secrets are `whsec_<base64>`; any other string is used as raw bytes."""
+    if secret.startswith("whsec_"):
+        return base64.b64decode(secret.removeprefix("whsec_"))
+    return secret.encode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header value: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class WebhookChannel:
+    name = ChannelName.webhook
+
+    def __init__(self, secret: str, *, timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+        self._secret = secret
+        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        url = message.contact.webhook_url
+        if not url:
+            raise ContactMissing("the user has no webhook URL on file")
+        body = json.dumps(webhook_body(message), separators=(",", ":")).encode()
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message.idempotency_key,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self._secret, message.idempotency_key, timestamp, body),
+        }
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientDeliveryError("webhook endpoint timed out", type_name="WebhookTimeout") from exc
+        except httpx.HTTPError as exc:
+            raise TransientDeliveryError(
+                f"webhook endpoint unreachable ({type(exc).__name__})", type_name="WebhookUnreachable"
+            ) from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return SendResult(provider_message_id=response.headers.get("x-message-id"))
+        if status in RETRYABLE_STATUS or status >= 500:
+            raise TransientDeliveryError(
+                f"webhook endpoint answered {status}",
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+                type_name="WebhookRateLimited" if status == 429 else "WebhookUnavailable",
+            )
+        raise PermanentDeliveryError(f"webhook endpoint answered {status}", type_name="WebhookRejected")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,358 @@
+"""Every shape Herald passes around: the one source of truth for API bodies, workflow inputs and the store.
+
+Models validate on construction, so bad input is refused before any workflow starts, with a message
+that names the field and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TITLE_MAX_CHARS = 200
+BODY_MAX_BYTES = 10 * 1024
+METADATA_MAX_BYTES = 16 * 1024
+DEDUP_KEY_MAX_CHARS = 200
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Priority(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.low: 0, Priority.medium: 1, Priority.high: 2, Priority.critical: 3}
+
+
+class ChannelName(StrEnum):
+    push = "push"
+    email = "email"
+    sms = "sms"
+    webhook = "webhook"
+
+
+class NotificationStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    partially_delivered = "partially_delivered"
+    confirmed = "confirmed"
+    unconfirmed = "unconfirmed"
+    suppressed_duplicate = "suppressed_duplicate"
+    no_channel = "no_channel"
+    digested = "digested"
+    failed = "failed"
+
+
+class ChannelStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+def _identifier(value: str) -> str:
+    if not _ID_PATTERN.match(value):
+        raise ValueError(
+            "must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
+def new_notification_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AgentNotification(BaseModel):
+    """What an agent sends: one message for one person, on one or more channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notification_id: Identifier = Field(default_factory=new_notification_id)
+    agent_id: Identifier
+    user_id: Identifier
+    title: str
+    body: str = ""
+    priority: Priority = Priority.medium
+    channels: list[ChannelName] = Field(default_factory=lambda: [ChannelName.push, ChannelName.email])
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+    dedup_key: str | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > TITLE_MAX_CHARS:
+            raise ValueError(f"is {len(value)} characters; the limit is {TITLE_MAX_CHARS}")
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str) -> str:
+        size = len(value.encode())
+        if size > BODY_MAX_BYTES:
+            raise ValueError(f"is {size} bytes; the limit is {BODY_MAX_BYTES} (10 KB)")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[ChannelName]) -> list[ChannelName]:
+        if not value:
+            raise ValueError("must name at least one channel (push, email, sms, webhook)")
+        return list(dict.fromkeys(value))  # keep order, drop repeats
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(value, separators=(",", ":")).encode())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"must be JSON-serializable ({exc})") from exc
+        if size > METADATA_MAX_BYTES:
+            raise ValueError(f"is {size} bytes as JSON; the limit is {METADATA_MAX_BYTES} (16 KB)")
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("dedup_key")
+    @classmethod
+    def _dedup_key(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= len(value) <= DEDUP_KEY_MAX_CHARS:
+            raise ValueError(f"must be 1-{DEDUP_KEY_MAX_CHARS} characters")
+        return value
+
+    @property
+    def workflow_id(self) -> str:
+        return f"notification/{self.notification_id}"
+
+
+class TriggerRule(BaseModel):
+    """A condition over an agent's metrics that turns an event into notifications (evaluated in rules.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Identifier
+    agent_id: str = "*"
+    condition: str = Field(min_length=1)
+    channels: list[ChannelName] = Field(default_factory=lambda: [ChannelName.push, ChannelName.email])
+    priority: Priority = Priority.medium
+    cooldown_seconds: int = Field(default=300, ge=0)
+    user_ids: list[Identifier] = Field(min_length=1)
+    title: str = Field(default="{{ name }} fired for {{ agent_id }}", min_length=1)
+    body: str = ""
+    dedup_key: str | None = None
+    enabled: bool = True
+
+
+class ChannelSwitches(BaseModel):
+    """Per-channel on/off at one level of the preferences; None means "not set here"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    push: bool | None = None
+    email: bool | None = None
+    sms: bool | None = None
+    webhook: bool | None = None
+
+    def get(self, channel: ChannelName) -> bool | None:
+        value: bool | None = getattr(self, channel.value)
+        return value
+
+
+class Preferences(BaseModel):
+    """A user's preferences: global defaults, and per-agent entries merged over them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: ChannelSwitches = Field(default_factory=ChannelSwitches)
+    agents: dict[Identifier, ChannelSwitches] = Field(default_factory=dict)
+
+
+class Contact(BaseModel):
+    """Where a user can be reached. Personal data: it stays in the store, never in workflow history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = None
+    phone: str | None = None
+    webhook_url: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 254 or not _EMAIL.match(value)):
+            raise ValueError("is not an email address (expected name@example.com)")
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is not None and not _E164.match(value):
+            raise ValueError("must be in E.164 form, for example +14155550100")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+# --- workflow and activity contracts ------------------------------------------------------------
+
+
+class RetrySettings(BaseModel):
+    """Per-channel retry schedule: about 30 s, 2 min, 10 min by default."""
+
+    initial_interval_seconds: float = Field(default=30.0, gt=0)
+    backoff_coefficient: float = Field(default=4.0, ge=1)
+    maximum_interval_seconds: float = Field(default=600.0, gt=0)
+    maximum_retries: int = Field(default=3, ge=0)
+
+
+DEFAULT_FALLBACK_ORDER = [ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook]
+
+
+class DeliveryPolicy(BaseModel):
+    """The tunable parts of a notification's life, fixed at start so a running workflow never changes."""
+
+    dedup_window_seconds: int = Field(default=300, ge=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    fallback_order: list[ChannelName] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ORDER))
+    send_timeout_seconds: float = Field(default=30.0, gt=0)
+    critical_confirmations: int = Field(default=2, ge=1)
+
+
+class NotificationRequest(BaseModel):
+    """The input of NotificationWorkflow."""
+
+    notification: AgentNotification
+    policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+
+class DedupCheck(BaseModel):
+    key: str
+    notification_id: str
+    window_seconds: int
+
+
+class DedupResult(BaseModel):
+    duplicate: bool
+    owner_notification_id: str
+
+
+class PreferenceQuery(BaseModel):
+    user_id: str
+    agent_id: str
+
+
+class EnabledChannels(BaseModel):
+    """The merged per-channel switches for one (user, agent)."""
+
+    enabled: dict[ChannelName, bool]
+
+
+class DeliveryRequest(BaseModel):
+    notification: AgentNotification
+    channel: ChannelName
+    workflow_id: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.workflow_id}/{self.channel.value}"
+
+
+class DeliveryReceipt(BaseModel):
+    channel: ChannelName
+    attempt: int
+    provider_message_id: str | None = None
+    already_delivered: bool = False
+
+
+class DeliveryAttempt(BaseModel):
+    """One row of the delivery log: one try of one channel for one notification."""
+
+    notification_id: str
+    workflow_id: str
+    channel: ChannelName
+    attempt: int
+    idempotency_key: str
+    result: ChannelStatus
+    error_type: str | None = None
+    error: str | None = None
+    provider_message_id: str | None = None
+    started_at: datetime
+    finished_at: datetime
+
+
+class ChannelResult(BaseModel):
+    """Where one channel stands for one notification."""
+
+    channel: ChannelName
+    status: ChannelStatus = ChannelStatus.pending
+    attempts: int = 0
+    error_type: str | None = None
+    error: str | None = None
+    provider_message_id: str | None = None
+    fallback_for: ChannelName | None = None
+    escalation: bool = False
+
+
+class NotificationOutcome(BaseModel):
+    """The live state (from the `status` query) and the final result of a notification."""
+
+    notification_id: str
+    workflow_id: str
+    agent_id: str
+    user_id: str
+    priority: Priority
+    status: NotificationStatus = NotificationStatus.pending
+    channels: dict[ChannelName, ChannelResult] = Field(default_factory=dict)
+    duplicate_of: str | None = None
+    ops_alert: str | None = None
+
+    @property
+    def delivered_channels(self) -> list[ChannelName]:
+        return [c for c, r in self.channels.items() if r.status is ChannelStatus.delivered]
+
+    @model_validator(mode="after")
+    def _keys_match(self) -> NotificationOutcome:
+        for channel, result in self.channels.items():
+            if result.channel is not channel:
+                raise ValueError(f"channels.{channel.value} holds a result for {result.channel.value}")
+        return self
+
+
+class OpsAlert(BaseModel):
+    """Something operators must look at, e.g. a critical alert nobody confirmed on two channels."""
+
+    notification_id: str
+    kind: str
+    message: str

@@ -1,0 +1,90 @@
+"""Pure channel planning: which channels to use, in what order to fall back, and what the result means.
+
+Deterministic and free of I/O, so the workflow can call it directly and tests need no Temporal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from herald.errors import RecipientNotConnected
+from herald.models import (
+    AgentNotification,
+    ChannelName,
+    NotificationStatus,
+    Preferences,
+    Priority,
+)
+
+SMS_MIN_PRIORITY = Priority.high
+
+Enabled = Mapping[ChannelName, bool]
+
+
+def merge_preferences(preferences: Preferences, agent_id: str) -> dict[ChannelName, bool]:
+    """The agent's entry merged over the default, channel by channel; a channel set nowhere is enabled."""
+    agent = preferences.agents.get(agent_id)
+    merged: dict[ChannelName, bool] = {}
+    for channel in ChannelName:
+        value = agent.get(channel) if agent is not None else None
+        if value is None:
+            value = preferences.default.get(channel)
+        merged[channel] = True if value is None else value
+    return merged
+
+
+def channel_allowed(channel: ChannelName, priority: Priority, enabled: Enabled) -> bool:
+    """A channel may carry a notification if the user left it on and, for SMS, the priority is high enough."""
+    if not enabled.get(channel, True):
+        return False
+    return not (channel is ChannelName.sms and priority.rank < SMS_MIN_PRIORITY.rank)
+
+
+def plan_channels(notification: AgentNotification, enabled: Enabled) -> list[ChannelName]:
+    """The requested channels the user allows, in the order the agent gave them. Empty means no_channel."""
+    return [c for c in notification.channels if channel_allowed(c, notification.priority, enabled)]
+
+
+def fallback_channel(
+    failed_error_type: str | None,
+    order: Sequence[ChannelName],
+    enabled: Enabled,
+    priority: Priority,
+    used: Iterable[ChannelName],
+) -> ChannelName | None:
+    """The next channel to try after one failed: push that found nobody connected goes to email first,
+    anything else takes the first channel in `order` that is allowed and not yet used."""
+    taken = set(used)
+    candidates: list[ChannelName] = list(order)
+    if failed_error_type == RecipientNotConnected.type_name:
+        candidates.insert(0, ChannelName.email)
+    for channel in candidates:
+        if channel not in taken and channel_allowed(channel, priority, enabled):
+            return channel
+    return None
+
+
+def escalation_channels(
+    order: Sequence[ChannelName], enabled: Enabled, priority: Priority, used: Iterable[ChannelName]
+) -> list[ChannelName]:
+    """Every allowed channel not used yet, fallback order first: where a critical alert goes next."""
+    taken = set(used)
+    ranked = list(dict.fromkeys([*order, *ChannelName]))
+    return [c for c in ranked if c not in taken and channel_allowed(c, priority, enabled)]
+
+
+def final_status(
+    priority: Priority, planned_fulfilled: Sequence[bool], delivered_channels: int, confirmations: int
+) -> NotificationStatus:
+    """What a finished notification amounts to.
+
+    A critical one counts distinct channels that confirmed delivery; any other counts the planned
+    channels that reached the person, directly or through a fallback.
+    """
+    if priority is Priority.critical:
+        return NotificationStatus.confirmed if delivered_channels >= confirmations else NotificationStatus.unconfirmed
+    if planned_fulfilled and all(planned_fulfilled):
+        return NotificationStatus.delivered
+    if any(planned_fulfilled):
+        return NotificationStatus.partially_delivered
+    return NotificationStatus.failed

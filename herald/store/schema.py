@@ -1,0 +1,75 @@
+"""Tables, in SQLAlchemy Core: the same definitions serve SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Timestamp = sa.DateTime(timezone=True)
+
+preferences = sa.Table(
+    "preferences",
+    metadata,
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# One row per content key: the first notification to claim it owns it until the window ends.
+dedup_keys = sa.Table(
+    "dedup_keys",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("notification_id", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),  # epoch seconds: compared, never shown
+)
+
+delivery_log = sa.Table(
+    "delivery_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("notification_id", sa.String(128), nullable=False, index=True),
+    sa.Column("workflow_id", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("idempotency_key", sa.String(220), nullable=False, index=True),
+    sa.Column("result", sa.String(16), nullable=False),
+    sa.Column("error_type", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Column("provider_message_id", sa.String(256)),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=False),
+)
+
+# The final outcome of each notification, for audit after Temporal's retention has passed.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("notification_id", sa.String(128), primary_key=True),
+    sa.Column("workflow_id", sa.String(200), nullable=False),
+    sa.Column("agent_id", sa.String(128), nullable=False, index=True),
+    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("outcome", sa.JSON, nullable=False),
+    sa.Column("completed_at", Timestamp, nullable=False),
+)
+
+ops_alerts = sa.Table(
+    "ops_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("notification_id", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

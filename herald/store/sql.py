@@ -1,0 +1,219 @@
+"""The store: async SQLAlchemy Core over SQLite (embedded default) or PostgreSQL (several workers)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from herald.models import (
+    ChannelName,
+    ChannelStatus,
+    Contact,
+    DeliveryAttempt,
+    NotificationOutcome,
+    Preferences,
+    utcnow,
+)
+from herald.store import schema
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands timestamps back naive; everything Herald stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Store:
+    """Preferences, contacts, dedup keys, the delivery log and outcomes, behind one small async API."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str, *, schema_name: str | None = None) -> Store:
+        """Connect and create the tables if they are missing.
+
+        `schema_name` (PostgreSQL only) keeps Herald's tables in their own schema, e.g. one per test run.
+        """
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        elif schema_name:
+            kwargs["connect_args"] = {"server_settings": {"search_path": schema_name}}
+        engine = create_async_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        async with engine.begin() as conn:
+            if schema_name and engine.dialect.name == "postgresql":
+                await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema_name}"'))
+            await conn.run_sync(schema.metadata.create_all)
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # --- preferences and contacts ----------------------------------------------------------------
+
+    async def get_preferences(self, user_id: str) -> Preferences:
+        """The user's preferences, or the empty default (every channel on) if none were saved."""
+        data = await self._get_json(schema.preferences, user_id)
+        return Preferences.model_validate(data) if data is not None else Preferences()
+
+    async def put_preferences(self, user_id: str, preferences: Preferences) -> None:
+        await self._put_json(schema.preferences, user_id, preferences.model_dump(mode="json", exclude_none=True))
+
+    async def get_contact(self, user_id: str) -> Contact | None:
+        data = await self._get_json(schema.contacts, user_id)
+        return Contact.model_validate(data) if data is not None else None
+
+    async def put_contact(self, user_id: str, contact: Contact) -> None:
+        await self._put_json(schema.contacts, user_id, contact.model_dump(mode="json", exclude_none=True))
+
+    async def _get_json(self, table: sa.Table, user_id: str) -> Any:
+        async with self.engine.connect() as conn:
+            return await conn.scalar(sa.select(table.c.data).where(table.c.user_id == user_id))
+
+    async def _put_json(self, table: sa.Table, user_id: str, data: Any) -> None:
+        stmt = self._insert(table).values(user_id=user_id, data=data, updated_at=utcnow())
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.user_id], set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    # --- dedup -----------------------------------------------------------------------------------
+
+    async def claim_dedup_key(
+        self, key: str, notification_id: str, window_seconds: float, now: float | None = None
+    ) -> str:
+        """Claim `key` for `notification_id` and return the key's owner.
+
+        The first notification to claim a key owns it until the window ends; claiming again as the owner
+        (an activity retry) returns the same owner, so a retried check never calls itself a duplicate.
+        """
+        now = time.time() if now is None else now
+        t = schema.dedup_keys
+        stmt = self._insert(t).values(key=key, notification_id=notification_id, expires_at=now + window_seconds)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.key],
+            set_={"notification_id": stmt.excluded.notification_id, "expires_at": stmt.excluded.expires_at},
+            where=t.c.expires_at <= now,
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+            owner = await conn.scalar(sa.select(t.c.notification_id).where(t.c.key == key))
+        assert owner is not None  # the row was inserted or already there
+        return str(owner)
+
+    async def purge_dedup_keys(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        async with self.engine.begin() as conn:
+            result = await conn.execute(sa.delete(schema.dedup_keys).where(schema.dedup_keys.c.expires_at <= now))
+        return result.rowcount or 0
+
+    # --- delivery log ----------------------------------------------------------------------------
+
+    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(schema.delivery_log).values(**attempt.model_dump(mode="python")))
+
+    async def find_delivered(self, idempotency_key: str) -> DeliveryAttempt | None:
+        """The successful attempt for this (notification, channel), if one was logged: never send twice."""
+        t = schema.delivery_log
+        query = (
+            sa.select(t)
+            .where(t.c.idempotency_key == idempotency_key, t.c.result == ChannelStatus.delivered.value)
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return _attempt(row) if row is not None else None
+
+    async def attempts(self, notification_id: str) -> list[DeliveryAttempt]:
+        t = schema.delivery_log
+        query = sa.select(t).where(t.c.notification_id == notification_id).order_by(t.c.id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_attempt(row) for row in rows]
+
+    # --- outcomes and ops alerts -----------------------------------------------------------------
+
+    async def record_outcome(self, outcome: NotificationOutcome) -> None:
+        """Write the final outcome; writing it again (an activity retry) replaces it."""
+        t = schema.notifications
+        values = {
+            "notification_id": outcome.notification_id,
+            "workflow_id": outcome.workflow_id,
+            "agent_id": outcome.agent_id,
+            "user_id": outcome.user_id,
+            "priority": outcome.priority.value,
+            "status": outcome.status.value,
+            "outcome": outcome.model_dump(mode="json"),
+            "completed_at": utcnow(),
+        }
+        stmt = self._insert(t).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.notification_id],
+            set_={k: stmt.excluded[k] for k in ("status", "outcome", "completed_at")},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def get_outcome(self, notification_id: str) -> NotificationOutcome | None:
+        t = schema.notifications
+        async with self.engine.connect() as conn:
+            data = await conn.scalar(sa.select(t.c.outcome).where(t.c.notification_id == notification_id))
+        return NotificationOutcome.model_validate(data) if data is not None else None
+
+    async def record_ops_alert(self, notification_id: str, kind: str, message: str) -> None:
+        """Record an alert for operators, once per (notification, kind) even if the activity is retried."""
+        t = schema.ops_alerts
+        async with self.engine.begin() as conn:
+            exists = await conn.scalar(
+                sa.select(t.c.id).where(t.c.notification_id == notification_id, t.c.kind == kind).limit(1)
+            )
+            if exists is None:
+                await conn.execute(
+                    sa.insert(t).values(notification_id=notification_id, kind=kind, message=message, created_at=utcnow())
+                )
+
+    async def ops_alerts(self, notification_id: str) -> list[dict[str, Any]]:
+        t = schema.ops_alerts
+        query = sa.select(t.c.kind, t.c.message, t.c.created_at).where(t.c.notification_id == notification_id)
+        async with self.engine.connect() as conn:
+            return [dict(row) for row in (await conn.execute(query)).mappings().all()]
+
+    def _insert(self, table: sa.Table) -> Any:
+        """INSERT with ON CONFLICT support for this dialect."""
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _attempt(row: Any) -> DeliveryAttempt:
+    data = dict(row)
+    data.pop("id", None)
+    data["channel"] = ChannelName(data["channel"])
+    data["started_at"] = _aware(data["started_at"])
+    data["finished_at"] = _aware(data["finished_at"])
+    return DeliveryAttempt.model_validate(data)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets the API read while the worker writes; the busy timeout makes writers queue, not fail."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

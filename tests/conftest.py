@@ -1,0 +1,78 @@
+"""Shared fixtures: one real Temporal dev server per session, a fresh worker and task queue per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from herald.config import Settings, temporal_binary
+from herald.models import DeliveryPolicy, RetrySettings
+from herald.store import Store
+from starter import HeraldClient
+from tests.fakes.http import FakeHTTPServer, start_fake
+from worker import Runtime, create_worker, open_runtime
+
+WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTEyMzQ1Njc4OTA="
+POSTGRES_URL = os.environ.get("HERALD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+# Short retries, so a test of "retried three times" takes a second, not twelve minutes.
+FAST_POLICY = DeliveryPolicy(
+    retry=RetrySettings(initial_interval_seconds=0.2, backoff_coefficient=2.0, maximum_interval_seconds=1.0),
+    send_timeout_seconds=5.0,
+)
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def fake_http() -> AsyncIterator[FakeHTTPServer]:
+    fake = FakeHTTPServer()
+    server, task, fake.port = await start_fake(fake)
+    yield fake
+    server.should_exit = True
+    await task
+
+
+@dataclass
+class Harness:
+    client: HeraldClient
+    runtime: Runtime
+    settings: Settings
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.store
+
+    def outbox(self, channel: str) -> Path:
+        return self.settings.outbox_dir / channel
+
+
+def make_settings(home: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"home": home, "webhook_secret": WEBHOOK_SECRET, "push_ack_timeout_seconds": 2.0}
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+async def herald(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Harness]:
+    """A real worker (real activities, SQLite store, outbox, push hub, signed webhooks) on its own queue."""
+    settings = make_settings(tmp_path / "herald")
+    task_queue = f"test-{uuid.uuid4().hex[:12]}"
+    async with open_runtime(settings) as runtime, create_worker(temporal_env.client, runtime, task_queue):
+        yield Harness(HeraldClient(temporal_env.client, task_queue, FAST_POLICY), runtime, settings)
