@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from herald.delivery import DeliveryService
 from herald.errors import DeliveryError, TransientDeliveryError
@@ -16,6 +16,7 @@ def to_application_error(error: DeliveryError, attempt: int) -> ApplicationError
     """Permanent errors don't retry; a provider's Retry-After replaces the backoff for the next try.
 
     The attempt number travels in the details so the workflow can report how many tries a channel took.
+    Classified failures are expected and already in the delivery log, so they are BENIGN: no traceback.
     """
     retry_after = error.retry_after if isinstance(error, TransientDeliveryError) else None
     return ApplicationError(
@@ -24,6 +25,7 @@ def to_application_error(error: DeliveryError, attempt: int) -> ApplicationError
         type=error.type_name,
         non_retryable=not error.retryable,
         next_retry_delay=timedelta(seconds=retry_after) if retry_after is not None else None,
+        category=ApplicationErrorCategory.BENIGN,
     )
 
 

@@ -20,7 +20,8 @@ BODY_MAX_BYTES = 10 * 1024
 METADATA_MAX_BYTES = 16 * 1024
 DEDUP_KEY_MAX_CHARS = 200
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+_ID_PATTERN = re.compile(ID_REGEX)
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -66,9 +67,7 @@ class ChannelStatus(StrEnum):
 
 def _identifier(value: str) -> str:
     if not _ID_PATTERN.match(value):
-        raise ValueError(
-            "must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit"
-        )
+        raise ValueError("must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit")
     return value
 
 

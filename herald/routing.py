@@ -64,6 +64,20 @@ def fallback_channel(
     return None
 
 
+def joined_channel(
+    failed_error_type: str | None, enabled: Enabled, priority: Priority, used: Iterable[ChannelName]
+) -> ChannelName | None:
+    """Push that found nobody connected, when email is already on its way, rides on that email: the
+    person is reached there, so push's part is fulfilled or lost with it rather than tried elsewhere."""
+    if (
+        failed_error_type == RecipientNotConnected.type_name
+        and ChannelName.email in set(used)
+        and channel_allowed(ChannelName.email, priority, enabled)
+    ):
+        return ChannelName.email
+    return None
+
+
 def escalation_channels(
     order: Sequence[ChannelName], enabled: Enabled, priority: Priority, used: Iterable[ChannelName]
 ) -> list[ChannelName]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -31,9 +33,9 @@ class NotificationHandle:
         """Wait for the workflow to finish and return what reached whom."""
         return await self._handle.result()
 
-    async def status(self) -> NotificationOutcome:
+    async def status(self, rpc_timeout: timedelta | None = None) -> NotificationOutcome:
         """The per-channel state right now (works on finished notifications too)."""
-        return await self._handle.query(NotificationWorkflow.status)
+        return await self._handle.query(NotificationWorkflow.status, rpc_timeout=rpc_timeout)
 
 
 class HeraldClient:

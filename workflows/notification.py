@@ -56,6 +56,7 @@ class NotificationWorkflow:
         )
         self._enabled: dict[ChannelName, bool] = {}
         self._used: set[ChannelName] = set()
+        self._slot_of: dict[ChannelName, int] = {}  # which planned channel's chain a channel serves
         retry = request.policy.retry
         self._delivery_retry = RetryPolicy(
             initial_interval=timedelta(seconds=retry.initial_interval_seconds),
@@ -75,7 +76,9 @@ class NotificationWorkflow:
 
         dedup = await workflow.execute_activity_method(
             DedupActivities.check_duplicate,
-            DedupCheck(key=content_key(n), notification_id=n.notification_id, window_seconds=policy.dedup_window_seconds),
+            DedupCheck(
+                key=content_key(n), notification_id=n.notification_id, window_seconds=policy.dedup_window_seconds
+            ),
             start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary="check duplicate",
@@ -99,7 +102,9 @@ class NotificationWorkflow:
             return await self._finish()
 
         self._used.update(plan)
-        fulfilled = await asyncio.gather(*(self._deliver_with_fallback(channel) for channel in plan))
+        self._slot_of.update({channel: slot for slot, channel in enumerate(plan)})
+        chains = await asyncio.gather(*(self._deliver_with_fallback(slot, c) for slot, c in enumerate(plan)))
+        fulfilled = [chains[self._slot_of[c]] if isinstance(c, ChannelName) else c for c in chains]
 
         if n.priority is Priority.critical and len(outcome.delivered_channels) < policy.critical_confirmations:
             extra = routing.escalation_channels(policy.fallback_order, self._enabled, n.priority, self._used)
@@ -122,18 +127,25 @@ class NotificationWorkflow:
             )
         return await self._finish()
 
-    async def _deliver_with_fallback(self, channel: ChannelName) -> bool:
-        """Deliver on `channel`; when it fails for good, move down the fallback order. True once delivered."""
+    async def _deliver_with_fallback(self, slot: int, channel: ChannelName) -> bool | ChannelName:
+        """Deliver on `channel`; when it fails for good, move down the fallback order.
+
+        True once delivered, False when every fallback failed, or the channel whose chain this one joined.
+        """
         policy, priority = self._request.policy, self._request.notification.priority
         current, fallback_for = channel, None
         while True:
             error_type = await self._deliver(current, fallback_for=fallback_for)
             if error_type is None:
                 return True
+            joined = routing.joined_channel(error_type, self._enabled, priority, self._used)
+            if joined is not None and self._slot_of[joined] != slot:  # never join a chain that already failed
+                return joined
             following = routing.fallback_channel(error_type, policy.fallback_order, self._enabled, priority, self._used)
             if following is None:
                 return False
             self._used.add(following)
+            self._slot_of[following] = slot
             current, fallback_for = following, current
 
     async def _deliver(

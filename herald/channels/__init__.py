@@ -42,9 +42,7 @@ def build_channels(settings: Settings, hub: PushHub) -> dict[ChannelName, Channe
         webhook = OutboxChannel(ChannelName.webhook, outbox, _webhook_outbox)
     return {
         ChannelName.push: PushChannel(hub),
-        ChannelName.email: OutboxChannel(
-            ChannelName.email, outbox, partial(email_payload, sender=settings.email_from)
-        ),
+        ChannelName.email: OutboxChannel(ChannelName.email, outbox, partial(email_payload, sender=settings.email_from)),
         ChannelName.sms: OutboxChannel(ChannelName.sms, outbox, partial(sms_payload, sender=settings.sms_from)),
         ChannelName.webhook: webhook,
     }

@@ -187,7 +187,9 @@ class Store:
             )
             if exists is None:
                 await conn.execute(
-                    sa.insert(t).values(notification_id=notification_id, kind=kind, message=message, created_at=utcnow())
+                    sa.insert(t).values(
+                        notification_id=notification_id, kind=kind, message=message, created_at=utcnow()
+                    )
                 )
 
     async def ops_alerts(self, notification_id: str) -> list[dict[str, Any]]:

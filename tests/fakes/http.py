@@ -52,9 +52,7 @@ class FakeHTTPServer:
         path = scope["path"]
         script = self.scripts.get(path) or []
         status, headers = script.pop(0) if script else (200, {})
-        self.requests.append(
-            Recorded(path, {k.decode(): v.decode() for k, v in scope["headers"]}, body, status)
-        )
+        self.requests.append(Recorded(path, {k.decode(): v.decode() for k, v in scope["headers"]}, body, status))
         await send(
             {
                 "type": "http.response.start",

@@ -164,6 +164,22 @@ async def test_push_without_connection_falls_through_to_email(herald: Harness) -
     assert len(outbox_files(herald, "email")) == 1
 
 
+async def test_push_without_connection_rides_on_planned_email(herald: Harness) -> None:
+    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    outcome = await (await herald.client.notify(note(channels=[PUSH, EMAIL]))).outcome()
+
+    assert outcome.status is NotificationStatus.delivered, "the person was reached by the email push fell to"
+    assert set(outcome.channels) == {PUSH, EMAIL}, "no further fallback: email already carries it"
+    assert outcome.channels[PUSH].error_type == "RecipientNotConnected"
+    assert len(outbox_files(herald, "email")) == 1
+
+
+async def test_push_joining_an_email_that_fails_is_lost_with_it(herald: Harness) -> None:
+    outcome = await (await herald.client.notify(note(channels=[PUSH, EMAIL]))).outcome()  # no contact at all
+    assert outcome.status is NotificationStatus.failed
+    assert outcome.channels[EMAIL].error_type == "ContactMissing"
+
+
 async def test_permanent_failure_falls_back_to_next_channel(herald: Harness, fake_http: FakeHTTPServer) -> None:
     url = fake_http.script("/rejects", 400)
     await herald.store.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))

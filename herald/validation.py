@@ -1,0 +1,45 @@
+"""Turn pydantic validation errors into (field, message) pairs a person can act on. Used by API and CLI.
+
+Input values are never echoed back: they may hold personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_LOCATION_PREFIXES = {"body", "path", "query", "header"}
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+def _field(loc: Sequence[Any]) -> str | None:
+    parts = list(loc)
+    if parts and parts[0] in _LOCATION_PREFIXES:
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts) or None
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = str(error.get("msg", "is invalid"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if error.get("type") == "missing":
+        return "is required"
+    if error.get("type") == "extra_forbidden":
+        return "is not a known field"
+    if error.get("type") == "json_invalid":
+        return f"the request body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+    return message
+
+
+def describe(errors: Iterable[dict[str, Any]]) -> list[FieldProblem]:
+    return [FieldProblem(_field(e.get("loc", ())), _message(e)) for e in errors]

@@ -1,0 +1,144 @@
+"""The HTTP API against a real worker and dev server: accepted input starts a workflow, bad input starts nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
+
+from herald.api.app import create_app
+from tests.conftest import Harness
+
+
+@pytest.fixture
+async def api(herald: Harness) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(herald.settings, store=herald.store, client=herald.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as client:
+        yield client
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"agent_id": "support-agent", "user_id": "user-1", "title": "Deploy finished"}
+    values.update(fields)
+    return values
+
+
+def assert_error(response: httpx.Response, status: int, field: str | None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) >= {"code", "message", "field"}
+    assert error["field"] == field
+    assert error["message"]
+    return error
+
+
+async def wait_final(api: httpx.AsyncClient, notification_id: str) -> dict[str, Any]:
+    for _ in range(200):
+        response = await api.get(f"/v1/notifications/{notification_id}")
+        assert response.status_code == 200, response.text
+        view = response.json()
+        if view["status"] != "pending":
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"notification {notification_id} still pending")
+
+
+async def test_post_notification_then_read_outcome_with_attempts(api: httpx.AsyncClient) -> None:
+    assert (await api.put("/v1/users/user-1/contact", json={"email": "ada@example.com"})).status_code == 200
+    response = await api.post("/v1/notifications", json=body(channels=["email"], priority="high"))
+    assert response.status_code == 202
+    accepted = response.json()
+    nid = accepted["notification_id"]
+    assert accepted == {"notification_id": nid, "workflow_id": f"notification/{nid}", "status_url": f"/v1/notifications/{nid}"}
+
+    view = await wait_final(api, nid)
+    assert view["status"] == "delivered"
+    assert view["workflow_id"] == f"notification/{nid}"
+    email = view["channels"]["email"]
+    assert email["status"] == "delivered"
+    [attempt] = email["attempts"]
+    assert (attempt["attempt"], attempt["result"]) == (1, "delivered")
+
+
+async def test_repeated_post_with_same_id_is_one_notification(api: httpx.AsyncClient, herald: Harness) -> None:
+    await api.put("/v1/users/user-1/contact", json={"email": "ada@example.com"})
+    nid = uuid.uuid4().hex
+    first = await api.post("/v1/notifications", json=body(notification_id=nid, channels=["email"]))
+    second = await api.post("/v1/notifications", json=body(notification_id=nid, channels=["email"]))
+    assert first.status_code == second.status_code == 202
+    await wait_final(api, nid)
+    assert len(await herald.store.attempts(nid)) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "   "}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"body": "x" * (10 * 1024 + 1)}, "body"),
+        ({"metadata": {"blob": "x" * (16 * 1024)}}, "metadata"),
+        ({"channels": ["fax"]}, "channels.0"),
+        ({"channels": []}, "channels"),
+        ({"priority": "urgent"}, "priority"),
+        ({"user_id": "../etc"}, "user_id"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+async def test_bad_notification_is_refused_and_starts_nothing(
+    api: httpx.AsyncClient, herald: Harness, fields: dict[str, Any], field: str
+) -> None:
+    nid = uuid.uuid4().hex
+    response = await api.post("/v1/notifications", json=body(notification_id=nid, **fields))
+    error = assert_error(response, 422, field)
+    assert error["code"] == "invalid_request"
+    assert "x" * 50 not in error["message"], "input is not echoed back"
+    with pytest.raises(RPCError) as missing:
+        await herald.client.temporal.get_workflow_handle(f"notification/{nid}").describe()
+    assert missing.value.status is RPCStatusCode.NOT_FOUND
+
+
+async def test_missing_field_and_malformed_json(api: httpx.AsyncClient) -> None:
+    assert_error(await api.post("/v1/notifications", json={"agent_id": "a", "user_id": "u"}), 422, "title")
+    response = await api.post(
+        "/v1/notifications", content=b'{"agent_id": ', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "JSON" in response.json()["error"]["message"]
+
+
+async def test_preferences_round_trip_and_bad_input_saves_nothing(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/v1/users/user-9/preferences")).json() == {"default": {}, "agents": {}}
+    good = {"default": {"push": True, "email": True, "sms": False}, "agents": {"batch-agent": {"email": False}}}
+    response = await api.put("/v1/users/user-9/preferences", json=good)
+    assert response.status_code == 200
+    assert (await api.get("/v1/users/user-9/preferences")).json() == good
+
+    bad = {"default": {"fax": True}}
+    assert_error(await api.put("/v1/users/user-9/preferences", json=bad), 422, "default.fax")
+    assert_error(await api.put("/v1/users/user-9/preferences", json={"default": {"sms": "maybe"}}), 422, "default.sms")
+    assert (await api.get("/v1/users/user-9/preferences")).json() == good, "a refused update changes nothing"
+
+
+async def test_contact_validation_and_not_found(api: httpx.AsyncClient) -> None:
+    assert_error(await api.get("/v1/users/nobody/contact"), 404, "user_id")
+    assert_error(await api.put("/v1/users/u1/contact", json={"phone": "0155 555"}), 422, "phone")
+    assert_error(await api.put("/v1/users/u1/contact", json={"email": "not-an-address"}), 422, "email")
+    assert_error(await api.put("/v1/users/u1/contact", json={"webhook_url": "ftp://x"}), 422, "webhook_url")
+    saved = {"email": "ada@example.com", "phone": "+14155550100"}
+    assert (await api.put("/v1/users/u1/contact", json=saved)).status_code == 200
+    assert (await api.get("/v1/users/u1/contact")).json() == saved
+
+
+async def test_unknown_notification_route_and_health(api: httpx.AsyncClient) -> None:
+    assert_error(await api.get("/v1/notifications/does-not-exist"), 404, "notification_id")
+    assert_error(await api.get("/v1/nowhere"), 404, None)
+    health = await api.get("/healthz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "store": "ok", "temporal": "ok"}
+    assert (await api.get("/openapi.json")).status_code == 200
