@@ -12,8 +12,17 @@ def content_key(notification: AgentNotification) -> str:
 
     An explicit key is scoped so that one agent's key never silences another agent or another person.
     """
-    if notification.dedup_key is not None:
-        raw = f"key:{notification.agent_id}:{notification.user_id}:{notification.dedup_key}"
+    n = notification
+    if n.dedup_key is not None:
+        raw = _join("key", n.agent_id, n.user_id, n.dedup_key)
     else:
-        raw = f"{notification.agent_id}:{notification.title}:{notification.user_id}"
+        raw = _join(n.agent_id, n.title, n.user_id)
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _join(*fields: str) -> str:
+    """Join with `:`, escaping `\\` and `:` inside fields, so that `a:b` + `c` never equals `a` + `b:c`.
+
+    Fields without either character join exactly as `agent_id:title:user_id`.
+    """
+    return ":".join(f.replace("\\", "\\\\").replace(":", "\\:") for f in fields)

@@ -19,7 +19,7 @@ from temporalio.client import Client
 from herald.api.app import create_app
 from herald.channels import PushHub
 from herald.config import Settings, temporal_binary
-from herald.models import AgentNotification, ChannelName, Contact, Priority
+from herald.models import AgentNotification, ChannelName, Contact, Priority, utcnow
 from herald.store import Store
 from starter.client import HeraldClient, connect_temporal
 from worker import create_worker, open_runtime
@@ -94,7 +94,7 @@ async def send_demo(settings: Settings) -> str:
         AgentNotification(
             agent_id="demo-agent",
             user_id=DEMO_USER,
-            title="Herald is running",
+            title=f"Herald is running ({utcnow():%H:%M:%S} UTC)",  # distinct, so a rerun isn't deduplicated
             body="This demo notification went through the whole pipeline: dedup, preferences, delivery.",
             priority=Priority.medium,
             channels=[ChannelName.push, ChannelName.email],
@@ -136,7 +136,6 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) ->
             herald = HeraldClient(client, settings.task_queue, settings.delivery_policy())
             app = create_app(settings, store=runtime.store, client=herald)
             server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=ports.api, log_level="warning"))
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             api = asyncio.create_task(server.serve())
             while not server.started:
                 if api.done():
@@ -154,7 +153,10 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) ->
             )
             if demo:
                 await send_demo(settings)
-            await stop.wait()
+            # uvicorn captures Ctrl-C itself and stops; our own handler covers the rest.
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([stopping, api], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
             print("stopping...", flush=True)
             server.should_exit = True
             await api

@@ -24,6 +24,8 @@ ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 _ID_PATTERN = re.compile(ID_REGEX)
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+# Patterns are applied with fullmatch: `$` alone would also accept a trailing newline.
 
 
 class Priority(StrEnum):
@@ -66,7 +68,7 @@ class ChannelStatus(StrEnum):
 
 
 def _identifier(value: str) -> str:
-    if not _ID_PATTERN.match(value):
+    if not _ID_PATTERN.fullmatch(value):
         raise ValueError("must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit")
     return value
 
@@ -127,7 +129,7 @@ class AgentNotification(BaseModel):
     @classmethod
     def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:
-            size = len(json.dumps(value, separators=(",", ":")).encode())
+            size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
         except (TypeError, ValueError) as exc:
             raise ValueError(f"must be JSON-serializable ({exc})") from exc
         if size > METADATA_MAX_BYTES:
@@ -205,21 +207,21 @@ class Contact(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 254 or not _EMAIL.match(value)):
+        if value is not None and (len(value) > 254 or not _EMAIL.fullmatch(value)):
             raise ValueError("is not an email address (expected name@example.com)")
         return value
 
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        if value is not None and not _E164.match(value):
+        if value is not None and not _E164.fullmatch(value):
             raise ValueError("must be in E.164 form, for example +14155550100")
         return value
 
     @field_validator("webhook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+        if value is not None and not _URL.fullmatch(value):
             raise ValueError("must be an http:// or https:// URL")
         return value
 

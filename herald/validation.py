@@ -5,7 +5,7 @@ Input values are never echoed back: they may hold personal data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ def _field(loc: Sequence[Any]) -> str | None:
     return ".".join(str(p) for p in parts) or None
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     message = str(error.get("msg", "is invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
@@ -41,5 +41,5 @@ def _message(error: dict[str, Any]) -> str:
     return message
 
 
-def describe(errors: Iterable[dict[str, Any]]) -> list[FieldProblem]:
+def describe(errors: Iterable[Mapping[str, Any]]) -> list[FieldProblem]:
     return [FieldProblem(_field(e.get("loc", ())), _message(e)) for e in errors]

@@ -104,7 +104,7 @@ class NotificationWorkflow:
         self._used.update(plan)
         self._slot_of.update({channel: slot for slot, channel in enumerate(plan)})
         chains = await asyncio.gather(*(self._deliver_with_fallback(slot, c) for slot, c in enumerate(plan)))
-        fulfilled = [chains[self._slot_of[c]] if isinstance(c, ChannelName) else c for c in chains]
+        fulfilled = [(chains[self._slot_of[c]] if isinstance(c, ChannelName) else c) is True for c in chains]
 
         if n.priority is Priority.critical and len(outcome.delivered_channels) < policy.critical_confirmations:
             extra = routing.escalation_channels(policy.fallback_order, self._enabled, n.priority, self._used)

@@ -156,13 +156,17 @@ def create_app(
             raise ApiError(404, "not_found", f"no notification {notification_id}", "notification_id")
         return view
 
-    @app.put("/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True, tags=["users"])
+    @app.put(
+        "/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True, tags=["users"]
+    )
     async def put_preferences(user_id: UserId, preferences: Preferences, deps: Deps) -> Preferences:
         """Replace the user's preferences; notifications started afterwards follow them."""
         await deps.store.put_preferences(user_id, preferences)
         return preferences
 
-    @app.get("/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True, tags=["users"])
+    @app.get(
+        "/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True, tags=["users"]
+    )
     async def get_preferences(user_id: UserId, deps: Deps) -> Preferences:
         return await deps.store.get_preferences(user_id)
 

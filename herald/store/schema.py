@@ -72,4 +72,5 @@ ops_alerts = sa.Table(
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("notification_id", "kind"),
 )

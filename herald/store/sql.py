@@ -28,6 +28,11 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _utc(value: datetime) -> datetime:
+    """SQLite keeps the wall time and drops the offset, so write every timestamp in UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 class Store:
     """Preferences, contacts, dedup keys, the delivery log and outcomes, behind one small async API."""
 
@@ -127,8 +132,10 @@ class Store:
     # --- delivery log ----------------------------------------------------------------------------
 
     async def record_attempt(self, attempt: DeliveryAttempt) -> None:
+        row = attempt.model_dump(mode="python")
+        row["started_at"], row["finished_at"] = _utc(attempt.started_at), _utc(attempt.finished_at)
         async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(schema.delivery_log).values(**attempt.model_dump(mode="python")))
+            await conn.execute(sa.insert(schema.delivery_log).values(**row))
 
     async def find_delivered(self, idempotency_key: str) -> DeliveryAttempt | None:
         """The successful attempt for this (notification, channel), if one was logged: never send twice."""
@@ -181,16 +188,9 @@ class Store:
     async def record_ops_alert(self, notification_id: str, kind: str, message: str) -> None:
         """Record an alert for operators, once per (notification, kind) even if the activity is retried."""
         t = schema.ops_alerts
+        stmt = self._insert(t).values(notification_id=notification_id, kind=kind, message=message, created_at=utcnow())
         async with self.engine.begin() as conn:
-            exists = await conn.scalar(
-                sa.select(t.c.id).where(t.c.notification_id == notification_id, t.c.kind == kind).limit(1)
-            )
-            if exists is None:
-                await conn.execute(
-                    sa.insert(t).values(
-                        notification_id=notification_id, kind=kind, message=message, created_at=utcnow()
-                    )
-                )
+            await conn.execute(stmt.on_conflict_do_nothing(index_elements=[t.c.notification_id, t.c.kind]))
 
     async def ops_alerts(self, notification_id: str) -> list[dict[str, Any]]:
         t = schema.ops_alerts

@@ -54,7 +54,11 @@ async def test_post_notification_then_read_outcome_with_attempts(api: httpx.Asyn
     assert response.status_code == 202
     accepted = response.json()
     nid = accepted["notification_id"]
-    assert accepted == {"notification_id": nid, "workflow_id": f"notification/{nid}", "status_url": f"/v1/notifications/{nid}"}
+    assert accepted == {
+        "notification_id": nid,
+        "workflow_id": f"notification/{nid}",
+        "status_url": f"/v1/notifications/{nid}",
+    }
 
     view = await wait_final(api, nid)
     assert view["status"] == "delivered"

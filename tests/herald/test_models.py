@@ -1,0 +1,367 @@
+"""Validation of the models agents and users send: bad input is refused with a message that names the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from herald.models import (
+    BODY_MAX_BYTES,
+    METADATA_MAX_BYTES,
+    TITLE_MAX_CHARS,
+    AgentNotification,
+    ChannelName,
+    Contact,
+    Preferences,
+    Priority,
+)
+
+VALID: dict[str, Any] = {"agent_id": "batch-agent", "user_id": "alice", "title": "Job finished"}
+
+
+def notification(**overrides: Any) -> AgentNotification:
+    return AgentNotification.model_validate({**VALID, **overrides})
+
+
+def only_error(exc: pytest.ExceptionInfo[ValidationError]) -> dict[str, Any]:
+    errors = exc.value.errors()
+    assert len(errors) == 1, errors
+    return dict(errors[0])
+
+
+# --- AgentNotification: valid input --------------------------------------------------------------
+
+
+def test_minimal_notification_gets_defaults() -> None:
+    n = notification()
+    assert n.priority is Priority.medium
+    assert n.channels == [ChannelName.push, ChannelName.email]
+    assert n.body == ""
+    assert n.metadata == {}
+    assert n.dedup_key is None
+    assert len(n.notification_id) == 32
+    assert n.created_at.tzinfo is not None
+    assert n.workflow_id == f"notification/{n.notification_id}"
+
+
+def test_generated_notification_ids_are_unique() -> None:
+    assert notification().notification_id != notification().notification_id
+
+
+def test_title_of_exactly_200_chars_is_accepted() -> None:
+    title = "t" * TITLE_MAX_CHARS
+    assert notification(title=title).title == title
+
+
+def test_title_is_stripped_before_the_length_check() -> None:
+    assert notification(title="  " + "t" * TITLE_MAX_CHARS + "\n").title == "t" * TITLE_MAX_CHARS
+
+
+def test_body_of_exactly_10240_bytes_is_accepted() -> None:
+    body = "b" * BODY_MAX_BYTES
+    assert notification(body=body).body == body
+
+
+def test_multibyte_body_of_exactly_10240_bytes_is_accepted() -> None:
+    body = "é" * (BODY_MAX_BYTES // 2)  # two bytes each in UTF-8
+    assert len(body.encode()) == BODY_MAX_BYTES
+    assert notification(body=body).body == body
+
+
+def test_duplicate_channels_are_dropped_keeping_first_order() -> None:
+    n = notification(channels=["email", "push", "email", "sms", "push"])
+    assert n.channels == [ChannelName.email, ChannelName.push, ChannelName.sms]
+
+
+def test_every_channel_and_priority_is_accepted() -> None:
+    n = notification(channels=["push", "email", "sms", "webhook"], priority="critical")
+    assert n.channels == list(ChannelName)
+    assert n.priority is Priority.critical
+
+
+@pytest.mark.parametrize(
+    "value", ["a", "A", "9", "agent.v2", "agent_1", "ns:agent", "bot@example.com", "a-b", "a" * 128]
+)
+def test_valid_identifiers_are_accepted(value: str) -> None:
+    n = notification(notification_id=value, agent_id=value, user_id=value)
+    assert (n.notification_id, n.agent_id, n.user_id) == (value, value, value)
+
+
+def test_metadata_of_exactly_16_kb_is_accepted() -> None:
+    # {"k":"xxx..."} is 8 bytes of JSON around the value
+    metadata = {"k": "x" * (METADATA_MAX_BYTES - 8)}
+    assert notification(metadata=metadata).metadata == metadata
+
+
+def test_naive_created_at_is_taken_as_utc() -> None:
+    n = notification(created_at="2024-05-01T12:00:00")
+    assert n.created_at.utcoffset() is not None
+    assert n.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+# --- AgentNotification: invalid input ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("title", ["", " ", "   \t\n  "])
+def test_empty_or_whitespace_title_is_rejected(title: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(title=title)
+    error = only_error(exc)
+    assert error["loc"] == ("title",)
+    assert "must not be empty" in error["msg"]
+
+
+def test_title_over_200_chars_is_rejected_with_its_length() -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(title="t" * (TITLE_MAX_CHARS + 1))
+    error = only_error(exc)
+    assert error["loc"] == ("title",)
+    assert "201 characters" in error["msg"]
+    assert "200" in error["msg"]
+
+
+def test_body_over_10_kb_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(body="b" * (BODY_MAX_BYTES + 1))
+    error = only_error(exc)
+    assert error["loc"] == ("body",)
+    assert "10241 bytes" in error["msg"]
+    assert "10 KB" in error["msg"]
+
+
+def test_body_limit_counts_utf8_bytes_not_characters() -> None:
+    body = "é" * (BODY_MAX_BYTES // 2 + 1)  # 5121 characters, 10242 bytes
+    with pytest.raises(ValidationError) as exc:
+        notification(body=body)
+    error = only_error(exc)
+    assert error["loc"] == ("body",)
+    assert "10242 bytes" in error["msg"]
+
+
+def test_metadata_over_16_kb_as_json_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(metadata={"k": "x" * (METADATA_MAX_BYTES - 7)})
+    error = only_error(exc)
+    assert error["loc"] == ("metadata",)
+    assert "16 KB" in error["msg"]
+    assert f"{METADATA_MAX_BYTES + 1} bytes" in error["msg"]
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])
+def test_non_json_serializable_metadata_is_rejected(value: object) -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(metadata={"k": value})
+    error = only_error(exc)
+    assert error["loc"] == ("metadata",)
+    assert "JSON-serializable" in error["msg"]
+
+
+def test_unknown_channel_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(channels=["push", "fax"])
+    error = only_error(exc)
+    assert error["loc"] == ("channels", 1)
+    assert "fax" in str(error["input"])
+
+
+def test_unknown_priority_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(priority="urgent")
+    error = only_error(exc)
+    assert error["loc"] == ("priority",)
+    assert "critical" in error["msg"]
+
+
+def test_empty_channels_list_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(channels=[])
+    error = only_error(exc)
+    assert error["loc"] == ("channels",)
+    assert "at least one channel" in error["msg"]
+
+
+@pytest.mark.parametrize("field", ["notification_id", "agent_id", "user_id"])
+@pytest.mark.parametrize(
+    "value",
+    ["", "a/b", "../etc", "-leading-dash", ".hidden", "has space", "tab\there", "a" * 129, "ü", "abc\n", "\nabc"],
+)
+def test_bad_identifiers_are_rejected(field: str, value: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(**{field: value})
+    error = only_error(exc)
+    assert error["loc"] == (field,)
+    assert "letters, digits" in error["msg"]
+
+
+@pytest.mark.parametrize("field", ["agent_id", "user_id", "title"])
+def test_required_fields_are_named_when_missing(field: str) -> None:
+    data = {k: v for k, v in VALID.items() if k != field}
+    with pytest.raises(ValidationError) as exc:
+        AgentNotification.model_validate(data)
+    error = only_error(exc)
+    assert error["loc"] == (field,)
+    assert error["type"] == "missing"
+
+
+def test_unknown_field_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(colour="red")
+    error = only_error(exc)
+    assert error["loc"] == ("colour",)
+    assert error["type"] == "extra_forbidden"
+
+
+@pytest.mark.parametrize("key", ["", "k" * 201])
+def test_dedup_key_length_is_bounded(key: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(dedup_key=key)
+    error = only_error(exc)
+    assert error["loc"] == ("dedup_key",)
+
+
+def test_dedup_key_of_200_chars_is_accepted() -> None:
+    assert notification(dedup_key="k" * 200).dedup_key == "k" * 200
+
+
+def test_several_bad_fields_are_all_reported() -> None:
+    with pytest.raises(ValidationError) as exc:
+        notification(title=" ", user_id="a/b", channels=[])
+    assert {e["loc"][0] for e in exc.value.errors()} == {"title", "user_id", "channels"}
+
+
+# --- Contact -------------------------------------------------------------------------------------
+
+
+def test_contact_accepts_valid_values() -> None:
+    contact = Contact(email="alice@example.com", phone="+14155550100", webhook_url="https://hooks.example.com/h?x=1")
+    assert contact.email == "alice@example.com"
+    assert contact.phone == "+14155550100"
+    assert contact.webhook_url == "https://hooks.example.com/h?x=1"
+    assert Contact(webhook_url="http://127.0.0.1:8080").webhook_url == "http://127.0.0.1:8080"
+
+
+def test_contact_fields_are_optional() -> None:
+    assert Contact().model_dump() == {"email": None, "phone": None, "webhook_url": None}
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "alice",
+        "alice@",
+        "@example.com",
+        "alice@example",
+        "al ice@example.com",
+        "a@b@example.com",
+        "alice@example.com\n",
+    ],
+)
+def test_contact_rejects_bad_email(email: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        Contact(email=email)
+    error = only_error(exc)
+    assert error["loc"] == ("email",)
+    assert "email address" in error["msg"]
+
+
+def test_contact_rejects_overlong_email() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Contact(email="a" * 250 + "@example.com")
+    assert only_error(exc)["loc"] == ("email",)
+
+
+@pytest.mark.parametrize(
+    "phone", ["14155550100", "+04155550100", "+1 415 555 0100", "+1-415-555-0100", "+12345", "+1234567890123456", ""]
+)
+def test_contact_rejects_non_e164_phone(phone: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        Contact(phone=phone)
+    error = only_error(exc)
+    assert error["loc"] == ("phone",)
+    assert "E.164" in error["msg"]
+
+
+def test_contact_rejects_phone_with_trailing_newline() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Contact(phone="+14155550100\n")
+    assert only_error(exc)["loc"] == ("phone",)
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/h", "example.com/h", "https://", "https:///path", "https://exa mple.com", "javascript:x"]
+)
+def test_contact_rejects_non_http_webhook_url(url: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        Contact(webhook_url=url)
+    error = only_error(exc)
+    assert error["loc"] == ("webhook_url",)
+    assert "http://" in error["msg"]
+
+
+def test_contact_rejects_webhook_url_with_trailing_newline() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Contact(webhook_url="https://hooks.example.com/h\n")
+    assert only_error(exc)["loc"] == ("webhook_url",)
+
+
+def test_contact_rejects_unknown_field() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Contact.model_validate({"pager": "123"})
+    assert only_error(exc)["loc"] == ("pager",)
+
+
+# --- Preferences ---------------------------------------------------------------------------------
+
+
+def test_seed_preferences_parse() -> None:
+    prefs = Preferences.model_validate(
+        {"default": {"push": True, "email": True, "sms": False}, "agents": {"batch-agent": {"email": False}}}
+    )
+    assert prefs.default.get(ChannelName.push) is True
+    assert prefs.default.get(ChannelName.sms) is False
+    assert prefs.default.get(ChannelName.webhook) is None
+    assert prefs.agents["batch-agent"].get(ChannelName.email) is False
+    assert prefs.agents["batch-agent"].get(ChannelName.push) is None
+
+
+def test_empty_preferences_set_nothing() -> None:
+    prefs = Preferences()
+    assert all(prefs.default.get(c) is None for c in ChannelName)
+    assert prefs.agents == {}
+
+
+def test_unknown_channel_in_default_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Preferences.model_validate({"default": {"push": True, "fax": True}})
+    error = only_error(exc)
+    assert error["loc"] == ("default", "fax")
+    assert error["type"] == "extra_forbidden"
+
+
+def test_unknown_channel_in_agent_entry_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Preferences.model_validate({"agents": {"batch-agent": {"pager": False}}})
+    error = only_error(exc)
+    assert error["loc"] == ("agents", "batch-agent", "pager")
+
+
+def test_unknown_top_level_preference_key_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Preferences.model_validate({"defaults": {"push": True}})
+    assert only_error(exc)["loc"] == ("defaults",)
+
+
+def test_bad_agent_id_in_preferences_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Preferences.model_validate({"agents": {"a/b": {"email": False}}})
+    error = only_error(exc)
+    assert error["loc"][0] == "agents"
+    assert "letters, digits" in error["msg"]
+
+
+def test_non_boolean_switch_is_rejected() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Preferences.model_validate({"default": {"push": "sometimes"}})
+    assert only_error(exc)["loc"] == ("default", "push")

@@ -1,0 +1,298 @@
+"""The store, the same tests on SQLite (the embedded default) and PostgreSQL (several workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+import sqlalchemy as sa
+
+from herald.models import (
+    ChannelName,
+    ChannelResult,
+    ChannelStatus,
+    Contact,
+    DeliveryAttempt,
+    NotificationOutcome,
+    NotificationStatus,
+    Preferences,
+    Priority,
+)
+from herald.store import Store
+from tests.conftest import POSTGRES_URL
+
+NOW = 1_700_000_000.0
+WINDOW = 300.0
+
+
+async def _postgres_reachable() -> str | None:
+    """None if PostgreSQL answers, else why not."""
+    url = sa.engine.make_url(POSTGRES_URL).set(drivername="postgresql")
+    try:
+        conn = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        s = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}")
+        try:
+            yield s
+        finally:
+            await s.close()
+        return
+
+    problem = await _postgres_reachable()
+    if problem is not None:
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable ({problem})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must run the store tests on PostgreSQL too", pytrace=False)
+        pytest.skip(message)
+    schema_name = f"herald_test_{uuid.uuid4().hex}"
+    s = await Store.open(POSTGRES_URL, schema_name=schema_name)
+    try:
+        yield s
+    finally:
+        async with s.engine.begin() as conn:
+            await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE'))
+        await s.close()
+
+
+# --- preferences and contacts --------------------------------------------------------------------
+
+
+async def test_preferences_default_when_missing(store: Store) -> None:
+    assert await store.get_preferences("nobody") == Preferences()
+
+
+async def test_preferences_round_trip(store: Store) -> None:
+    prefs = Preferences.model_validate(
+        {"default": {"push": True, "email": True, "sms": False}, "agents": {"batch-agent": {"email": False}}}
+    )
+    await store.put_preferences("alice", prefs)
+    assert await store.get_preferences("alice") == prefs
+    assert await store.get_preferences("bob") == Preferences()
+
+
+async def test_put_preferences_twice_replaces(store: Store) -> None:
+    await store.put_preferences("alice", Preferences.model_validate({"default": {"sms": True}, "agents": {"a": {}}}))
+    second = Preferences.model_validate({"default": {"email": False}})
+    await store.put_preferences("alice", second)
+    got = await store.get_preferences("alice")
+    assert got == second
+    assert got.default.sms is None
+    assert got.agents == {}
+
+
+async def test_contact_none_when_missing(store: Store) -> None:
+    assert await store.get_contact("nobody") is None
+
+
+async def test_contact_round_trip_and_replace(store: Store) -> None:
+    contact = Contact(email="alice@example.com", phone="+14155550100", webhook_url="https://hooks.example.com/a")
+    await store.put_contact("alice", contact)
+    assert await store.get_contact("alice") == contact
+    await store.put_contact("alice", Contact(email="new@example.com"))
+    assert await store.get_contact("alice") == Contact(email="new@example.com")
+    assert await store.get_contact("bob") is None
+
+
+# --- dedup keys ----------------------------------------------------------------------------------
+
+
+async def test_first_claimer_owns_the_key(store: Store) -> None:
+    assert await store.claim_dedup_key("k", "n1", WINDOW, now=NOW) == "n1"
+
+
+async def test_second_claimer_gets_the_first_owner(store: Store) -> None:
+    await store.claim_dedup_key("k", "n1", WINDOW, now=NOW)
+    assert await store.claim_dedup_key("k", "n2", WINDOW, now=NOW + 1) == "n1"
+    assert await store.claim_dedup_key("k", "n3", WINDOW, now=NOW + WINDOW - 1) == "n1"
+
+
+async def test_owner_claiming_again_still_owns(store: Store) -> None:
+    await store.claim_dedup_key("k", "n1", WINDOW, now=NOW)
+    await store.claim_dedup_key("k", "n2", WINDOW, now=NOW + 1)
+    assert await store.claim_dedup_key("k", "n1", WINDOW, now=NOW + 2) == "n1"
+
+
+async def test_keys_are_independent(store: Store) -> None:
+    await store.claim_dedup_key("k1", "n1", WINDOW, now=NOW)
+    assert await store.claim_dedup_key("k2", "n2", WINDOW, now=NOW) == "n2"
+
+
+async def test_new_claimer_takes_over_after_the_window(store: Store) -> None:
+    await store.claim_dedup_key("k", "n1", WINDOW, now=NOW)
+    assert await store.claim_dedup_key("k", "n2", WINDOW, now=NOW + WINDOW) == "n2"
+    # n2 now owns it for a fresh window
+    assert await store.claim_dedup_key("k", "n3", WINDOW, now=NOW + WINDOW + 1) == "n2"
+    assert await store.claim_dedup_key("k", "n1", WINDOW, now=NOW + WINDOW + 2) == "n2"
+    assert await store.claim_dedup_key("k", "n3", WINDOW, now=NOW + 2 * WINDOW) == "n3"
+
+
+async def test_claim_without_now_uses_the_clock(store: Store) -> None:
+    assert await store.claim_dedup_key("k", "n1", WINDOW) == "n1"
+    assert await store.claim_dedup_key("k", "n2", WINDOW) == "n1"
+
+
+async def test_concurrent_claims_agree_on_one_owner(store: Store) -> None:
+    ids = [f"n{i}" for i in range(20)]
+    owners = await asyncio.gather(*(store.claim_dedup_key("hot", i, WINDOW, now=NOW) for i in ids))
+    assert len(set(owners)) == 1
+    assert owners[0] in ids
+    # and the stored owner is the one they all saw
+    assert await store.claim_dedup_key("hot", "late", WINDOW, now=NOW + 1) == owners[0]
+
+
+async def test_purge_removes_only_expired_keys(store: Store) -> None:
+    await store.claim_dedup_key("old", "n1", 10, now=NOW)
+    await store.claim_dedup_key("edge", "n2", 20, now=NOW)
+    await store.claim_dedup_key("fresh", "n3", WINDOW, now=NOW)
+    assert await store.purge_dedup_keys(now=NOW + 20) == 2
+    assert await store.purge_dedup_keys(now=NOW + 20) == 0
+    # the live key still has its owner, the purged ones are free again
+    assert await store.claim_dedup_key("fresh", "x", WINDOW, now=NOW + 21) == "n3"
+    assert await store.claim_dedup_key("old", "y", WINDOW, now=NOW + 21) == "y"
+
+
+# --- delivery log --------------------------------------------------------------------------------
+
+
+def attempt(
+    n: int,
+    result: ChannelStatus,
+    *,
+    notification_id: str = "n1",
+    channel: ChannelName = ChannelName.email,
+    started_at: datetime | None = None,
+    **kw: object,
+) -> DeliveryAttempt:
+    started = started_at or datetime(2024, 5, 1, 12, 0, n, 123456, tzinfo=UTC)
+    workflow_id = f"notification/{notification_id}"
+    return DeliveryAttempt.model_validate(
+        {
+            "notification_id": notification_id,
+            "workflow_id": workflow_id,
+            "channel": channel,
+            "attempt": n,
+            "idempotency_key": f"{workflow_id}/{channel.value}",
+            "result": result,
+            "started_at": started,
+            "finished_at": started + timedelta(seconds=1),
+            **kw,
+        }
+    )
+
+
+async def test_attempts_round_trip_in_order(store: Store) -> None:
+    first = attempt(1, ChannelStatus.failed, error_type="TransientDeliveryError", error="503 from provider")
+    second = attempt(2, ChannelStatus.delivered, provider_message_id="msg-1")
+    other = attempt(1, ChannelStatus.delivered, notification_id="n2")
+    for a in (first, second, other):
+        await store.record_attempt(a)
+    assert await store.attempts("n1") == [first, second]
+    assert await store.attempts("n2") == [other]
+    assert await store.attempts("missing") == []
+
+
+async def test_attempt_timestamps_come_back_utc_aware(store: Store) -> None:
+    await store.record_attempt(attempt(1, ChannelStatus.delivered))
+    (got,) = await store.attempts("n1")
+    for ts in (got.started_at, got.finished_at):
+        assert ts.tzinfo is not None
+        assert ts.utcoffset() == timedelta(0)
+    assert got.started_at == datetime(2024, 5, 1, 12, 0, 1, 123456, tzinfo=UTC)
+
+
+async def test_attempt_timestamp_in_another_zone_keeps_its_instant(store: Store) -> None:
+    started = datetime(2024, 5, 1, 14, 0, 0, tzinfo=timezone(timedelta(hours=2)))  # 12:00 UTC
+    await store.record_attempt(attempt(1, ChannelStatus.delivered, started_at=started))
+    (got,) = await store.attempts("n1")
+    assert got.started_at == datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    assert got.started_at.utcoffset() == timedelta(0)
+
+
+async def test_find_delivered_ignores_failed_attempts(store: Store) -> None:
+    key = "notification/n1/email"
+    await store.record_attempt(attempt(1, ChannelStatus.failed, error_type="TransientDeliveryError"))
+    assert await store.find_delivered(key) is None
+    delivered = attempt(2, ChannelStatus.delivered, provider_message_id="msg-1")
+    await store.record_attempt(delivered)
+    await store.record_attempt(attempt(3, ChannelStatus.failed))
+    found = await store.find_delivered(key)
+    assert found == delivered
+    assert found is not None and found.started_at.utcoffset() == timedelta(0)
+
+
+async def test_find_delivered_is_per_idempotency_key(store: Store) -> None:
+    await store.record_attempt(attempt(1, ChannelStatus.delivered, channel=ChannelName.push))
+    assert await store.find_delivered("notification/n1/push") is not None
+    assert await store.find_delivered("notification/n1/email") is None
+    assert await store.find_delivered("notification/n2/push") is None
+
+
+# --- outcomes and ops alerts ---------------------------------------------------------------------
+
+
+def outcome(status: NotificationStatus, **channels: ChannelResult) -> NotificationOutcome:
+    return NotificationOutcome(
+        notification_id="n1",
+        workflow_id="notification/n1",
+        agent_id="batch-agent",
+        user_id="alice",
+        priority=Priority.critical,
+        status=status,
+        channels={ChannelName(k): v for k, v in channels.items()},
+    )
+
+
+async def test_outcome_missing_is_none(store: Store) -> None:
+    assert await store.get_outcome("missing") is None
+
+
+async def test_outcome_round_trip_and_replace(store: Store) -> None:
+    pending = outcome(NotificationStatus.pending, push=ChannelResult(channel=ChannelName.push))
+    await store.record_outcome(pending)
+    assert await store.get_outcome("n1") == pending
+
+    final = outcome(
+        NotificationStatus.unconfirmed,
+        push=ChannelResult(channel=ChannelName.push, status=ChannelStatus.delivered, attempts=1),
+        sms=ChannelResult(
+            channel=ChannelName.sms,
+            status=ChannelStatus.failed,
+            attempts=4,
+            error_type="TransientDeliveryError",
+            escalation=True,
+        ),
+    )
+    final.ops_alert = "critical alert confirmed on 1 of 2 channels"
+    await store.record_outcome(final)
+    assert await store.get_outcome("n1") == final
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT status FROM notifications WHERE notification_id = 'n1'"))).all()
+    assert [r[0] for r in rows] == ["unconfirmed"]
+
+
+async def test_ops_alert_recorded_once_per_notification_and_kind(store: Store) -> None:
+    await store.record_ops_alert("n1", "unconfirmed", "first message")
+    await store.record_ops_alert("n1", "unconfirmed", "retried message")
+    await store.record_ops_alert("n1", "other-kind", "another")
+    await store.record_ops_alert("n2", "unconfirmed", "for n2")
+    alerts = await store.ops_alerts("n1")
+    assert sorted((a["kind"], a["message"]) for a in alerts) == [
+        ("other-kind", "another"),
+        ("unconfirmed", "first message"),
+    ]
+    assert [(a["kind"], a["message"]) for a in await store.ops_alerts("n2")] == [("unconfirmed", "for n2")]
+    assert await store.ops_alerts("n3") == []

@@ -1,0 +1,79 @@
+"""Replay recorded histories against today's workflow code, so a change that breaks running workflows fails CI.
+
+`make histories` re-records them (HERALD_RECORD_HISTORIES=1); do that only for an intended, versioned change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus
+from tests.conftest import Harness
+from tests.fakes.http import FakeHTTPServer
+from workflows import ALL_WORKFLOWS
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+RECORDING = os.environ.get("HERALD_RECORD_HISTORIES") == "1"
+
+
+def recorded() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", recorded(), ids=lambda p: p.stem)
+async def test_replay_recorded_history(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
+
+
+def test_every_workflow_type_has_a_recorded_history() -> None:
+    names = {p.stem.split("-")[0] for p in recorded()}
+    expected = {wf.__temporal_workflow_definition.name for wf in ALL_WORKFLOWS}  # type: ignore[attr-defined]
+    assert expected <= names, f"record histories for {sorted(expected - names)} with `make histories`"
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_histories(herald: Harness, fake_http: FakeHTTPServer) -> None:
+    """Scenarios that between them take every branch of NotificationWorkflow."""
+    url = fake_http.script("/record-flaky", 503, 200)
+    await herald.store.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))
+
+    def note(**fields: Any) -> AgentNotification:
+        return AgentNotification(**{"agent_id": "recorder", "user_id": "user-1", "title": "Recorded", **fields})
+
+    scenarios = {
+        "delivered": note(title="two channels", channels=[ChannelName.push, ChannelName.email]),
+        "retried": note(title="webhook retried", channels=[ChannelName.webhook]),
+        "no_channel": note(title="sms for low", priority="low", channels=[ChannelName.sms]),
+        "unconfirmed": note(title="critical", priority="critical", channels=[ChannelName.email]),
+    }
+    with herald.runtime.hub.connect("user-1") as connection:
+
+        async def ack() -> None:
+            while True:
+                connection.ack((await connection.receive())["notification_id"])
+
+        acker = asyncio.create_task(ack())
+        handles = {name: await herald.client.notify(n) for name, n in scenarios.items()}
+        outcomes = {name: await h.outcome() for name, h in handles.items()}
+        duplicate = await herald.client.notify(note(title="two channels", channels=[ChannelName.email]))
+        handles["duplicate"], outcomes["duplicate"] = duplicate, await duplicate.outcome()
+        acker.cancel()
+
+    assert outcomes["duplicate"].status is NotificationStatus.suppressed_duplicate
+    assert outcomes["no_channel"].status is NotificationStatus.no_channel
+    HISTORIES.mkdir(exist_ok=True)
+    for old in recorded():
+        old.unlink()
+    for name, handle in handles.items():
+        history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
