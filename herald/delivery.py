@@ -51,7 +51,8 @@ class DeliveryService:
             await self._log(request, attempt, started, error=exc)
             raise
         except Exception as exc:  # a provider library's own failure: retry it, but never echo its text
-            log.exception("unexpected error from %s channel", request.channel.value)
+            # The type only: a provider library's message or traceback may quote an address or a number.
+            log.error("unexpected %s from the %s channel", type(exc).__name__, request.channel.value)
             error = TransientDeliveryError(f"unexpected {type(exc).__name__} in channel", type_name="ChannelCrashed")
             await self._log(request, attempt, started, error=error)
             raise error from exc

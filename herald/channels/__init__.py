@@ -7,10 +7,9 @@ from functools import partial
 from herald.channels.base import Channel, OutboundMessage, SendResult
 from herald.channels.outbox import OutboxChannel
 from herald.channels.push import PushChannel, PushConnection, PushHub
-from herald.channels.render import email_payload, sms_payload, webhook_body
+from herald.channels.render import email_payload, sms_payload, webhook_outbox_payload
 from herald.channels.webhook import WebhookChannel
 from herald.config import Settings
-from herald.errors import ContactMissing
 from herald.models import ChannelName
 
 __all__ = [
@@ -26,12 +25,6 @@ __all__ = [
 ]
 
 
-def _webhook_outbox(message: OutboundMessage) -> dict[str, object]:
-    if not message.contact.webhook_url:
-        raise ContactMissing("the user has no webhook URL on file")
-    return {"url": message.contact.webhook_url, "webhook-id": message.idempotency_key, "body": webhook_body(message)}
-
-
 def build_channels(settings: Settings, hub: PushHub) -> dict[ChannelName, Channel]:
     """One Channel per name: the configured provider, else the outbox."""
     outbox = settings.outbox_dir
@@ -39,7 +32,7 @@ def build_channels(settings: Settings, hub: PushHub) -> dict[ChannelName, Channe
     if settings.webhook_secret is not None:
         webhook = WebhookChannel(settings.webhook_secret.get_secret_value(), timeout=settings.send_timeout_seconds)
     else:
-        webhook = OutboxChannel(ChannelName.webhook, outbox, _webhook_outbox)
+        webhook = OutboxChannel(ChannelName.webhook, outbox, webhook_outbox_payload)
     return {
         ChannelName.push: PushChannel(hub),
         ChannelName.email: OutboxChannel(ChannelName.email, outbox, partial(email_payload, sender=settings.email_from)),

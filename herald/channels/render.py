@@ -54,6 +54,13 @@ def webhook_body(message: OutboundMessage) -> dict[str, Any]:
     return {"type": "notification.created", "timestamp": n.created_at.isoformat(), "data": notification_fields(message)}
 
 
+def webhook_outbox_payload(message: OutboundMessage) -> dict[str, Any]:
+    """The webhook as it would be posted: where to, its webhook-id, and its body."""
+    if not message.contact.webhook_url:
+        raise ContactMissing("the user has no webhook URL on file")
+    return {"url": message.contact.webhook_url, "webhook-id": message.idempotency_key, "body": webhook_body(message)}
+
+
 def notification_fields(message: OutboundMessage) -> dict[str, Any]:
     n = message.notification
     return {

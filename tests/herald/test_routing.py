@@ -23,6 +23,7 @@ from herald.routing import (
     escalation_channels,
     fallback_channel,
     final_status,
+    joined_channel,
     merge_preferences,
     plan_channels,
 )
@@ -381,3 +382,24 @@ def test_final_status_of_non_critical_is_never_a_critical_status(fulfilled: list
     status = final_status(priority, fulfilled, sum(fulfilled), 2)
     assert status in {NotificationStatus.delivered, NotificationStatus.partially_delivered, NotificationStatus.failed}
     assert (status is NotificationStatus.delivered) == (bool(fulfilled) and all(fulfilled))
+
+
+# --- joined_channel: push with nobody connected rides on an email already on its way ------------------
+
+
+def test_unconnected_push_joins_an_email_already_in_use() -> None:
+    used = {ChannelName.push, ChannelName.email}
+    assert joined_channel(RecipientNotConnected.type_name, ALL_ON, Priority.medium, used) is ChannelName.email
+
+
+def test_unconnected_push_does_not_join_when_email_is_unused_or_off() -> None:
+    assert joined_channel(RecipientNotConnected.type_name, ALL_ON, Priority.medium, {ChannelName.push}) is None
+    email_off = {**ALL_ON, ChannelName.email: False}
+    used = {ChannelName.push, ChannelName.email}
+    assert joined_channel(RecipientNotConnected.type_name, email_off, Priority.medium, used) is None
+
+
+def test_other_failures_never_join() -> None:
+    used = {ChannelName.push, ChannelName.email}
+    for error_type in (ContactMissing.type_name, TransientDeliveryError.type_name, None):
+        assert joined_channel(error_type, ALL_ON, Priority.high, used) is None
