@@ -2,53 +2,52 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from herald.models import ChannelName, DeliveryPolicy, RetrySettings
-
-
-def _env(name: str) -> AliasChoices:
-    return AliasChoices(name)
+from herald.models import DEFAULT_FALLBACK_ORDER, ChannelName, DeliveryPolicy, RetrySettings
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    """HERALD_* variables, plus TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TWILIO_FROM as DESIGN.md names them."""
 
-    home: Path = Field(default=Path(".herald"), validation_alias=_env("HERALD_HOME"))
-    database_url: str | None = Field(default=None, validation_alias=_env("HERALD_DATABASE_URL"))
-    temporal_address: str = Field(default="localhost:7233", validation_alias=_env("TEMPORAL_ADDRESS"))
-    temporal_namespace: str = Field(default="default", validation_alias=_env("TEMPORAL_NAMESPACE"))
-    task_queue: str = Field(default="herald", validation_alias=_env("HERALD_TASK_QUEUE"))
+    # The prefix matters: without it `home` would be read from $HOME.
+    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
 
-    api_host: str = Field(default="127.0.0.1", validation_alias=_env("HERALD_API_HOST"))
-    api_port: int = Field(default=8000, validation_alias=_env("HERALD_API_PORT"))
-    public_url: str | None = Field(default=None, validation_alias=_env("HERALD_PUBLIC_URL"))
+    home: Path = Path(".herald")
+    database_url: str | None = None
+    temporal_address: str = Field(default="localhost:7233", validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    task_queue: str = "herald"
 
-    webhook_secret: SecretStr | None = Field(default=None, validation_alias=_env("HERALD_WEBHOOK_SECRET"))
-    email_from: str = Field(default="herald@localhost", validation_alias=_env("HERALD_EMAIL_FROM"))
-    sms_from: str | None = Field(default=None, validation_alias=_env("TWILIO_FROM"))
-    push_ack_timeout_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("HERALD_PUSH_ACK_TIMEOUT"))
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str | None = None
 
-    dedup_window_seconds: int = Field(default=300, ge=0, validation_alias=_env("HERALD_DEDUP_WINDOW_SECONDS"))
-    retry_initial_seconds: float = Field(default=30.0, gt=0, validation_alias=_env("HERALD_RETRY_INITIAL_SECONDS"))
-    retry_backoff: float = Field(default=4.0, ge=1, validation_alias=_env("HERALD_RETRY_BACKOFF"))
-    retry_max_interval_seconds: float = Field(
-        default=600.0, gt=0, validation_alias=_env("HERALD_RETRY_MAX_INTERVAL_SECONDS")
-    )
-    retry_max_retries: int = Field(default=3, ge=0, validation_alias=_env("HERALD_RETRY_MAX_RETRIES"))
-    send_timeout_seconds: float = Field(default=30.0, gt=0, validation_alias=_env("HERALD_SEND_TIMEOUT_SECONDS"))
-    fallback_order: list[ChannelName] = Field(
-        default_factory=lambda: [ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook],
-        validation_alias=_env("HERALD_FALLBACK_ORDER"),
-    )
+    webhook_secret: SecretStr | None = None
+    email_from: str = "herald@localhost"
+    sms_from: str | None = Field(default=None, validation_alias="TWILIO_FROM")
+    push_ack_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    dedup_window_seconds: int = Field(default=300, ge=0)
+    retry_initial_seconds: float = Field(default=30.0, gt=0)
+    retry_backoff: float = Field(default=4.0, ge=1)
+    retry_max_interval_seconds: float = Field(default=600.0, gt=0)
+    retry_max_retries: int = Field(default=3, ge=0)
+    send_timeout_seconds: float = Field(default=30.0, gt=0)
+    fallback_order: Annotated[list[ChannelName], NoDecode] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ORDER))
 
     @field_validator("fallback_order", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        """Accept `push,email` as well as a JSON list."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

@@ -22,11 +22,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_dev(home: Path, ports: dict[str, int], log: Path) -> subprocess.Popen[bytes]:
+def start_dev(workdir: Path, ports: dict[str, int], log: Path) -> subprocess.Popen[bytes]:
+    """As `make run` does: no HERALD_HOME, so the data goes to ./.herald in the working directory."""
     herald = Path(sys.executable).parent / "herald"
     args = [str(herald), "dev", "--demo"] + [f"--{k}-port={v}" for k, v in ports.items()]
-    env = {**os.environ, "HERALD_HOME": str(home)}
-    return subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    return subprocess.Popen(args, env=env, cwd=workdir, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], timeout: float = 90) -> str:
@@ -51,11 +52,11 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 async def test_dev_stack_runs_demo_and_keeps_data_across_restarts(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = tmp_path / ".herald"
     ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
     log = tmp_path / "dev.log"
 
-    process = start_dev(home, ports, log)
+    process = start_dev(tmp_path, ports, log)
     try:
         output = wait_for_line(log, "email -> ", process)
         assert f"http://127.0.0.1:{ports['ui']}/namespaces/default/workflows" in output
@@ -78,7 +79,7 @@ async def test_dev_stack_runs_demo_and_keeps_data_across_restarts(tmp_path: Path
     assert "stopping" in log.read_text()
 
     second_log = tmp_path / "dev2.log"
-    process = start_dev(home, ports, second_log)
+    process = start_dev(tmp_path, ports, second_log)
     try:
         again = wait_for_line(second_log, "email -> ", process)
         assert "delivered" in again, "a second run's demo is a new notification, not a duplicate"

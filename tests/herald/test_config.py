@@ -1,0 +1,86 @@
+"""Settings read the names DESIGN.md gives, and nothing else (HOME is not HERALD_HOME)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from herald.config import Settings
+from herald.models import ChannelName
+
+NAMES = [
+    "HERALD_HOME",
+    "HERALD_DATABASE_URL",
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "HERALD_TASK_QUEUE",
+    "HERALD_FALLBACK_ORDER",
+    "HERALD_WEBHOOK_SECRET",
+    "TWILIO_FROM",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_ignore_unrelated_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TASK_QUEUE", "not-ours")
+    settings = Settings()
+    assert settings.home == Path(".herald")
+    assert settings.task_queue == "herald"
+    assert settings.temporal_address == "localhost:7233"
+    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{(Path('.herald') / 'herald.db').resolve()}"
+    assert settings.outbox_dir == Path(".herald") / "outbox"
+    assert settings.webhook_secret is None
+
+
+def test_design_names_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HERALD_HOME", str(tmp_path))
+    monkeypatch.setenv("HERALD_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/test")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:7999")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "herald")
+    monkeypatch.setenv("HERALD_TASK_QUEUE", "q1")
+    monkeypatch.setenv("HERALD_WEBHOOK_SECRET", "whsec_abc")
+    monkeypatch.setenv("TWILIO_FROM", "+14155550100")
+    settings = Settings()
+    assert settings.home == tmp_path
+    assert settings.resolved_database_url == "postgresql+asyncpg://postgres@127.0.0.1/test"
+    assert (settings.temporal_address, settings.temporal_namespace, settings.task_queue) == (
+        "127.0.0.1:7999",
+        "herald",
+        "q1",
+    )
+    assert settings.webhook_secret is not None and settings.webhook_secret.get_secret_value() == "whsec_abc"
+    assert "whsec_abc" not in repr(settings), "secrets never print"
+    assert settings.sms_from == "+14155550100"
+
+
+@pytest.mark.parametrize("value", ["email, sms", '["email", "sms"]'])
+def test_fallback_order_as_comma_list_or_json(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("HERALD_FALLBACK_ORDER", value)
+    settings = Settings()
+    assert settings.fallback_order == [ChannelName.email, ChannelName.sms]
+    assert settings.delivery_policy().fallback_order == [ChannelName.email, ChannelName.sms]
+
+
+def test_bad_fallback_channel_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_FALLBACK_ORDER", "email,fax")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert info.value.errors()[0]["loc"][0] == "fallback_order"
+
+
+def test_retry_settings_reach_the_delivery_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_RETRY_INITIAL_SECONDS", "1.5")
+    monkeypatch.setenv("HERALD_RETRY_MAX_RETRIES", "5")
+    monkeypatch.setenv("HERALD_DEDUP_WINDOW_SECONDS", "60")
+    policy = Settings().delivery_policy()
+    assert policy.retry.initial_interval_seconds == 1.5
+    assert policy.retry.maximum_retries == 5
+    assert policy.dedup_window_seconds == 60
