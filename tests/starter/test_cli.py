@@ -1,0 +1,107 @@
+"""The `herald` CLI and the standalone worker, run as processes against the session's dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus, Preferences
+from starter import HeraldClient
+from tests.conftest import FAST_POLICY, Harness
+
+HERALD = str(Path(sys.executable).parent / "herald")
+
+
+def cli_env(herald: Harness, temporal_env: WorkflowEnvironment) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
+    env.update(
+        HERALD_HOME=str(herald.settings.home),
+        TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+        HERALD_TASK_QUEUE=herald.client.task_queue,
+    )
+    return env
+
+
+async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        HERALD, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_prefs_set_and_get(herald: Harness, temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    env = cli_env(herald, temporal_env)
+    prefs = {"default": {"push": True, "email": True, "sms": False}, "agents": {"batch-agent": {"email": False}}}
+    (tmp_path / "prefs.json").write_text(json.dumps(prefs))
+    code, out, err = await run_cli(env, "prefs", "set", "ada", str(tmp_path / "prefs.json"))
+    assert code == 0, err
+    code, out, _ = await run_cli(env, "prefs", "get", "ada")
+    assert code == 0 and json.loads(out) == prefs
+    assert (await herald.store.get_preferences("ada")).agents["batch-agent"].email is False
+
+
+async def test_bad_input_names_the_field_and_changes_nothing(
+    herald: Harness, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    env = cli_env(herald, temporal_env)
+    (tmp_path / "bad.json").write_text(json.dumps({"default": {"fax": True}}))
+    code, _, err = await run_cli(env, "prefs", "set", "ada", str(tmp_path / "bad.json"))
+    assert code == 2 and "error: default.fax: is not a known field" in err
+    (tmp_path / "broken.json").write_text("{not json")
+    code, _, err = await run_cli(env, "prefs", "set", "ada", str(tmp_path / "broken.json"))
+    assert code == 2 and "not valid JSON" in err
+    code, _, err = await run_cli(env, "notify", "--agent", "a", "--user", "ada", "--title", " ")
+    assert code == 2 and "error: title: must not be empty" in err
+    assert await herald.store.get_preferences("ada") == Preferences(), "nothing was saved"
+
+
+async def test_notify_wait_then_status(herald: Harness, temporal_env: WorkflowEnvironment) -> None:
+    env = cli_env(herald, temporal_env)
+    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    args = ["notify", "--agent", "deploy-bot", "--user", "ada", "--title", "Deploy finished"]
+    code, out, err = await run_cli(env, *args, "--channel", "email", "--priority", "high", "--wait")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["workflow_id"] == f"notification/{result['notification_id']}"
+    assert result["outcome"]["status"] == "delivered"
+
+    code, out, err = await run_cli(env, "status", result["notification_id"])
+    assert code == 0, err
+    assert out.splitlines()[0] == f"notification/{result['notification_id']}: delivered (high, deploy-bot -> ada)"
+    assert "email    delivered" in out and "#1 delivered" in out
+
+    code, _, err = await run_cli(env, "status", "no-such-notification")
+    assert code == 1 and "no notification no-such-notification" in err
+
+
+async def test_standalone_worker_from_environment(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """`herald worker` configured only by TEMPORAL_ADDRESS, HERALD_TASK_QUEUE and HERALD_HOME."""
+    queue = f"standalone-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
+    env.update(
+        HERALD_HOME=str(tmp_path / "home"),
+        TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+        HERALD_TASK_QUEUE=queue,
+    )
+    worker = await asyncio.create_subprocess_exec(
+        HERALD, "worker", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        client = HeraldClient(temporal_env.client, queue, FAST_POLICY)
+        notification = AgentNotification(agent_id="a", user_id="nobody", title="t", channels=[ChannelName.push])
+        outcome = await asyncio.wait_for((await client.notify(notification)).outcome(), 60)
+        # nobody connected, no email address: both fail, and the worker says so in the outcome
+        assert outcome.status is NotificationStatus.failed
+        assert outcome.channels[ChannelName.email].error_type == "ContactMissing"
+        assert (tmp_path / "home" / "herald.db").exists(), "the worker's store is under HERALD_HOME"
+    finally:
+        worker.terminate()
+        await worker.wait()
