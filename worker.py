@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from temporalio.client import Client
@@ -48,13 +48,23 @@ async def open_runtime(settings: Settings, hub: PushHub | None = None) -> AsyncI
         await store.close()
 
 
-def create_worker(client: Client, runtime: Runtime, task_queue: str | None = None) -> Worker:
-    """All activities are async, so none blocks the event loop; no thread pool is needed."""
+def create_worker(
+    client: Client,
+    runtime: Runtime,
+    task_queue: str | None = None,
+    workflow_failure_exception_types: Sequence[type[BaseException]] = (),
+) -> Worker:
+    """All activities are async, so none blocks the event loop; no thread pool is needed.
+
+    By default a bug in workflow code retries the workflow task until a fixed worker is deployed, as
+    Temporal intends; tests pass `[Exception]` so such a bug fails the workflow at once instead.
+    """
     return Worker(
         client,
         task_queue=task_queue or runtime.settings.task_queue,
         workflows=ALL_WORKFLOWS,
         activities=build_activities(runtime.store, runtime.channels),
+        workflow_failure_exception_types=workflow_failure_exception_types,
     )
 
 

@@ -318,7 +318,7 @@ class ChannelResult(BaseModel):
 
     channel: ChannelName
     status: ChannelStatus = ChannelStatus.pending
-    attempts: int = 0
+    attempt_count: int = 0
     error_type: str | None = None
     error: str | None = None
     provider_message_id: str | None = None

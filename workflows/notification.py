@@ -173,13 +173,13 @@ class NotificationWorkflow:
                 result.error = cause.message
                 details = cause.details[0] if cause.details else None
                 if isinstance(details, dict):
-                    result.attempts = int(details.get("attempt", 0))
+                    result.attempt_count = int(details.get("attempt", 0))
             else:
                 result.error_type = type(cause).__name__ if cause else "ActivityError"
                 result.error = str(cause or err)
             return result.error_type
         result.status = ChannelStatus.delivered
-        result.attempts = receipt.attempt
+        result.attempt_count = receipt.attempt
         result.provider_message_id = receipt.provider_message_id
         return None
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
 from herald.models import (
     ChannelName,
+    ChannelResult,
     DeliveryAttempt,
     NotificationOutcome,
     NotificationStatus,
@@ -19,14 +20,10 @@ from starter.client import HeraldClient
 QUERY_TIMEOUT = timedelta(seconds=5)
 
 
-class ChannelReport(BaseModel):
-    status: str
-    attempts: list[DeliveryAttempt]
-    error_type: str | None = None
-    error: str | None = None
-    provider_message_id: str | None = None
-    fallback_for: ChannelName | None = None
-    escalation: bool = False
+class ChannelReport(ChannelResult):
+    """A channel's result with every attempt from the delivery log."""
+
+    attempts: list[DeliveryAttempt] = Field(default_factory=list)
 
 
 class NotificationView(BaseModel):
@@ -46,13 +43,10 @@ class TemporalUnavailable(Exception):
 
 
 def build_view(outcome: NotificationOutcome, attempts: list[DeliveryAttempt]) -> NotificationView:
-    channels: dict[ChannelName, ChannelReport] = {}
-    for channel, result in outcome.channels.items():
-        channels[channel] = ChannelReport(
-            status=result.status.value,
-            attempts=[a for a in attempts if a.channel is channel],
-            **result.model_dump(include={"error_type", "error", "provider_message_id", "fallback_for", "escalation"}),
-        )
+    channels = {
+        channel: ChannelReport(**result.model_dump(), attempts=[a for a in attempts if a.channel is channel])
+        for channel, result in outcome.channels.items()
+    }
     return NotificationView(
         **outcome.model_dump(include={"notification_id", "workflow_id", "agent_id", "user_id", "duplicate_of"}),
         priority=outcome.priority.value,

@@ -8,21 +8,20 @@ metadata = sa.MetaData()
 
 Timestamp = sa.DateTime(timezone=True)
 
-preferences = sa.Table(
-    "preferences",
-    metadata,
-    sa.Column("user_id", sa.String(128), primary_key=True),
-    sa.Column("data", sa.JSON, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-)
 
-contacts = sa.Table(
-    "contacts",
-    metadata,
-    sa.Column("user_id", sa.String(128), primary_key=True),
-    sa.Column("data", sa.JSON, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-)
+def _per_user_document(name: str) -> sa.Table:
+    """One validated JSON document per user (preferences, contact): always read and written whole."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("user_id", sa.String(128), primary_key=True),
+        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
+    )
+
+
+preferences = _per_user_document("preferences")
+contacts = _per_user_document("contacts")
 
 # One row per content key: the first notification to claim it owns it until the window ends.
 dedup_keys = sa.Table(

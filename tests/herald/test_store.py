@@ -267,11 +267,11 @@ async def test_outcome_round_trip_and_replace(store: Store) -> None:
 
     final = outcome(
         NotificationStatus.unconfirmed,
-        push=ChannelResult(channel=ChannelName.push, status=ChannelStatus.delivered, attempts=1),
+        push=ChannelResult(channel=ChannelName.push, status=ChannelStatus.delivered, attempt_count=1),
         sms=ChannelResult(
             channel=ChannelName.sms,
             status=ChannelStatus.failed,
-            attempts=4,
+            attempt_count=4,
             error_type="TransientDeliveryError",
             escalation=True,
         ),

@@ -159,7 +159,7 @@ async def test_push_without_connection_falls_through_to_email(herald: Harness) -
 
     assert outcome.status is NotificationStatus.delivered
     push, email = outcome.channels[PUSH], outcome.channels[EMAIL]
-    assert (push.status, push.error_type, push.attempts) == ("failed", "RecipientNotConnected", 1)
+    assert (push.status, push.error_type, push.attempt_count) == ("failed", "RecipientNotConnected", 1)
     assert (email.status, email.fallback_for) == ("delivered", PUSH)
     assert len(outbox_files(herald, "email")) == 1
 
@@ -187,7 +187,7 @@ async def test_permanent_failure_falls_back_to_next_channel(herald: Harness, fak
     outcome = await (await herald.client.notify(note(channels=[WEBHOOK]))).outcome()
 
     webhook, email = outcome.channels[WEBHOOK], outcome.channels[EMAIL]
-    assert (webhook.status, webhook.error_type, webhook.attempts) == ("failed", "WebhookRejected", 1)
+    assert (webhook.status, webhook.error_type, webhook.attempt_count) == ("failed", "WebhookRejected", 1)
     assert len(fake_http.received("/rejects")) == 1, "a permanent error is not retried"
     assert (email.status, email.fallback_for) == ("delivered", WEBHOOK)
     assert PUSH not in outcome.channels, "a disabled channel is skipped in the fallback order"
@@ -217,7 +217,7 @@ async def test_transient_failure_is_retried_then_delivered(herald: Harness, fake
     outcome = await handle.outcome()
 
     assert outcome.status is NotificationStatus.delivered
-    assert outcome.channels[WEBHOOK].attempts == 3
+    assert outcome.channels[WEBHOOK].attempt_count == 3
     logged = await herald.store.attempts(handle.notification_id)
     assert [(a.attempt, a.result, a.error_type) for a in logged] == [
         (1, "failed", "WebhookUnavailable"),
@@ -253,7 +253,7 @@ async def test_retries_run_out_then_fallback(herald: Harness, fake_http: FakeHTT
     await herald.store.put_preferences("user-1", Preferences.model_validate({"default": {"push": False}}))
     outcome = await (await herald.client.notify(note(channels=[WEBHOOK]))).outcome()
 
-    assert outcome.channels[WEBHOOK].attempts == 4, "3 retries after the first try"
+    assert outcome.channels[WEBHOOK].attempt_count == 4, "3 retries after the first try"
     assert outcome.channels[EMAIL].status is ChannelStatus.delivered
     assert outcome.status is NotificationStatus.delivered
 
