@@ -19,7 +19,7 @@ from temporalio.client import Client
 from herald.api.app import create_app
 from herald.channels import PushHub
 from herald.config import Settings, temporal_binary
-from herald.models import AgentNotification, ChannelName, Contact, Priority, utcnow
+from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, Priority, utcnow
 from herald.store import Store
 from starter.client import HeraldClient, connect_temporal
 from worker import create_worker, open_runtime
@@ -82,15 +82,10 @@ async def _wait_for_port(port: int, process: asyncio.subprocess.Process, log_pat
         await asyncio.sleep(0.2)
 
 
-async def send_demo(settings: Settings) -> str:
-    """Give the demo user an email address and send one notification; return where it landed."""
-    store = await Store.open(settings.resolved_database_url)
-    try:
-        await store.put_contact(DEMO_USER, Contact(email="demo@example.com"))
-    finally:
-        await store.close()
-    client = await HeraldClient.connect(settings)
-    handle = await client.notify(
+async def send_demo(store: Store, herald: HeraldClient, outbox_dir: Path) -> None:
+    """Give the demo user an email address, send one notification and say where it landed."""
+    await store.put_contact(DEMO_USER, Contact(email="demo@example.com"))
+    handle = await herald.notify(
         AgentNotification(
             agent_id="demo-agent",
             user_id=DEMO_USER,
@@ -101,12 +96,10 @@ async def send_demo(settings: Settings) -> str:
         )
     )
     outcome = await handle.outcome()
-    email = outcome.channels.get(ChannelName.email)
-    where = settings.outbox_dir / "email" / f"{handle.notification_id}.json"
     print(f"demo notification {handle.workflow_id}: {outcome.status.value}", flush=True)
-    if email is not None:
-        print(f"  email -> {where}", flush=True)
-    return str(where)
+    email = outcome.channels.get(ChannelName.email)
+    if email is not None and email.status is ChannelStatus.delivered:
+        print(f"  email -> {outbox_dir / 'email' / f'{handle.notification_id}.json'}", flush=True)
 
 
 async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) -> None:
@@ -152,7 +145,7 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) ->
                 flush=True,
             )
             if demo:
-                await send_demo(settings)
+                await send_demo(runtime.store, herald, settings.outbox_dir)
             # uvicorn captures Ctrl-C itself and stops; our own handler covers the rest.
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait([stopping, api], return_when=asyncio.FIRST_COMPLETED)
