@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -23,6 +26,29 @@ app.add_typer(contact_app, name="contact")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+P = ParamSpec("P")
+
+
+def skips_teardown(command: Callable[P, None]) -> Callable[P, None]:
+    """End a command that opened a Temporal client with os._exit, after flushing its output.
+
+    The client's Rust core keeps threads that can abort CPython's finalization in a short-lived process
+    (temporalio/sdk-python#300: "PyGILState_Release ... must be current", exit 134). Skipping the
+    teardown is the known workaround; the command's own work and exit code are unchanged.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+            code = 0
+        except typer.Exit as exc:
+            code = exc.exit_code
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    return wrapper
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -54,6 +80,7 @@ def read_json(path: Path) -> Any:
 
 
 @app.command()
+@skips_teardown
 def dev(
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal UI port")] = 8233,
@@ -67,6 +94,7 @@ def dev(
 
 
 @app.command()
+@skips_teardown
 def worker() -> None:
     """Run a worker against TEMPORAL_ADDRESS (all workflows and activities on HERALD_TASK_QUEUE)."""
     from worker import main
@@ -75,6 +103,7 @@ def worker() -> None:
 
 
 @app.command()
+@skips_teardown
 def api(
     host: Annotated[str | None, typer.Option(help="bind address (default HERALD_API_HOST or 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default HERALD_API_PORT or 8000)")] = None,
@@ -89,6 +118,7 @@ def api(
 
 
 @app.command()
+@skips_teardown
 def notify(
     agent: Annotated[str, typer.Option(help="the sending agent's id")],
     user: Annotated[str, typer.Option(help="the recipient's user id")],
@@ -122,6 +152,7 @@ def notify(
 
 
 @app.command()
+@skips_teardown
 def status(notification_id: Annotated[str, typer.Argument(help="the notification's id")]) -> None:
     """Print a notification's status, per-channel state and every delivery attempt."""
 

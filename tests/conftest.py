@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +28,25 @@ FAST_POLICY = DeliveryPolicy(
     retry=RetrySettings(initial_interval_seconds=0.2, backoff_coefficient=2.0, maximum_interval_seconds=1.0),
     send_timeout_seconds=5.0,
 )
+
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without interpreter teardown once pytest has reported, keeping its exit status.
+
+    Temporal's Rust core threads can abort CPython's finalization (temporalio/sdk-python#300), which
+    would turn a green run into exit 134 after the summary; `herald`'s CLI does the same (skips_teardown).
+    """
+    if _exit_status:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])
 
 
 @pytest.fixture(scope="session")
