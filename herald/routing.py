@@ -65,13 +65,22 @@ def fallback_channel(
 
 
 def joined_channel(
-    failed_error_type: str | None, enabled: Enabled, priority: Priority, used: Iterable[ChannelName]
+    failed_error_type: str | None,
+    enabled: Enabled,
+    priority: Priority,
+    used: Iterable[ChannelName],
+    tried: Iterable[ChannelName],
 ) -> ChannelName | None:
     """Push that found nobody connected, when email is already on its way, rides on that email: the
-    person is reached there, so push's part is fulfilled or lost with it rather than tried elsewhere."""
+    person is reached there, so push's part is fulfilled or lost with it rather than tried elsewhere.
+
+    `tried` is what this fallback chain has tried itself: an email it already tried failed, so it is no
+    email "on its way" and there is nothing to join.
+    """
     if (
         failed_error_type == RecipientNotConnected.type_name
         and ChannelName.email in set(used)
+        and ChannelName.email not in set(tried)
         and channel_allowed(ChannelName.email, priority, enabled)
     ):
         return ChannelName.email

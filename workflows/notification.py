@@ -133,19 +133,20 @@ class NotificationWorkflow:
         True once delivered, False when every fallback failed, or the channel whose chain this one joined.
         """
         policy, priority = self._request.policy, self._request.notification.priority
-        current, fallback_for = channel, None
+        current, fallback_for, tried = channel, None, [channel]
         while True:
             error_type = await self._deliver(current, fallback_for=fallback_for)
             if error_type is None:
                 return True
-            joined = routing.joined_channel(error_type, self._enabled, priority, self._used)
-            if joined is not None and self._slot_of[joined] != slot:  # never join a chain that already failed
+            joined = routing.joined_channel(error_type, self._enabled, priority, self._used, tried)
+            if joined is not None:
                 return joined
             following = routing.fallback_channel(error_type, policy.fallback_order, self._enabled, priority, self._used)
             if following is None:
                 return False
             self._used.add(following)
             self._slot_of[following] = slot
+            tried.append(following)
             current, fallback_for = following, current
 
     async def _deliver(

@@ -389,17 +389,25 @@ def test_final_status_of_non_critical_is_never_a_critical_status(fulfilled: list
 
 def test_unconnected_push_joins_an_email_already_in_use() -> None:
     used = {ChannelName.push, ChannelName.email}
-    assert joined_channel(RecipientNotConnected.type_name, ALL_ON, Priority.medium, used) is ChannelName.email
+    joined = joined_channel(RecipientNotConnected.type_name, ALL_ON, Priority.medium, used, [ChannelName.push])
+    assert joined is ChannelName.email
 
 
 def test_unconnected_push_does_not_join_when_email_is_unused_or_off() -> None:
-    assert joined_channel(RecipientNotConnected.type_name, ALL_ON, Priority.medium, {ChannelName.push}) is None
+    tried = [ChannelName.push]
+    assert joined_channel(RecipientNotConnected.type_name, ALL_ON, Priority.medium, {ChannelName.push}, tried) is None
     email_off = {**ALL_ON, ChannelName.email: False}
     used = {ChannelName.push, ChannelName.email}
-    assert joined_channel(RecipientNotConnected.type_name, email_off, Priority.medium, used) is None
+    assert joined_channel(RecipientNotConnected.type_name, email_off, Priority.medium, used, tried) is None
+
+
+def test_unconnected_push_never_joins_an_email_its_own_chain_already_tried() -> None:
+    used = {ChannelName.push, ChannelName.email}
+    tried = [ChannelName.email, ChannelName.push]  # email failed first, then fell back to push
+    assert joined_channel(RecipientNotConnected.type_name, ALL_ON, Priority.medium, used, tried) is None
 
 
 def test_other_failures_never_join() -> None:
     used = {ChannelName.push, ChannelName.email}
     for error_type in (ContactMissing.type_name, TransientDeliveryError.type_name, None):
-        assert joined_channel(error_type, ALL_ON, Priority.high, used) is None
+        assert joined_channel(error_type, ALL_ON, Priority.high, used, [ChannelName.push]) is None
