@@ -156,22 +156,16 @@ def notify(
 def status(notification_id: Annotated[str, typer.Argument(help="the notification's id")]) -> None:
     """Print a notification's status, per-channel state and every delivery attempt."""
 
-    async def _status() -> Any:
+    async def _load(store: Any) -> Any:
         from herald.api.views import load_notification
-        from herald.store import Store
         from starter.client import HeraldClient
 
-        settings = Settings()
-        store = await Store.open(settings.resolved_database_url)
-        try:
-            return await load_notification(store, await HeraldClient.connect(settings), notification_id)
-        finally:
-            await store.close()
+        return await load_notification(store, await HeraldClient.connect(Settings()), notification_id)
 
-    view = asyncio.run(_status())
+    view = _with_store(_load)
     if view is None:
         raise fail(f"no notification {notification_id}", 1)
-    typer.echo(f"{view.workflow_id}: {view.status.value} ({view.priority}, {view.agent_id} -> {view.user_id})")
+    typer.echo(f"{view.workflow_id}: {view.status.value} ({view.priority.value}, {view.agent_id} -> {view.user_id})")
     for channel, report in view.channels.items():
         via = f" (fallback for {report.fallback_for.value})" if report.fallback_for else ""
         via += " (escalation)" if report.escalation else ""

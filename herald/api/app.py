@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -20,8 +19,6 @@ from herald.models import ID_REGEX, AgentNotification, Contact, Preferences
 from herald.store import Store
 from herald.validation import describe
 from starter.client import HeraldClient
-
-log = logging.getLogger(__name__)
 
 UserId = Annotated[str, Path(pattern=ID_REGEX, description="the user's id")]
 NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]

@@ -13,6 +13,7 @@ from herald.models import (
     DeliveryAttempt,
     NotificationOutcome,
     NotificationStatus,
+    Priority,
 )
 from herald.store import Store
 from starter.client import HeraldClient
@@ -31,7 +32,7 @@ class NotificationView(BaseModel):
     workflow_id: str
     agent_id: str
     user_id: str
-    priority: str
+    priority: Priority
     status: NotificationStatus
     channels: dict[ChannelName, ChannelReport]
     duplicate_of: str | None = None
@@ -47,13 +48,7 @@ def build_view(outcome: NotificationOutcome, attempts: list[DeliveryAttempt]) ->
         channel: ChannelReport(**result.model_dump(), attempts=[a for a in attempts if a.channel is channel])
         for channel, result in outcome.channels.items()
     }
-    return NotificationView(
-        **outcome.model_dump(include={"notification_id", "workflow_id", "agent_id", "user_id", "duplicate_of"}),
-        priority=outcome.priority.value,
-        status=outcome.status,
-        channels=channels,
-        ops_alert=outcome.ops_alert,
-    )
+    return NotificationView(**outcome.model_dump(exclude={"channels"}), channels=channels)
 
 
 async def load_notification(store: Store, client: HeraldClient, notification_id: str) -> NotificationView | None:
