@@ -13,7 +13,7 @@ from herald.models import DEFAULT_FALLBACK_ORDER, ChannelName, DeliveryPolicy, R
 
 
 class Settings(BaseSettings):
-    """HERALD_* variables, plus TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TWILIO_FROM as DESIGN.md names them."""
+    """HERALD_* variables, plus TEMPORAL_* and the providers' own names (SENDGRID_*, SMTP_URL, TWILIO_*, VAPID_*)."""
 
     # The prefix matters: without it `home` would be read from $HOME.
     model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
@@ -28,10 +28,29 @@ class Settings(BaseSettings):
     api_port: int = 8000
     public_url: str | None = None
 
-    webhook_secret: SecretStr | None = None
+    # Each provider is used when it is configured; otherwise its channel writes to the outbox.
+    sendgrid_api_key: SecretStr | None = Field(default=None, validation_alias="SENDGRID_API_KEY")
+    sendgrid_api_host: str = Field(default="https://api.sendgrid.com", validation_alias="SENDGRID_API_HOST")
+    smtp_url: SecretStr | None = Field(default=None, validation_alias="SMTP_URL")
     email_from: str = "herald@localhost"
+    twilio_account_sid: str | None = Field(default=None, validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
     sms_from: str | None = Field(default=None, validation_alias="TWILIO_FROM")
+    twilio_messaging_service_sid: str | None = Field(default=None, validation_alias="TWILIO_MESSAGING_SERVICE_SID")
+    twilio_api_base: str = Field(default="https://api.twilio.com", validation_alias="TWILIO_API_BASE")
+    vapid_private_key: SecretStr | None = Field(default=None, validation_alias="VAPID_PRIVATE_KEY")
+    vapid_subject: str = Field(default="mailto:herald@localhost", validation_alias="VAPID_SUBJECT")
+    webpush_ttl_seconds: int = Field(default=86400, gt=0)
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Webhook URLs that resolve to loopback, private or link-local addresses are refused (SSRF) unless this
+    # is set; `herald dev` sets it, so a receiver on your own machine works there.
+    allow_private_webhooks: bool = False
+
+    # Push: in-process when HERALD_REDIS_URL is unset; through Redis pub/sub across API processes when set.
+    redis_url: str | None = None
     push_ack_timeout_seconds: float = Field(default=10.0, gt=0)
+    push_queue_size: int = Field(default=100, gt=0)
 
     dedup_window_seconds: int = Field(default=300, ge=0)
     retry_initial_seconds: float = Field(default=30.0, gt=0)

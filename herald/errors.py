@@ -43,3 +43,13 @@ class RecipientNotConnected(PermanentDeliveryError):
     """Push found no live connection for the user: fall through to email at once, don't retry."""
 
     type_name = "RecipientNotConnected"
+
+
+class PushNotAcked(PermanentDeliveryError):
+    """A live client took the frame but didn't ack it in time: the person may be away, so email now."""
+
+    type_name = "PushNotAcked"
+
+
+# Push failures that mean "not in front of the app right now": email is the first fallback, not the order.
+PUSH_UNREACHED = frozenset({RecipientNotConnected.type_name, PushNotAcked.type_name})

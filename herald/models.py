@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TITLE_MAX_CHARS = 200
@@ -203,6 +204,10 @@ class Contact(BaseModel):
     email: str | None = None
     phone: str | None = None
     webhook_url: str | None = None
+    # Set by Herald, never by the user: why a provider refused the number or the endpoint. Sends to a
+    # refused address stop at once (and fall back); saving the contact again clears the mark.
+    phone_rejected: str | None = None
+    webhook_disabled: str | None = None
 
     @field_validator("email")
     @classmethod
@@ -214,14 +219,40 @@ class Contact(BaseModel):
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        if value is not None and not _E164.fullmatch(value):
+        if value is None:
+            return value
+        if not _E164.fullmatch(value):
             raise ValueError("must be in E.164 form, for example +14155550100")
+        if not phonenumbers.is_valid_number(phonenumbers.parse(value)):
+            raise ValueError("is not a valid phone number for its country code (check the digits)")
         return value
 
     @field_validator("webhook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
         if value is not None and not _URL.fullmatch(value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class PushKeys(BaseModel):
+    p256dh: str = Field(min_length=1, max_length=200, description="the browser's ECDH public key, base64url")
+    auth: str = Field(min_length=1, max_length=100, description="the subscription's auth secret, base64url")
+
+
+class PushSubscription(BaseModel):
+    """A Web Push subscription exactly as the browser's `PushSubscription.toJSON()` gives it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    endpoint: str = Field(max_length=2048, description="the push service URL for this browser")
+    keys: PushKeys
+    expirationTime: int | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not _URL.fullmatch(value):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
@@ -311,6 +342,9 @@ class DeliveryAttempt(BaseModel):
     provider_message_id: str | None = None
     started_at: datetime
     finished_at: datetime
+    # What the provider reported later (Twilio: delivered, undelivered, failed), if it reports at all.
+    provider_status: str | None = None
+    provider_error_code: str | None = None
 
 
 class ChannelResult(BaseModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from herald.errors import RecipientNotConnected
+from herald.errors import PUSH_UNREACHED
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -52,11 +52,11 @@ def fallback_channel(
     priority: Priority,
     used: Iterable[ChannelName],
 ) -> ChannelName | None:
-    """The next channel to try after one failed: push that found nobody connected goes to email first,
+    """The next channel to try after one failed: push that reached nobody (not connected, no ack) goes to email first,
     anything else takes the first channel in `order` that is allowed and not yet used."""
     taken = set(used)
     candidates: list[ChannelName] = list(order)
-    if failed_error_type == RecipientNotConnected.type_name:
+    if failed_error_type in PUSH_UNREACHED:
         candidates.insert(0, ChannelName.email)
     for channel in candidates:
         if channel not in taken and channel_allowed(channel, priority, enabled):
@@ -71,14 +71,14 @@ def joined_channel(
     used: Iterable[ChannelName],
     tried: Iterable[ChannelName],
 ) -> ChannelName | None:
-    """Push that found nobody connected, when email is already on its way, rides on that email: the
+    """Push that reached nobody (not connected, no ack), when email is already on its way, rides on that email: the
     person is reached there, so push's part is fulfilled or lost with it rather than tried elsewhere.
 
     `tried` is what this fallback chain has tried itself: an email it already tried failed, so it is no
     email "on its way" and there is nothing to join.
     """
     if (
-        failed_error_type == RecipientNotConnected.type_name
+        failed_error_type in PUSH_UNREACHED
         and ChannelName.email in set(used)
         and ChannelName.email not in set(tried)
         and channel_allowed(ChannelName.email, priority, enabled)

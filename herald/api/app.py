@@ -4,40 +4,27 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from herald.api import providers, push
+from herald.api.deps import Deps, Services, UserId
+from herald.api.errors import ApiError, ErrorBody, error_response
 from herald.api.views import NotificationView, TemporalUnavailable, load_notification
+from herald.channels.push import PushHub
 from herald.config import Settings
 from herald.models import ID_REGEX, AgentNotification, Contact, Preferences
 from herald.store import Store
 from herald.validation import describe
 from starter.client import HeraldClient
 
-UserId = Annotated[str, Path(pattern=ID_REGEX, description="the user's id")]
 NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
 
 
 class NotificationAccepted(BaseModel):
@@ -46,46 +33,16 @@ class NotificationAccepted(BaseModel):
     status_url: str
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "field": field, **extra}}, status_code=status)
-
-
-class Services:
-    """What the routes use, opened by the app's lifespan unless the caller (e.g. `herald dev`) hands them in."""
-
-    def __init__(self, settings: Settings, store: Store | None, client: HeraldClient | None) -> None:
-        self.settings, self._store, self._client = settings, store, client
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            raise ApiError(503, "store_unavailable", "the store is not open yet; retry shortly")
-        return self._store
-
-    async def client(self) -> HeraldClient:
-        if self._client is None:
-            try:
-                self._client = await HeraldClient.connect(self.settings)
-            except (RPCError, RuntimeError, OSError) as exc:
-                raise ApiError(
-                    503, "temporal_unavailable", f"cannot reach Temporal at {self.settings.temporal_address}; retry"
-                ) from exc
-        return self._client
-
-
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-Deps = Annotated[Services, Depends(get_services)]
-
-
 def create_app(
-    settings: Settings | None = None, *, store: Store | None = None, client: HeraldClient | None = None
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    client: HeraldClient | None = None,
+    hub: PushHub | None = None,
 ) -> FastAPI:
+    """The API. `herald dev` hands in its store, client and push hub; `herald api` lets the app open its own."""
     settings = settings or Settings()
-    services = Services(settings, store, client)
+    services = Services(settings, store, client, hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -178,6 +135,9 @@ def create_app(
         if contact is None:
             raise ApiError(404, "not_found", f"no contact saved for user {user_id}", "user_id")
         return contact
+
+    app.include_router(push.router)
+    app.include_router(providers.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(deps: Deps) -> JSONResponse:

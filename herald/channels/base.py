@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from herald.models import AgentNotification, ChannelName, Contact
+from herald.models import AgentNotification, ChannelName, Contact, PushSubscription
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,15 @@ class Channel(Protocol):
     async def send(self, message: OutboundMessage) -> SendResult:
         """Deliver `message`; raise TransientDeliveryError to retry, PermanentDeliveryError to stop."""
         ...
+
+
+class ContactBook(Protocol):
+    """What channels may change about a recipient when a provider says an address is dead (the Store)."""
+
+    async def reject_contact(self, user_id: str, field: str, reason: str) -> None:
+        """Mark `phone_rejected` or `webhook_disabled` with the provider's reason."""
+        ...
+
+    async def push_subscriptions(self, user_id: str) -> list[PushSubscription]: ...
+
+    async def remove_push_subscription(self, user_id: str, endpoint: str) -> bool: ...

@@ -1,18 +1,19 @@
-"""In-process push hub: live connections per user, each frame acked by the client.
+"""Push: the hub of live connections per user, each frame acked by the client, and the push channel.
 
-A push counts as delivered only when a connected client acks it; with nobody connected it fails at once
-with RecipientNotConnected, so the workflow falls through to email instead of waiting on retries.
+A push counts as delivered only when a connected client acks it. With nobody connected it fails at once
+with RecipientNotConnected, and without an ack in time it fails with PushNotAcked: both are permanent, so
+the workflow falls through to email instead of waiting on retries while the person may be away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import Any, Protocol
 
-from herald.channels.base import OutboundMessage, SendResult
+from herald.channels.base import Channel, OutboundMessage, SendResult
 from herald.channels.render import push_frame
-from herald.errors import RecipientNotConnected, TransientDeliveryError
+from herald.errors import PushNotAcked, RecipientNotConnected
 from herald.models import ChannelName
 
 _ids = itertools.count(1)
@@ -21,11 +22,13 @@ _ids = itertools.count(1)
 class PushConnection:
     """One live client (a WebSocket, a test). Read frames with `receive`, confirm them with `ack`."""
 
-    def __init__(self, hub: PushHub, user_id: str) -> None:
+    def __init__(self, hub: PushHub, user_id: str, queue_size: int) -> None:
         self.id = f"conn-{next(_ids)}"
         self.user_id = user_id
         self._hub = hub
-        self._frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # Bounded: a client that stops reading loses frames (they go unacked and fall back to email)
+        # instead of growing this process's memory without limit.
+        self._frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=queue_size)
 
     async def receive(self) -> dict[str, Any]:
         return await self._frames.get()
@@ -36,8 +39,13 @@ class PushConnection:
     def close(self) -> None:
         self._hub.disconnect(self)
 
-    def _offer(self, frame: dict[str, Any]) -> None:
-        self._frames.put_nowait(frame)
+    def _offer(self, frame: dict[str, Any]) -> bool:
+        """Queue the frame for this client; False when its queue is full."""
+        try:
+            self._frames.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
 
     def __enter__(self) -> PushConnection:
         return self
@@ -46,14 +54,28 @@ class PushConnection:
         self.close()
 
 
+class PushPublisher(Protocol):
+    """Reaches a user's live connections: in-process (PushHub) or across processes (Redis)."""
+
+    async def publish(self, user_id: str, notification_id: str, frame: dict[str, Any]) -> str:
+        """Offer `frame` and return the id of the connection that acked it.
+
+        Raises RecipientNotConnected when the user has no live connection, PushNotAcked without an ack.
+        """
+        ...
+
+
 class PushHub:
-    def __init__(self, ack_timeout: float = 10.0) -> None:
+    """The live connections of this process, and acks for frames published to them."""
+
+    def __init__(self, ack_timeout: float = 10.0, queue_size: int = 100) -> None:
         self.ack_timeout = ack_timeout
+        self.queue_size = queue_size
         self._connections: dict[str, list[PushConnection]] = {}
         self._pending: dict[tuple[str, str], asyncio.Future[str]] = {}
 
     def connect(self, user_id: str) -> PushConnection:
-        connection = PushConnection(self, user_id)
+        connection = PushConnection(self, user_id, self.queue_size)
         self._connections.setdefault(user_id, []).append(connection)
         return connection
 
@@ -85,26 +107,37 @@ class PushHub:
         if future is None or future.done():
             future = asyncio.get_running_loop().create_future()
             self._pending[key] = future
-        for connection in connections:
-            connection._offer(frame)
+        offered = self.offer(user_id, frame)
         try:
+            if not offered:
+                raise PushNotAcked(f"all {len(connections)} connection(s) have a full send queue")
             return await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
         except TimeoutError as exc:
-            raise TransientDeliveryError(
-                f"no ack from {len(connections)} connection(s) within {self.ack_timeout:g}s", type_name="PushNotAcked"
-            ) from exc
+            raise PushNotAcked(f"no ack from {offered} connection(s) within {self.ack_timeout:g}s") from exc
         finally:
-            if future.done():
+            if future.done() or not offered:
                 self._pending.pop(key, None)
+
+    def offer(self, user_id: str, frame: dict[str, Any]) -> int:
+        """Queue `frame` on every live connection of the user; how many took it."""
+        return sum(connection._offer(frame) for connection in list(self._connections.get(user_id, [])))
 
 
 class PushChannel:
+    """A live connection first (acked); when the user has none, Web Push to their browsers if configured."""
+
     name = ChannelName.push
 
-    def __init__(self, hub: PushHub) -> None:
-        self.hub = hub
+    def __init__(self, live: PushPublisher, webpush: Channel | None = None) -> None:
+        self.live = live
+        self.webpush = webpush
 
     async def send(self, message: OutboundMessage) -> SendResult:
         n = message.notification
-        connection_id = await self.hub.publish(n.user_id, n.notification_id, push_frame(message))
-        return SendResult(provider_message_id=f"push:{connection_id}")
+        try:
+            connection_id = await self.live.publish(n.user_id, n.notification_id, push_frame(message))
+        except RecipientNotConnected:
+            if self.webpush is None:
+                raise
+            return await self.webpush.send(message)
+        return SendResult(provider_message_id=f"ws:{connection_id}")

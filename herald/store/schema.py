@@ -73,3 +73,33 @@ ops_alerts = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("notification_id", "kind"),
 )
+
+# Web Push subscriptions: one row per browser (endpoint); a user may have several.
+push_subscriptions = sa.Table(
+    "push_subscriptions",
+    metadata,
+    sa.Column("endpoint", sa.String(2048), primary_key=True),
+    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("subscription", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# What a provider reported after accepting a message (Twilio status callbacks), by its message id.
+provider_receipts = sa.Table(
+    "provider_receipts",
+    metadata,
+    sa.Column("provider_message_id", sa.String(256), primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("error_code", sa.String(16)),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Bearer tokens, stored as SHA-256 hashes: `herald tokens issue <user>` and `herald keys issue <agent>`.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # "user" or "agent"
+    sa.Column("subject", sa.String(128), nullable=False, index=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

@@ -18,6 +18,7 @@ from herald.models import (
     DeliveryAttempt,
     NotificationOutcome,
     Preferences,
+    PushSubscription,
     utcnow,
 )
 from herald.store import schema
@@ -87,6 +88,62 @@ class Store:
     async def put_contact(self, user_id: str, contact: Contact) -> None:
         await self._put_json(schema.contacts, user_id, contact.model_dump(mode="json", exclude_none=True))
 
+    async def reject_contact(self, user_id: str, field: str, reason: str) -> None:
+        """Mark the phone (`phone_rejected`) or webhook (`webhook_disabled`) as refused by its provider."""
+        if field not in ("phone_rejected", "webhook_disabled"):
+            raise ValueError(f"cannot mark contact field {field!r}; use phone_rejected or webhook_disabled")
+        contact = await self.get_contact(user_id)
+        if contact is not None:
+            await self.put_contact(user_id, contact.model_copy(update={field: reason}))
+
+    # --- Web Push subscriptions ------------------------------------------------------------------
+
+    async def add_push_subscription(self, user_id: str, subscription: PushSubscription) -> None:
+        """Save a browser's subscription; the same endpoint saved again replaces the old keys and owner."""
+        t = schema.push_subscriptions
+        stmt = self._insert(t).values(
+            endpoint=subscription.endpoint,
+            user_id=user_id,
+            subscription=subscription.model_dump(mode="json", exclude_none=True),
+            created_at=utcnow(),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.endpoint],
+            set_={k: stmt.excluded[k] for k in ("user_id", "subscription", "created_at")},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def push_subscriptions(self, user_id: str) -> list[PushSubscription]:
+        t = schema.push_subscriptions
+        query = sa.select(t.c.subscription).where(t.c.user_id == user_id).order_by(t.c.created_at)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        return [PushSubscription.model_validate(row) for row in rows]
+
+    async def remove_push_subscription(self, user_id: str, endpoint: str) -> bool:
+        t = schema.push_subscriptions
+        async with self.engine.begin() as conn:
+            result = await conn.execute(sa.delete(t).where(t.c.user_id == user_id, t.c.endpoint == endpoint))
+        return bool(result.rowcount)
+
+    # --- bearer tokens ---------------------------------------------------------------------------
+
+    async def save_token(self, token_hash: str, kind: str, subject: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(schema.api_tokens).values(
+                    token_hash=token_hash, kind=kind, subject=subject, created_at=utcnow()
+                )
+            )
+
+    async def find_token(self, token_hash: str) -> tuple[str, str] | None:
+        """(kind, subject) for a token hash, or None if no such token was issued."""
+        t = schema.api_tokens
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t.c.kind, t.c.subject).where(t.c.token_hash == token_hash))).first()
+        return (row.kind, row.subject) if row is not None else None
+
     async def _get_json(self, table: sa.Table, user_id: str) -> Any:
         async with self.engine.connect() as conn:
             return await conn.scalar(sa.select(table.c.data).where(table.c.user_id == user_id))
@@ -132,7 +189,7 @@ class Store:
     # --- delivery log ----------------------------------------------------------------------------
 
     async def record_attempt(self, attempt: DeliveryAttempt) -> None:
-        row = attempt.model_dump(mode="python")
+        row = attempt.model_dump(mode="python", exclude={"provider_status", "provider_error_code"})
         row["started_at"], row["finished_at"] = _utc(attempt.started_at), _utc(attempt.finished_at)
         async with self.engine.begin() as conn:
             await conn.execute(sa.insert(schema.delivery_log).values(**row))
@@ -150,11 +207,36 @@ class Store:
         return _attempt(row) if row is not None else None
 
     async def attempts(self, notification_id: str) -> list[DeliveryAttempt]:
-        t = schema.delivery_log
-        query = sa.select(t).where(t.c.notification_id == notification_id).order_by(t.c.id)
+        """Every attempt in order, with what the provider reported about it afterwards."""
+        t, r = schema.delivery_log, schema.provider_receipts
+        query = (
+            sa.select(t, r.c.status.label("provider_status"), r.c.error_code.label("provider_error_code"))
+            .select_from(t.outerjoin(r, t.c.provider_message_id == r.c.provider_message_id))
+            .where(t.c.notification_id == notification_id)
+            .order_by(t.c.id)
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_attempt(row) for row in rows]
+
+    async def record_provider_status(
+        self, provider_message_id: str, status: str, error_code: str | None = None
+    ) -> bool:
+        """Record a provider's later report on a message; False when no attempt in the log sent that message."""
+        t, r = schema.delivery_log, schema.provider_receipts
+        async with self.engine.begin() as conn:
+            known = await conn.scalar(sa.select(t.c.id).where(t.c.provider_message_id == provider_message_id).limit(1))
+            if known is None:
+                return False
+            stmt = self._insert(r).values(
+                provider_message_id=provider_message_id, status=status, error_code=error_code, updated_at=utcnow()
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[r.c.provider_message_id],
+                set_={k: stmt.excluded[k] for k in ("status", "error_code", "updated_at")},
+            )
+            await conn.execute(stmt)
+        return True
 
     # --- outcomes and ops alerts -----------------------------------------------------------------
 

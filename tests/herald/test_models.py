@@ -243,7 +243,7 @@ def test_contact_accepts_valid_values() -> None:
 
 
 def test_contact_fields_are_optional() -> None:
-    assert Contact().model_dump() == {"email": None, "phone": None, "webhook_url": None}
+    assert Contact().model_dump(exclude_none=True) == {}
 
 
 @pytest.mark.parametrize(
@@ -281,6 +281,15 @@ def test_contact_rejects_non_e164_phone(phone: str) -> None:
     error = only_error(exc)
     assert error["loc"] == ("phone",)
     assert "E.164" in error["msg"]
+
+
+def test_contact_rejects_phone_numbers_no_country_uses() -> None:
+    """E.164 in form, but +1 999 is no North American area code: phonenumbers says it can't be dialled."""
+    with pytest.raises(ValidationError) as exc:
+        Contact(phone="+19995550100")
+    error = only_error(exc)
+    assert error["loc"] == ("phone",)
+    assert "not a valid phone number" in error["msg"]
 
 
 def test_contact_rejects_phone_with_trailing_newline() -> None:

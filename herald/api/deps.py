@@ -1,0 +1,52 @@
+"""What routes depend on: the store, the Temporal client and the push hub, shared by every router."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from temporalio.service import RPCError
+
+from herald.api.errors import ApiError
+from herald.channels.push import PushHub
+from herald.config import Settings
+from herald.models import ID_REGEX
+from herald.store import Store
+from starter.client import HeraldClient
+
+UserId = Annotated[str, Path(pattern=ID_REGEX, description="the user's id")]
+
+
+class Services:
+    """What the routes use, opened by the app's lifespan unless the caller (e.g. `herald dev`) hands them in."""
+
+    def __init__(
+        self, settings: Settings, store: Store | None, client: HeraldClient | None, hub: PushHub | None = None
+    ) -> None:
+        self.settings, self._store, self._client = settings, store, client
+        # Live WebSocket connections of this process; the worker reaches them in-process or through Redis.
+        self.hub = hub or PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise ApiError(503, "store_unavailable", "the store is not open yet; retry shortly")
+        return self._store
+
+    async def client(self) -> HeraldClient:
+        if self._client is None:
+            try:
+                self._client = await HeraldClient.connect(self.settings)
+            except (RPCError, RuntimeError, OSError) as exc:
+                raise ApiError(
+                    503, "temporal_unavailable", f"cannot reach Temporal at {self.settings.temporal_address}; retry"
+                ) from exc
+        return self._client
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+Deps = Annotated[Services, Depends(get_services)]
