@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
-from herald.api import providers, push
+from herald.api import providers, push, ws
 from herald.api.deps import Deps, Services, UserId
 from herald.api.errors import ApiError, ErrorBody, error_response
 from herald.api.views import NotificationView, TemporalUnavailable, load_notification
@@ -138,6 +138,7 @@ def create_app(
 
     app.include_router(push.router)
     app.include_router(providers.router)
+    app.include_router(ws.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(deps: Deps) -> JSONResponse:
