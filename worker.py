@@ -37,7 +37,7 @@ class Runtime:
 async def open_runtime(settings: Settings, hub: PushHub | None = None) -> AsyncIterator[Runtime]:
     store = await Store.open(settings.resolved_database_url)
     hub = hub or PushHub(ack_timeout=settings.push_ack_timeout_seconds)
-    channels = build_channels(settings, hub)
+    channels = build_channels(settings, hub, store)
     try:
         yield Runtime(settings, store, hub, channels)
     finally:

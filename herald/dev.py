@@ -105,8 +105,14 @@ async def send_demo(store: Store, herald: HeraldClient, outbox_dir: Path) -> Non
 async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) -> None:
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
+    # Dev mode: webhooks may point at a receiver on this machine (the SSRF guard is for `herald api`).
     settings = settings.model_copy(
-        update={"home": home, "temporal_address": f"127.0.0.1:{ports.temporal}", "api_port": ports.api}
+        update={
+            "home": home,
+            "temporal_address": f"127.0.0.1:{ports.temporal}",
+            "api_port": ports.api,
+            "allow_private_webhooks": True,
+        }
     )
     for name, port in (("Temporal", ports.temporal), ("Temporal UI", ports.ui), ("API", ports.api)):
         if _port_in_use(port):
@@ -124,10 +130,10 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) ->
     try:
         await _wait_for_port(ports.temporal, process, log_path)
         client = await _connect_with_retry(settings)
-        hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds)
+        hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
         async with open_runtime(settings, hub) as runtime, create_worker(client, runtime):
             herald = HeraldClient(client, settings.task_queue, settings.delivery_policy())
-            app = create_app(settings, store=runtime.store, client=herald)
+            app = create_app(settings, store=runtime.store, client=herald, hub=hub)
             server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=ports.api, log_level="warning"))
             api = asyncio.create_task(server.serve())
             while not server.started:

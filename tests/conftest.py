@@ -84,7 +84,13 @@ class Harness:
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"home": home, "webhook_secret": WEBHOOK_SECRET, "push_ack_timeout_seconds": 2.0}
+    values: dict[str, object] = {
+        "home": home,
+        "webhook_secret": WEBHOOK_SECRET,
+        "push_ack_timeout_seconds": 2.0,
+        # The fake providers listen on 127.0.0.1, as a receiver on a developer's machine would.
+        "allow_private_webhooks": True,
+    }
     values.update(overrides)
     return Settings.model_validate(values)
 

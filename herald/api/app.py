@@ -20,6 +20,7 @@ from herald.api.views import NotificationView, TemporalUnavailable, load_notific
 from herald.channels.push import PushHub
 from herald.config import Settings
 from herald.models import ID_REGEX, AgentNotification, Contact, Preferences
+from herald.netguard import UnsafeURL, check_public_url
 from herald.store import Store
 from herald.validation import describe
 from starter.client import HeraldClient
@@ -126,6 +127,13 @@ def create_app(
 
     @app.put("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True, tags=["users"])
     async def put_contact(user_id: UserId, contact: Contact, deps: Deps) -> Contact:
+        """Replace the user's contact. Saving clears Herald's marks on refused numbers and disabled webhooks."""
+        if contact.webhook_url and not deps.settings.allow_private_webhooks:
+            try:
+                await check_public_url(contact.webhook_url)
+            except UnsafeURL as exc:
+                raise ApiError(422, "invalid_request", f"webhook_url {exc}", "webhook_url") from None
+        contact = contact.model_copy(update={"phone_rejected": None, "webhook_disabled": None})
         await deps.store.put_contact(user_id, contact)
         return contact
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from herald.channels.base import Channel, OutboundMessage, SendResult
+from herald.channels.base import Channel, ContactBook, OutboundMessage, SendResult
 from herald.channels.outbox import OutboxChannel
 from herald.channels.push import PushChannel, PushConnection, PushHub
 from herald.channels.render import email_payload, sms_payload, webhook_outbox_payload
@@ -25,12 +25,17 @@ __all__ = [
 ]
 
 
-def build_channels(settings: Settings, hub: PushHub) -> dict[ChannelName, Channel]:
+def build_channels(settings: Settings, hub: PushHub, book: ContactBook) -> dict[ChannelName, Channel]:
     """One Channel per name: the configured provider, else the outbox."""
     outbox = settings.outbox_dir
     webhook: Channel
     if settings.webhook_secret is not None:
-        webhook = WebhookChannel(settings.webhook_secret.get_secret_value(), timeout=settings.send_timeout_seconds)
+        webhook = WebhookChannel(
+            settings.webhook_secret.get_secret_value(),
+            book=book,
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.allow_private_webhooks,
+        )
     else:
         webhook = OutboxChannel(ChannelName.webhook, outbox, webhook_outbox_payload)
     return {

@@ -1,4 +1,8 @@
-"""Signed webhooks (Standard Webhooks): POST to the user's URL with webhook-id/-timestamp/-signature."""
+"""Signed webhooks (Standard Webhooks): POST to the user's URL with webhook-id/-timestamp/-signature.
+
+2xx delivers; 410 Gone disables the endpoint in the contact record; 429 and 5xx retry (honouring
+Retry-After); any other answer is permanent. Outside dev mode, URLs that resolve inward are refused.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from herald.channels.base import OutboundMessage, SendResult
+from herald.channels.base import ContactBook, OutboundMessage, SendResult
 from herald.channels.render import webhook_body
-from herald.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
+from herald.errors import ContactMissing, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
+from herald.netguard import UnsafeURL, check_public_url
 
-RETRYABLE_STATUS = {408, 425, 429}
+WEBHOOK_GONE = 410
 
 
 def signing_key(secret: str) -> bytes:
@@ -47,17 +52,52 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def classify(status: int, retry_after: str | None) -> DeliveryError | None:
+    """The verdict on a receiver's answer: None for 2xx, else the error to raise."""
+    if 200 <= status < 300:
+        return None
+    if status == 429 or status >= 500:
+        return TransientDeliveryError(
+            f"webhook endpoint answered {status}",
+            retry_after=retry_after_seconds(retry_after),
+            type_name="WebhookRateLimited" if status == 429 else "WebhookUnavailable",
+        )
+    if status == WEBHOOK_GONE:
+        return PermanentDeliveryError("webhook endpoint answered 410 Gone; it is now disabled", type_name="WebhookGone")
+    return PermanentDeliveryError(f"webhook endpoint answered {status}", type_name="WebhookRejected")
+
+
 class WebhookChannel:
     name = ChannelName.webhook
 
-    def __init__(self, secret: str, *, timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        book: ContactBook,
+        timeout: float = 10.0,
+        allow_private: bool = False,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         self._secret = secret
+        self._book = book
+        self._allow_private = allow_private
+        # No redirects: a receiver could otherwise bounce Herald to an internal address.
         self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         url = message.contact.webhook_url
         if not url:
             raise ContactMissing("the user has no webhook URL on file")
+        if message.contact.webhook_disabled:
+            raise ContactMissing(
+                f"the webhook endpoint is disabled ({message.contact.webhook_disabled}); save the contact again to re-enable it"
+            )
+        if not self._allow_private:
+            try:
+                await check_public_url(url)
+            except UnsafeURL as exc:
+                raise PermanentDeliveryError(f"webhook URL {exc}", type_name="WebhookUrlRefused") from None
         body = json.dumps(webhook_body(message), separators=(",", ":")).encode()
         timestamp = int(time.time())
         headers = {
@@ -74,16 +114,12 @@ class WebhookChannel:
             raise TransientDeliveryError(
                 f"webhook endpoint unreachable ({type(exc).__name__})", type_name="WebhookUnreachable"
             ) from exc
-        status = response.status_code
-        if 200 <= status < 300:
+        error = classify(response.status_code, response.headers.get("retry-after"))
+        if error is None:
             return SendResult(provider_message_id=response.headers.get("x-message-id"))
-        if status in RETRYABLE_STATUS or status >= 500:
-            raise TransientDeliveryError(
-                f"webhook endpoint answered {status}",
-                retry_after=retry_after_seconds(response.headers.get("retry-after")),
-                type_name="WebhookRateLimited" if status == 429 else "WebhookUnavailable",
-            )
-        raise PermanentDeliveryError(f"webhook endpoint answered {status}", type_name="WebhookRejected")
+        if response.status_code == WEBHOOK_GONE:
+            await self._book.reject_contact(message.notification.user_id, "webhook_disabled", "410 Gone")
+        raise error
 
     async def aclose(self) -> None:
         await self._client.aclose()

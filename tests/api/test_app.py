@@ -146,3 +146,46 @@ async def test_unknown_notification_route_and_health(api: httpx.AsyncClient) -> 
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "store": "ok", "temporal": "ok"}
     assert (await api.get("/openapi.json")).status_code == 200
+
+
+async def test_contact_webhook_url_refused_outside_dev_mode(herald: Harness) -> None:
+    """`herald api` refuses webhook URLs that point inward (SSRF); the saved contact stays as it was."""
+    settings = herald.settings.model_copy(update={"allow_private_webhooks": False})
+    app = create_app(settings, store=herald.store, client=herald.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as api:
+        saved = {"email": "ada@example.com"}
+        assert (await api.put("/v1/users/u2/contact", json=saved)).status_code == 200
+        for url, reason in [
+            ("http://127.0.0.1:9000/hook", "loopback"),
+            ("http://localhost/hook", "loopback"),
+            ("https://10.1.2.3/hook", "private"),
+            ("http://192.168.0.10/hook", "private"),
+            ("http://169.254.169.254/latest/meta-data", "link-local"),
+            ("http://[::1]/hook", "loopback"),
+            ("http://[::ffff:10.0.0.1]/hook", "private"),
+            ("http://0.0.0.0/hook", "non-public"),
+        ]:
+            error = assert_error(await api.put("/v1/users/u2/contact", json={"webhook_url": url}), 422, "webhook_url")
+            assert reason in error["message"]
+            assert "HERALD_ALLOW_PRIVATE_WEBHOOKS" in error["message"]
+            assert url not in error["message"]
+        error = assert_error(
+            await api.put("/v1/users/u2/contact", json={"webhook_url": "https://no-such-host.invalid/h"}),
+            422,
+            "webhook_url",
+        )
+        assert "does not resolve" in error["message"]
+        assert (await api.get("/v1/users/u2/contact")).json() == saved
+
+
+async def test_saving_contact_clears_heralds_marks(api: httpx.AsyncClient, herald: Harness) -> None:
+    """A number a provider refused, or a webhook that answered 410, is usable again once the person saves it."""
+    contact = {"phone": "+14155550100", "webhook_url": "http://127.0.0.1:9/h"}
+    assert (await api.put("/v1/users/u3/contact", json=contact)).status_code == 200
+    await herald.store.reject_contact("u3", "phone_rejected", "twilio error 21211")
+    await herald.store.reject_contact("u3", "webhook_disabled", "410 Gone")
+    marked = (await api.get("/v1/users/u3/contact")).json()
+    assert marked == {**contact, "phone_rejected": "twilio error 21211", "webhook_disabled": "410 Gone"}
+    # Saving the document back as read clears the marks: they are Herald's, not the person's.
+    assert (await api.put("/v1/users/u3/contact", json=marked)).json() == contact
+    assert (await api.get("/v1/users/u3/contact")).json() == contact

@@ -1,0 +1,44 @@
+"""The SSRF guard's verdict on addresses, and on URLs through the real resolver."""
+
+from __future__ import annotations
+
+import pytest
+
+from herald.netguard import UnsafeURL, check_public_url, forbidden_reason
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.1", "private"),
+        ("fd00::1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1%eth0", "link-local"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:192.168.0.1", "private"),
+        ("0.0.0.0", "non-public"),
+        ("100.64.0.1", "non-public"),
+        ("224.0.0.1", "non-public"),
+        ("8.8.8.8", None),
+        ("2606:4700:4700::1111", None),
+        ("93.184.215.14", None),
+    ],
+)
+def test_forbidden_reason(address: str, reason: str | None) -> None:
+    assert forbidden_reason(address) == reason
+
+
+async def test_check_public_url_resolves_names() -> None:
+    with pytest.raises(UnsafeURL, match="loopback"):
+        await check_public_url("http://localhost:8080/hook")
+    with pytest.raises(UnsafeURL, match="does not resolve"):
+        await check_public_url("https://host.invalid/hook")
+    with pytest.raises(UnsafeURL, match="no host"):
+        await check_public_url("http:///hook")
+    # A literal public address needs no DNS and passes; nothing is contacted.
+    await check_public_url("https://93.184.215.14/hook")
