@@ -36,7 +36,7 @@ class Runtime:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, hub: PushHub | None = None) -> AsyncIterator[Runtime]:
     store = await Store.open(settings.resolved_database_url)
-    hub = hub or PushHub(ack_timeout=settings.push_ack_timeout_seconds)
+    hub = hub or PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
     channels = build_channels(settings, hub, store)
     try:
         yield Runtime(settings, store, hub, channels)

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -23,6 +23,12 @@ prefs_app = typer.Typer(help="A user's notification preferences.", no_args_is_he
 contact_app = typer.Typer(help="Where a user is reached: email, phone, webhook URL.", no_args_is_help=True)
 app.add_typer(prefs_app, name="prefs")
 app.add_typer(contact_app, name="contact")
+tokens_app = typer.Typer(help="User tokens: a user's own preferences, notifications, WebSocket.", no_args_is_help=True)
+keys_app = typer.Typer(help="Agent keys: send notifications and events as one agent.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(keys_app, name="keys")
+vapid_app = typer.Typer(help="VAPID keys for Web Push.", no_args_is_help=True)
+app.add_typer(vapid_app, name="vapid")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -194,6 +200,38 @@ def _with_store(action: Callable[[Any], Awaitable[T]]) -> T:
     return asyncio.run(_main())
 
 
+def _issue(kind: Literal["user", "agent"], subject: str, argument: str, hint: str) -> None:
+    """Print the new token once on stdout (it is stored only as a hash), and what it is for on stderr."""
+    from pydantic import TypeAdapter
+
+    from herald.auth import issue_token
+    from herald.models import Identifier
+
+    try:
+        TypeAdapter(Identifier).validate_python(subject)
+    except ValidationError as exc:
+        raise fail(f"{argument}: {describe(exc.errors())[0].message}") from None
+    typer.echo(_with_store(lambda store: issue_token(store, kind, subject)))
+    typer.echo(hint, err=True)
+
+
+@tokens_app.command("issue")
+def tokens_issue(user_id: Annotated[str, typer.Argument(help="the user the token speaks for")]) -> None:
+    """Issue a token for USER_ID: their own preferences, contact, notifications and WebSocket."""
+    _issue(
+        "user",
+        user_id,
+        "user_id",
+        f"# token for user {user_id}, shown only now: Authorization: Bearer <token>, or ?token= on /v1/ws",
+    )
+
+
+@keys_app.command("issue")
+def keys_issue(agent_id: Annotated[str, typer.Argument(help="the agent the key sends as")]) -> None:
+    """Issue a key for AGENT_ID: it may send notifications and events as that agent only."""
+    _issue("agent", agent_id, "agent_id", f"# key for agent {agent_id}, shown only now: Authorization: Bearer <key>")
+
+
 @prefs_app.command("get")
 def prefs_get(user: str) -> None:
     """Print the user's preferences as JSON."""
@@ -222,3 +260,14 @@ def contact_set(user: str, file: Path) -> None:
     contact = validated(lambda: Contact.model_validate(read_json(file)))
     _with_store(lambda store: store.put_contact(user, contact))
     typer.echo(f"saved contact for {user}")
+
+
+@vapid_app.command("generate")
+def vapid_generate() -> None:
+    """Print a new VAPID key pair as environment lines (the public key is the browser's applicationServerKey)."""
+    from herald.vapid import generate_vapid_keys
+
+    keys = generate_vapid_keys()
+    typer.echo(f"VAPID_PRIVATE_KEY={keys.private_key}")
+    typer.echo(f"VAPID_PUBLIC_KEY={keys.public_key}")
+    typer.echo("# also set VAPID_SUBJECT=mailto:you@example.com (push services write there)", err=True)

@@ -50,9 +50,18 @@ def create_app(
         owned = services._store is None
         if owned:
             services._store = await Store.open(settings.resolved_database_url)
+        relay = None
         try:
+            if settings.redis_url:
+                # Workers in other processes reach this process's WebSockets through Redis pub/sub.
+                from herald.channels.redis_push import RedisPushRelay
+
+                relay = RedisPushRelay(services.hub, settings.redis_url)
+                await relay.start()
             yield
         finally:
+            if relay is not None:
+                await relay.stop()
             if owned and services._store is not None:
                 await services._store.close()
 

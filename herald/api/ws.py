@@ -1,7 +1,178 @@
-"""`GET /v1/ws`: a user's live connection. Frames go out as `{"type": "notification", ...}`; the client acks."""
+"""`GET /v1/ws`: a user's live connection. Frames go out as `{"type": "notification", ...}`; the client acks.
+
+Protocol, server to client: `{"type": "ready", "user_id", "connection_id"}` once frames can reach this socket,
+then `{"type": "notification", ...}` frames, `{"type": "pong"}` and `{"type": "error", "message"}`.
+Client to server: `{"type": "ack", "notification_id"}` (delivery counts only once acked) and `{"type": "ping"}`.
+
+A bad or missing token is answered by accepting and then closing with 1008 (policy violation): refusing the
+handshake would show browsers only 1006, with no way to tell "log in again" from "server down".
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from herald.api.deps import Services
+from herald.api.errors import ApiError
+from herald.auth import resolve_token
+from herald.channels.push import PushConnection
+from herald.models import ID_REGEX
 
 router = APIRouter(tags=["push"])
+
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+_ID = re.compile(ID_REGEX)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_TOKEN_PARAM = re.compile(r"((?:^|[?&])token=)[^&\s\"']*")
+
+
+def redact_query_token(text: str) -> str:
+    """`/v1/ws?token=hrt_...` -> `/v1/ws?token=[redacted]`: a token in a log is a leaked token."""
+    return _TOKEN_PARAM.sub(r"\1[redacted]", text)
+
+
+class RedactQueryToken(logging.Filter):
+    """uvicorn logs every WebSocket's path with its query string ("WebSocket /v1/ws?token=..." [accepted])."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query_token(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+# The WebSocket protocols log on this logger directly, so a filter here sees each of their lines.
+logging.getLogger("uvicorn.error").addFilter(RedactQueryToken())
+
+
+def bearer_token(query_token: str | None, authorization: str | None) -> str | None:
+    """The token from `Authorization: Bearer`, else from `?token=` (browsers cannot set headers on a WebSocket)."""
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return query_token or None
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    type: Literal["ack", "ping"]
+    notification_id: str | None = None
+
+
+class MalformedMessage(ValueError):
+    """A client message we cannot act on. The text is safe to send back: it never quotes the input."""
+
+
+def parse_client_message(raw: str | bytes) -> ClientMessage:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise MalformedMessage("not valid JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedMessage("expected a JSON object with a `type`")
+    kind = value.get("type")
+    if kind == "ping":
+        return ClientMessage("ping")
+    if kind == "ack":
+        notification_id = value.get("notification_id")
+        if not isinstance(notification_id, str) or not _ID.fullmatch(notification_id):
+            raise MalformedMessage("notification_id: required, the id of the notification being acked")
+        return ClientMessage("ack", notification_id)
+    raise MalformedMessage("type: must be `ack` or `ping`")
+
+
+@router.websocket("/v1/ws")
+async def push_socket(websocket: WebSocket) -> None:
+    """Authenticate with a user token, then receive that user's notifications and ack each one."""
+    services: Services = websocket.app.state.services
+    token = bearer_token(websocket.query_params.get("token"), websocket.headers.get("authorization"))
+    try:
+        store = services.store
+    except ApiError:
+        await websocket.accept()
+        await websocket.close(TRY_AGAIN_LATER, "the store is not open yet; retry shortly")
+        return
+    principal = await resolve_token(store, token) if token else None
+    await websocket.accept()
+    if token is None:
+        await websocket.close(POLICY_VIOLATION, "a user token is required: ?token= or Authorization: Bearer")
+        return
+    if principal is None:
+        await websocket.close(POLICY_VIOLATION, "unknown token")
+        return
+    if principal.kind != "user":
+        await websocket.close(POLICY_VIOLATION, "a user token is required (herald tokens issue <user>)")
+        return
+
+    connection = services.hub.connect(principal.subject)
+    try:
+        try:
+            await connection.registered()
+        except OSError:
+            await websocket.close(TRY_AGAIN_LATER, "push relay unavailable; retry shortly")
+            return
+        await websocket.send_json({"type": "ready", "user_id": connection.user_id, "connection_id": connection.id})
+        await _serve(websocket, connection)
+    finally:
+        connection.close()
+
+
+async def _serve(websocket: WebSocket, connection: PushConnection) -> None:
+    """Send frames and read client messages at once; either side ending (a disconnect) ends both."""
+    lock = asyncio.Lock()
+
+    async def send(data: dict[str, Any]) -> None:
+        async with lock:  # frames and replies come from two tasks; one send at a time
+            await websocket.send_json(data)
+
+    tasks = {
+        asyncio.create_task(_send_frames(connection, send)),
+        asyncio.create_task(_receive(websocket, connection, send)),
+    }
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        error = None if task.cancelled() else task.exception()
+        # The client going away shows up as a disconnect on either side; anything else is a bug to see.
+        if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
+            raise error
+
+
+async def _send_frames(connection: PushConnection, send: Send) -> None:
+    while True:
+        await send(await connection.receive())
+
+
+async def _receive(websocket: WebSocket, connection: PushConnection, send: Send) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes") or b""
+        try:
+            parsed = parse_client_message(raw)
+        except MalformedMessage as exc:
+            await send({"type": "error", "message": str(exc)})
+            continue
+        if parsed.type == "ping":
+            await send({"type": "pong"})
+        elif parsed.notification_id is not None:
+            # A late or repeated ack finds nobody waiting; that is fine and needs no answer.
+            connection.ack(parsed.notification_id)

@@ -6,9 +6,14 @@ from functools import partial
 
 from herald.channels.base import Channel, ContactBook, OutboundMessage, SendResult
 from herald.channels.outbox import OutboxChannel
-from herald.channels.push import PushChannel, PushConnection, PushHub
-from herald.channels.render import email_payload, sms_payload, webhook_outbox_payload
+from herald.channels.push import PushChannel, PushConnection, PushHub, PushPublisher
+from herald.channels.redis_push import RedisPushPublisher
+from herald.channels.render import email_payload, notification_link, sms_payload, webhook_outbox_payload
+from herald.channels.sendgrid import SendGridChannel
+from herald.channels.smtp import SmtpChannel
+from herald.channels.twilio import TwilioSmsChannel
 from herald.channels.webhook import WebhookChannel
+from herald.channels.webpush import WebPushSender
 from herald.config import Settings
 from herald.models import ChannelName
 
@@ -22,25 +27,101 @@ __all__ = [
     "SendResult",
     "WebhookChannel",
     "build_channels",
+    "providers",
 ]
 
 
 def build_channels(settings: Settings, hub: PushHub, book: ContactBook) -> dict[ChannelName, Channel]:
-    """One Channel per name: the configured provider, else the outbox."""
-    outbox = settings.outbox_dir
-    webhook: Channel
-    if settings.webhook_secret is not None:
-        webhook = WebhookChannel(
-            settings.webhook_secret.get_secret_value(),
-            book=book,
-            timeout=settings.webhook_timeout_seconds,
-            allow_private=settings.allow_private_webhooks,
-        )
-    else:
-        webhook = OutboxChannel(ChannelName.webhook, outbox, webhook_outbox_payload)
+    """One Channel per name: the configured provider, else the outbox (see `providers`)."""
     return {
-        ChannelName.push: PushChannel(hub),
-        ChannelName.email: OutboxChannel(ChannelName.email, outbox, partial(email_payload, sender=settings.email_from)),
-        ChannelName.sms: OutboxChannel(ChannelName.sms, outbox, partial(sms_payload, sender=settings.sms_from)),
-        ChannelName.webhook: webhook,
+        ChannelName.push: _push(settings, hub, book),
+        ChannelName.email: _email(settings),
+        ChannelName.sms: _sms(settings, book),
+        ChannelName.webhook: _webhook(settings, book),
     }
+
+
+def providers(settings: Settings) -> dict[ChannelName, str]:
+    """What each channel delivers through under these settings, for banners and logs (no secrets)."""
+    push = "websocket via redis" if settings.redis_url else "websocket (in-process)"
+    if settings.vapid_private_key is not None:
+        push += ", then web push"
+    email = "sendgrid" if settings.sendgrid_api_key else "smtp" if settings.smtp_url else "outbox"
+    sms = "twilio" if settings.twilio_account_sid and settings.twilio_auth_token else "outbox"
+    webhook = "signed POST" if settings.webhook_secret else "outbox"
+    return {ChannelName.push: push, ChannelName.email: email, ChannelName.sms: sms, ChannelName.webhook: webhook}
+
+
+def _push(settings: Settings, hub: PushHub, book: ContactBook) -> Channel:
+    live: PushPublisher = hub
+    if settings.redis_url:
+        live = RedisPushPublisher(settings.redis_url, ack_timeout=settings.push_ack_timeout_seconds)
+    webpush = None
+    if settings.vapid_private_key is not None:
+        webpush = WebPushSender(
+            settings.vapid_private_key.get_secret_value(),
+            book=book,
+            subject=settings.vapid_subject,
+            ttl=settings.webpush_ttl_seconds,
+            timeout=settings.send_timeout_seconds,
+            link_base=settings.api_url,
+        )
+    return PushChannel(live, webpush)
+
+
+def _email(settings: Settings) -> Channel:
+    if settings.sendgrid_api_key is not None:
+        return SendGridChannel(
+            settings.sendgrid_api_key.get_secret_value(),
+            host=settings.sendgrid_api_host,
+            sender=settings.email_from,
+            link_base=settings.api_url,
+            timeout=settings.send_timeout_seconds,
+        )
+    if settings.smtp_url is not None:
+        return SmtpChannel(
+            settings.smtp_url.get_secret_value(),
+            sender=settings.email_from,
+            link_base=settings.api_url,
+            timeout=settings.send_timeout_seconds,
+        )
+    link = partial(notification_link, settings.api_url)
+    return OutboxChannel(
+        ChannelName.email,
+        settings.outbox_dir,
+        lambda m: email_payload(m, sender=settings.email_from, link=link(m.notification.notification_id)),
+    )
+
+
+def _sms(settings: Settings, book: ContactBook) -> Channel:
+    sid, token = settings.twilio_account_sid, settings.twilio_auth_token
+    if sid and token:
+        return TwilioSmsChannel(
+            sid,
+            token.get_secret_value(),
+            book=book,
+            api_base=settings.twilio_api_base,
+            sender=settings.sms_from,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            # Twilio can only call back a public address: without HERALD_PUBLIC_URL, no callbacks.
+            status_callback_url=f"{settings.public_url}/v1/providers/twilio/status" if settings.public_url else None,
+            link_base=settings.api_url,
+            timeout=settings.send_timeout_seconds,
+        )
+    link = partial(notification_link, settings.api_url)
+    return OutboxChannel(
+        ChannelName.sms,
+        settings.outbox_dir,
+        lambda m: sms_payload(m, sender=settings.sms_from, link=link(m.notification.notification_id)),
+    )
+
+
+def _webhook(settings: Settings, book: ContactBook) -> Channel:
+    if settings.webhook_secret is None:
+        return OutboxChannel(ChannelName.webhook, settings.outbox_dir, webhook_outbox_payload)
+    return WebhookChannel(
+        settings.webhook_secret.get_secret_value(),
+        book=book,
+        timeout=settings.webhook_timeout_seconds,
+        allow_private=settings.allow_private_webhooks,
+    )

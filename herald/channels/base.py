@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from herald.models import AgentNotification, ChannelName, Contact, PushSubscription
@@ -41,3 +43,17 @@ class ContactBook(Protocol):
     async def push_subscriptions(self, user_id: str) -> list[PushSubscription]: ...
 
     async def remove_push_subscription(self, user_id: str, endpoint: str) -> bool: ...
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

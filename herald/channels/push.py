@@ -36,6 +36,13 @@ class PushConnection:
     def ack(self, notification_id: str) -> bool:
         return self._hub.ack(self.user_id, notification_id, self.id)
 
+    async def registered(self) -> None:
+        """Return once every publisher can reach this connection (with Redis: the relay's SUBSCRIBE is confirmed).
+
+        A client told "ready" before this would miss frames published in between.
+        """
+        await self._hub.registered(self.user_id)
+
     def close(self) -> None:
         self._hub.disconnect(self)
 
@@ -65,6 +72,29 @@ class PushPublisher(Protocol):
         ...
 
 
+class PushHubObserver(Protocol):
+    """Follows a hub's users and the acks no local publisher waits for: the Redis relay of an API process."""
+
+    def user_connected(self, user_id: str) -> None:
+        """The user's first live connection in this hub."""
+        ...
+
+    def user_disconnected(self, user_id: str) -> None:
+        """The user's last live connection in this hub went away."""
+        ...
+
+    async def registered(self, user_id: str) -> None:
+        """Return once publishers elsewhere can reach the user's connections here.
+
+        Raise OSError (ConnectionError, TimeoutError) when they cannot; the WebSocket then closes with 1013.
+        """
+        ...
+
+    def unclaimed_ack(self, user_id: str, notification_id: str, connection_id: str) -> bool:
+        """An ack that no `publish` of this hub waits for; True if the observer passed it on."""
+        ...
+
+
 class PushHub:
     """The live connections of this process, and acks for frames published to them."""
 
@@ -73,26 +103,57 @@ class PushHub:
         self.queue_size = queue_size
         self._connections: dict[str, list[PushConnection]] = {}
         self._pending: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self._observer: PushHubObserver | None = None
+
+    def observe(self, observer: PushHubObserver) -> None:
+        """Attach the one observer (the relay); it hears only about changes from now on."""
+        if self._observer is not None and self._observer is not observer:
+            raise RuntimeError("this push hub already has an observer (one relay per hub)")
+        self._observer = observer
+
+    def unobserve(self, observer: PushHubObserver) -> None:
+        if self._observer is observer:
+            self._observer = None
+
+    def users(self) -> list[str]:
+        """Users with at least one live connection here."""
+        return list(self._connections)
 
     def connect(self, user_id: str) -> PushConnection:
         connection = PushConnection(self, user_id, self.queue_size)
+        first = not self._connections.get(user_id)
         self._connections.setdefault(user_id, []).append(connection)
+        if first and self._observer is not None:
+            self._observer.user_connected(user_id)
         return connection
 
     def disconnect(self, connection: PushConnection) -> None:
-        conns = self._connections.get(connection.user_id, [])
-        if connection in conns:
-            conns.remove(connection)
+        conns = self._connections.get(connection.user_id)
+        if conns is None or connection not in conns:
+            return  # already gone: closing twice is harmless
+        conns.remove(connection)
         if not conns:
-            self._connections.pop(connection.user_id, None)
+            del self._connections[connection.user_id]
+            if self._observer is not None:
+                self._observer.user_disconnected(connection.user_id)
 
     def connected(self, user_id: str) -> bool:
         return bool(self._connections.get(user_id))
 
+    async def registered(self, user_id: str) -> None:
+        """In-process publishers reach a connection as soon as it exists; an observer may need longer."""
+        if self._observer is not None:
+            await self._observer.registered(user_id)
+
     def ack(self, user_id: str, notification_id: str, connection_id: str) -> bool:
-        """Resolve the publisher waiting for this frame; False if nobody waits (late or repeated ack)."""
+        """Resolve the publisher waiting for this frame; else hand the ack to the observer (a relayed frame).
+
+        False if nobody takes it (a late or repeated ack).
+        """
         future = self._pending.get((user_id, notification_id))
         if future is None or future.done():
+            if self._observer is not None:
+                return self._observer.unclaimed_ack(user_id, notification_id, connection_id)
             return False
         future.set_result(connection_id)
         return True
@@ -141,3 +202,10 @@ class PushChannel:
                 raise
             return await self.webpush.send(message)
         return SendResult(provider_message_id=f"ws:{connection_id}")
+
+    async def aclose(self) -> None:
+        """Close what holds connections: a Redis publisher, the Web Push session (the hub holds none)."""
+        for part in (self.live, self.webpush):
+            aclose = getattr(part, "aclose", None)
+            if aclose is not None:
+                await aclose()

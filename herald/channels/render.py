@@ -5,12 +5,16 @@ Each renderer raises ContactMissing when the user has no address for its channel
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from herald.channels.base import OutboundMessage
-from herald.errors import ContactMissing
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-SMS_MAX_CHARS = 306  # two GSM-7 segments
+from herald.channels.base import OutboundMessage
+from herald.channels.sms_text import fit_sms
+from herald.errors import ContactMissing
+from herald.models import Priority
 
 
 def subject(message: OutboundMessage) -> str:
@@ -18,29 +22,84 @@ def subject(message: OutboundMessage) -> str:
     return f"[{n.priority.value.upper()}] {n.title}"
 
 
-def email_payload(message: OutboundMessage, sender: str) -> dict[str, Any]:
-    """A SendGrid v3 /mail/send body."""
+# Only the HTML template is escaped: agent text must not become markup there, and must stay verbatim in text.
+_EMAIL_TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False, default=False),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+_PRIORITY_COLORS = {
+    Priority.low: "#6e6e73",
+    Priority.medium: "#0066cc",
+    Priority.high: "#c93400",
+    Priority.critical: "#d70015",
+}
+
+
+def email_subject(message: OutboundMessage) -> str:
+    """`subject()` on one line: a line break in a title must not end (or inject) a mail header."""
+    return " ".join(subject(message).split())
+
+
+def notification_link(link_base: str | None, notification_id: str) -> str | None:
+    """Where the person can read the notification's status: `{api_url}/v1/notifications/{id}`."""
+    if not link_base:
+        return None
+    return f"{link_base.rstrip('/')}/v1/notifications/{notification_id}"
+
+
+def email_bodies(message: OutboundMessage, link: str | None) -> tuple[str, str]:
+    """The (text, html) bodies of an email, the same for SendGrid, SMTP and the outbox."""
+    n = message.notification
+    context = {
+        "subject": email_subject(message),
+        "priority_label": n.priority.value.upper(),
+        "priority_color": _PRIORITY_COLORS[n.priority],
+        "title": n.title,
+        "body": n.body,
+        "agent_id": n.agent_id,
+        "notification_id": n.notification_id,
+        "metadata": [(str(key), _metadata_value(value)) for key, value in n.metadata.items()],
+        "link": link,
+    }
+    text = _EMAIL_TEMPLATES.get_template("email.txt.j2").render(context)
+    html = _EMAIL_TEMPLATES.get_template("email.html.j2").render(context)
+    return text, html
+
+
+def _metadata_value(value: Any) -> str:
+    """Strings as they are; anything else as compact JSON, so `true` and `3` read as the agent sent them."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def email_payload(message: OutboundMessage, sender: str, link: str | None = None) -> dict[str, Any]:
+    """A SendGrid v3 /mail/send body; SendGrid wants text/plain before text/html."""
     if not message.contact.email:
         raise ContactMissing("the user has no email address on file")
     n = message.notification
+    text, html = email_bodies(message, link)
     return {
         "personalizations": [{"to": [{"email": message.contact.email}]}],
         "from": {"email": sender},
-        "subject": subject(message),
-        "content": [{"type": "text/plain", "value": n.body or n.title}],
+        "subject": email_subject(message),
+        "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
         "custom_args": {"idempotency_key": message.idempotency_key, "notification_id": n.notification_id},
     }
 
 
-def sms_payload(message: OutboundMessage, sender: str | None) -> dict[str, Any]:
-    """A Twilio Messages.create body, cut to at most two segments."""
+def sms_payload(message: OutboundMessage, sender: str | None, link: str | None = None) -> dict[str, Any]:
+    """A Twilio Messages.create body: `[PRIORITY] title: body`, cut to two segments, the link kept whole."""
     if not message.contact.phone:
         raise ContactMissing("the user has no phone number on file")
     n = message.notification
     text = f"{subject(message)}: {n.body}" if n.body else subject(message)
-    if len(text) > SMS_MAX_CHARS:
-        text = text[: SMS_MAX_CHARS - 1] + "…"
-    return {"To": message.contact.phone, "From": sender, "Body": text}
+    return {"To": message.contact.phone, "From": sender, "Body": fit_sms(text, link, max_segments=2)}
 
 
 def push_frame(message: OutboundMessage) -> dict[str, Any]:

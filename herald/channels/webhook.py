@@ -11,11 +11,10 @@ import hashlib
 import hmac
 import json
 import time
-from email.utils import parsedate_to_datetime
 
 import httpx
 
-from herald.channels.base import ContactBook, OutboundMessage, SendResult
+from herald.channels.base import ContactBook, OutboundMessage, SendResult, retry_after_seconds
 from herald.channels.render import webhook_body
 from herald.errors import ContactMissing, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
@@ -36,20 +35,6 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Parse Retry-After as seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def classify(status: int, retry_after: str | None) -> DeliveryError | None:

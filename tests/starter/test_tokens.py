@@ -1,0 +1,76 @@
+"""`herald tokens issue` and `herald keys issue`, run as processes against a store in HERALD_HOME."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from herald.auth import Principal, resolve_token
+from herald.store import Store
+
+HERALD = str(Path(sys.executable).parent / "herald")
+
+
+async def run_cli(home: Path, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
+    env["HERALD_HOME"] = str(home)
+    process = await asyncio.create_subprocess_exec(
+        HERALD, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def open_store(home: Path) -> Store:
+    return await Store.open(f"sqlite+aiosqlite:///{(home / 'herald.db').resolve()}")
+
+
+async def test_tokens_issue_prints_a_user_token_once_that_the_store_resolves(tmp_path: Path) -> None:
+    code, out, err = await run_cli(tmp_path, "tokens", "issue", "ada")
+    assert code == 0, err
+    token = out.strip()
+    assert out == token + "\n" and token.startswith("hrt_"), "stdout is the token alone, for scripts"
+    assert token not in err and "ada" in err and "?token=" in err
+    store = await open_store(tmp_path)
+    try:
+        assert await resolve_token(store, token) == Principal("user", "ada")
+    finally:
+        await store.close()
+
+
+async def test_keys_issue_prints_an_agent_key(tmp_path: Path) -> None:
+    code, out, err = await run_cli(tmp_path, "keys", "issue", "deploy-bot")
+    assert code == 0, err
+    key = out.strip()
+    assert key.startswith("hrk_") and key not in err
+    code, again, _ = await run_cli(tmp_path, "keys", "issue", "deploy-bot")
+    assert code == 0 and again.strip() != key, "every issue is a new key"
+    store = await open_store(tmp_path)
+    try:
+        assert await resolve_token(store, key) == Principal("agent", "deploy-bot")
+        assert await resolve_token(store, again.strip()) == Principal("agent", "deploy-bot")
+    finally:
+        await store.close()
+
+
+async def test_a_bad_id_names_the_argument_exits_2_and_saves_nothing(tmp_path: Path) -> None:
+    (user_code, user_out, user_err), (agent_code, agent_out, agent_err) = await asyncio.gather(
+        run_cli(tmp_path, "tokens", "issue", "ada lovelace"),
+        run_cli(tmp_path, "keys", "issue", "deploy/bot"),
+    )
+    assert (user_code, user_out) == (2, "")
+    assert user_err.startswith("error: user_id: must be 1-128 characters"), user_err
+    assert (agent_code, agent_out) == (2, "")
+    assert agent_err.startswith("error: agent_id: must be 1-128 characters"), agent_err
+    assert "ada lovelace" not in user_err and "deploy/bot" not in agent_err
+    store = await open_store(tmp_path)
+    try:
+        async with store.engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT count(*) FROM api_tokens")) == 0
+    finally:
+        await store.close()
