@@ -17,7 +17,7 @@ import uvicorn
 from temporalio.client import Client
 
 from herald.api.app import create_app
-from herald.channels import PushHub
+from herald.channels import PushHub, providers
 from herald.config import Settings, temporal_binary
 from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, Priority, utcnow
 from herald.store import Store
@@ -140,6 +140,7 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) ->
                 if api.done():
                     api.result()
                 await asyncio.sleep(0.05)
+            channel_summary = ", ".join(f"{c.value}: {p}" for c, p in providers(settings).items())
             print(
                 "Herald dev stack is up (open: no auth in dev)\n"
                 f"  Temporal UI  http://127.0.0.1:{ports.ui}/namespaces/default/workflows\n"
@@ -147,6 +148,7 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) ->
                 f"  Temporal     127.0.0.1:{ports.temporal}\n"
                 f"  outbox       {settings.outbox_dir}\n"
                 f"  data         {home}\n"
+                f"  channels     {channel_summary}\n"
                 "Ctrl-C stops everything.",
                 flush=True,
             )

@@ -18,6 +18,7 @@ from herald.api.deps import Deps, Services, UserId
 from herald.api.errors import ApiError, ErrorBody, error_response
 from herald.api.views import NotificationView, TemporalUnavailable, load_notification
 from herald.channels.push import PushHub
+from herald.channels.redis_push import RedisPushRelay
 from herald.config import Settings
 from herald.models import ID_REGEX, AgentNotification, Contact, Preferences
 from herald.netguard import UnsafeURL, check_public_url
@@ -54,8 +55,6 @@ def create_app(
         try:
             if settings.redis_url:
                 # Workers in other processes reach this process's WebSockets through Redis pub/sub.
-                from herald.channels.redis_push import RedisPushRelay
-
                 relay = RedisPushRelay(services.hub, settings.redis_url)
                 await relay.start()
             yield
