@@ -69,6 +69,16 @@ async def fake_http() -> AsyncIterator[FakeHTTPServer]:
     await task
 
 
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh SQLite store for a test that needs one without a worker."""
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 @dataclass
 class Harness:
     client: HeraldClient

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
+from typing import Any
 
 from herald.channels.base import Channel, ContactBook, OutboundMessage, SendResult
 from herald.channels.outbox import OutboxChannel
@@ -85,12 +86,7 @@ def _email(settings: Settings) -> Channel:
             link_base=settings.api_url,
             timeout=settings.send_timeout_seconds,
         )
-    link = partial(notification_link, settings.api_url)
-    return OutboxChannel(
-        ChannelName.email,
-        settings.outbox_dir,
-        lambda m: email_payload(m, sender=settings.email_from, link=link(m.notification.notification_id)),
-    )
+    return _outbox(settings, ChannelName.email, lambda m, link: email_payload(m, settings.email_from, link))
 
 
 def _sms(settings: Settings, book: ContactBook) -> Channel:
@@ -108,20 +104,26 @@ def _sms(settings: Settings, book: ContactBook) -> Channel:
             link_base=settings.api_url,
             timeout=settings.send_timeout_seconds,
         )
-    link = partial(notification_link, settings.api_url)
-    return OutboxChannel(
-        ChannelName.sms,
-        settings.outbox_dir,
-        lambda m: sms_payload(m, sender=settings.sms_from, link=link(m.notification.notification_id)),
-    )
+    return _outbox(settings, ChannelName.sms, lambda m, link: sms_payload(m, settings.sms_from, link))
 
 
 def _webhook(settings: Settings, book: ContactBook) -> Channel:
     if settings.webhook_secret is None:
-        return OutboxChannel(ChannelName.webhook, settings.outbox_dir, webhook_outbox_payload)
+        return _outbox(settings, ChannelName.webhook, lambda m, _link: webhook_outbox_payload(m))
     return WebhookChannel(
         settings.webhook_secret.get_secret_value(),
         book=book,
         timeout=settings.webhook_timeout_seconds,
         allow_private=settings.allow_private_webhooks,
+    )
+
+
+def _outbox(
+    settings: Settings, channel: ChannelName, render: Callable[[OutboundMessage, str | None], dict[str, Any]]
+) -> Channel:
+    """The channel's provider body, written to HERALD_HOME/outbox/<channel>/ instead of sent."""
+    return OutboxChannel(
+        channel,
+        settings.outbox_dir,
+        lambda m: render(m, notification_link(settings.api_url, m.notification.notification_id)),
     )

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.dedup import DedupActivities
 from herald.models import DedupCheck, DedupResult
 from herald.store import Store
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def run(activities: DedupActivities, check: DedupCheck) -> DedupResult:

@@ -18,13 +18,6 @@ from tests.fakes.webpush import Browser
 ENDPOINT = "https://push.example.net/wpush/v2/gAAAAABsecret"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/h.db")
-    yield store
-    await store.close()
-
-
 async def client_for(tmp_path: Path, store: Store, **settings: Any) -> httpx.AsyncClient:
     app = create_app(make_settings(tmp_path, **settings), store=store)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")

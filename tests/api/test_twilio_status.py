@@ -28,13 +28,6 @@ FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/h.db")
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def api(tmp_path: Path, store: Store) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(
         tmp_path / "herald", TWILIO_AUTH_TOKEN=TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, public_url=PUBLIC_URL

@@ -63,13 +63,6 @@ def prefix() -> str:
     return f"herald-test:{uuid.uuid4().hex}"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}")
-    yield store
-    await store.close()
-
-
 @dataclass
 class ApiProcess:
     hub: PushHub

@@ -6,7 +6,6 @@ import base64
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,13 +36,6 @@ async def fake() -> AsyncIterator[FakeTwilio]:
     fake.release.set()
     server.should_exit = True
     await task
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/h.db")
-    yield store
-    await store.close()
 
 
 @pytest.fixture

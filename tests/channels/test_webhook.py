@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +18,6 @@ from herald.models import AgentNotification, ChannelName, Contact, Priority
 from herald.store import Store
 from tests.conftest import WEBHOOK_SECRET
 from tests.fakes.http import FakeHTTPServer, start_fake
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/herald.db")
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import http_ece  # type: ignore[import-untyped]
@@ -39,13 +38,6 @@ from tests.fakes.webpush import HANG, Browser, FakePushService, push_service, un
 SUBJECT = "mailto:ops@herald.test"
 TTL = 3600
 VAPID = generate_vapid_keys()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/h.db")
-    yield store
-    await store.close()
 
 
 @pytest.fixture

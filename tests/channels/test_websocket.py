@@ -67,13 +67,6 @@ async def closed_with(ws: ClientConnection) -> tuple[int, str]:
     return info.value.rcvd.code, info.value.rcvd.reason
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}")
-    yield store
-    await store.close()
-
-
 class Api:
     def __init__(self, port: int, hub: PushHub) -> None:
         self.port, self.hub = port, hub

@@ -43,12 +43,7 @@ class FakeHTTPServer:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["path"]
         script = self.scripts.get(path) or []
         status, headers = script.pop(0) if script else (200, {})
@@ -61,6 +56,16 @@ class FakeHTTPServer:
             }
         )
         await send({"type": "http.response.body", "body": b"{}"})
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole request body of an ASGI http request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 async def start_fake(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:

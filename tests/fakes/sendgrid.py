@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.fakes.http import read_body
+
 
 @dataclass
 class Reply:
@@ -56,12 +58,7 @@ class FakeSendGrid:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         probe = self.on_request() if self.on_request else None
         self.requests.append(SendGridRequest(scope["method"], scope["path"], headers, body, probe))

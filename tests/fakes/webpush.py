@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from herald.models import PushSubscription
-from tests.fakes.http import start_fake
+from tests.fakes.http import read_body, start_fake
 
 HANG = -1  # a scripted "status" that never answers (until the fake stops), for timeouts
 
@@ -70,12 +70,7 @@ class FakePushService:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["path"]
         self.requests.append(PushRequest(path, {k.decode().lower(): v.decode() for k, v in scope["headers"]}, body))
         script = self.scripts.get(path) or []
