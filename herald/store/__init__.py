@@ -1,5 +1,5 @@
 """Persistence: SQLite by default, PostgreSQL by URL, one code path."""
 
-from herald.store.sql import Store
+from herald.store.sql import RulesDiff, Store
 
-__all__ = ["Store"]
+__all__ = ["RulesDiff", "Store"]

@@ -103,3 +103,21 @@ api_tokens = sa.Table(
     sa.Column("subject", sa.String(128), nullable=False, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# Trigger rules, one validated document per rule name.
+rules = sa.Table(
+    "rules",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Counters that say "something changed": `rules` is bumped by every rule write, so each process's compiled
+# rule cache can tell cheaply whether to reload.
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)

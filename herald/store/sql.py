@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,24 @@ from herald.models import (
     NotificationOutcome,
     Preferences,
     PushSubscription,
+    TriggerRule,
     utcnow,
 )
 from herald.store import schema
+
+
+@dataclass(frozen=True)
+class RulesDiff:
+    """What `replace_rules` did, by rule name."""
+
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
 
 
 def _aware(value: datetime) -> datetime:
@@ -126,6 +142,75 @@ class Store:
         async with self.engine.begin() as conn:
             result = await conn.execute(sa.delete(t).where(t.c.user_id == user_id, t.c.endpoint == endpoint))
         return bool(result.rowcount)
+
+    # --- trigger rules ---------------------------------------------------------------------------
+
+    async def list_rules(self) -> list[TriggerRule]:
+        t = schema.rules
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(t.c.data).order_by(t.c.name))).scalars().all()
+        return [TriggerRule.model_validate(row) for row in rows]
+
+    async def get_rule(self, name: str) -> TriggerRule | None:
+        t = schema.rules
+        async with self.engine.connect() as conn:
+            data = await conn.scalar(sa.select(t.c.data).where(t.c.name == name))
+        return TriggerRule.model_validate(data) if data is not None else None
+
+    async def put_rule(self, rule: TriggerRule) -> None:
+        async with self.engine.begin() as conn:
+            await self._upsert_rule(conn, rule)
+            await self._bump(conn, "rules")
+
+    async def delete_rule(self, name: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(sa.delete(schema.rules).where(schema.rules.c.name == name))
+            if result.rowcount:
+                await self._bump(conn, "rules")
+        return bool(result.rowcount)
+
+    async def replace_rules(self, rules: list[TriggerRule]) -> RulesDiff:
+        """Make the stored set exactly `rules`, in one transaction; say what was created, updated, deleted."""
+        t = schema.rules
+        wanted = {rule.name: rule for rule in rules}
+        async with self.engine.begin() as conn:
+            current = {
+                row.name: TriggerRule.model_validate(row.data)
+                for row in await conn.execute(sa.select(t.c.name, t.c.data))
+            }
+            diff = RulesDiff(
+                created=sorted(set(wanted) - set(current)),
+                updated=sorted(n for n in set(wanted) & set(current) if wanted[n] != current[n]),
+                deleted=sorted(set(current) - set(wanted)),
+                unchanged=sorted(n for n in set(wanted) & set(current) if wanted[n] == current[n]),
+            )
+            if diff.deleted:
+                await conn.execute(sa.delete(t).where(t.c.name.in_(diff.deleted)))
+            for name in diff.created + diff.updated:
+                await self._upsert_rule(conn, wanted[name])
+            if diff.changed:
+                await self._bump(conn, "rules")
+        return diff
+
+    async def rules_version(self) -> int:
+        """Bumped by every rule change: compare it to know whether compiled rules are stale."""
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(sa.select(schema.versions.c.version).where(schema.versions.c.name == "rules"))
+        return int(value or 0)
+
+    async def _upsert_rule(self, conn: Any, rule: TriggerRule) -> None:
+        t = schema.rules
+        stmt = self._insert(t).values(name=rule.name, data=rule.model_dump(mode="json"), updated_at=utcnow())
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.name], set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}
+        )
+        await conn.execute(stmt)
+
+    async def _bump(self, conn: Any, name: str) -> None:
+        t = schema.versions
+        stmt = self._insert(t).values(name=name, version=1)
+        stmt = stmt.on_conflict_do_update(index_elements=[t.c.name], set_={"version": t.c.version + 1})
+        await conn.execute(stmt)
 
     # --- bearer tokens ---------------------------------------------------------------------------
 
