@@ -234,13 +234,31 @@ class Firing(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class FiringPlan(BaseModel):
+    """One matched rule of one event: the notifications it sends if its cooldown allows (built and validated
+    before Temporal sees them, so the monitor workflow only decides and starts)."""
+
+    rule: str
+    cooldown_seconds: int
+    notifications: list[AgentNotification]
+
+
 class EventRequest(BaseModel):
-    """The monitor workflow's update: one event's firings, with the delivery policy for what it starts."""
+    """The monitor workflow's update: one event's matched rules, with the delivery policy for what it starts."""
 
     agent_id: str
     event_id: str
-    firings: list[Firing]
+    plans: list[FiringPlan]
     policy: DeliveryPolicy
+
+
+class MonitorState(BaseModel):
+    """What `monitor/<agent_id>` carries across continue-as-new: until when each rule that fired cools down."""
+
+    agent_id: str
+    cooling_until: dict[str, datetime] = Field(default_factory=dict)
+    last_event_at: datetime | None = None
+    events_per_run: int = Field(default=500, ge=1, description="continue as new after this many events")
 
 
 class FiredRule(BaseModel):

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from herald.config import Settings
-from herald.models import AgentNotification, DeliveryPolicy, NotificationOutcome, NotificationRequest
+from herald.events import plan_firings
+from herald.models import (
+    AgentEvent,
+    AgentNotification,
+    DeliveryPolicy,
+    EmitResult,
+    EventRequest,
+    MetricValue,
+    MonitorState,
+    NotificationOutcome,
+    NotificationRequest,
+    utcnow,
+)
+from herald.rule_cache import RuleCache
+from herald.store import Store
+from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 
 
@@ -45,15 +61,95 @@ class HeraldClient:
     so an agent may retry `notify` safely.
     """
 
-    def __init__(self, client: Client, task_queue: str, policy: DeliveryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        policy: DeliveryPolicy | None = None,
+        *,
+        rules: RuleCache | None = None,
+        database_url: str | None = None,
+    ) -> None:
         self.temporal = client
         self.task_queue = task_queue
         self.policy = policy or DeliveryPolicy()
+        self._rules = rules
+        self._database_url = database_url
+        self._store: Store | None = None
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> HeraldClient:
         settings = settings or Settings()
-        return cls(await connect_temporal(settings), settings.task_queue, settings.delivery_policy())
+        return cls(
+            await connect_temporal(settings),
+            settings.task_queue,
+            settings.delivery_policy(),
+            database_url=settings.resolved_database_url,
+        )
+
+    async def emit(
+        self,
+        agent_id: str,
+        metrics: Mapping[str, MetricValue],
+        *,
+        event_id: str | None = None,
+        rules: RuleCache | None = None,
+    ) -> EmitResult:
+        """Report what an agent observed. Rules are evaluated here, in process: an event that matches
+        nothing costs no Temporal or database work. A match goes to `monitor/<agent_id>`, which applies
+        each rule's cooldown and starts the notifications; the result says what fired and what cooled down.
+
+        Pass the same `event_id` again to retry safely: the monitor recognises it.
+        """
+        event = AgentEvent.model_validate(
+            {"agent_id": agent_id, "metrics": dict(metrics), **({"event_id": event_id} if event_id else {})}
+        )
+        book = await (rules or await self._rule_cache()).book()
+        matched = book.matching(event.agent_id, event.metrics)
+        if not matched:
+            return EmitResult(event_id=event.event_id)
+        firings = [rule.firing(event.agent_id, event.metrics) for rule in matched]
+        request = EventRequest(
+            agent_id=event.agent_id,
+            event_id=event.event_id,
+            plans=plan_firings(event.agent_id, event.event_id, firings, utcnow()),
+            policy=self.policy,
+        )
+        return await self.send_event(request)
+
+    async def send_event(self, request: EventRequest, *, state: MonitorState | None = None) -> EmitResult:
+        """Hand an event's matched rules to `monitor/<agent_id>`, starting it if it isn't running.
+
+        The event id is the update id: Temporal drops a repeat, so a retry can't fire a rule twice.
+        `state` seeds a monitor that isn't running yet (tests use it to rotate runs sooner).
+        """
+        start = WithStartWorkflowOperation(
+            MonitorWorkflow.run,
+            state or MonitorState(agent_id=request.agent_id),
+            id=f"monitor/{request.agent_id}",
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        return await self.temporal.execute_update_with_start_workflow(
+            MonitorWorkflow.event, request, start_workflow_operation=start, id=request.event_id
+        )
+
+    async def _rule_cache(self) -> RuleCache:
+        """The rules from the store, opened on first use (agents that only `notify` never open it)."""
+        if self._rules is None:
+            if self._database_url is None:
+                raise RuntimeError(
+                    "emit needs the rules: use HeraldClient.connect(settings) or pass rules=RuleCache(...)"
+                )
+            self._store = await Store.open(self._database_url)
+            self._rules = RuleCache(self._store)
+        return self._rules
+
+    async def aclose(self) -> None:
+        """Close the rule store `emit` opened, if any."""
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
 
     async def notify(self, notification: AgentNotification) -> NotificationHandle:
         workflow_id = notification.workflow_id

@@ -1,0 +1,70 @@
+"""From an event's matched rules to the notifications they would send: pure, so it is tested without Temporal.
+
+Notification ids derive from (event, rule, user): the same event sent twice names the same notifications,
+so a retried emit can never start a second copy of a notification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from herald.models import AgentNotification, Firing, FiringPlan, MonitorState
+
+# After its last event, a monitor lingers this long even with no cooldown running, then completes.
+MONITOR_LINGER = timedelta(minutes=5)
+
+
+def notification_id_for(event_id: str, rule: str, user_id: str) -> str:
+    return hashlib.sha256(f"{event_id}\x00{rule}\x00{user_id}".encode()).hexdigest()[:32]
+
+
+def plan_firings(agent_id: str, event_id: str, firings: Iterable[Firing], now: datetime) -> list[FiringPlan]:
+    """One plan per matched rule, with one notification per target user."""
+    return [
+        FiringPlan(
+            rule=firing.rule,
+            cooldown_seconds=firing.cooldown_seconds,
+            notifications=[
+                AgentNotification(
+                    notification_id=notification_id_for(event_id, firing.rule, user_id),
+                    agent_id=agent_id,
+                    user_id=user_id,
+                    title=firing.title,
+                    body=firing.body,
+                    priority=firing.priority,
+                    channels=firing.channels,
+                    dedup_key=firing.dedup_key,
+                    metadata=firing.metadata,
+                    created_at=now,
+                )
+                for user_id in firing.user_ids
+            ],
+        )
+        for firing in firings
+    ]
+
+
+def cooling(state: MonitorState, rule: str, now: datetime) -> datetime | None:
+    """Until when `rule` is held by its cooldown, or None when it may fire now."""
+    until = state.cooling_until.get(rule)
+    return until if until is not None and now < until else None
+
+
+def record_firing(state: MonitorState, rule: str, cooldown_seconds: int, now: datetime) -> None:
+    state.cooling_until[rule] = now + timedelta(seconds=cooldown_seconds)
+
+
+def pruned(state: MonitorState, now: datetime) -> MonitorState:
+    """The state without cooldowns that have ended: what continue-as-new carries forward."""
+    live = {rule: until for rule, until in state.cooling_until.items() if until > now}
+    return state.model_copy(update={"cooling_until": live})
+
+
+def quiet_at(state: MonitorState) -> datetime | None:
+    """When the monitor has nothing left to remember: every cooldown over, and a while after the last event."""
+    times = list(state.cooling_until.values())
+    if state.last_event_at is not None:
+        times.append(state.last_event_at + MONITOR_LINGER)
+    return max(times) if times else None

@@ -1,0 +1,82 @@
+"""Planning an event's firings and the monitor's cooldown bookkeeping, without Temporal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from herald.events import (
+    MONITOR_LINGER,
+    cooling,
+    notification_id_for,
+    plan_firings,
+    pruned,
+    quiet_at,
+    record_firing,
+)
+from herald.models import ChannelName, Firing, MonitorState, Priority
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def firing(rule: str = "high-errors", users: tuple[str, ...] = ("ada", "bo")) -> Firing:
+    return Firing(
+        rule=rule,
+        cooldown_seconds=300,
+        user_ids=list(users),
+        channels=[ChannelName.email],
+        priority=Priority.high,
+        title="Error rate 0.07 on checkout",
+        body="p95 1.2 s",
+        dedup_key="checkout-errors",
+        metadata={"rule": rule},
+    )
+
+
+def test_plan_makes_one_notification_per_user_with_stable_ids() -> None:
+    [plan] = plan_firings("checkout", "evt-1", [firing()], NOW)
+    assert (plan.rule, plan.cooldown_seconds) == ("high-errors", 300)
+    assert [n.user_id for n in plan.notifications] == ["ada", "bo"]
+    first = plan.notifications[0]
+    assert first.agent_id == "checkout" and first.title == "Error rate 0.07 on checkout"
+    assert first.priority is Priority.high and first.channels == [ChannelName.email]
+    assert first.dedup_key == "checkout-errors" and first.created_at == NOW
+    # The same event plans the same ids; another event, rule or user plans others.
+    again = plan_firings("checkout", "evt-1", [firing()], NOW + timedelta(seconds=5))[0]
+    assert [n.notification_id for n in again.notifications] == [n.notification_id for n in plan.notifications]
+    ids = {
+        notification_id_for("evt-1", "high-errors", "ada"),
+        notification_id_for("evt-2", "high-errors", "ada"),
+        notification_id_for("evt-1", "other", "ada"),
+        notification_id_for("evt-1", "high-errors", "bo"),
+    }
+    assert len(ids) == 4
+
+
+def test_cooldown_holds_until_it_ends() -> None:
+    state = MonitorState(agent_id="checkout")
+    assert cooling(state, "r", NOW) is None
+    record_firing(state, "r", 60, NOW)
+    assert cooling(state, "r", NOW) == NOW + timedelta(seconds=60)
+    assert cooling(state, "r", NOW + timedelta(seconds=59)) == NOW + timedelta(seconds=60)
+    assert cooling(state, "r", NOW + timedelta(seconds=60)) is None
+    assert cooling(state, "other", NOW) is None
+    record_firing(state, "zero", 0, NOW)
+    assert cooling(state, "zero", NOW) is None, "a zero cooldown never holds"
+
+
+def test_pruned_state_keeps_only_running_cooldowns() -> None:
+    state = MonitorState(agent_id="a")
+    record_firing(state, "short", 10, NOW)
+    record_firing(state, "long", 600, NOW)
+    later = pruned(state, NOW + timedelta(seconds=30))
+    assert list(later.cooling_until) == ["long"]
+    assert list(state.cooling_until) == ["short", "long"], "the original is untouched"
+
+
+def test_quiet_after_cooldowns_and_the_linger() -> None:
+    state = MonitorState(agent_id="a")
+    assert quiet_at(state) is None
+    state.last_event_at = NOW
+    assert quiet_at(state) == NOW + MONITOR_LINGER
+    record_firing(state, "long", 3600, NOW)
+    assert quiet_at(state) == NOW + timedelta(seconds=3600)

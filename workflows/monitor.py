@@ -1,0 +1,111 @@
+"""MonitorWorkflow `monitor/<agent_id>`: owns the agent's rule cooldowns and fires matched rules. Orchestration only.
+
+Events arrive as updates (update-with-start, the update id is the event id), so the caller learns at once
+which rules fired and which a cooldown held. Updates run one at a time against the workflow's state: a
+burst of events for one rule fires it once, whichever API process or worker each event came through, and
+the server drops a repeated update id, so a retried event never fires twice. Each firing starts one
+NotificationWorkflow per user as an abandoned child, so notifications outlive the monitor. The monitor
+continues as new before its history grows large, and completes once nothing is cooling down and it has
+been quiet a while; the next event starts it again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from herald import events
+    from herald.models import (
+        CooledDownRule,
+        EmitResult,
+        EventRequest,
+        FiredRule,
+        FiringPlan,
+        MonitorState,
+        NotificationRequest,
+    )
+    from workflows.notification import NotificationWorkflow
+
+@workflow.defn(name="MonitorWorkflow")
+class MonitorWorkflow:
+    @workflow.init
+    def __init__(self, state: MonitorState) -> None:
+        self._state = state
+        if self._state.last_event_at is None:  # started for the event it is about to receive
+            self._state.last_event_at = workflow.now()
+        self._events_this_run = 0
+
+    @workflow.run
+    async def run(self, state: MonitorState) -> None:
+        while True:
+            rotate = await self._wait_for_rotation_or_quiet()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if rotate:
+                workflow.continue_as_new(events.pruned(self._state, workflow.now()))
+            quiet = events.quiet_at(self._state)
+            if quiet is None or workflow.now() >= quiet:
+                return
+
+    async def _wait_for_rotation_or_quiet(self) -> bool:
+        """True when the history is big enough to continue as new; False when the quiet time has come."""
+        while True:
+            quiet = events.quiet_at(self._state)
+            timeout = (quiet - workflow.now()).total_seconds() if quiet is not None else 0.0
+            if timeout <= 0:  # quiet (or nothing to remember at all)
+                return self._should_rotate()
+            try:
+                await workflow.wait_condition(self._should_rotate, timeout=timedelta(seconds=timeout))
+                return True
+            except TimeoutError:
+                continue  # an event may have moved the quiet time; look again
+
+    def _should_rotate(self) -> bool:
+        return self._events_this_run >= self._state.events_per_run or workflow.info().is_continue_as_new_suggested()
+
+    @workflow.update
+    async def event(self, request: EventRequest) -> EmitResult:
+        """Apply each matched rule's cooldown; start the notifications of the rules that fire."""
+        now = workflow.now()
+        self._events_this_run += 1
+        self._state.last_event_at = now
+        result = EmitResult(event_id=request.event_id)
+        firing: list[FiringPlan] = []
+        # Decide every rule before the first await, so a concurrent event sees these cooldowns.
+        for plan in request.plans:
+            until = events.cooling(self._state, plan.rule, now)
+            if until is not None:
+                result.cooled_down.append(CooledDownRule(rule=plan.rule, until=until))
+                continue
+            events.record_firing(self._state, plan.rule, plan.cooldown_seconds, now)
+            firing.append(plan)
+        for plan in firing:
+            for notification in plan.notifications:
+                await self._start(NotificationRequest(notification=notification, policy=request.policy))
+            result.fired.append(
+                FiredRule(rule=plan.rule, notification_ids=[n.notification_id for n in plan.notifications])
+            )
+        return result
+
+    @event.validator
+    def _validate_event(self, request: EventRequest) -> None:
+        if request.agent_id != self._state.agent_id:
+            raise ValueError(f"event for agent {request.agent_id} sent to the monitor of {self._state.agent_id}")
+
+    @workflow.query
+    def state(self) -> MonitorState:
+        return self._state
+
+    async def _start(self, request: NotificationRequest) -> None:
+        try:
+            await workflow.start_child_workflow(
+                NotificationWorkflow.run,
+                request,
+                id=request.notification.workflow_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # this event's notification already exists (the event came again in a later run)
