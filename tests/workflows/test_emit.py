@@ -1,0 +1,120 @@
+"""Agents emit metrics; rules decide; the monitor fires notifications through the whole pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
+
+from herald.models import ChannelName, ChannelStatus, Contact, NotificationStatus, Priority, TriggerRule
+from herald.rule_cache import RuleCache
+from tests.conftest import Harness
+
+
+def agent() -> str:
+    return f"agent-{uuid.uuid4().hex[:8]}"
+
+
+async def rules(herald: Harness, *rules: TriggerRule) -> RuleCache:
+    for rule in rules:
+        await herald.store.put_rule(rule)
+    return RuleCache(herald.store, refresh_seconds=0.05)
+
+
+async def monitor_exists(herald: Harness, agent_id: str) -> bool:
+    try:
+        await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}").describe()
+    except RPCError as exc:
+        assert exc.status is RPCStatusCode.NOT_FOUND
+        return False
+    return True
+
+
+async def test_the_seed_rules_end_to_end(herald: Harness) -> None:
+    a, user = agent(), f"user-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    cache = await rules(
+        herald,
+        TriggerRule(
+            name=f"errors-{a}",
+            agent_id=a,
+            condition="error_rate > 0.05",
+            channels=[ChannelName.email],
+            priority=Priority.high,
+            user_ids=[user],
+            title="Error rate {{ error_rate }} on {{ agent_id }}",
+            body="rule {{ rule }}",
+        ),
+        TriggerRule(
+            name=f"done-{a}",
+            agent_id=a,
+            condition="completed == 1",
+            channels=[ChannelName.email],
+            user_ids=[user],
+            title="Job finished on {{ agent_id }}",
+        ),
+    )
+    quiet = await herald.client.emit(a, {"error_rate": 0.01, "completed": 0}, rules=cache)
+    assert quiet.fired == [] and quiet.cooled_down == []
+    assert not await monitor_exists(herald, a), "an event that matches nothing costs no Temporal work"
+
+    result = await herald.client.emit(a, {"error_rate": 0.07, "completed": 1}, rules=cache)
+    fired = {f.rule: f.notification_ids for f in result.fired}
+    assert set(fired) == {f"errors-{a}", f"done-{a}"}
+    [error_id] = fired[f"errors-{a}"]
+    outcome = await herald.client.get_handle(error_id).outcome()
+    assert outcome.status is NotificationStatus.delivered
+    assert outcome.channels[ChannelName.email].status is ChannelStatus.delivered
+    mail = (herald.outbox("email") / f"{error_id}.json").read_text()
+    assert f"[HIGH] Error rate 0.07 on {a}" in mail
+
+    # The same metrics again, within the cooldown: reported, not sent.
+    again = await herald.client.emit(a, {"error_rate": 0.09, "completed": 1}, rules=cache)
+    assert again.fired == []
+    assert {c.rule for c in again.cooled_down} == {f"errors-{a}", f"done-{a}"}
+
+
+async def test_wildcard_rule_fires_for_every_agent_separately(herald: Harness) -> None:
+    a, b = agent(), agent()
+    name = f"any-{uuid.uuid4().hex[:6]}"
+    # Only events carrying this run's marker match, so other tests' events don't trip the wildcard.
+    cache = await rules(
+        herald, TriggerRule(name=name, condition=f'marker == "{name}" && cost_usd > 10', user_ids=["ops"])
+    )
+    first = await herald.client.emit(a, {"marker": name, "cost_usd": 12}, rules=cache)
+    second = await herald.client.emit(b, {"marker": name, "cost_usd": 12.5}, rules=cache)
+    assert [f.rule for f in first.fired] == [name]
+    assert [f.rule for f in second.fired] == [name], "each agent's monitor keeps its own cooldown"
+    assert await monitor_exists(herald, a) and await monitor_exists(herald, b)
+
+
+async def test_missing_metric_means_no_firing(herald: Harness) -> None:
+    a = agent()
+    cache = await rules(
+        herald,
+        TriggerRule(name=f"cost-{a}", agent_id=a, condition="has(cost_usd) && cost_usd > 10", user_ids=["ops"]),
+        TriggerRule(name=f"latency-{a}", agent_id=a, condition="latency_ms >= 200", user_ids=["ops"]),
+    )
+    result = await herald.client.emit(a, {"error_rate": 0.5}, rules=cache)
+    assert result.fired == [] and result.cooled_down == []
+    assert not await monitor_exists(herald, a)
+
+
+async def test_burst_through_emit_fires_once(herald: Harness) -> None:
+    a = agent()
+    cache = await rules(
+        herald, TriggerRule(name=f"stuck-{a}", agent_id=a, condition="queue_depth > 100", user_ids=["ops"])
+    )
+    results = await asyncio.gather(*(herald.client.emit(a, {"queue_depth": 500 + i}, rules=cache) for i in range(50)))
+    assert sum(len(r.fired) for r in results) == 1
+    assert sum(len(r.cooled_down) for r in results) == 49
+
+
+async def test_bad_event_is_refused_before_anything_runs(herald: Harness) -> None:
+    a = agent()
+    cache = await rules(herald, TriggerRule(name=f"r-{a}", agent_id=a, condition="x > 1", user_ids=["ops"]))
+    with pytest.raises(ValueError, match="metrics"):
+        await herald.client.emit(a, {"x": [1, 2]}, rules=cache)  # type: ignore[dict-item]
+    assert not await monitor_exists(herald, a)
