@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
     task_queue: str = "herald"
 
+    # `herald api` always enforces bearer auth; `herald dev` turns it off unless given --auth.
+    auth: bool = True
+    admin_key: SecretStr | None = None
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_url: str | None = None

@@ -102,13 +102,15 @@ async def send_demo(store: Store, herald: HeraldClient, outbox_dir: Path) -> Non
         print(f"  email -> {outbox_dir / 'email' / f'{handle.notification_id}.json'}", flush=True)
 
 
-async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) -> None:
+async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, auth: bool = False) -> None:
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    # Dev mode: webhooks may point at a receiver on this machine (the SSRF guard is for `herald api`).
+    # Dev mode: webhooks may point at a receiver on this machine (the SSRF guard is for `herald api`),
+    # and the API is open unless asked for auth (`herald dev --auth`).
     settings = settings.model_copy(
         update={
             "home": home,
+            "auth": auth,
             "temporal_address": f"127.0.0.1:{ports.temporal}",
             "api_port": ports.api,
             "allow_private_webhooks": True,
@@ -141,8 +143,9 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False) ->
                     api.result()
                 await asyncio.sleep(0.05)
             channel_summary = ", ".join(f"{c.value}: {p}" for c, p in providers(settings).items())
+            access = "auth: bearer tokens required" if auth else "open: no auth in dev"
             print(
-                "Herald dev stack is up (open: no auth in dev)\n"
+                f"Herald dev stack is up ({access})\n"
                 f"  Temporal UI  http://127.0.0.1:{ports.ui}/namespaces/default/workflows\n"
                 f"  API          http://127.0.0.1:{ports.api}/docs\n"
                 f"  Temporal     127.0.0.1:{ports.temporal}\n"
@@ -182,9 +185,9 @@ async def _connect_with_retry(settings: Settings) -> Client:
     raise RuntimeError(f"could not connect to the Temporal dev server: {last}")
 
 
-def main(settings: Settings, ports: DevPorts, demo: bool) -> None:
+def main(settings: Settings, ports: DevPorts, demo: bool, auth: bool = False) -> None:
     try:
-        asyncio.run(run_dev(settings, ports, demo=demo))
+        asyncio.run(run_dev(settings, ports, demo=demo, auth=auth))
     except RuntimeError as exc:
         print(f"herald dev: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -35,6 +40,10 @@ async def connect_temporal(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
     )
+
+
+# How often `send_event` asks again when no worker answers the update in time.
+UPDATE_ATTEMPTS = 3
 
 
 class NotificationHandle:
@@ -123,16 +132,24 @@ class HeraldClient:
         The event id is the update id: Temporal drops a repeat, so a retry can't fire a rule twice.
         `state` seeds a monitor that isn't running yet (tests use it to rotate runs sooner).
         """
-        start = WithStartWorkflowOperation(
-            MonitorWorkflow.run,
-            state or MonitorState(agent_id=request.agent_id),
-            id=f"monitor/{request.agent_id}",
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        return await self.temporal.execute_update_with_start_workflow(
-            MonitorWorkflow.event, request, start_workflow_operation=start, id=request.event_id
-        )
+        for attempt in range(1, UPDATE_ATTEMPTS + 1):
+            start = WithStartWorkflowOperation(  # one per call: the SDK refuses to reuse an operation
+                MonitorWorkflow.run,
+                state or MonitorState(agent_id=request.agent_id),
+                id=f"monitor/{request.agent_id}",
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            try:
+                return await self.temporal.execute_update_with_start_workflow(
+                    MonitorWorkflow.event, request, start_workflow_operation=start, id=request.event_id
+                )
+            except WorkflowUpdateRPCTimeoutOrCancelledError:
+                # No worker answered in time (one restarting, a task held for a dead worker's sticky queue).
+                # Asking again is safe: the same update id attaches to the same update.
+                if attempt == UPDATE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _rule_cache(self) -> RuleCache:
         """The rules from the store, opened on first use (agents that only `notify` never open it)."""

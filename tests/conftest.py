@@ -100,6 +100,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "push_ack_timeout_seconds": 2.0,
         # The fake providers listen on 127.0.0.1, as a receiver on a developer's machine would.
         "allow_private_webhooks": True,
+        "auth": False,  # tests of auth turn it on
     }
     values.update(overrides)
     return Settings.model_validate(values)

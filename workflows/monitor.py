@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.notification import NotificationWorkflow
 
+
 @workflow.defn(name="MonitorWorkflow")
 class MonitorWorkflow:
     @workflow.init

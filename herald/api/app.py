@@ -1,4 +1,8 @@
-"""Herald's HTTP API (FastAPI; OpenAPI at /docs). Errors are always `{"error": {"code", "message", "field"}}`."""
+"""Herald's HTTP API (FastAPI; OpenAPI at /docs). Errors are always `{"error": {"code", "message", "field"}}`.
+
+Every route but /healthz, the docs, the VAPID public key and provider callbacks needs a bearer token
+(herald/api/auth.py) unless `settings.auth` is off, as in `herald dev`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
-from herald.api import providers, push, ws
+from herald.api import events, providers, push, rules, ws
+from herald.api.auth import AuthError, CallerDep, PathUserOnly, authorize
 from herald.api.deps import Deps, Services, UserId
 from herald.api.errors import ApiError, ErrorBody, error_response
 from herald.api.views import NotificationView, TemporalUnavailable, load_notification
@@ -72,6 +77,7 @@ def create_app(
         responses={422: {"model": ErrorBody}, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
     app.state.services = services
+    app.add_middleware(events.BodyLimit, limits={events.EVENTS_PATH: events.EVENT_BODY_LIMIT})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,14 +95,29 @@ def create_app(
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.field)
 
+    @app.exception_handler(AuthError)
+    async def _auth_error(_request: Request, exc: AuthError) -> JSONResponse:
+        response = error_response(exc.status, exc.code, exc.message, exc.field)
+        response.headers.update(exc.headers)
+        return response
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
-    @app.post("/v1/notifications", status_code=202, response_model=NotificationAccepted, tags=["notifications"])
-    async def send_notification(notification: AgentNotification, deps: Deps) -> NotificationAccepted:
-        """Start a notification. Re-sending the same notification_id returns the same notification."""
+    auth_errors: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+
+    @app.post(
+        "/v1/notifications",
+        status_code=202,
+        response_model=NotificationAccepted,
+        tags=["notifications"],
+        responses=auth_errors,
+    )
+    async def send_notification(notification: AgentNotification, caller: CallerDep, deps: Deps) -> NotificationAccepted:
+        """Start a notification (an agent key sends as its own agent only). The same notification_id again is a no-op."""
+        authorize(caller, agents=[notification.agent_id], field="agent_id")
         herald = await deps.client()
         try:
             handle = await herald.notify(notification)
@@ -108,19 +129,30 @@ def create_app(
             status_url=f"/v1/notifications/{handle.notification_id}",
         )
 
-    @app.get("/v1/notifications/{notification_id}", response_model=NotificationView, tags=["notifications"])
-    async def get_notification(notification_id: NotificationId, deps: Deps) -> NotificationView:
-        """Status, per-channel state and every delivery attempt."""
+    @app.get(
+        "/v1/notifications/{notification_id}",
+        response_model=NotificationView,
+        tags=["notifications"],
+        responses=auth_errors,
+    )
+    async def get_notification(notification_id: NotificationId, caller: CallerDep, deps: Deps) -> NotificationView:
+        """Status, per-channel state and every delivery attempt: for its user, its sending agent, or the admin."""
         try:
             view = await load_notification(deps.store, await deps.client(), notification_id)
         except TemporalUnavailable as exc:
             raise ApiError(503, "temporal_unavailable", str(exc)) from exc
         if view is None:
             raise ApiError(404, "not_found", f"no notification {notification_id}", "notification_id")
+        authorize(caller, users=[view.user_id], agents=[view.agent_id], field="notification_id")
         return view
 
     @app.put(
-        "/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True, tags=["users"]
+        "/v1/users/{user_id}/preferences",
+        response_model=Preferences,
+        response_model_exclude_none=True,
+        tags=["users"],
+        dependencies=[PathUserOnly],
+        responses=auth_errors,
     )
     async def put_preferences(user_id: UserId, preferences: Preferences, deps: Deps) -> Preferences:
         """Replace the user's preferences; notifications started afterwards follow them."""
@@ -128,12 +160,24 @@ def create_app(
         return preferences
 
     @app.get(
-        "/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True, tags=["users"]
+        "/v1/users/{user_id}/preferences",
+        response_model=Preferences,
+        response_model_exclude_none=True,
+        tags=["users"],
+        dependencies=[PathUserOnly],
+        responses=auth_errors,
     )
     async def get_preferences(user_id: UserId, deps: Deps) -> Preferences:
         return await deps.store.get_preferences(user_id)
 
-    @app.put("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True, tags=["users"])
+    @app.put(
+        "/v1/users/{user_id}/contact",
+        response_model=Contact,
+        response_model_exclude_none=True,
+        tags=["users"],
+        dependencies=[PathUserOnly],
+        responses=auth_errors,
+    )
     async def put_contact(user_id: UserId, contact: Contact, deps: Deps) -> Contact:
         """Replace the user's contact. Saving clears Herald's marks on refused numbers and disabled webhooks."""
         if contact.webhook_url and not deps.settings.allow_private_webhooks:
@@ -145,7 +189,14 @@ def create_app(
         await deps.store.put_contact(user_id, contact)
         return contact
 
-    @app.get("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True, tags=["users"])
+    @app.get(
+        "/v1/users/{user_id}/contact",
+        response_model=Contact,
+        response_model_exclude_none=True,
+        tags=["users"],
+        dependencies=[PathUserOnly],
+        responses=auth_errors,
+    )
     async def get_contact(user_id: UserId, deps: Deps) -> Contact:
         contact = await deps.store.get_contact(user_id)
         if contact is None:
@@ -153,6 +204,8 @@ def create_app(
         return contact
 
     app.include_router(push.router)
+    app.include_router(rules.router)
+    app.include_router(events.router)
     app.include_router(providers.router)
     app.include_router(ws.router)
 

@@ -1,4 +1,4 @@
-"""What routes depend on: the store, the Temporal client and the push hub, shared by every router."""
+"""What routes depend on: the store, the Temporal client, the push hub and the compiled rules."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from herald.api.errors import ApiError
 from herald.channels.push import PushHub
 from herald.config import Settings
 from herald.models import ID_REGEX
+from herald.rule_cache import RuleCache
 from herald.store import Store
 from starter.client import HeraldClient
 
@@ -24,6 +25,7 @@ class Services:
         self, settings: Settings, store: Store | None, client: HeraldClient | None, hub: PushHub | None = None
     ) -> None:
         self.settings, self._store, self._client = settings, store, client
+        self._rules: RuleCache | None = None
         # Live WebSocket connections of this process; the worker reaches them in-process or through Redis.
         self.hub = hub or PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
 
@@ -32,6 +34,13 @@ class Services:
         if self._store is None:
             raise ApiError(503, "store_unavailable", "the store is not open yet; retry shortly")
         return self._store
+
+    @property
+    def rules(self) -> RuleCache:
+        """The compiled rules over the store, built on first use (the store may open after the app is made)."""
+        if self._rules is None:
+            self._rules = RuleCache(self.store)
+        return self._rules
 
     async def client(self) -> HeraldClient:
         if self._client is None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from herald.api.auth import PathUserOnly
 from herald.api.deps import Deps, UserId
-from herald.api.errors import ApiError
+from herald.api.errors import ApiError, ErrorBody
 from herald.channels.webpush import subscription_keys_problem
 from herald.models import PushSubscription
 from herald.vapid import application_server_key
 
 router = APIRouter(tags=["push"])
+
+# A user's own subscriptions: that user's token or the admin key (herald/api/auth.py).
+_AUTH_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
 
 
 class PushSubscriptionSaved(BaseModel):
@@ -31,7 +35,13 @@ class VapidPublicKey(BaseModel):
     public_key: str = Field(description="base64url uncompressed P-256 point, for pushManager.subscribe")
 
 
-@router.post("/v1/users/{user_id}/push-subscriptions", status_code=201, response_model=PushSubscriptionSaved)
+@router.post(
+    "/v1/users/{user_id}/push-subscriptions",
+    status_code=201,
+    response_model=PushSubscriptionSaved,
+    dependencies=[PathUserOnly],
+    responses=_AUTH_ERRORS,
+)
 async def add_push_subscription(user_id: UserId, subscription: PushSubscription, deps: Deps) -> PushSubscriptionSaved:
     """Save a browser's subscription (its `toJSON()`); posting the same endpoint again replaces it."""
     problem = subscription_keys_problem(subscription)
@@ -42,7 +52,13 @@ async def add_push_subscription(user_id: UserId, subscription: PushSubscription,
     return PushSubscriptionSaved(user_id=user_id, endpoint=subscription.endpoint)
 
 
-@router.delete("/v1/users/{user_id}/push-subscriptions", status_code=204, response_class=Response)
+@router.delete(
+    "/v1/users/{user_id}/push-subscriptions",
+    status_code=204,
+    response_class=Response,
+    dependencies=[PathUserOnly],
+    responses=_AUTH_ERRORS,
+)
 async def remove_push_subscription(user_id: UserId, body: PushUnsubscribe, deps: Deps) -> Response:
     """Forget one subscription of the user (the browser unsubscribed)."""
     if not await deps.store.remove_push_subscription(user_id, body.endpoint):

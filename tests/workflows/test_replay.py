@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,18 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus
+from herald.events import plan_firings
+from herald.models import (
+    AgentNotification,
+    ChannelName,
+    Contact,
+    EventRequest,
+    Firing,
+    MonitorState,
+    NotificationStatus,
+    Priority,
+    utcnow,
+)
 from tests.conftest import Harness
 from tests.fakes.http import FakeHTTPServer
 from workflows import ALL_WORKFLOWS
@@ -72,8 +84,45 @@ async def test_record_histories(herald: Harness, fake_http: FakeHTTPServer) -> N
     assert outcomes["duplicate"].status is NotificationStatus.suppressed_duplicate
     assert outcomes["no_channel"].status is NotificationStatus.no_channel
     HISTORIES.mkdir(exist_ok=True)
-    for old in recorded():
+    for old in HISTORIES.glob("NotificationWorkflow-*.json"):
         old.unlink()
     for name, handle in handles.items():
         history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
         (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_monitor_history(herald: Harness) -> None:
+    """One monitor run: a firing, a cooled-down match, a second rule, a repeated event, then continue-as-new."""
+    agent_id = f"recorder-{uuid.uuid4().hex[:6]}"
+
+    def event(*rules: str, event_id: str | None = None) -> EventRequest:
+        event_id = event_id or uuid.uuid4().hex
+        firings = [
+            Firing(
+                rule=r,
+                cooldown_seconds=600,
+                user_ids=["user-1"],
+                channels=[ChannelName.email],
+                priority=Priority.medium,
+                title=f"{r} fired",
+            )
+            for r in rules
+        ]
+        return EventRequest(
+            agent_id=agent_id,
+            event_id=event_id,
+            plans=plan_firings(agent_id, event_id, firings, utcnow()),
+            policy=herald.client.policy,
+        )
+
+    first = event("errors")
+    await herald.client.send_event(first, state=MonitorState(agent_id=agent_id, events_per_run=4))
+    handle = herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}")
+    run_id = (await handle.describe()).run_id
+    await herald.client.send_event(event("errors"))
+    await herald.client.send_event(event("errors", "latency"))
+    await herald.client.send_event(first)  # the same event again: the server answers from the first
+    await herald.client.send_event(event("errors"))  # the fourth: the run continues as new
+    history = await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}", run_id=run_id).fetch_history()
+    (HISTORIES / "MonitorWorkflow-rotated.json").write_text(history.to_json())

@@ -1,0 +1,129 @@
+"""`POST /v1/events`: an agent's metrics, checked against the trigger rules; matches become notifications.
+
+An event that matches no rule is answered from the in-process rule cache alone: no Temporal round trip,
+not even a connection, so agents can report every few seconds and only what matters costs anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError
+
+from herald.api.auth import CallerDep, authorize
+from herald.api.deps import Deps
+from herald.api.errors import ApiError, ErrorBody
+from herald.models import AgentEvent, EmitResult, MetricValue
+from herald.rule_cache import RuleCache
+from starter.client import HeraldClient
+
+router = APIRouter(tags=["events"])
+
+EVENTS_PATH = "/v1/events"
+EVENT_BODY_LIMIT = 64 * 1024
+
+
+async def emit_event(
+    agent_id: str,
+    metrics: Mapping[str, MetricValue],
+    event_id: str,
+    rules: RuleCache,
+    client: Callable[[], Awaitable[HeraldClient]],
+) -> EmitResult:
+    """Emit through Temporal only when some rule matches; `client` is called (and connects) only then."""
+    book = await rules.book()
+    if not book.matching(agent_id, metrics):
+        return EmitResult(event_id=event_id)
+    herald = await client()
+    return await herald.emit(agent_id, dict(metrics), event_id=event_id, rules=rules)
+
+
+@router.post(
+    EVENTS_PATH,
+    status_code=202,
+    response_model=EmitResult,
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+)
+async def post_event(event: AgentEvent, caller: CallerDep, deps: Deps) -> EmitResult:
+    """Check the metrics against the rules: `fired` lists notifications started, `cooled_down` matches held back.
+
+    Send the same `event_id` again to retry safely: it fires at most once. Bodies are limited to 64 KB.
+    """
+    authorize(caller, agents=[event.agent_id], field="agent_id")
+    try:
+        return await emit_event(event.agent_id, event.metrics, event.event_id, deps.rules, deps.client)
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        # Safe to retry: the event id is the monitor's update id, so a repeat fires nothing twice.
+        raise ApiError(
+            503, "temporal_unavailable", "Temporal did not take the event; retry with the same event_id"
+        ) from exc
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes on some paths with 413, before anything parses them.
+
+    Content-Length is checked first; the body actually sent is counted too (chunked uploads, lying headers),
+    buffered up to the limit and replayed to the app.
+    """
+
+    def __init__(self, app: ASGIApp, limits: Mapping[str, int]) -> None:
+        self.app, self.limits = app, dict(limits)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _too_large(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    payload: dict[str, Any] = {
+        "error": {
+            "code": "payload_too_large",
+            "message": f"the request body is over the limit of {limit // 1024} KB ({limit} bytes)",
+            "field": None,
+        }
+    }
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
