@@ -10,7 +10,8 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from herald.models import AgentNotification, Firing, FiringPlan, MonitorState
+from herald.models import AgentEvent, AgentNotification, Firing, FiringPlan, MonitorState
+from herald.rules import RuleBook
 
 # After its last event, a monitor lingers this long even with no cooldown running, then completes.
 MONITOR_LINGER = timedelta(minutes=5)
@@ -18,6 +19,11 @@ MONITOR_LINGER = timedelta(minutes=5)
 
 def notification_id_for(event_id: str, rule: str, user_id: str) -> str:
     return hashlib.sha256(f"{event_id}\x00{rule}\x00{user_id}".encode()).hexdigest()[:32]
+
+
+def match_event(book: RuleBook, event: AgentEvent) -> list[Firing]:
+    """The rendered firings of every rule the event matches; empty means nothing to send (no Temporal work)."""
+    return [rule.firing(event.agent_id, event.metrics) for rule in book.matching(event.agent_id, event.metrics)]
 
 
 def plan_firings(agent_id: str, event_id: str, firings: Iterable[Firing], now: datetime) -> list[FiringPlan]:

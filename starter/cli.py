@@ -376,9 +376,7 @@ def event(
                 raise fail(f"cannot reach Temporal at {settings.temporal_address}", 1) from None
 
         try:
-            return await emit_event(
-                agent_event.agent_id, agent_event.metrics, agent_event.event_id, RuleCache(store), connect
-            )
+            return await emit_event(agent_event, RuleCache(store), connect)
         except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise fail(f"Temporal did not take the event; retry with --event-id {agent_event.event_id}", 1) from None
 

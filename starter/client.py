@@ -16,13 +16,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from herald.config import Settings
-from herald.events import plan_firings
+from herald.events import match_event, plan_firings
 from herald.models import (
     AgentEvent,
     AgentNotification,
     DeliveryPolicy,
     EmitResult,
     EventRequest,
+    Firing,
     MetricValue,
     MonitorState,
     NotificationOutcome,
@@ -113,17 +114,15 @@ class HeraldClient:
         event = AgentEvent.model_validate(
             {"agent_id": agent_id, "metrics": dict(metrics), **({"event_id": event_id} if event_id else {})}
         )
-        book = await (rules or await self._rule_cache()).book()
-        matched = book.matching(event.agent_id, event.metrics)
-        if not matched:
+        firings = match_event(await (rules or await self._rule_cache()).book(), event)
+        if not firings:
             return EmitResult(event_id=event.event_id)
-        firings = [rule.firing(event.agent_id, event.metrics) for rule in matched]
-        request = EventRequest(
-            agent_id=event.agent_id,
-            event_id=event.event_id,
-            plans=plan_firings(event.agent_id, event.event_id, firings, utcnow()),
-            policy=self.policy,
-        )
+        return await self.fire(event, firings)
+
+    async def fire(self, event: AgentEvent, firings: list[Firing]) -> EmitResult:
+        """Send an event's already-matched rules to its monitor (`emit` without the matching)."""
+        plans = plan_firings(event.agent_id, event.event_id, firings, utcnow())
+        request = EventRequest(agent_id=event.agent_id, event_id=event.event_id, plans=plans, policy=self.policy)
         return await self.send_event(request)
 
     async def send_event(self, request: EventRequest, *, state: MonitorState | None = None) -> EmitResult:

@@ -18,7 +18,8 @@ from temporalio.service import RPCError
 from herald.api.auth import CallerDep, authorize
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
-from herald.models import AgentEvent, EmitResult, MetricValue
+from herald.events import match_event
+from herald.models import AgentEvent, EmitResult
 from herald.rule_cache import RuleCache
 from starter.client import HeraldClient
 
@@ -28,19 +29,12 @@ EVENTS_PATH = "/v1/events"
 EVENT_BODY_LIMIT = 64 * 1024
 
 
-async def emit_event(
-    agent_id: str,
-    metrics: Mapping[str, MetricValue],
-    event_id: str,
-    rules: RuleCache,
-    client: Callable[[], Awaitable[HeraldClient]],
-) -> EmitResult:
+async def emit_event(event: AgentEvent, rules: RuleCache, client: Callable[[], Awaitable[HeraldClient]]) -> EmitResult:
     """Emit through Temporal only when some rule matches; `client` is called (and connects) only then."""
-    book = await rules.book()
-    if not book.matching(agent_id, metrics):
-        return EmitResult(event_id=event_id)
-    herald = await client()
-    return await herald.emit(agent_id, dict(metrics), event_id=event_id, rules=rules)
+    firings = match_event(await rules.book(), event)
+    if not firings:
+        return EmitResult(event_id=event.event_id)
+    return await (await client()).fire(event, firings)
 
 
 @router.post(
@@ -56,7 +50,7 @@ async def post_event(event: AgentEvent, caller: CallerDep, deps: Deps) -> EmitRe
     """
     authorize(caller, agents=[event.agent_id], field="agent_id")
     try:
-        return await emit_event(event.agent_id, event.metrics, event.event_id, deps.rules, deps.client)
+        return await emit_event(event, deps.rules, deps.client)
     except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         # Safe to retry: the event id is the monitor's update id, so a repeat fires nothing twice.
         raise ApiError(
