@@ -17,16 +17,15 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
-from herald.api import events, providers, push, rules, ws
-from herald.api.auth import AuthError, CallerDep, PathUserOnly, authorize
-from herald.api.deps import Deps, Services, UserId
+from herald.api import events, providers, push, rules, users, ws
+from herald.api.auth import AuthError, CallerDep, authorize
+from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody, error_response
 from herald.api.views import NotificationView, TemporalUnavailable, load_notification
 from herald.channels.push import PushHub
 from herald.channels.redis_push import RedisPushRelay
 from herald.config import Settings
-from herald.models import ID_REGEX, AgentNotification, Contact, Preferences
-from herald.netguard import UnsafeURL, check_public_url
+from herald.models import ID_REGEX, AgentNotification
 from herald.store import Store
 from herald.validation import describe
 from starter.client import HeraldClient
@@ -146,63 +145,7 @@ def create_app(
         authorize(caller, users=[view.user_id], agents=[view.agent_id], field="notification_id")
         return view
 
-    @app.put(
-        "/v1/users/{user_id}/preferences",
-        response_model=Preferences,
-        response_model_exclude_none=True,
-        tags=["users"],
-        dependencies=[PathUserOnly],
-        responses=auth_errors,
-    )
-    async def put_preferences(user_id: UserId, preferences: Preferences, deps: Deps) -> Preferences:
-        """Replace the user's preferences; notifications started afterwards follow them."""
-        await deps.store.put_preferences(user_id, preferences)
-        return preferences
-
-    @app.get(
-        "/v1/users/{user_id}/preferences",
-        response_model=Preferences,
-        response_model_exclude_none=True,
-        tags=["users"],
-        dependencies=[PathUserOnly],
-        responses=auth_errors,
-    )
-    async def get_preferences(user_id: UserId, deps: Deps) -> Preferences:
-        return await deps.store.get_preferences(user_id)
-
-    @app.put(
-        "/v1/users/{user_id}/contact",
-        response_model=Contact,
-        response_model_exclude_none=True,
-        tags=["users"],
-        dependencies=[PathUserOnly],
-        responses=auth_errors,
-    )
-    async def put_contact(user_id: UserId, contact: Contact, deps: Deps) -> Contact:
-        """Replace the user's contact. Saving clears Herald's marks on refused numbers and disabled webhooks."""
-        if contact.webhook_url and not deps.settings.allow_private_webhooks:
-            try:
-                await check_public_url(contact.webhook_url)
-            except UnsafeURL as exc:
-                raise ApiError(422, "invalid_request", f"webhook_url {exc}", "webhook_url") from None
-        contact = contact.model_copy(update={"phone_rejected": None, "webhook_disabled": None})
-        await deps.store.put_contact(user_id, contact)
-        return contact
-
-    @app.get(
-        "/v1/users/{user_id}/contact",
-        response_model=Contact,
-        response_model_exclude_none=True,
-        tags=["users"],
-        dependencies=[PathUserOnly],
-        responses=auth_errors,
-    )
-    async def get_contact(user_id: UserId, deps: Deps) -> Contact:
-        contact = await deps.store.get_contact(user_id)
-        if contact is None:
-            raise ApiError(404, "not_found", f"no contact saved for user {user_id}", "user_id")
-        return contact
-
+    app.include_router(users.router)
     app.include_router(push.router)
     app.include_router(rules.router)
     app.include_router(events.router)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,27 +12,15 @@ from temporalio.testing import WorkflowEnvironment
 from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus, Preferences
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, Harness
-
-HERALD = str(Path(sys.executable).parent / "herald")
+from tests.starter.cli import HERALD, clean_env, run_cli
 
 
 def cli_env(herald: Harness, temporal_env: WorkflowEnvironment) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
-    env.update(
+    return clean_env(
         HERALD_HOME=str(herald.settings.home),
         TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
         HERALD_TASK_QUEUE=herald.client.task_queue,
     )
-    return env
-
-
-async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        HERALD, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_prefs_set_and_get(herald: Harness, temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
@@ -85,8 +71,7 @@ async def test_notify_wait_then_status(herald: Harness, temporal_env: WorkflowEn
 async def test_standalone_worker_from_environment(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
     """`herald worker` configured only by TEMPORAL_ADDRESS, HERALD_TASK_QUEUE and HERALD_HOME."""
     queue = f"standalone-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
-    env.update(
+    env = clean_env(
         HERALD_HOME=str(tmp_path / "home"),
         TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
         HERALD_TASK_QUEUE=queue,

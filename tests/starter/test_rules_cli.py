@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import socket
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,8 +30,7 @@ from starter.cli import (
     rules_table,
 )
 from tests.conftest import Harness
-
-HERALD = str(Path(sys.executable).parent / "herald")
+from tests.starter.cli import clean_env, run_cli
 
 
 def closed_port() -> int:
@@ -42,18 +40,7 @@ def closed_port() -> int:
 
 
 def base_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
-    env.update(HERALD_HOME=str(home), TEMPORAL_ADDRESS=f"127.0.0.1:{closed_port()}")
-    return env
-
-
-async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        HERALD, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return clean_env(HERALD_HOME=str(home), TEMPORAL_ADDRESS=f"127.0.0.1:{closed_port()}")
 
 
 @pytest.fixture

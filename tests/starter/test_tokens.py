@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from herald.auth import Principal, resolve_token
 from herald.store import Store
+from tests.starter.cli import clean_env, run_cli
 
-HERALD = str(Path(sys.executable).parent / "herald")
 
-
-async def run_cli(home: Path, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
-    env["HERALD_HOME"] = str(home)
-    process = await asyncio.create_subprocess_exec(
-        HERALD, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+async def herald(home: Path, *args: str) -> tuple[int, str, str]:
+    return await run_cli(clean_env(HERALD_HOME=str(home)), *args)
 
 
 async def open_store(home: Path) -> Store:
@@ -31,7 +21,7 @@ async def open_store(home: Path) -> Store:
 
 
 async def test_tokens_issue_prints_a_user_token_once_that_the_store_resolves(tmp_path: Path) -> None:
-    code, out, err = await run_cli(tmp_path, "tokens", "issue", "ada")
+    code, out, err = await herald(tmp_path, "tokens", "issue", "ada")
     assert code == 0, err
     token = out.strip()
     assert out == token + "\n" and token.startswith("hrt_"), "stdout is the token alone, for scripts"
@@ -44,11 +34,11 @@ async def test_tokens_issue_prints_a_user_token_once_that_the_store_resolves(tmp
 
 
 async def test_keys_issue_prints_an_agent_key(tmp_path: Path) -> None:
-    code, out, err = await run_cli(tmp_path, "keys", "issue", "deploy-bot")
+    code, out, err = await herald(tmp_path, "keys", "issue", "deploy-bot")
     assert code == 0, err
     key = out.strip()
     assert key.startswith("hrk_") and key not in err
-    code, again, _ = await run_cli(tmp_path, "keys", "issue", "deploy-bot")
+    code, again, _ = await herald(tmp_path, "keys", "issue", "deploy-bot")
     assert code == 0 and again.strip() != key, "every issue is a new key"
     store = await open_store(tmp_path)
     try:
@@ -60,8 +50,8 @@ async def test_keys_issue_prints_an_agent_key(tmp_path: Path) -> None:
 
 async def test_a_bad_id_names_the_argument_exits_2_and_saves_nothing(tmp_path: Path) -> None:
     (user_code, user_out, user_err), (agent_code, agent_out, agent_err) = await asyncio.gather(
-        run_cli(tmp_path, "tokens", "issue", "ada lovelace"),
-        run_cli(tmp_path, "keys", "issue", "deploy/bot"),
+        herald(tmp_path, "tokens", "issue", "ada lovelace"),
+        herald(tmp_path, "keys", "issue", "deploy/bot"),
     )
     assert (user_code, user_out) == (2, "")
     assert user_err.startswith("error: user_id: must be 1-128 characters"), user_err

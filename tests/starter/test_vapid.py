@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,20 +15,15 @@ from herald.models import AgentNotification, ChannelName, Contact
 from herald.store import Store
 from herald.vapid import application_server_key, b64url, load_private_key
 from tests.fakes.webpush import Browser, push_service, unb64url, verify_vapid
-
-HERALD = str(Path(sys.executable).parent / "herald")
+from tests.starter.cli import clean_env, run_cli
 
 
 async def vapid_generate() -> tuple[dict[str, str], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "VAPID_"))}
-    process = await asyncio.create_subprocess_exec(
-        HERALD, "vapid", "generate", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    code, out, err = await run_cli(clean_env(), "vapid", "generate")
+    assert code == 0, err
+    lines = out.splitlines()
     assert len(lines) == 2, lines
-    return dict(line.split("=", 1) for line in lines), err.decode()
+    return dict(line.split("=", 1) for line in lines), err
 
 
 async def test_generated_keys_sign_a_push_the_service_can_verify(tmp_path: Path) -> None:
