@@ -413,9 +413,34 @@ class PreferenceQuery(BaseModel):
 
 
 class EnabledChannels(BaseModel):
-    """The merged per-channel switches for one (user, agent)."""
+    """How one notification is routed for its user: the channels it may use, and whether it waits or is digested.
+
+    (The name predates quiet hours and digests: recorded histories carry `enabled` alone, which still decodes.)
+    """
 
     enabled: dict[ChannelName, bool]
+    hold_until: datetime | None = Field(default=None, description="quiet hours: send when they end")
+    digest: bool = Field(default=False, description="goes to the user's digest instead of being sent now")
+
+
+class DigestItem(BaseModel):
+    """One notification waiting in `digest/<user_id>`."""
+
+    notification_id: str
+    agent_id: str
+    title: str
+    body: str = ""
+    priority: Priority
+    created_at: datetime
+
+
+class DigestStart(BaseModel):
+    """How `digest/<user_id>` starts: for whom, and what it already holds (carried across continue-as-new)."""
+
+    user_id: str
+    items: list[DigestItem] = Field(default_factory=list)
+    sent: int = Field(default=0, description="digests sent so far: numbers the next digest's id")
+    policy: DeliveryPolicy = Field(default_factory=lambda: DeliveryPolicy())
 
 
 class DeliveryRequest(BaseModel):
@@ -479,6 +504,8 @@ class NotificationOutcome(BaseModel):
     channels: dict[ChannelName, ChannelResult] = Field(default_factory=dict)
     duplicate_of: str | None = None
     ops_alert: str | None = None
+    held_until: datetime | None = Field(default=None, description="quiet hours held it until then")
+    digest_id: str | None = Field(default=None, description="the digest notification that carried it")
 
     @property
     def delivered_channels(self) -> list[ChannelName]:

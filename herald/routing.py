@@ -6,11 +6,13 @@ Deterministic and free of I/O, so the workflow can call it directly and tests ne
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from herald.errors import PUSH_UNREACHED
 from herald.models import (
     AgentNotification,
     ChannelName,
+    EnabledChannels,
     NotificationStatus,
     Preferences,
     Priority,
@@ -111,3 +113,11 @@ def final_status(
     if any(planned_fulfilled):
         return NotificationStatus.partially_delivered
     return NotificationStatus.failed
+
+
+def route(notification: AgentNotification, preferences: Preferences, now: datetime) -> EnabledChannels:
+    """The whole preference decision for one notification at `now` (UTC): which channels it may use (merged
+    switches and minimum priorities), whether quiet hours hold it and until when, or whether it goes to the
+    digest. Critical notifications are never held or digested.
+    """
+    return EnabledChannels(enabled=merge_preferences(preferences, notification.agent_id))
