@@ -63,7 +63,9 @@ def create_worker(
         client,
         task_queue=task_queue or runtime.settings.task_queue,
         workflows=ALL_WORKFLOWS,
-        activities=build_activities(runtime.store, runtime.channels),
+        activities=build_activities(
+            runtime.store, runtime.channels, digest_period_seconds=runtime.settings.digest_period_seconds
+        ),
         workflow_failure_exception_types=workflow_failure_exception_types,
     )
 

@@ -8,18 +8,29 @@ from typing import Any
 from activities.audit import AuditActivities
 from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
+from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
 from herald.channels import Channel
 from herald.delivery import DeliveryService
 from herald.models import ChannelName
 from herald.store import Store
 
-__all__ = ["AuditActivities", "DedupActivities", "DeliveryActivities", "PreferenceActivities", "build_activities"]
+__all__ = [
+    "AuditActivities",
+    "DedupActivities",
+    "DeliveryActivities",
+    "DigestActivities",
+    "PreferenceActivities",
+    "build_activities",
+]
 
 
-def build_activities(store: Store, channels: Mapping[ChannelName, Channel]) -> list[Callable[..., Any]]:
+def build_activities(
+    store: Store, channels: Mapping[ChannelName, Channel], *, digest_period_seconds: float | None = None
+) -> list[Callable[..., Any]]:
     """Every activity a Herald worker registers, bound to one store and one set of channels."""
     dedup = DedupActivities(store)
+    digest = DigestActivities(store, digest_period_seconds)
     preferences = PreferenceActivities(store)
     delivery = DeliveryActivities(DeliveryService(store, channels))
     audit = AuditActivities(store)
@@ -29,4 +40,7 @@ def build_activities(store: Store, channels: Mapping[ChannelName, Channel]) -> l
         delivery.deliver,
         audit.record_outcome,
         audit.record_ops_alert,
+        digest.enqueue_digest,
+        digest.next_digest_at,
+        digest.record_digest,
     ]

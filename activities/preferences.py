@@ -1,19 +1,31 @@
-"""merge_preferences: load the user's preferences and merge the agent's entry over the defaults."""
+"""merge_preferences: load the user's preferences and route one notification by them (routing.route_for)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from temporalio import activity
 
-from herald.models import EnabledChannels, PreferenceQuery
-from herald.routing import merge_preferences
+from herald.models import ChannelName, EnabledChannels, PreferenceQuery, utcnow
+from herald.routing import merge_preferences, route_for
 from herald.store import Store
 
 
 class PreferenceActivities:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime] = utcnow) -> None:
         self._store = store
+        self._clock = clock  # quiet hours are read at the moment the activity runs; tests pin that moment
 
     @activity.defn(name="merge_preferences")
     async def merge_preferences(self, query: PreferenceQuery) -> EnabledChannels:
+        """The channels, hold and digest for the notification described by `query`, as of now.
+
+        A query without a priority comes from a history recorded before minimum priorities, quiet hours and
+        digests: it gets the merged switches alone, exactly as it did then.
+        """
         preferences = await self._store.get_preferences(query.user_id)
-        return EnabledChannels(enabled=merge_preferences(preferences, query.agent_id))
+        if query.priority is None:
+            return EnabledChannels(enabled=merge_preferences(preferences, query.agent_id))
+        channels = query.channels if query.channels is not None else list(ChannelName)
+        return route_for(query.agent_id, query.priority, channels, preferences, self._clock())

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     push_queue_size: int = Field(default=100, gt=0)
 
     dedup_window_seconds: int = Field(default=300, ge=0)
+    # Digests go out at hour (or day) boundaries; set this to make them every N seconds (tests, demos).
+    digest_period_seconds: float | None = Field(default=None, gt=0)
     retry_initial_seconds: float = Field(default=30.0, gt=0)
     retry_backoff: float = Field(default=4.0, ge=1)
     retry_max_interval_seconds: float = Field(default=600.0, gt=0)

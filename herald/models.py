@@ -9,12 +9,22 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 TITLE_MAX_CHARS = 200
 BODY_MAX_BYTES = 10 * 1024
@@ -279,28 +289,181 @@ class EmitResult(BaseModel):
     cooled_down: list[CooledDownRule] = Field(default_factory=list)
 
 
-class ChannelSwitches(BaseModel):
-    """Per-channel on/off at one level of the preferences; None means "not set here"."""
+DEFAULT_TIME_ZONE = "UTC"
+DEFAULT_DIGEST_HOUR = 8
+_QUIET_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+_PREFERENCE_OBJECT_EXAMPLES = {
+    "quiet_hours": '{"window": "22:00-07:00", "during": "hold"}',
+    "digest": '{"cadence": "daily", "hour": 8, "priorities": "low"}',
+}
+_CHANNEL_SETTING_EXPECTED = 'must be true, false or an object with "enabled" (true or false) and "min_priority"'
+
+
+def parse_quiet_window(value: str) -> tuple[time, time]:
+    """`"22:00-07:00"` as its (start, end) wall-clock times; a start after the end crosses midnight."""
+    match = _QUIET_WINDOW.fullmatch(value)
+    if match is None:
+        raise ValueError("must be HH:MM-HH:MM in 24-hour time, for example 22:00-07:00")
+    start_h, start_m, end_h, end_m = (int(group) for group in match.groups())
+    start, end = time(start_h, start_m), time(end_h, end_m)
+    if start == end:
+        raise ValueError("must end at another time than it starts, for example 22:00-07:00")
+    return start, end
+
+
+def load_time_zone(name: str) -> ZoneInfo:
+    """The IANA zone by name; ValueError (not KeyError or OSError) for anything that is not one."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: not a relative key, or not a TZif file
+        raise ValueError("is not a known IANA time zone (expected a name like Europe/Berlin or UTC)") from None
+
+
+class ChannelPreference(BaseModel):
+    """One channel at one level in full; `true` / `false` is the shorthand for `{"enabled": ...}` alone."""
 
     model_config = ConfigDict(extra="forbid")
 
-    push: bool | None = None
-    email: bool | None = None
-    sms: bool | None = None
-    webhook: bool | None = None
+    enabled: bool | None = Field(default=None, description="unset: inherit (the default level: on)")
+    min_priority: Priority | None = Field(default=None, description="the lowest priority this channel carries")
+
+
+class ChannelSwitches(BaseModel):
+    """One level of the preferences (the default, or one agent's entry); None means "not set here".
+
+    A channel is `true`, `false` or a ChannelPreference; bools stay bools, so a saved document reads back as written.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    push: bool | ChannelPreference | None = None
+    email: bool | ChannelPreference | None = None
+    sms: bool | ChannelPreference | None = None
+    webhook: bool | ChannelPreference | None = None
+    min_priority: Priority | None = Field(
+        default=None, description="the lowest priority sent on any channel (the default level: user-wide)"
+    )
+
+    @field_validator("push", "email", "sms", "webhook", mode="wrap")
+    @classmethod
+    def _setting(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        """By hand rather than as a plain union: one error per mistake, naming the field (`default.sms` or
+        `default.sms.min_priority`), instead of one per union member with the member's name in the path."""
+        if value is None or isinstance(value, bool | ChannelPreference):
+            return value
+        if isinstance(value, dict):
+            return ChannelPreference.model_validate(value)
+        raise ValueError(_CHANNEL_SETTING_EXPECTED)
+
+    def setting(self, channel: ChannelName) -> ChannelPreference:
+        """The channel's setting in full form (the shorthand expanded; unset fields None)."""
+        value: bool | ChannelPreference | None = getattr(self, channel.value)
+        if isinstance(value, ChannelPreference):
+            return value
+        return ChannelPreference(enabled=value)
 
     def get(self, channel: ChannelName) -> bool | None:
-        value: bool | None = getattr(self, channel.value)
+        """On, off, or None when this level leaves it unset."""
+        return self.setting(channel).enabled
+
+
+class QuietHoursAction(StrEnum):
+    hold = "hold"
+    digest = "digest"
+
+
+class QuietHours(BaseModel):
+    """A daily window in the user's `time_zone` when only critical notifications go out at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: str = Field(description="HH:MM-HH:MM, 24-hour local time; 22:00-07:00 crosses midnight")
+    during: QuietHoursAction | None = Field(
+        default=None,
+        description="hold (when unset): send when the window ends; digest: put them in the digest instead",
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_quiet_window(value)
         return value
+
+    @property
+    def action(self) -> QuietHoursAction:
+        return self.during or QuietHoursAction.hold
+
+
+class DigestCadence(StrEnum):
+    off = "off"
+    hourly = "hourly"
+    daily = "daily"
+
+
+class DigestPriorities(StrEnum):
+    low = "low"
+    low_and_medium = "low_and_medium"
+
+    def includes(self, priority: Priority) -> bool:
+        ceiling = Priority.low if self is DigestPriorities.low else Priority.medium
+        return priority.rank <= ceiling.rank
+
+
+class DigestSettings(BaseModel):
+    """When the digest goes out (local time) and which priorities it collects instead of sending them now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: DigestCadence
+    hour: int | None = Field(default=None, description="daily: the local hour it goes out, 0-23 (unset: 8)")
+    priorities: DigestPriorities | None = Field(default=None, description="low (when unset) or low_and_medium")
+
+    @field_validator("hour")
+    @classmethod
+    def _hour(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 23:
+            raise ValueError("must be an hour from 0 to 23")
+        return value
+
+    @property
+    def local_hour(self) -> int:
+        return DEFAULT_DIGEST_HOUR if self.hour is None else self.hour
+
+    @property
+    def collects(self) -> DigestPriorities:
+        return self.priorities or DigestPriorities.low
 
 
 class Preferences(BaseModel):
-    """A user's preferences: global defaults, and per-agent entries merged over them."""
+    """A user's preferences: global defaults, per-agent entries merged over them field by field, and the
+    user-wide time zone, quiet hours and digest. Unset fields stay unset, so GET returns what PUT saved."""
 
     model_config = ConfigDict(extra="forbid")
 
     default: ChannelSwitches = Field(default_factory=ChannelSwitches)
     agents: dict[Identifier, ChannelSwitches] = Field(default_factory=dict)
+    time_zone: str | None = Field(default=None, description="IANA zone for quiet hours and digests (unset: UTC)")
+    quiet_hours: QuietHours | None = None
+    digest: DigestSettings | None = Field(default=None, description="unset: off")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_time_zone(value)
+        return value
+
+    @field_validator("quiet_hours", "digest", mode="before")
+    @classmethod
+    def _object(cls, value: object, info: ValidationInfo) -> object:
+        """Say what the object looks like, rather than pydantic's "instance of <class>"."""
+        if value is None or isinstance(value, dict | BaseModel):
+            return value
+        raise ValueError(f"must be an object like {_PREFERENCE_OBJECT_EXAMPLES[info.field_name or '']}")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone or DEFAULT_TIME_ZONE)
 
 
 class Contact(BaseModel):
@@ -394,6 +557,8 @@ class NotificationRequest(BaseModel):
 
     notification: AgentNotification
     policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    # A digest email itself: sent as it is, never digested again (quiet hours still hold it).
+    is_digest: bool = False
 
 
 class DedupCheck(BaseModel):
@@ -408,8 +573,14 @@ class DedupResult(BaseModel):
 
 
 class PreferenceQuery(BaseModel):
+    """What the preference activity routes. Without `priority` (histories recorded before quiet hours and
+    digests) the answer is the merged on/off switches alone: no minimum priority, no hold, no digest."""
+
     user_id: str
     agent_id: str
+    # None (and in histories recorded before quiet hours and digests): switches only, nothing held or digested.
+    priority: Priority | None = None
+    channels: list[ChannelName] | None = Field(default=None, description="the requested channels (unset: all)")
 
 
 class EnabledChannels(BaseModel):
@@ -432,6 +603,26 @@ class DigestItem(BaseModel):
     body: str = ""
     priority: Priority
     created_at: datetime
+
+
+class DigestEnqueue(BaseModel):
+    """A notification going to its user's digest (signal-with-start of `digest/<user_id>`)."""
+
+    user_id: str
+    item: DigestItem
+    policy: DeliveryPolicy
+
+
+class DigestSchedule(BaseModel):
+    user_id: str
+    after: datetime
+
+
+class DigestRecord(BaseModel):
+    """Which digest notification carried which notifications."""
+
+    digest_id: str
+    notification_ids: list[str]
 
 
 class DigestStart(BaseModel):

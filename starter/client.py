@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from herald.config import Settings
 from herald.events import match_event, plan_firings
@@ -43,8 +45,18 @@ async def connect_temporal(settings: Settings) -> Client:
     )
 
 
-# How often `send_event` asks again when no worker answers the update in time.
-UPDATE_ATTEMPTS = 3
+# How often `send_event` asks the monitor, and the first pause between tries (doubling each time).
+UPDATE_ATTEMPTS = 6
+UPDATE_BACKOFF_SECONDS = 0.1
+_RETRYABLE_RPC = frozenset(
+    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.DEADLINE_EXCEEDED}
+)
+
+
+def _retryable(exc: Exception) -> bool:
+    return isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError) or (
+        isinstance(exc, RPCError) and exc.status in _RETRYABLE_RPC
+    )
 
 
 class NotificationHandle:
@@ -143,11 +155,13 @@ class HeraldClient:
                 return await self.temporal.execute_update_with_start_workflow(
                     MonitorWorkflow.event, request, start_workflow_operation=start, id=request.event_id
                 )
-            except WorkflowUpdateRPCTimeoutOrCancelledError:
-                # No worker answered in time (one restarting, a task held for a dead worker's sticky queue).
-                # Asking again is safe: the same update id attaches to the same update.
-                if attempt == UPDATE_ATTEMPTS:
+            except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
+                # Worth asking again, and safe (the same update id attaches to the same update): no worker
+                # answered in time, the update was aborted by a worker shutting down, or too many updates
+                # were in flight on the monitor at once (a burst).
+                if attempt == UPDATE_ATTEMPTS or not _retryable(exc):
                     raise
+                await asyncio.sleep(UPDATE_BACKOFF_SECONDS * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
     async def _rule_cache(self) -> RuleCache:

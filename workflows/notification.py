@@ -17,15 +17,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from activities.dedup import DedupActivities
     from activities.delivery import DeliveryActivities
+    from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
     from herald import routing
     from herald.dedup import content_key
+    from herald.digest import digest_item
     from herald.models import (
         ChannelName,
         ChannelResult,
         ChannelStatus,
         DedupCheck,
         DeliveryRequest,
+        DigestEnqueue,
         NotificationOutcome,
         NotificationRequest,
         NotificationStatus,
@@ -88,14 +91,36 @@ class NotificationWorkflow:
             outcome.duplicate_of = dedup.owner_notification_id
             return await self._finish()
 
+        # A digest email is sent as it is: its own priority must not digest or filter it again.
         preferences = await workflow.execute_activity_method(
             PreferenceActivities.merge_preferences,
-            PreferenceQuery(user_id=n.user_id, agent_id=n.agent_id),
+            PreferenceQuery(
+                user_id=n.user_id,
+                agent_id=n.agent_id,
+                priority=None if request.is_digest else n.priority,
+                channels=None if request.is_digest else n.channels,
+            ),
             start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary="merge preferences",
         )
         self._enabled = preferences.enabled
+        if preferences.digest:
+            await workflow.execute_activity_method(
+                DigestActivities.enqueue_digest,
+                DigestEnqueue(user_id=n.user_id, item=digest_item(n), policy=policy),
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+                summary="add to digest",
+            )
+            outcome.status = NotificationStatus.digested
+            return await self._finish()
+        if preferences.hold_until is not None:
+            # Quiet hours: a durable timer, so a worker restart during the night loses nothing.
+            outcome.held_until = preferences.hold_until
+            wait = (preferences.hold_until - workflow.now()).total_seconds()
+            if wait > 0:
+                await workflow.sleep(wait, summary="quiet hours")
         plan = routing.plan_channels(n, self._enabled)
         if not plan:
             outcome.status = NotificationStatus.no_channel

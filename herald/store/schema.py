@@ -121,3 +121,13 @@ versions = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
 )
+
+# Which digest notification carried each digested notification (kept apart from `notifications`, so the
+# notification's own outcome and its digest can be written in either order).
+digested = sa.Table(
+    "digested",
+    metadata,
+    sa.Column("notification_id", sa.String(128), primary_key=True),
+    sa.Column("digest_id", sa.String(128), nullable=False, index=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

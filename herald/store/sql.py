@@ -347,10 +347,29 @@ class Store:
             await conn.execute(stmt)
 
     async def get_outcome(self, notification_id: str) -> NotificationOutcome | None:
-        t = schema.notifications
+        t, d = schema.notifications, schema.digested
+        query = (
+            sa.select(t.c.outcome, d.c.digest_id)
+            .select_from(t.outerjoin(d, t.c.notification_id == d.c.notification_id))
+            .where(t.c.notification_id == notification_id)
+        )
         async with self.engine.connect() as conn:
-            data = await conn.scalar(sa.select(t.c.outcome).where(t.c.notification_id == notification_id))
-        return NotificationOutcome.model_validate(data) if data is not None else None
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        outcome = NotificationOutcome.model_validate(row.outcome)
+        return outcome.model_copy(update={"digest_id": row.digest_id}) if row.digest_id else outcome
+
+    async def mark_digested(self, notification_ids: list[str], digest_id: str) -> None:
+        """Note which digest notification carried these notifications (a retry changes nothing)."""
+        if not notification_ids:
+            return
+        t = schema.digested
+        rows = [{"notification_id": n, "digest_id": digest_id, "created_at": utcnow()} for n in notification_ids]
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                self._insert(t).values(rows).on_conflict_do_nothing(index_elements=[t.c.notification_id])
+            )
 
     async def record_ops_alert(self, notification_id: str, kind: str, message: str) -> None:
         """Record an alert for operators, once per (notification, kind) even if the activity is retried."""

@@ -13,9 +13,14 @@ from herald.models import (
     TITLE_MAX_CHARS,
     AgentNotification,
     ChannelName,
+    ChannelPreference,
     Contact,
+    DigestPriorities,
+    PreferenceQuery,
     Preferences,
     Priority,
+    QuietHoursAction,
+    parse_quiet_window,
 )
 
 VALID: dict[str, Any] = {"agent_id": "batch-agent", "user_id": "alice", "title": "Job finished"}
@@ -374,3 +379,115 @@ def test_non_boolean_switch_is_rejected() -> None:
     with pytest.raises(ValidationError) as exc:
         Preferences.model_validate({"default": {"push": "sometimes"}})
     assert only_error(exc)["loc"] == ("default", "push")
+
+
+# --- Preferences: minimum priorities, time zone, quiet hours, digest ----------------------------
+
+FULL_PREFERENCES: dict[str, Any] = {
+    "time_zone": "Europe/Berlin",
+    "default": {
+        "push": {"min_priority": "high"},
+        "email": True,
+        "sms": {"enabled": True, "min_priority": "critical"},
+        "min_priority": "low",
+    },
+    "agents": {"coding-agent": {"push": {"enabled": True, "min_priority": "low"}, "webhook": False}},
+    "quiet_hours": {"window": "22:00-07:00", "during": "hold"},
+    "digest": {"cadence": "daily", "hour": 7, "priorities": "low_and_medium"},
+}
+
+
+def test_full_preferences_parse_and_dump_as_written() -> None:
+    prefs = Preferences.model_validate(FULL_PREFERENCES)
+    assert prefs.model_dump(mode="json", exclude_none=True) == FULL_PREFERENCES
+    assert prefs.default.setting(ChannelName.sms) == ChannelPreference(enabled=True, min_priority=Priority.critical)
+    assert prefs.default.get(ChannelName.push) is None
+    assert prefs.agents["coding-agent"].get(ChannelName.webhook) is False
+    assert prefs.zone.key == "Europe/Berlin"
+    assert prefs.quiet_hours is not None and prefs.quiet_hours.action is QuietHoursAction.hold
+    assert prefs.digest is not None and prefs.digest.local_hour == 7
+
+
+def test_bools_stay_bools_and_objects_stay_objects() -> None:
+    doc = {"default": {"push": True, "email": {"enabled": False}}}
+    assert Preferences.model_validate(doc).model_dump(mode="json", exclude_none=True) == {**doc, "agents": {}}
+
+
+def test_unset_new_fields_take_their_defaults_and_stay_unset() -> None:
+    prefs = Preferences.model_validate({"quiet_hours": {"window": "13:00-14:00"}, "digest": {"cadence": "daily"}})
+    assert prefs.zone.key == "UTC" and prefs.time_zone is None
+    assert prefs.quiet_hours is not None and prefs.quiet_hours.action is QuietHoursAction.hold
+    assert prefs.digest is not None and prefs.digest.local_hour == 8 and prefs.digest.collects is DigestPriorities.low
+    assert prefs.model_dump(mode="json", exclude_none=True) == {
+        "default": {},
+        "agents": {},
+        "quiet_hours": {"window": "13:00-14:00"},
+        "digest": {"cadence": "daily"},
+    }
+
+
+def test_digest_priorities_include() -> None:
+    assert [DigestPriorities.low.includes(p) for p in Priority] == [True, False, False, False]
+    assert [DigestPriorities.low_and_medium.includes(p) for p in Priority] == [True, True, False, False]
+
+
+@pytest.mark.parametrize("window", ["22:00-07:00", "00:00-23:59", "13:00-14:00", "23:59-00:00", "07:30-07:31"])
+def test_good_quiet_windows(window: str) -> None:
+    start, end = parse_quiet_window(window)
+    assert f"{start:%H:%M}-{end:%H:%M}" == window
+    assert Preferences.model_validate({"quiet_hours": {"window": window}}).quiet_hours is not None
+
+
+@pytest.mark.parametrize(
+    ("document", "loc", "says"),
+    [
+        ({"default": {"sms": {"min_priority": "urgent"}}}, ("default", "sms", "min_priority"), "'critical'"),
+        ({"agents": {"a": {"push": {"min_priority": "x"}}}}, ("agents", "a", "push", "min_priority"), "'low'"),
+        ({"default": {"min_priority": "urgent"}}, ("default", "min_priority"), "'medium'"),
+        ({"agents": {"a": {"min_priority": "none"}}}, ("agents", "a", "min_priority"), "'high'"),
+        ({"default": {"sms": {"enable": True}}}, ("default", "sms", "enable"), "Extra inputs"),
+        ({"default": {"sms": {"enabled": "maybe"}}}, ("default", "sms", "enabled"), "boolean"),
+        ({"default": {"sms": 1}}, ("default", "sms"), "true, false or an object"),
+        ({"default": {"fax": {"enabled": True}}}, ("default", "fax"), "Extra inputs"),
+        ({"time_zone": "Mars/Olympus_Mons"}, ("time_zone",), "IANA time zone"),
+        ({"time_zone": "Europe/"}, ("time_zone",), "IANA time zone"),
+        ({"time_zone": "../../etc/passwd"}, ("time_zone",), "IANA time zone"),
+        ({"time_zone": "zone.tab"}, ("time_zone",), "IANA time zone"),
+        ({"time_zone": ""}, ("time_zone",), "IANA time zone"),
+        ({"quiet_hours": {"window": "22-07"}}, ("quiet_hours", "window"), "HH:MM-HH:MM"),
+        ({"quiet_hours": {"window": "24:00-07:00"}}, ("quiet_hours", "window"), "HH:MM-HH:MM"),
+        ({"quiet_hours": {"window": "22:00-07:60"}}, ("quiet_hours", "window"), "HH:MM-HH:MM"),
+        ({"quiet_hours": {"window": "22:00-07:00\n"}}, ("quiet_hours", "window"), "HH:MM-HH:MM"),
+        ({"quiet_hours": {"window": "7:00-22:00"}}, ("quiet_hours", "window"), "HH:MM-HH:MM"),
+        ({"quiet_hours": {"window": "07:00-07:00"}}, ("quiet_hours", "window"), "another time"),
+        ({"quiet_hours": {}}, ("quiet_hours", "window"), "required"),
+        ({"quiet_hours": {"window": "22:00-07:00", "during": "drop"}}, ("quiet_hours", "during"), "'hold'"),
+        ({"quiet_hours": {"window": "22:00-07:00", "zone": "UTC"}}, ("quiet_hours", "zone"), "Extra inputs"),
+        ({"quiet_hours": "22:00-07:00"}, ("quiet_hours",), '"window": "22:00-07:00"'),
+        ({"digest": {"cadence": "weekly"}}, ("digest", "cadence"), "'hourly'"),
+        ({"digest": {"cadence": "daily", "hour": 24}}, ("digest", "hour"), "from 0 to 23"),
+        ({"digest": {"cadence": "daily", "hour": -1}}, ("digest", "hour"), "from 0 to 23"),
+        ({"digest": {"cadence": "daily", "hour": "eight"}}, ("digest", "hour"), "integer"),
+        ({"digest": {"cadence": "daily", "priorities": "medium"}}, ("digest", "priorities"), "'low_and_medium'"),
+        ({"digest": {"hour": 8}}, ("digest", "cadence"), "required"),
+        ({"digest": {"cadence": "hourly", "every": 2}}, ("digest", "every"), "Extra inputs"),
+        ({"digest": "hourly"}, ("digest",), '"cadence": "daily"'),
+    ],
+)
+def test_bad_preferences_name_the_field(document: dict[str, Any], loc: tuple[str, ...], says: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        Preferences.model_validate(document)
+    error = only_error(exc)
+    assert error["loc"] == loc
+    assert says in error["msg"]
+
+
+def test_time_zone_errors_do_not_echo_the_value() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Preferences.model_validate({"time_zone": "Mars/Olympus_Mons"})
+    assert "Olympus" not in only_error(exc)["msg"]
+
+
+def test_preference_query_without_priority_still_decodes() -> None:
+    query = PreferenceQuery.model_validate({"user_id": "alice", "agent_id": "a"})
+    assert query.priority is None and query.channels is None

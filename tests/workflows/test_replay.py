@@ -25,12 +25,14 @@ from herald.models import (
     Firing,
     MonitorState,
     NotificationStatus,
+    Preferences,
     Priority,
     utcnow,
 )
 from tests.conftest import Harness
 from tests.fakes.http import FakeHTTPServer
 from workflows import ALL_WORKFLOWS
+from workflows.digest import DigestWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 RECORDING = os.environ.get("HERALD_RECORD_HISTORIES") == "1"
@@ -126,3 +128,40 @@ async def test_record_monitor_history(herald: Harness) -> None:
     await herald.client.send_event(event("errors"))  # the fourth: the run continues as new
     history = await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}", run_id=run_id).fetch_history()
     (HISTORIES / "MonitorWorkflow-rotated.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_digest_histories(herald: Harness) -> None:
+    """Two low items digested (their notification histories), a flush, and the digest run that sent them."""
+    user = f"digest-recorder-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.put_preferences(
+        user,
+        Preferences.model_validate({"digest": {"cadence": "hourly"}, "quiet_hours": {"window": "00:00-23:59"}}),
+    )
+
+    def low(title: str) -> AgentNotification:
+        return AgentNotification(agent_id="recorder", user_id=user, title=title, priority="low", channels=["email"])
+
+    first = await herald.client.notify(low("digested one"))
+    assert (await first.outcome()).status is NotificationStatus.digested
+    await (await herald.client.notify(low("digested two"))).outcome()
+    handle = herald.client.temporal.get_workflow_handle_for(DigestWorkflow.run, f"digest/{user}")
+    run_id = (await handle.describe()).run_id
+    assert await handle.execute_update(DigestWorkflow.flush) is not None
+    digest = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=run_id).fetch_history()
+    (HISTORIES / "DigestWorkflow-flushed.json").write_text(digest.to_json())
+    digested = await herald.client.temporal.get_workflow_handle(first.workflow_id).fetch_history()
+    (HISTORIES / "NotificationWorkflow-digested.json").write_text(digested.to_json())
+
+    # Quiet hours all day (medium is not digested): the notification waits on a durable timer.
+    held = await herald.client.notify(
+        AgentNotification(agent_id="recorder", user_id=user, title="held", channels=["email"])
+    )
+    for _ in range(100):
+        if (await held.status()).held_until is not None:
+            break
+        await asyncio.sleep(0.05)
+    history = await herald.client.temporal.get_workflow_handle(held.workflow_id).fetch_history()
+    (HISTORIES / "NotificationWorkflow-held.json").write_text(history.to_json())
+    await herald.client.temporal.get_workflow_handle(held.workflow_id).terminate("recorded")

@@ -1,0 +1,157 @@
+"""Digests on the real dev server, with boundaries every few seconds (HERALD_DIGEST_PERIOD_SECONDS)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from herald.digest import DIGEST_AGENT, digest_item
+from herald.models import (
+    AgentNotification,
+    ChannelName,
+    Contact,
+    DigestItem,
+    DigestStart,
+    NotificationStatus,
+    Preferences,
+    Priority,
+)
+from starter import HeraldClient
+from tests.conftest import FAST_POLICY, Harness, make_settings
+from worker import create_worker, open_runtime
+from workflows.digest import DigestWorkflow
+
+PERIOD = 3.0
+
+
+@pytest.fixture
+async def digests(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Harness]:
+    settings = make_settings(tmp_path / "herald", digest_period_seconds=PERIOD)
+    queue = f"digest-{uuid.uuid4().hex[:12]}"
+    async with (
+        open_runtime(settings) as runtime,
+        create_worker(temporal_env.client, runtime, queue, workflow_failure_exception_types=[Exception]),
+    ):
+        yield Harness(HeraldClient(temporal_env.client, queue, FAST_POLICY), runtime, settings)
+
+
+async def user_with_hourly_digest(h: Harness) -> str:
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    await h.store.put_contact(user, Contact(email="ada@example.com"))
+    await h.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
+    return user
+
+
+def note(user: str, title: str, priority: Priority = Priority.low, agent: str = "coder") -> AgentNotification:
+    return AgentNotification(agent_id=agent, user_id=user, title=title, priority=priority, channels=[ChannelName.email])
+
+
+def digest_handle(h: Harness, user: str) -> WorkflowHandle[DigestWorkflow, None]:
+    return h.client.temporal.get_workflow_handle_for(DigestWorkflow.run, f"digest/{user}")
+
+
+def digest_emails(h: Harness) -> list[dict[str, object]]:
+    folder = h.outbox("email")
+    files = sorted(folder.glob("digest-*.json")) if folder.exists() else []
+    return [json.loads(f.read_text()) for f in files]
+
+
+async def wait_for_digests(h: Harness, count: int, timeout: float = 20) -> list[dict[str, object]]:
+    for _ in range(int(timeout / 0.1)):
+        emails = digest_emails(h)
+        if len(emails) >= count:
+            return emails
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"expected {count} digest email(s), found {len(digest_emails(h))}")
+
+
+async def test_three_low_items_make_one_email_and_critical_goes_straight_through(digests: Harness) -> None:
+    h = digests
+    user = await user_with_hourly_digest(h)
+    handles = [await h.client.notify(note(user, f"low item {i}")) for i in range(3)]
+    outcomes = [await handle.outcome() for handle in handles]
+    assert all(o.status is NotificationStatus.digested for o in outcomes)
+    urgent = await (await h.client.notify(note(user, "prod down", Priority.critical))).outcome()
+    assert urgent.status is not NotificationStatus.digested
+
+    [email] = await wait_for_digests(h, 1)
+    body = json.dumps(email)
+    assert all(f"low item {i}" in body for i in range(3)) and "prod down" not in body
+    assert "Your digest: 3 notifications from 1 agent" in body
+    digest_id = str(email["notification_id"])
+    # Each digested notification says which digest carried it.
+    for handle in handles:
+        stored = await h.store.get_outcome(handle.notification_id)
+        assert stored is not None and stored.digest_id == digest_id
+    digest = await h.client.get_handle(digest_id).outcome()
+    assert digest.agent_id == DIGEST_AGENT and digest.status is NotificationStatus.delivered
+
+    # An empty period sends nothing: the workflow waits for the next item without a timer.
+    await asyncio.sleep(PERIOD * 1.5)
+    assert len(digest_emails(h)) == 1
+    assert await digest_handle(h, user).query(DigestWorkflow.pending) == []
+
+
+async def test_worker_restart_mid_period_loses_nothing(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "herald", digest_period_seconds=PERIOD)
+    queue = f"restart-{uuid.uuid4().hex[:8]}"
+    async with open_runtime(settings) as runtime:
+        h = Harness(HeraldClient(temporal_env.client, queue, FAST_POLICY), runtime, settings)
+
+        def worker() -> Worker:
+            return create_worker(temporal_env.client, runtime, queue, workflow_failure_exception_types=[Exception])
+
+        user = await user_with_hourly_digest(h)
+        await h.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": 3}}))
+        first = worker()
+        running = asyncio.create_task(first.run())
+        for i in range(2):
+            outcome = await (await h.client.notify(note(user, f"before {i}"))).outcome()
+            assert outcome.status is NotificationStatus.digested
+        await first.shutdown()
+        await running
+        async with worker():  # a new worker: everything the digest held is in Temporal, not in the old one
+            assert (await (await h.client.notify(note(user, "after"))).outcome()).status is NotificationStatus.digested
+            handle = digest_handle(h, user)
+            assert [i.title for i in await handle.query(DigestWorkflow.pending)] == ["before 0", "before 1", "after"]
+            digest_id = await handle.execute_update(DigestWorkflow.flush)
+            [email] = await wait_for_digests(h, 1)
+    assert email["notification_id"] == digest_id
+    assert all(title in json.dumps(email) for title in ("before 0", "before 1", "after"))
+
+
+async def test_a_repeated_item_is_held_once_and_flush_sends_now(digests: Harness) -> None:
+    h = digests
+    user = await user_with_hourly_digest(h)
+    await h.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": 3}}))
+    item: DigestItem = digest_item(note(user, "once"))
+    start = DigestStart(user_id=user, policy=FAST_POLICY)
+    for _ in range(2):  # a retried signal-with-start
+        await h.client.temporal.start_workflow(
+            DigestWorkflow.run,
+            start,
+            id=f"digest/{user}",
+            task_queue=h.client.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal="add",
+            start_signal_args=[item],
+        )
+    handle = digest_handle(h, user)
+    assert [i.notification_id for i in await handle.query(DigestWorkflow.pending)] == [item.notification_id]
+    digest_id = await handle.execute_update(DigestWorkflow.flush)
+    assert digest_id is not None
+    assert await handle.execute_update(DigestWorkflow.flush) is None, "nothing pending, nothing sent"
+    [email] = await wait_for_digests(h, 1)
+    message = email["message"]
+    assert isinstance(message, dict)
+    text = message["content"][0]["value"]
+    assert text.count("once") == 1

@@ -1,0 +1,111 @@
+"""DigestWorkflow `digest/<user_id>`: collects a user's low-priority notifications and sends them as one email.
+
+Items arrive by signal-with-start (`add`) from NotificationWorkflow. At the next boundary in the user's time
+zone (the top of the hour, or the chosen daily hour; read from the preferences at each cycle, so a cadence
+change applies from the next boundary), the pending items go out as one notification through the usual
+pipeline (the email channel, its retries and fallback) and the workflow continues as new with whatever
+arrived meanwhile. With nothing pending it waits for the next item without a timer. An item is held once
+per notification id, so a repeated signal adds nothing; `flush` sends now, `pending` lists what waits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.digest import DigestActivities
+    from herald.digest import digest_notification
+    from herald.models import DigestItem, DigestRecord, DigestSchedule, DigestStart, NotificationRequest
+    from workflows.notification import NotificationWorkflow
+
+STORE_TIMEOUT = timedelta(seconds=15)
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
+)
+
+
+@workflow.defn(name="DigestWorkflow")
+class DigestWorkflow:
+    @workflow.init
+    def __init__(self, start: DigestStart) -> None:
+        self._start = start
+        self._items: dict[str, DigestItem] = {item.notification_id: item for item in start.items}
+        self._sent = start.sent
+        self._flush_requested = False
+        self._last_digest_id: str | None = None
+
+    @workflow.signal
+    def add(self, item: DigestItem) -> None:
+        """Hold an item for the next digest; the same notification twice is held once."""
+        self._items.setdefault(item.notification_id, item)
+
+    @workflow.query
+    def pending(self) -> list[DigestItem]:
+        return sorted(self._items.values(), key=lambda i: i.created_at)
+
+    @workflow.update
+    async def flush(self) -> str | None:
+        """Send what is pending now; the digest notification's id, or None when nothing was pending."""
+        if not self._items:
+            return None
+        sent_before = self._sent
+        self._flush_requested = True
+        await workflow.wait_condition(lambda: self._sent > sent_before)
+        return self._last_digest_id
+
+    @workflow.run
+    async def run(self, start: DigestStart) -> None:
+        # Nothing pending: wait for the first item without a timer, so an idle user costs no history.
+        await workflow.wait_condition(lambda: bool(self._items))
+        due = await workflow.execute_activity_method(
+            DigestActivities.next_digest_at,
+            DigestSchedule(user_id=start.user_id, after=workflow.now()),
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary="next digest boundary",
+        )
+        await self._wait_until(due)
+        await self._send()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            DigestStart(user_id=start.user_id, items=self.pending(), sent=self._sent, policy=start.policy)
+        )
+
+    async def _wait_until(self, due: datetime | None) -> None:
+        """Until the boundary, or a flush. No boundary (the digest was switched off): send what is held now."""
+        if due is None:
+            return
+        wait = (due - workflow.now()).total_seconds()
+        if wait <= 0:
+            return
+        try:
+            await workflow.wait_condition(lambda: self._flush_requested, timeout=timedelta(seconds=wait))
+        except TimeoutError:
+            pass
+
+    async def _send(self) -> None:
+        items = self.pending()
+        self._items.clear()
+        digest_id = f"digest-{workflow.uuid4().hex}"
+        notification = digest_notification(self._start.user_id, digest_id, items, workflow.now())
+        # Abandoned: the email keeps its own retries and fallback even after this run continues as new.
+        await workflow.start_child_workflow(
+            NotificationWorkflow.run,
+            NotificationRequest(notification=notification, policy=self._start.policy, is_digest=True),
+            id=notification.workflow_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        await workflow.execute_activity_method(
+            DigestActivities.record_digest,
+            DigestRecord(digest_id=digest_id, notification_ids=[i.notification_id for i in items]),
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary=f"record digest of {len(items)}",
+        )
+        self._last_digest_id = digest_id
+        self._sent += 1
+        self._flush_requested = False
