@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
@@ -37,6 +37,8 @@ class NotificationView(BaseModel):
     channels: dict[ChannelName, ChannelReport]
     duplicate_of: str | None = None
     ops_alert: str | None = None
+    held_until: datetime | None = Field(default=None, description="quiet hours held it until then")
+    digest_id: str | None = Field(default=None, description="the digest notification that carried it")
 
 
 class TemporalUnavailable(Exception):
