@@ -13,19 +13,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.digest import DigestActivities
     from herald.digest import digest_notification
     from herald.models import DigestItem, DigestRecord, DigestSchedule, DigestStart, NotificationRequest
-    from workflows.notification import NotificationWorkflow
-
-STORE_TIMEOUT = timedelta(seconds=15)
-STORE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
-)
+    from workflows.notification import STORE_RETRY, STORE_TIMEOUT, NotificationWorkflow
 
 
 @workflow.defn(name="DigestWorkflow")
