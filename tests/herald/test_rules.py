@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import cel
@@ -22,7 +22,7 @@ from herald.models import (
     Priority,
     TriggerRule,
 )
-from herald.rules import CompiledRule, RuleBook, RuleProblem, compile_rule, cooldown_until, may_fire
+from herald.rules import CompiledRule, RuleBook, RuleProblem, compile_rule
 
 
 def rule(condition: str = "true", name: str = "r1", **fields: Any) -> TriggerRule:
@@ -448,16 +448,3 @@ def test_compiled_rule_is_the_compiler() -> None:
 # --- cooldowns ---------------------------------------------------------------------------------------
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def test_cooldown_until() -> None:
-    assert cooldown_until(None, 300) is None
-    assert cooldown_until(T0, 300) == T0 + timedelta(minutes=5)
-    assert cooldown_until(T0, 0) == T0
-
-
-def test_may_fire() -> None:
-    assert may_fire(None, 300, T0)
-    assert not may_fire(T0, 300, T0 + timedelta(seconds=299))
-    assert may_fire(T0, 300, T0 + timedelta(seconds=300))
-    assert may_fire(T0, 0, T0)
