@@ -36,7 +36,7 @@ typecheck: install
 
 ## Re-record tests/histories after an intended, versioned workflow change.
 histories: install
-	HERALD_RECORD_HISTORIES=1 $(BIN)/pytest -q tests/workflows/test_replay.py -k record
+	HERALD_RECORD_HISTORIES=1 $(BIN)/pytest -q tests/workflows/test_replay.py tests/workflows/test_retention.py -k record
 
 clean:
 	rm -rf $(VENV) .herald .pytest_cache .ruff_cache .mypy_cache *.egg-info

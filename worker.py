@@ -1,26 +1,50 @@
 """The Herald worker: every workflow and activity on one task queue, configured from the environment.
 
-Run it with `python worker.py` or `herald worker`.
+Run it with `python worker.py` or `herald worker`. On SIGTERM (or Ctrl-C) it stops polling, lets the
+activities in flight finish for up to HERALD_SHUTDOWN_GRACE_SECONDS, and exits 0. At start it makes sure
+the `herald-retention` schedule exists, and serves Prometheus metrics when asked to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleHandle,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.runtime import PrometheusConfig, TelemetryConfig
+from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
 from activities import build_activities
 from herald.channels import Channel, PushHub, build_channels
 from herald.config import Settings
-from herald.models import ChannelName
+from herald.logs import configure_logging
+from herald.metrics import serve_metrics
+from herald.models import ChannelName, RetentionRequest
 from herald.store import Store
 from starter.client import connect_temporal
 from workflows import ALL_WORKFLOWS
+from workflows.retention import RetentionWorkflow
+
+log = logging.getLogger("herald.worker")
 
 
 @dataclass
@@ -67,26 +91,128 @@ def create_worker(
             runtime.store, runtime.channels, digest_period_seconds=runtime.settings.digest_period_seconds
         ),
         workflow_failure_exception_types=workflow_failure_exception_types,
+        # On shutdown, activities in flight (a send under way) get this long to finish before they are cancelled.
+        graceful_shutdown_timeout=timedelta(seconds=runtime.settings.shutdown_grace_seconds),
     )
 
 
-async def run_worker(settings: Settings) -> None:
-    client = await connect_temporal(settings)
-    async with open_runtime(settings) as runtime:
-        worker = create_worker(client, runtime)
-        logging.getLogger("herald").info(
-            "worker on %s, namespace %s, task queue %s",
-            settings.temporal_address,
-            settings.temporal_namespace,
-            settings.task_queue,
-        )
-        await worker.run()
+def retention_schedule(settings: Settings, task_queue: str, schedule_id: str) -> Schedule:
+    """Every `retention_interval_seconds` (daily), one RetentionWorkflow; a run still going skips the next."""
+    every = timedelta(seconds=settings.retention_interval_seconds)
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            RetentionWorkflow.run,
+            RetentionRequest(retention_days=settings.retention_days, batch_size=settings.retention_batch_size),
+            id=schedule_id,
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        # A server that was down catches up on one missed run at most.
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=max(every, timedelta(minutes=1))),
+    )
+
+
+async def _schedule_matches(client: Client, current: Schedule, wanted: Schedule) -> bool:
+    """Same interval, workflow, task queue and input: what HERALD_RETENTION_* and HERALD_TASK_QUEUE decide."""
+    have, want = current.action, wanted.action
+    if not isinstance(have, ScheduleActionStartWorkflow) or not isinstance(want, ScheduleActionStartWorkflow):
+        return False
+    if [i.every for i in current.spec.intervals] != [i.every for i in wanted.spec.intervals]:
+        return False
+    if (have.workflow, have.task_queue) != (want.workflow, want.task_queue) or len(have.args) != 1:
+        return False
+    try:
+        [request] = await client.data_converter.decode(list(have.args), [RetentionRequest])
+    except Exception:  # an input this version cannot read: replace it
+        return False
+    return bool(request == want.args[0])
+
+
+async def ensure_retention_schedule(
+    client: Client, settings: Settings, *, schedule_id: str | None = None, task_queue: str | None = None
+) -> ScheduleHandle:
+    """Create the retention schedule, or bring an existing one up to date; safe for many workers at once.
+
+    An existing schedule keeps its state (an operator may have paused it); only its spec and action change,
+    and only when they differ from the settings.
+    """
+    schedule_id = schedule_id or settings.retention_schedule_id
+    wanted = retention_schedule(settings, task_queue or settings.task_queue, schedule_id)
+    try:
+        return await client.create_schedule(schedule_id, wanted)
+    except ScheduleAlreadyRunningError:
+        pass
+    handle = client.get_schedule_handle(schedule_id)
+
+    async def update(described: ScheduleUpdateInput) -> ScheduleUpdate | None:
+        current = described.description.schedule
+        if await _schedule_matches(client, current, wanted):
+            return None
+        log.info("updating schedule %s to the current retention settings", schedule_id)
+        return ScheduleUpdate(schedule=dataclasses.replace(wanted, state=current.state))
+
+    await handle.update(update)
+    return handle
+
+
+def temporal_runtime(settings: Settings) -> TemporalRuntime | None:
+    """A Temporal runtime exporting the SDK's own metrics (polls, slots, latencies) for Prometheus, when asked."""
+    if settings.temporal_metrics_port is None:
+        return None
+    address = f"{settings.metrics_host}:{settings.temporal_metrics_port}"
+    return TemporalRuntime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (by default: on SIGTERM or SIGINT), then shut down gracefully.
+
+    Shutdown stops polling at once and waits for activities in flight, up to the grace period, so a send
+    under way finishes and is logged instead of being abandoned to a retry.
+    """
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    temporal = temporal_runtime(settings)
+    if temporal is not None:  # before the client exists: clients and workers take the default runtime
+        TemporalRuntime.set_default(temporal, error_if_already_set=False)
+    metrics_server = None
+    if settings.worker_metrics_port is not None:
+        metrics_server, _ = serve_metrics(settings.worker_metrics_port, settings.metrics_host)
+    try:
+        client = await connect_temporal(settings)
+        try:
+            await ensure_retention_schedule(client, settings)
+        except Exception as exc:  # the worker's job is the queue; the cleanup can wait for the next start
+            log.error("could not create or update the retention schedule (%s)", type(exc).__name__)
+        async with open_runtime(settings) as runtime:
+            worker = create_worker(client, runtime)
+            log.info(
+                "worker on %s, namespace %s, task queue %s",
+                settings.temporal_address,
+                settings.temporal_namespace,
+                settings.task_queue,
+            )
+            running = asyncio.create_task(worker.run())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not running.done():
+                log.info("stopping: finishing activities in flight (up to %ss)", settings.shutdown_grace_seconds)
+                await worker.shutdown()
+            await running
+            log.info("worker stopped")
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    configure_logging(settings.log_format or "json", settings.log_level)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(Settings()))
+        asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
+from activities.retention import RetentionActivities
 from herald.channels import Channel
 from herald.delivery import DeliveryService
 from herald.models import ChannelName
@@ -21,6 +22,7 @@ __all__ = [
     "DeliveryActivities",
     "DigestActivities",
     "PreferenceActivities",
+    "RetentionActivities",
     "build_activities",
 ]
 
@@ -34,6 +36,7 @@ def build_activities(
     preferences = PreferenceActivities(store)
     delivery = DeliveryActivities(DeliveryService(store, channels))
     audit = AuditActivities(store)
+    retention = RetentionActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -43,4 +46,5 @@ def build_activities(
         digest.enqueue_digest,
         digest.next_digest_at,
         digest.record_digest,
+        retention.purge_expired,
     ]

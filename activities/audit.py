@@ -6,10 +6,12 @@ import logging
 
 from temporalio import activity
 
+from herald import metrics
 from herald.models import NotificationOutcome, OpsAlert
 from herald.store import Store
 
 log = logging.getLogger("herald.ops")
+audit_log = logging.getLogger("herald.audit")
 
 
 class AuditActivities:
@@ -19,6 +21,8 @@ class AuditActivities:
     @activity.defn(name="record_outcome")
     async def record_outcome(self, outcome: NotificationOutcome) -> None:
         await self._store.record_outcome(outcome)
+        metrics.count_outcome(outcome)
+        audit_log.info("outcome %s recorded", outcome.status.value)
 
     @activity.defn(name="record_ops_alert")
     async def record_ops_alert(self, alert: OpsAlert) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
+from herald import metrics
 from herald.models import DigestEnqueue, DigestRecord, DigestSchedule, DigestStart
 from herald.schedule import next_digest_at
 from herald.store import Store
@@ -38,3 +39,4 @@ class DigestActivities:
     @activity.defn(name="record_digest")
     async def record_digest(self, record: DigestRecord) -> None:
         await self._store.mark_digested(record.notification_ids, record.digest_id)
+        metrics.DIGEST_SIZE.observe(len(record.notification_ids))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,6 +23,20 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="localhost:7233", validation_alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
     task_queue: str = "herald"
+    # Production connections: mTLS (cert and key files, optionally the server's CA and name), or an API key
+    # as Temporal Cloud uses, which implies TLS. TEMPORAL_TLS=true turns TLS on without either (server-side TLS);
+    # TEMPORAL_TLS=false keeps an API key on plain gRPC (a local proxy). Unset: TLS when any of them is set.
+    temporal_tls: bool | None = Field(default=None, validation_alias="TEMPORAL_TLS")
+    temporal_tls_cert: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_CERT")
+    temporal_tls_key: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_KEY")
+    temporal_tls_ca: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_CA")
+    temporal_tls_server_name: str | None = Field(default=None, validation_alias="TEMPORAL_TLS_SERVER_NAME")
+    temporal_api_key: SecretStr | None = Field(default=None, validation_alias="TEMPORAL_API_KEY")
+    # `keyid:base64key[,keyid:base64key...]`: the first key encrypts Temporal payloads, every key decrypts
+    # (herald/codec.py). Unset: payloads go unencrypted, except under `herald dev`, which keeps a key.
+    codec_keys: SecretStr | None = None
+    # Browser origins of the Temporal UI allowed to call the codec endpoint (comma-separated).
+    ui_origin: str = "http://127.0.0.1:8233,http://localhost:8233"
 
     # `herald api` always enforces bearer auth; `herald dev` turns it off unless given --auth.
     auth: bool = True
@@ -66,6 +80,20 @@ class Settings(BaseSettings):
     send_timeout_seconds: float = Field(default=30.0, gt=0)
     fallback_order: Annotated[list[ChannelName], NoDecode] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ORDER))
 
+    # Operations: retention of the audit tables, metrics endpoints, logs and shutdown.
+    retention_days: int = Field(default=30, ge=1, description="delete audit rows older than this many days")
+    retention_interval_seconds: float = Field(default=86400.0, gt=0, description="how often the cleanup runs")
+    retention_schedule_id: str = "herald-retention"
+    retention_batch_size: int = Field(default=1000, gt=0)
+    # Off unless set: the worker's own Prometheus /metrics, and the Temporal SDK's (a separate exporter).
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    temporal_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # json for `herald worker` and `herald api`, text for `herald dev`, unless set.
+    log_format: Literal["json", "text"] | None = None
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0, description="SIGTERM: let activities finish")
+
     @field_validator("fallback_order", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -79,6 +107,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.home / 'herald.db').resolve()}"
+
+    @property
+    def ui_origins(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.ui_origin.split(",") if origin.strip()]
 
     @property
     def outbox_dir(self) -> Path:

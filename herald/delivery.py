@@ -9,6 +9,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
+from herald import metrics
 from herald.channels.base import Channel, OutboundMessage
 from herald.errors import DeliveryError, TransientDeliveryError
 from herald.models import (
@@ -35,6 +36,7 @@ class DeliveryService:
         key = request.idempotency_key
         prior = await self.store.find_delivered(key)
         if prior is not None:
+            metrics.count_already_delivered(request.channel)
             return DeliveryReceipt(
                 channel=request.channel,
                 attempt=prior.attempt,
@@ -68,18 +70,24 @@ class DeliveryService:
         error: DeliveryError | None = None,
         provider_message_id: str | None = None,
     ) -> None:
-        await self.store.record_attempt(
-            DeliveryAttempt(
-                notification_id=request.notification.notification_id,
-                workflow_id=request.workflow_id,
-                channel=request.channel,
-                attempt=attempt,
-                idempotency_key=request.idempotency_key,
-                result=ChannelStatus.failed if error else ChannelStatus.delivered,
-                error_type=error.type_name if error else None,
-                error=str(error) if error else None,
-                provider_message_id=provider_message_id,
-                started_at=started,
-                finished_at=utcnow(),
-            )
+        logged = DeliveryAttempt(
+            notification_id=request.notification.notification_id,
+            workflow_id=request.workflow_id,
+            channel=request.channel,
+            attempt=attempt,
+            idempotency_key=request.idempotency_key,
+            result=ChannelStatus.failed if error else ChannelStatus.delivered,
+            error_type=error.type_name if error else None,
+            error=str(error) if error else None,
+            provider_message_id=provider_message_id,
+            started_at=started,
+            finished_at=utcnow(),
         )
+        await self.store.record_attempt(logged)
+        metrics.count_attempt(
+            logged.channel, attempt, logged.result, request.notification.created_at, logged.finished_at
+        )
+        if error is None:
+            log.info("delivered on %s (attempt %d)", request.channel.value, attempt)
+        else:  # the error's type only: its text is already in the delivery log
+            log.warning("%s on %s (attempt %d)", error.type_name, request.channel.value, attempt)

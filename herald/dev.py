@@ -14,24 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from herald.api.app import create_app
 from herald.channels import PushHub, providers
+from herald.codec import CodecConfigError, codec_from_keys, load_or_create_key_file
 from herald.config import Settings, temporal_binary
 from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, Priority, utcnow
+from herald.search import SERVER_REGISTRATIONS
 from herald.store import Store
 from starter.client import HeraldClient, connect_temporal
 from worker import create_worker, open_runtime
 
-# Registered on the dev server now; the workflows upsert them (see the operations issue).
-SEARCH_ATTRIBUTES = {
-    "HeraldAgentId": "Keyword",
-    "HeraldUserId": "Keyword",
-    "HeraldPriority": "Keyword",
-    "HeraldStatus": "Keyword",
-    "HeraldChannels": "KeywordList",
-}
+# Registered on the dev server; the client sets them at start and the workflows upsert them (herald/search.py).
+SEARCH_ATTRIBUTES = SERVER_REGISTRATIONS
 
 DEMO_USER = "demo-user"
 
@@ -56,12 +53,40 @@ def temporal_command(home: Path, ports: DevPorts) -> list[str]:
         str(ports.temporal),
         "--ui-port",
         str(ports.ui),
+        # The UI decrypts payloads through the API's codec endpoint (it appends /encode and /decode).
+        "--ui-codec-endpoint",
+        f"http://127.0.0.1:{ports.api}/codec",
         "--log-level",
         "warn",
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         command += ["--search-attribute", f"{name}={kind}"]
     return command
+
+
+CODEC_KEY_FILE = "codec.key"
+
+
+def dev_codec_settings(settings: Settings, home: Path, ports: DevPorts) -> dict[str, object]:
+    """Dev history is encrypted by default: without HERALD_CODEC_KEYS, a key is made once and kept in
+    HERALD_HOME/codec.key (mode 0600). The dev UI's origin may call the codec endpoint, and production
+    TLS / API key settings are dropped: the dev server speaks plain gRPC on 127.0.0.1."""
+    try:
+        keys = settings.codec_keys or SecretStr(load_or_create_key_file(home / CODEC_KEY_FILE))
+        codec_from_keys(keys)  # a broken key list stops `herald dev` here, with the reason
+    except CodecConfigError as exc:
+        raise RuntimeError(str(exc)) from None
+    origins = [*settings.ui_origins, f"http://127.0.0.1:{ports.ui}", f"http://localhost:{ports.ui}"]
+    return {
+        "codec_keys": keys,
+        "ui_origin": ",".join(dict.fromkeys(origins)),
+        "temporal_tls": False,
+        "temporal_tls_cert": None,
+        "temporal_tls_key": None,
+        "temporal_tls_ca": None,
+        "temporal_tls_server_name": None,
+        "temporal_api_key": None,
+    }
 
 
 def _port_in_use(port: int) -> bool:
@@ -107,6 +132,7 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
     home.mkdir(parents=True, exist_ok=True)
     # Dev mode: webhooks may point at a receiver on this machine (the SSRF guard is for `herald api`),
     # and the API is open unless asked for auth (`herald dev --auth`).
+    key_source = "HERALD_CODEC_KEYS" if settings.codec_keys is not None else str(home / CODEC_KEY_FILE)
     settings = settings.model_copy(
         update={
             "home": home,
@@ -114,6 +140,7 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
             "temporal_address": f"127.0.0.1:{ports.temporal}",
             "api_port": ports.api,
             "allow_private_webhooks": True,
+            **dev_codec_settings(settings, home, ports),
         }
     )
     for name, port in (("Temporal", ports.temporal), ("Temporal UI", ports.ui), ("API", ports.api)):
@@ -152,6 +179,7 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
                 f"  outbox       {settings.outbox_dir}\n"
                 f"  data         {home}\n"
                 f"  channels     {channel_summary}\n"
+                f"  payloads     encrypted ({key_source}); the UI decodes them via the API's /codec\n"
                 "Ctrl-C stops everything.",
                 flush=True,
             )

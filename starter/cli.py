@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
@@ -24,6 +25,7 @@ from herald.models import (
     ChannelName,
     Contact,
     MetricValue,
+    NotificationStatus,
     Preferences,
     Priority,
     TriggerRule,
@@ -42,6 +44,8 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 vapid_app = typer.Typer(help="VAPID keys for Web Push.", no_args_is_help=True)
 app.add_typer(vapid_app, name="vapid")
+codec_app = typer.Typer(help="Keys that encrypt Temporal payloads (HERALD_CODEC_KEYS).", no_args_is_help=True)
+app.add_typer(codec_app, name="codec")
 rules_app = typer.Typer(help="Trigger rules: which agent events become notifications.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
@@ -113,8 +117,11 @@ def dev(
 ) -> None:
     """Run Temporal's dev server, a worker and the API together (data under HERALD_HOME)."""
     from herald.dev import DevPorts, main
+    from herald.logs import configure_logging
 
-    main(Settings(), DevPorts(temporal=temporal_port, ui=ui_port, api=api_port), demo, auth)
+    settings = Settings()
+    configure_logging(settings.log_format or "text", settings.log_level)
+    main(settings, DevPorts(temporal=temporal_port, ui=ui_port, api=api_port), demo, auth)
 
 
 @app.command()
@@ -136,11 +143,20 @@ def api(
     import uvicorn
 
     from herald.api.app import create_app
+    from herald.logs import configure_logging
 
     settings = Settings().model_copy(update={"auth": True})
+    configure_logging(settings.log_format or "json", settings.log_level)
     if settings.admin_key is None:
         typer.echo("# HERALD_ADMIN_KEY is unset: /v1/rules is closed; manage rules with `herald rules`", err=True)
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+    # log_config=None keeps the JSON logging configured above; the API logs each request itself.
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command()
@@ -177,10 +193,81 @@ def notify(
     echo_json(asyncio.run(_notify()))
 
 
+def outcome_table(items: list[Any]) -> list[str]:
+    """Recorded notifications (NotificationSummary) as aligned columns, newest first."""
+    header = ("RECORDED", "NOTIFICATION", "STATUS", "PRIORITY", "AGENT", "USER", "CHANNELS")
+    rows = [
+        (
+            f"{item.completed_at:%Y-%m-%d %H:%M:%S}",
+            item.notification_id,
+            item.status.value,
+            item.priority.value,
+            item.agent_id,
+            item.user_id,
+            ",".join(f"{channel.value}:{result.status.value}" for channel, result in item.channels.items()) or "-",
+        )
+        for item in items
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+
+
+def _list_notifications(
+    user: str | None,
+    agent: str | None,
+    status: NotificationStatus | None,
+    priority: Priority | None,
+    since: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> None:
+    from herald.api.views import InvalidCursor, list_notifications
+
+    async def _load(store: Any) -> Any:
+        return await list_notifications(
+            store,
+            user_id=user,
+            agent_id=agent,
+            status=status,
+            priority=priority,
+            since=since,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    try:
+        page = _with_store(_load)
+    except InvalidCursor as exc:
+        raise fail(f"--cursor: {exc}") from None
+    if not page.items:
+        typer.echo("no recorded notifications match")
+        return
+    for line in outcome_table(page.items):
+        typer.echo(line)
+    if page.next_cursor:
+        typer.echo(f"# more: --cursor {page.next_cursor}", err=True)
+
+
 @app.command()
 @skips_teardown
-def status(notification_id: Annotated[str, typer.Argument(help="the notification's id")]) -> None:
-    """Print a notification's status, per-channel state and every delivery attempt."""
+def status(
+    notification_id: Annotated[
+        str | None, typer.Argument(help="the notification's id; without it, list recorded notifications")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="list: only this user's")] = None,
+    agent: Annotated[str | None, typer.Option(help="list: only this agent's")] = None,
+    status: Annotated[NotificationStatus | None, typer.Option(help="list: only this final status")] = None,
+    priority: Annotated[Priority | None, typer.Option(help="list: only this priority")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="list: recorded at or after this time (UTC unless it says)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="list: at most this many")] = 20,
+    cursor: Annotated[str | None, typer.Option(help="list: continue where the last list stopped")] = None,
+) -> None:
+    """Print a notification's status, channels and every attempt; without an id, list finished notifications."""
+    if notification_id is None:
+        _list_notifications(user, agent, status, priority, since, limit, cursor)
+        return
 
     async def _load(store: Any) -> Any:
         from herald.api.views import load_notification
@@ -291,6 +378,27 @@ def vapid_generate() -> None:
     typer.echo(f"VAPID_PRIVATE_KEY={keys.private_key}")
     typer.echo(f"VAPID_PUBLIC_KEY={keys.public_key}")
     typer.echo("# also set VAPID_SUBJECT=mailto:you@example.com (push services write there)", err=True)
+
+
+@codec_app.command("generate")
+def codec_generate(
+    key_id: Annotated[
+        str | None, typer.Option(help="the id stored beside each payload (default: k<UTC time>, e.g. k20250301T120000)")
+    ] = None,
+) -> None:
+    """Print a new HERALD_CODEC_KEYS entry (keyid:base64key, a random 32-byte AES key)."""
+    from herald.codec import CodecConfigError, new_codec_key
+
+    try:
+        key = new_codec_key(key_id)
+    except CodecConfigError as exc:
+        raise fail(f"--key-id: {exc}") from None
+    typer.echo(key.entry())
+    typer.echo(
+        "# put it first in HERALD_CODEC_KEYS (it encrypts from then on) and keep the older entries after it "
+        "(they still decrypt old histories): HERALD_CODEC_KEYS=<new>,<old>",
+        err=True,
+    )
 
 
 # --- events ------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import (
     Client,
@@ -13,10 +14,11 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from herald import search
+from herald.codec import codec_data_converter, codec_from_keys
 from herald.config import Settings
 from herald.events import match_event, plan_firings
 from herald.models import (
@@ -38,10 +40,64 @@ from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 
 
+class TemporalSettingsError(ValueError):
+    """A TEMPORAL_TLS_* / TEMPORAL_API_KEY setting is unusable; the message names the variable."""
+
+
+def _read_setting_file(variable: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise TemporalSettingsError(f"{variable}: no such file {path}") from None
+    except IsADirectoryError:
+        raise TemporalSettingsError(f"{variable}: {path} is a directory, not a PEM file") from None
+    except PermissionError:
+        raise TemporalSettingsError(f"{variable}: {path} is not readable by this user") from None
+
+
+def temporal_api_key(settings: Settings) -> str | None:
+    """TEMPORAL_API_KEY, sent as `Authorization: Bearer` on every call (Temporal Cloud); empty counts as unset."""
+    key = settings.temporal_api_key.get_secret_value().strip() if settings.temporal_api_key is not None else ""
+    return key or None
+
+
+def temporal_tls(settings: Settings) -> TLSConfig | bool:
+    """The TLS settings for `Client.connect`: mTLS with TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY, the server's CA
+    from TEMPORAL_TLS_CA, its name from TEMPORAL_TLS_SERVER_NAME; TLS with system roots for TEMPORAL_API_KEY
+    (Temporal Cloud) or TEMPORAL_TLS=true; plain gRPC otherwise (the dev server), or with TEMPORAL_TLS=false."""
+    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
+    if (cert is None) != (key is None):
+        given, missing = ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")
+        if cert is None:
+            given, missing = missing, given
+        raise TemporalSettingsError(f"{given} is set but {missing} is not: mTLS needs both files")
+    ca, server_name = settings.temporal_tls_ca, settings.temporal_tls_server_name
+    tls_options = [name for name, value in (("TEMPORAL_TLS_CERT", cert), ("TEMPORAL_TLS_CA", ca)) if value is not None]
+    if server_name:
+        tls_options.append("TEMPORAL_TLS_SERVER_NAME")
+    if settings.temporal_tls is False:
+        if tls_options:
+            raise TemporalSettingsError(f"TEMPORAL_TLS is false but {', '.join(tls_options)} is set: unset one of them")
+        return False
+    if not tls_options:
+        return settings.temporal_tls is True or temporal_api_key(settings) is not None
+    return TLSConfig(
+        server_root_ca_cert=_read_setting_file("TEMPORAL_TLS_CA", ca) if ca is not None else None,
+        domain=server_name or None,
+        client_cert=_read_setting_file("TEMPORAL_TLS_CERT", cert) if cert is not None else None,
+        client_private_key=_read_setting_file("TEMPORAL_TLS_KEY", key) if key is not None else None,
+    )
+
+
 async def connect_temporal(settings: Settings) -> Client:
-    """A Temporal client with Herald's data conversion (pydantic); the one way everything connects."""
+    """A Temporal client with Herald's data conversion (pydantic, encrypted with HERALD_CODEC_KEYS) and the
+    connection settings (namespace, TLS, API key); the one way the worker, the starter and the API connect."""
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=codec_data_converter(codec_from_keys(settings.codec_keys)),
+        tls=temporal_tls(settings),
+        api_key=temporal_api_key(settings),
     )
 
 
@@ -191,6 +247,8 @@ class HeraldClient:
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=search.notification_attributes(notification),
+                static_summary=search.notification_summary(notification),
             )
         except WorkflowAlreadyStartedError:
             handle = self.temporal.get_workflow_handle_for(NotificationWorkflow.run, workflow_id)

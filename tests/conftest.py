@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from herald.config import Settings, temporal_binary
 from herald.models import DeliveryPolicy, RetrySettings
+from herald.search import SEARCH_ATTRIBUTE_KEYS
 from herald.store import Store
 from starter import HeraldClient
 from tests.fakes.http import FakeHTTPServer, start_fake
@@ -52,7 +53,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter
+        dev_server_existing_path=temporal_binary(),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTE_KEYS,
     )
     try:
         yield env

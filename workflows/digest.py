@@ -17,9 +17,10 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.digest import DigestActivities
+    from herald import search
     from herald.digest import digest_notification
     from herald.models import DigestItem, DigestRecord, DigestSchedule, DigestStart, NotificationRequest
-    from workflows.notification import STORE_RETRY, STORE_TIMEOUT, NotificationWorkflow
+    from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT, NotificationWorkflow
 
 
 @workflow.defn(name="DigestWorkflow")
@@ -53,6 +54,10 @@ class DigestWorkflow:
 
     @workflow.run
     async def run(self, start: DigestStart) -> None:
+        if workflow.patched(SEARCHABLE_PATCH):  # findable by user, whoever started it
+            workflow.upsert_search_attributes(
+                search.missing_updates(workflow.info().typed_search_attributes, search.digest_attributes(start.user_id))
+            )
         # Nothing pending: wait for the first item without a timer, so an idle user costs no history.
         await workflow.wait_condition(lambda: bool(self._items))
         due = await workflow.execute_activity_method(
@@ -77,7 +82,9 @@ class DigestWorkflow:
         if wait <= 0:
             return
         try:
-            await workflow.wait_condition(lambda: self._flush_requested, timeout=timedelta(seconds=wait))
+            await workflow.wait_condition(
+                lambda: self._flush_requested, timeout=timedelta(seconds=wait), timeout_summary="next digest"
+            )
         except TimeoutError:
             pass
 
@@ -92,6 +99,8 @@ class DigestWorkflow:
             NotificationRequest(notification=notification, policy=self._start.policy, is_digest=True),
             id=notification.workflow_id,
             parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=search.notification_attributes(notification),
+            static_summary=search.notification_summary(notification),
         )
         await workflow.execute_activity_method(
             DigestActivities.record_digest,

@@ -18,7 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from herald import events
+    from herald import events, search
     from herald.models import (
         CooledDownRule,
         EmitResult,
@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         MonitorState,
         NotificationRequest,
     )
-    from workflows.notification import NotificationWorkflow
+    from workflows.notification import SEARCHABLE_PATCH, NotificationWorkflow
 
 
 @workflow.defn(name="MonitorWorkflow")
@@ -42,6 +42,12 @@ class MonitorWorkflow:
 
     @workflow.run
     async def run(self, state: MonitorState) -> None:
+        if workflow.patched(SEARCHABLE_PATCH):  # findable by agent, whoever started it
+            workflow.upsert_search_attributes(
+                search.missing_updates(
+                    workflow.info().typed_search_attributes, search.monitor_attributes(state.agent_id)
+                )
+            )
         while True:
             rotate = await self._wait_for_rotation_or_quiet()
             await workflow.wait_condition(workflow.all_handlers_finished)
@@ -59,7 +65,9 @@ class MonitorWorkflow:
             if timeout <= 0:  # quiet (or nothing to remember at all)
                 return self._should_rotate()
             try:
-                await workflow.wait_condition(self._should_rotate, timeout=timedelta(seconds=timeout))
+                await workflow.wait_condition(
+                    self._should_rotate, timeout=timedelta(seconds=timeout), timeout_summary="until quiet"
+                )
                 return True
             except TimeoutError:
                 continue  # an event may have moved the quiet time; look again
@@ -107,6 +115,8 @@ class MonitorWorkflow:
                 request,
                 id=request.notification.workflow_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=search.notification_attributes(request.notification),
+                static_summary=search.notification_summary(request.notification),
             )
         except WorkflowAlreadyStartedError:
             pass  # this event's notification already exists (the event came again in a later run)

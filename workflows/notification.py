@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
-    from herald import routing
+    from herald import routing, search
     from herald.dedup import content_key
     from herald.digest import digest_item
     from herald.models import (
@@ -36,6 +36,10 @@ with workflow.unsafe.imports_passed_through():
         PreferenceQuery,
         Priority,
     )
+
+# New runs upsert their search attributes (status, channels) and so add commands that older histories
+# lack: the patch keeps those replaying. Deprecate it once no run started before it can be replayed.
+SEARCHABLE_PATCH = "searchable-v1"
 
 # Store activities wait out a store outage rather than lose the notification.
 STORE_TIMEOUT = timedelta(seconds=15)
@@ -60,6 +64,7 @@ class NotificationWorkflow:
         self._enabled: dict[ChannelName, bool] = {}
         self._used: set[ChannelName] = set()
         self._slot_of: dict[ChannelName, int] = {}  # which planned channel's chain a channel serves
+        self._searchable = False
         retry = request.policy.retry
         self._delivery_retry = RetryPolicy(
             initial_interval=timedelta(seconds=retry.initial_interval_seconds),
@@ -76,6 +81,12 @@ class NotificationWorkflow:
     @workflow.run
     async def run(self, request: NotificationRequest) -> NotificationOutcome:
         n, policy, outcome = request.notification, request.policy, self._outcome
+        self._searchable = workflow.patched(SEARCHABLE_PATCH)
+        if self._searchable:
+            workflow.upsert_search_attributes(
+                search.missing_updates(workflow.info().typed_search_attributes, search.notification_attributes(n))
+            )
+        self._show()
 
         dedup = await workflow.execute_activity_method(
             DedupActivities.check_duplicate,
@@ -120,20 +131,21 @@ class NotificationWorkflow:
             outcome.held_until = preferences.hold_until
             wait = (preferences.hold_until - workflow.now()).total_seconds()
             if wait > 0:
+                self._show()
                 await workflow.sleep(wait, summary="quiet hours")
         plan = routing.plan_channels(n, self._enabled)
         if not plan:
             outcome.status = NotificationStatus.no_channel
             return await self._finish()
 
-        self._used.update(plan)
+        self._use(plan)
         self._slot_of.update({channel: slot for slot, channel in enumerate(plan)})
         chains = await asyncio.gather(*(self._deliver_with_fallback(slot, c) for slot, c in enumerate(plan)))
         fulfilled = [(chains[self._slot_of[c]] if isinstance(c, ChannelName) else c) is True for c in chains]
 
         if n.priority is Priority.critical and len(outcome.delivered_channels) < policy.critical_confirmations:
             extra = routing.escalation_channels(policy.fallback_order, self._enabled, n.priority, self._used)
-            self._used.update(extra)
+            self._use(extra)
             await asyncio.gather(*(self._deliver(channel, escalation=True) for channel in extra))
 
         confirmed = len(outcome.delivered_channels)
@@ -169,7 +181,7 @@ class NotificationWorkflow:
             following = routing.fallback_channel(error_type, policy.fallback_order, self._enabled, priority, self._used)
             if following is None:
                 return False
-            self._used.add(following)
+            self._use([following])
             self._slot_of[following] = slot
             tried.append(following)
             current, fallback_for = following, current
@@ -180,6 +192,7 @@ class NotificationWorkflow:
         """Run the delivery activity with its retries; None when delivered, else the final error type."""
         result = ChannelResult(channel=channel, fallback_for=fallback_for, escalation=escalation)
         self._outcome.channels[channel] = result
+        self._show()
         request = DeliveryRequest(
             notification=self._request.notification, channel=channel, workflow_id=self._outcome.workflow_id
         )
@@ -189,7 +202,7 @@ class NotificationWorkflow:
                 request,
                 start_to_close_timeout=timedelta(seconds=self._request.policy.send_timeout_seconds),
                 retry_policy=self._delivery_retry,
-                summary=f"deliver via {channel.value}",
+                summary=search.delivery_summary(channel, fallback_for, escalation),
             )
         except ActivityError as err:
             cause = err.cause
@@ -203,13 +216,28 @@ class NotificationWorkflow:
             else:
                 result.error_type = type(cause).__name__ if cause else "ActivityError"
                 result.error = str(cause or err)
+            self._show()
             return result.error_type
         result.status = ChannelStatus.delivered
         result.attempt_count = receipt.attempt
         result.provider_message_id = receipt.provider_message_id
+        self._show()
         return None
 
+    def _use(self, channels: list[ChannelName]) -> None:
+        """Mark channels as used; the HeraldChannels search attribute lists them from now on."""
+        self._used.update(channels)
+        if self._searchable and channels:
+            workflow.upsert_search_attributes(search.channels_update(self._used))
+
+    def _show(self) -> None:
+        """Per-channel state for the UI's current details (no command: the UI reads it by query)."""
+        workflow.set_current_details(search.current_details(self._outcome))
+
     async def _finish(self) -> NotificationOutcome:
+        self._show()
+        if self._searchable:
+            workflow.upsert_search_attributes(search.status_update(self._outcome.status))
         await workflow.execute_activity_method(
             AuditActivities.record_outcome,
             self._outcome,

@@ -7,30 +7,91 @@ Every route but /healthz, the docs, the VAPID public key and provider callbacks 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
-from herald.api import events, providers, push, rules, users, ws
+from herald.api import codec, events, providers, push, rules, users, ws
 from herald.api.auth import AuthError, CallerDep, authorize
 from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody, error_response
-from herald.api.views import NotificationView, TemporalUnavailable, load_notification
+from herald.api.views import (
+    InvalidCursor,
+    NotificationPage,
+    NotificationView,
+    TemporalUnavailable,
+    list_notifications,
+    listing_scope,
+    load_notification,
+)
 from herald.channels.push import PushHub
 from herald.channels.redis_push import RedisPushRelay
 from herald.config import Settings
-from herald.models import ID_REGEX, AgentNotification
+from herald.logs import bind, log_scope
+from herald.metrics import HTTP_LATENCY, HTTP_REQUESTS, NOTIFICATIONS_ACCEPTED, exposition
+from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority
 from herald.store import Store
 from herald.validation import describe
 from starter.client import HeraldClient
 
 NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
+LIST_LIMIT_MAX = 200
+# Scraped and probed every few seconds: logged at debug, still counted.
+QUIET_ROUTES = frozenset({"/metrics", "/healthz"})
+
+request_log = logging.getLogger("herald.api")
+
+
+class RequestLog:
+    """Count, time and log every HTTP request by its route template (`/v1/notifications/{notification_id}`).
+
+    Templates, not paths: ids stay out of metric labels, and query strings (`?token=`) out of the log.
+    Each request gets its own log context, so lines logged while answering it name its notification.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        with log_scope():
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                method = str(scope.get("method", ""))
+                HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                HTTP_LATENCY.labels(method, route).observe(elapsed)
+                request_log.log(
+                    logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+                    "%s %s %d",
+                    method,
+                    route,
+                    status,
+                    extra={"method": method, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 1)},
+                )
 
 
 class NotificationAccepted(BaseModel):
@@ -77,6 +138,7 @@ def create_app(
     )
     app.state.services = services
     app.add_middleware(events.BodyLimit, limits={events.EVENTS_PATH: events.EVENT_BODY_LIMIT})
+    app.add_middleware(RequestLog)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -117,11 +179,13 @@ def create_app(
     async def send_notification(notification: AgentNotification, caller: CallerDep, deps: Deps) -> NotificationAccepted:
         """Start a notification (an agent key sends as its own agent only). The same notification_id again is a no-op."""
         authorize(caller, agents=[notification.agent_id], field="agent_id")
+        bind(notification_id=notification.notification_id)
         herald = await deps.client()
         try:
             handle = await herald.notify(notification)
         except RPCError as exc:
             raise ApiError(503, "temporal_unavailable", "Temporal refused the start; retry with the same id") from exc
+        NOTIFICATIONS_ACCEPTED.inc()
         return NotificationAccepted(
             notification_id=handle.notification_id,
             workflow_id=handle.workflow_id,
@@ -136,6 +200,7 @@ def create_app(
     )
     async def get_notification(notification_id: NotificationId, caller: CallerDep, deps: Deps) -> NotificationView:
         """Status, per-channel state and every delivery attempt: for its user, its sending agent, or the admin."""
+        bind(notification_id=notification_id)
         try:
             view = await load_notification(deps.store, await deps.client(), notification_id)
         except TemporalUnavailable as exc:
@@ -145,12 +210,60 @@ def create_app(
         authorize(caller, users=[view.user_id], agents=[view.agent_id], field="notification_id")
         return view
 
+    @app.get(
+        "/v1/notifications",
+        response_model=NotificationPage,
+        tags=["notifications"],
+        responses=auth_errors,
+    )
+    async def list_recorded_notifications(
+        caller: CallerDep,
+        deps: Deps,
+        user_id: Annotated[
+            str | None, Query(pattern=ID_REGEX, description="a user token lists its own user only (the default)")
+        ] = None,
+        agent_id: Annotated[
+            str | None, Query(pattern=ID_REGEX, description="an agent key lists its own agent only (the default)")
+        ] = None,
+        status: NotificationStatus | None = None,
+        priority: Priority | None = None,
+        since: Annotated[datetime | None, Query(description="recorded at or after this time (ISO 8601)")] = None,
+        limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 50,
+        cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
+    ) -> NotificationPage:
+        """Finished notifications, newest first, from the audit record (no attempts: GET one for those).
+
+        The admin sees all; a user token only its own user's (no `user_id` means its own; another's is a 403);
+        an agent key only what its agent sent, by `agent_id` likewise. Page with `next_cursor`.
+        """
+        user_id, agent_id = listing_scope(caller, user_id, agent_id)
+        try:
+            return await list_notifications(
+                deps.store,
+                user_id=user_id,
+                agent_id=agent_id,
+                status=status,
+                priority=priority,
+                since=since,
+                cursor=cursor,
+                limit=limit,
+            )
+        except InvalidCursor as exc:
+            raise ApiError(422, "invalid_request", f"cursor: {exc}", "cursor") from None
+
     app.include_router(users.router)
     app.include_router(push.router)
     app.include_router(rules.router)
     app.include_router(events.router)
     app.include_router(providers.router)
     app.include_router(ws.router)
+    app.include_router(codec.codec_router(settings))
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text exposition of this API process's metrics (requests, events, notifications accepted)."""
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(deps: Deps) -> JSONResponse:

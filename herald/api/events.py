@@ -19,6 +19,7 @@ from herald.api.auth import CallerDep, authorize
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
 from herald.events import match_event
+from herald.metrics import EVENTS_FIRED, EVENTS_RECEIVED
 from herald.models import AgentEvent, EmitResult
 from herald.rule_cache import RuleCache
 from starter.client import HeraldClient
@@ -50,12 +51,15 @@ async def post_event(event: AgentEvent, caller: CallerDep, deps: Deps) -> EmitRe
     """
     authorize(caller, agents=[event.agent_id], field="agent_id")
     try:
-        return await emit_event(event, deps.rules, deps.client)
+        result = await emit_event(event, deps.rules, deps.client)
     except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         # Safe to retry: the event id is the monitor's update id, so a repeat fires nothing twice.
         raise ApiError(
             503, "temporal_unavailable", "Temporal did not take the event; retry with the same event_id"
         ) from exc
+    EVENTS_RECEIVED.inc()
+    EVENTS_FIRED.inc(sum(len(fired.notification_ids) for fired in result.fired))
+    return result
 
 
 class BodyLimit:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import base64
+import binascii
+import json
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
+from herald.api.auth import AuthError, Caller, access_problem
 from herald.models import (
     ChannelName,
     ChannelResult,
@@ -15,7 +19,7 @@ from herald.models import (
     NotificationStatus,
     Priority,
 )
-from herald.store import Store
+from herald.store import RecordedOutcome, Store
 from starter.client import HeraldClient
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -39,6 +43,110 @@ class NotificationView(BaseModel):
     ops_alert: str | None = None
     held_until: datetime | None = Field(default=None, description="quiet hours held it until then")
     digest_id: str | None = Field(default=None, description="the digest notification that carried it")
+
+
+class NotificationSummary(BaseModel):
+    """A notification in the audit list: the single view's fields, each channel without its attempts (those are
+    one `GET /v1/notifications/{id}` away), plus when the outcome was recorded."""
+
+    notification_id: str
+    workflow_id: str
+    agent_id: str
+    user_id: str
+    priority: Priority
+    status: NotificationStatus
+    channels: dict[ChannelName, ChannelResult]
+    duplicate_of: str | None = None
+    ops_alert: str | None = None
+    held_until: datetime | None = None
+    digest_id: str | None = None
+    completed_at: datetime = Field(description="when the outcome was recorded")
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationSummary]
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; null at the end")
+
+
+def build_summary(recorded: RecordedOutcome) -> NotificationSummary:
+    return NotificationSummary(**recorded.outcome.model_dump(), completed_at=recorded.completed_at)
+
+
+class InvalidCursor(ValueError):
+    """A `cursor` that no page handed out."""
+
+
+CURSOR_PROBLEM = "is not a cursor from a previous page (pass next_cursor as it came)"
+
+
+def encode_cursor(completed_at: datetime, notification_id: str) -> str:
+    """An opaque page position: where the last item of a page stands in the newest-first order."""
+    raw = json.dumps([completed_at.astimezone(UTC).isoformat(), notification_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position in a cursor from `encode_cursor`; InvalidCursor for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, notification_id = json.loads(raw)
+        position = datetime.fromisoformat(at)
+    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
+        raise InvalidCursor(CURSOR_PROBLEM) from None
+    if not isinstance(notification_id, str) or position.tzinfo is None:
+        raise InvalidCursor(CURSOR_PROBLEM)
+    return position, notification_id
+
+
+def page_of(recorded: list[RecordedOutcome], limit: int) -> NotificationPage:
+    """A page from up to `limit + 1` rows: the extra row only says that another page follows."""
+    items = recorded[:limit]
+    more = len(recorded) > limit and bool(items)
+    cursor = encode_cursor(items[-1].completed_at, items[-1].outcome.notification_id) if more else None
+    return NotificationPage(items=[build_summary(r) for r in items], next_cursor=cursor)
+
+
+def listing_scope(caller: Caller, user_id: str | None, agent_id: str | None) -> tuple[str | None, str | None]:
+    """The (user_id, agent_id) filters a caller's list is held to, or the 403 to answer.
+
+    The admin (and anyone, with auth off) lists as asked. A user token lists its own user's notifications:
+    no `user_id` means its own, another user's is a 403. An agent key likewise, by `agent_id`.
+    """
+    if caller.kind == "user":
+        problem = access_problem(caller, users=[user_id or caller.subject or ""], field="user_id")
+        user_id = caller.subject
+    elif caller.kind == "agent":
+        problem = access_problem(caller, agents=[agent_id or caller.subject or ""], field="agent_id")
+        agent_id = caller.subject
+    else:
+        problem = None
+    if isinstance(problem, AuthError):
+        raise problem
+    return user_id, agent_id
+
+
+async def list_notifications(
+    store: Store,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    status: NotificationStatus | None = None,
+    priority: Priority | None = None,
+    since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> NotificationPage:
+    """One page of recorded outcomes, newest first (in-flight notifications appear once they finish)."""
+    recorded = await store.list_outcomes(
+        user_id=user_id,
+        agent_id=agent_id,
+        status=status,
+        priority=priority,
+        since=since,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    return page_of(recorded, limit)
 
 
 class TemporalUnavailable(Exception):

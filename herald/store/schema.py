@@ -131,3 +131,16 @@ digested = sa.Table(
     sa.Column("digest_id", sa.String(128), nullable=False, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# Keyset paging of the audit list (newest first, overall and per user or agent) and the retention cleanup's
+# "older than" scans. Store.open also adds them to databases created before they existed.
+AUDIT_INDEXES = [
+    sa.Index("ix_notifications_completed", notifications.c.completed_at, notifications.c.notification_id),
+    sa.Index("ix_notifications_user_completed", notifications.c.user_id, notifications.c.completed_at),
+    sa.Index("ix_notifications_agent_completed", notifications.c.agent_id, notifications.c.completed_at),
+    sa.Index("ix_delivery_log_finished", delivery_log.c.finished_at),
+    sa.Index("ix_provider_receipts_updated", provider_receipts.c.updated_at),
+    sa.Index("ix_digested_created", digested.c.created_at),
+    sa.Index("ix_ops_alerts_created", ops_alerts.c.created_at),
+    sa.Index("ix_dedup_keys_expires", dedup_keys.c.expires_at),
+]

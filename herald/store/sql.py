@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,9 @@ from herald.models import (
     Contact,
     DeliveryAttempt,
     NotificationOutcome,
+    NotificationStatus,
     Preferences,
+    Priority,
     PushSubscription,
     TriggerRule,
     utcnow,
@@ -38,6 +41,33 @@ class RulesDiff:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.deleted)
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    """A notification's final outcome and when it was recorded: one row of the audit list."""
+
+    outcome: NotificationOutcome
+    completed_at: datetime
+
+
+# What the retention cleanup deletes, by table: the key it deletes by, and the timestamp that ages the row.
+_AGED_TABLES: dict[str, tuple[sa.Table, sa.Column[Any], sa.Column[Any]]] = {
+    "delivery_log": (schema.delivery_log, schema.delivery_log.c.id, schema.delivery_log.c.finished_at),
+    "notifications": (
+        schema.notifications,
+        schema.notifications.c.notification_id,
+        schema.notifications.c.completed_at,
+    ),
+    "digested": (schema.digested, schema.digested.c.notification_id, schema.digested.c.created_at),
+    "provider_receipts": (
+        schema.provider_receipts,
+        schema.provider_receipts.c.provider_message_id,
+        schema.provider_receipts.c.updated_at,
+    ),
+    "ops_alerts": (schema.ops_alerts, schema.ops_alerts.c.id, schema.ops_alerts.c.created_at),
+}
+PURGED_TABLES = (*_AGED_TABLES, "dedup_keys")
 
 
 def _aware(value: datetime) -> datetime:
@@ -78,6 +108,7 @@ class Store:
             if schema_name and engine.dialect.name == "postgresql":
                 await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema_name}"'))
             await conn.run_sync(schema.metadata.create_all)
+            await conn.run_sync(_create_missing_indexes)
         return store
 
     async def close(self) -> None:
@@ -360,6 +391,52 @@ class Store:
         outcome = NotificationOutcome.model_validate(row.outcome)
         return outcome.model_copy(update={"digest_id": row.digest_id}) if row.digest_id else outcome
 
+    async def list_outcomes(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        status: NotificationStatus | None = None,
+        priority: Priority | None = None,
+        since: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> list[RecordedOutcome]:
+        """Recorded outcomes, newest first, matching every filter given; `since` bounds when they were recorded.
+
+        Keyset paging: `after` is the (completed_at, notification_id) of the last row already seen, and the
+        page holds the rows strictly after it in this order, so a page never shifts when new rows arrive.
+        """
+        t, d = schema.notifications, schema.digested
+        query = sa.select(t.c.outcome, t.c.completed_at, d.c.digest_id).select_from(
+            t.outerjoin(d, t.c.notification_id == d.c.notification_id)
+        )
+        if user_id is not None:
+            query = query.where(t.c.user_id == user_id)
+        if agent_id is not None:
+            query = query.where(t.c.agent_id == agent_id)
+        if status is not None:
+            query = query.where(t.c.status == status.value)
+        if priority is not None:
+            query = query.where(t.c.priority == priority.value)
+        if since is not None:
+            query = query.where(t.c.completed_at >= _utc(since))
+        if after is not None:
+            at, notification_id = _utc(after[0]), after[1]
+            query = query.where(
+                sa.or_(t.c.completed_at < at, sa.and_(t.c.completed_at == at, t.c.notification_id < notification_id))
+            )
+        query = query.order_by(t.c.completed_at.desc(), t.c.notification_id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        recorded = []
+        for row in rows:
+            outcome = NotificationOutcome.model_validate(row.outcome)
+            if row.digest_id:
+                outcome = outcome.model_copy(update={"digest_id": row.digest_id})
+            recorded.append(RecordedOutcome(outcome, _aware(row.completed_at)))
+        return recorded
+
     async def mark_digested(self, notification_ids: list[str], digest_id: str) -> None:
         """Note which digest notification carried these notifications (a retry changes nothing)."""
         if not notification_ids:
@@ -384,6 +461,53 @@ class Store:
         async with self.engine.connect() as conn:
             return [dict(row) for row in (await conn.execute(query)).mappings().all()]
 
+    # --- retention ---------------------------------------------------------------------------------
+
+    async def purge_older_than(
+        self,
+        cutoff: datetime,
+        *,
+        now: float | None = None,
+        batch_size: int = 1000,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Delete audit rows from before `cutoff`, and dedup keys expired by `now`; rows deleted, by table.
+
+        Each batch is its own short transaction, so a large backlog never holds a long lock on SQLite or
+        PostgreSQL; `progress(table, deleted)` is called after each batch (the activity heartbeats there).
+        Preferences, contacts, subscriptions, tokens and rules are kept: they are settings, not history.
+        """
+        now = time.time() if now is None else now
+        deleted: dict[str, int] = {}
+        for name, (table, key, aged) in _AGED_TABLES.items():
+            deleted[name] = await self._delete_in_batches(name, table, key, aged < _utc(cutoff), batch_size, progress)
+        dedup = schema.dedup_keys
+        deleted["dedup_keys"] = await self._delete_in_batches(
+            "dedup_keys", dedup, dedup.c.key, dedup.c.expires_at <= now, batch_size, progress
+        )
+        return deleted
+
+    async def _delete_in_batches(
+        self,
+        name: str,
+        table: sa.Table,
+        key: sa.Column[Any],
+        condition: sa.ColumnElement[bool],
+        batch_size: int,
+        progress: Callable[[str, int], None] | None,
+    ) -> int:
+        total = 0
+        while True:
+            batch = sa.select(key).where(condition).limit(batch_size)
+            async with self.engine.begin() as conn:
+                result = await conn.execute(sa.delete(table).where(key.in_(batch)))
+            count = result.rowcount or 0
+            total += count
+            if progress is not None:
+                progress(name, total)
+            if count < batch_size:
+                return total
+
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with ON CONFLICT support for this dialect."""
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
@@ -396,6 +520,12 @@ def _attempt(row: Any) -> DeliveryAttempt:
     data["started_at"] = _aware(data["started_at"])
     data["finished_at"] = _aware(data["finished_at"])
     return DeliveryAttempt.model_validate(data)
+
+
+def _create_missing_indexes(conn: sa.Connection) -> None:
+    """create_all adds indexes only with new tables; a database made before an index existed gets it here."""
+    for index in schema.AUDIT_INDEXES:
+        index.create(conn, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

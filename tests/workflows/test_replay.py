@@ -85,9 +85,8 @@ async def test_record_histories(herald: Harness, fake_http: FakeHTTPServer) -> N
 
     assert outcomes["duplicate"].status is NotificationStatus.suppressed_duplicate
     assert outcomes["no_channel"].status is NotificationStatus.no_channel
+    # Same-named files are overwritten; older versions' histories (other names) stay and keep replaying.
     HISTORIES.mkdir(exist_ok=True)
-    for old in HISTORIES.glob("NotificationWorkflow-*.json"):
-        old.unlink()
     for name, handle in handles.items():
         history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
         (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
@@ -165,3 +164,67 @@ async def test_record_digest_histories(herald: Harness) -> None:
     history = await herald.client.temporal.get_workflow_handle(held.workflow_id).fetch_history()
     (HISTORIES / "NotificationWorkflow-held.json").write_text(history.to_json())
     await herald.client.temporal.get_workflow_handle(held.workflow_id).terminate("recorded")
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_searchable_histories(herald: Harness) -> None:
+    """Runs that took the `searchable-v1` patch (search attribute upserts), recorded beside the older ones.
+
+    Record these alone (`-k record_searchable`): the older histories must stay as they are, so the replay test
+    keeps proving that runs started before the patch still replay.
+    """
+    user = f"searchable-{uuid.uuid4().hex[:6]}"
+    agent_id = f"recorder-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+
+    def note(**fields: Any) -> AgentNotification:
+        return AgentNotification(**{"agent_id": agent_id, "user_id": user, "title": "Recorded", **fields})
+
+    scenarios = {
+        "fallback": note(title="push falls back", channels=[ChannelName.push]),  # nobody connected: email
+        "unconfirmed": note(title="critical", priority="critical", channels=[ChannelName.email]),
+        "no_channel": note(title="sms for low", priority="low", channels=[ChannelName.sms]),
+    }
+    handles = {name: await herald.client.notify(n) for name, n in scenarios.items()}
+    outcomes = {name: await h.outcome() for name, h in handles.items()}
+    duplicate = await herald.client.notify(note(title="push falls back", channels=[ChannelName.push]))
+    handles["duplicate"], outcomes["duplicate"] = duplicate, await duplicate.outcome()
+    assert outcomes["fallback"].status is NotificationStatus.delivered
+    assert outcomes["unconfirmed"].status is NotificationStatus.unconfirmed
+    assert outcomes["duplicate"].status is NotificationStatus.suppressed_duplicate
+
+    # A monitor that starts its notification as a child (search attributes and summary set at the start).
+    event_id = uuid.uuid4().hex
+    firing = Firing(
+        rule="errors",
+        cooldown_seconds=600,
+        user_ids=[user],
+        channels=[ChannelName.email],
+        priority=Priority.high,
+        title="errors fired",
+    )
+    request = EventRequest(
+        agent_id=agent_id,
+        event_id=event_id,
+        plans=plan_firings(agent_id, event_id, [firing], utcnow()),
+        policy=herald.client.policy,
+    )
+    await herald.client.send_event(request)
+    monitor = herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}")
+
+    # A digest run, started by the activity without search attributes, that sends its child on a flush.
+    await herald.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
+    low = await herald.client.notify(note(title="digested", priority="low", channels=[ChannelName.email]))
+    assert (await low.outcome()).status is NotificationStatus.digested
+    digest = herald.client.temporal.get_workflow_handle_for(DigestWorkflow.run, f"digest/{user}")
+    run_id = (await digest.describe()).run_id
+    assert await digest.execute_update(DigestWorkflow.flush) is not None
+
+    for name, handle in handles.items():
+        history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-searchable_{name}.json").write_text(history.to_json())
+    history = await monitor.fetch_history()
+    (HISTORIES / "MonitorWorkflow-searchable.json").write_text(history.to_json())
+    await monitor.terminate("recorded")
+    history = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=run_id).fetch_history()
+    (HISTORIES / "DigestWorkflow-searchable.json").write_text(history.to_json())

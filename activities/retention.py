@@ -1,0 +1,32 @@
+"""purge_expired: delete audit rows past the retention period, in batches, heartbeating between them."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio import activity
+
+from herald import metrics
+from herald.models import PurgeRequest, RetentionReport
+from herald.store import Store
+
+log = logging.getLogger("herald.retention")
+
+
+class RetentionActivities:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @activity.defn(name="purge_expired")
+    async def purge_expired(self, request: PurgeRequest) -> RetentionReport:
+        """Safe to retry: rows deleted by an earlier try are simply not found again."""
+        deleted = await self._store.purge_older_than(
+            request.cutoff,
+            now=request.now.timestamp(),
+            batch_size=request.batch_size,
+            progress=lambda table, count: activity.heartbeat(table, count),
+        )
+        for table, count in deleted.items():
+            metrics.RETENTION_DELETED.labels(table).inc(count)
+        log.info("retention: deleted %d rows older than %s", sum(deleted.values()), request.cutoff.isoformat())
+        return RetentionReport(cutoff=request.cutoff, deleted=deleted)
