@@ -25,7 +25,7 @@ from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact
 from herald.search import SERVER_REGISTRATIONS
 from herald.store import Store
 from starter.client import HeraldClient, connect_temporal
-from worker import create_worker, open_runtime
+from worker import create_worker, ensure_retention_schedule, open_runtime
 
 # Registered on the dev server; the client sets them at start and the workflows upsert them (herald/search.py).
 SEARCH_ATTRIBUTES = SERVER_REGISTRATIONS
@@ -161,6 +161,7 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
         client = await _connect_with_retry(settings)
         hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
         async with open_runtime(settings, hub) as runtime, create_worker(client, runtime):
+            await ensure_retention_schedule(client, settings)
             herald = HeraldClient(client, settings.task_queue, settings.delivery_policy())
             app = create_app(settings, store=runtime.store, client=herald, hub=hub)
             server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=ports.api, log_level="warning"))
