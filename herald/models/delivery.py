@@ -1,0 +1,202 @@
+"""Workflow and activity contracts: delivery policy, requests, attempts, outcomes, digests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import (
+    BaseModel,
+    Field,
+    model_validator,
+)
+
+from herald.models.common import ChannelName, ChannelStatus, NotificationStatus, Priority
+from herald.models.notification import AgentNotification
+
+
+class RetrySettings(BaseModel):
+    """Per-channel retry schedule: about 30 s, 2 min, 10 min by default."""
+
+    initial_interval_seconds: float = Field(default=30.0, gt=0)
+    backoff_coefficient: float = Field(default=4.0, ge=1)
+    maximum_interval_seconds: float = Field(default=600.0, gt=0)
+    maximum_retries: int = Field(default=3, ge=0)
+
+
+DEFAULT_FALLBACK_ORDER = [ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook]
+
+
+class DeliveryPolicy(BaseModel):
+    """The tunable parts of a notification's life, fixed at start so a running workflow never changes."""
+
+    dedup_window_seconds: int = Field(default=300, ge=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    fallback_order: list[ChannelName] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ORDER))
+    send_timeout_seconds: float = Field(default=30.0, gt=0)
+    critical_confirmations: int = Field(default=2, ge=1)
+
+
+class NotificationRequest(BaseModel):
+    """The input of NotificationWorkflow."""
+
+    notification: AgentNotification
+    policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    # A digest email itself: sent as it is, never digested again (quiet hours still hold it).
+    is_digest: bool = False
+
+
+class DedupCheck(BaseModel):
+    key: str
+    notification_id: str
+    window_seconds: int
+
+
+class DedupResult(BaseModel):
+    duplicate: bool
+    owner_notification_id: str
+
+
+class PreferenceQuery(BaseModel):
+    """What the preference activity routes. Without `priority` (histories recorded before quiet hours and
+    digests) the answer is the merged on/off switches alone: no minimum priority, no hold, no digest."""
+
+    user_id: str
+    agent_id: str
+    # None (and in histories recorded before quiet hours and digests): switches only, nothing held or digested.
+    priority: Priority | None = None
+    channels: list[ChannelName] | None = Field(default=None, description="the requested channels (unset: all)")
+
+
+class EnabledChannels(BaseModel):
+    """How one notification is routed for its user: the channels it may use, and whether it waits or is digested.
+
+    (The name predates quiet hours and digests: recorded histories carry `enabled` alone, which still decodes.)
+    """
+
+    enabled: dict[ChannelName, bool]
+    hold_until: datetime | None = Field(default=None, description="quiet hours: send when they end")
+    digest: bool = Field(default=False, description="goes to the user's digest instead of being sent now")
+
+
+class DigestItem(BaseModel):
+    """One notification waiting in `digest/<user_id>`."""
+
+    notification_id: str
+    agent_id: str
+    title: str
+    body: str = ""
+    priority: Priority
+    created_at: datetime
+
+
+class DigestEnqueue(BaseModel):
+    """A notification going to its user's digest (signal-with-start of `digest/<user_id>`)."""
+
+    user_id: str
+    item: DigestItem
+    policy: DeliveryPolicy
+
+
+class DigestSchedule(BaseModel):
+    user_id: str
+    after: datetime
+
+
+class DigestRecord(BaseModel):
+    """Which digest notification carried which notifications."""
+
+    digest_id: str
+    notification_ids: list[str]
+
+
+class DigestStart(BaseModel):
+    """How `digest/<user_id>` starts: for whom, and what it already holds (carried across continue-as-new)."""
+
+    user_id: str
+    items: list[DigestItem] = Field(default_factory=list)
+    sent: int = Field(default=0, description="digests sent so far: numbers the next digest's id")
+    policy: DeliveryPolicy = Field(default_factory=lambda: DeliveryPolicy())
+
+
+class DeliveryRequest(BaseModel):
+    notification: AgentNotification
+    channel: ChannelName
+    workflow_id: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.workflow_id}/{self.channel.value}"
+
+
+class DeliveryReceipt(BaseModel):
+    channel: ChannelName
+    attempt: int
+    provider_message_id: str | None = None
+    already_delivered: bool = False
+
+
+class DeliveryAttempt(BaseModel):
+    """One row of the delivery log: one try of one channel for one notification."""
+
+    notification_id: str
+    workflow_id: str
+    channel: ChannelName
+    attempt: int
+    idempotency_key: str
+    result: ChannelStatus
+    error_type: str | None = None
+    error: str | None = None
+    provider_message_id: str | None = None
+    started_at: datetime
+    finished_at: datetime
+    # What the provider reported later (Twilio: delivered, undelivered, failed), if it reports at all.
+    provider_status: str | None = None
+    provider_error_code: str | None = None
+
+
+class ChannelResult(BaseModel):
+    """Where one channel stands for one notification."""
+
+    channel: ChannelName
+    status: ChannelStatus = ChannelStatus.pending
+    attempt_count: int = 0
+    error_type: str | None = None
+    error: str | None = None
+    provider_message_id: str | None = None
+    fallback_for: ChannelName | None = None
+    escalation: bool = False
+
+
+class NotificationOutcome(BaseModel):
+    """The live state (from the `status` query) and the final result of a notification."""
+
+    notification_id: str
+    workflow_id: str
+    agent_id: str
+    user_id: str
+    priority: Priority
+    status: NotificationStatus = NotificationStatus.pending
+    channels: dict[ChannelName, ChannelResult] = Field(default_factory=dict)
+    duplicate_of: str | None = None
+    ops_alert: str | None = None
+    held_until: datetime | None = Field(default=None, description="quiet hours held it until then")
+    digest_id: str | None = Field(default=None, description="the digest notification that carried it")
+
+    @property
+    def delivered_channels(self) -> list[ChannelName]:
+        return [c for c, r in self.channels.items() if r.status is ChannelStatus.delivered]
+
+    @model_validator(mode="after")
+    def _keys_match(self) -> NotificationOutcome:
+        for channel, result in self.channels.items():
+            if result.channel is not channel:
+                raise ValueError(f"channels.{channel.value} holds a result for {result.channel.value}")
+        return self
+
+
+class OpsAlert(BaseModel):
+    """Something operators must look at, e.g. a critical alert nobody confirmed on two channels."""
+
+    notification_id: str
+    kind: str
+    message: str

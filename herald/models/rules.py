@@ -1,0 +1,143 @@
+"""Trigger rules and agent events, and what the monitor workflow is handed and answers."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+from herald.models.common import ChannelName, Identifier, Priority, _identifier, new_notification_id
+from herald.models.delivery import DeliveryPolicy
+from herald.models.notification import AgentNotification
+
+
+class TriggerRule(BaseModel):
+    """A condition over an agent's metrics that turns an event into notifications (evaluated in rules.py).
+
+    `condition` is CEL over the event's metrics; `title`, `body` and `dedup_key` are templates that can use
+    the metrics, `agent_id` and `rule` (`"Error rate {{ error_rate }} on {{ agent_id }}"`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Identifier
+    agent_id: str = Field(default="*", description="the agent whose events this rule sees, or * for every agent")
+    condition: str = Field(min_length=1, max_length=2000, description="a CEL expression over the metrics")
+    channels: list[ChannelName] = Field(default_factory=lambda: [ChannelName.push, ChannelName.email], min_length=1)
+    priority: Priority = Priority.medium
+    cooldown_seconds: int = Field(default=300, ge=0, description="after firing, matches are reported, not sent")
+    user_ids: list[Identifier] = Field(min_length=1)
+    title: str = Field(default="{{ rule }} fired for {{ agent_id }}", min_length=1, max_length=400)
+    body: str = Field(default="", max_length=4000)
+    dedup_key: str | None = Field(default=None, max_length=400)
+    webhook_url: str | None = Field(default=None, description="reserved: a per-rule webhook target")
+    enabled: bool = True
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent(cls, value: str) -> str:
+        return value if value == "*" else _identifier(value)
+
+
+MetricValue = bool | int | float | str
+METRICS_MAX = 200
+METRIC_STRING_MAX_CHARS = 256
+_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class AgentEvent(BaseModel):
+    """What an agent observed: metrics by name. Rules turn matching events into notifications."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: Identifier
+    metrics: dict[str, MetricValue] = Field(description="up to 200 metrics: numbers, booleans or short strings")
+    event_id: Identifier = Field(
+        default_factory=new_notification_id, description="send the same id again to retry safely"
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            raise ValueError("must be an object of metric name to number, boolean or string")
+        if len(value) > METRICS_MAX:
+            raise ValueError(f"has {len(value)} metrics; at most {METRICS_MAX} per event")
+        for name, metric in value.items():
+            if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
+                raise ValueError("metric names must be identifiers (letters, digits, _; at most 64 characters)")
+            if isinstance(metric, str):
+                if len(metric) > METRIC_STRING_MAX_CHARS:
+                    raise ValueError(f"metric {name}: strings are at most {METRIC_STRING_MAX_CHARS} characters")
+            elif isinstance(metric, float):
+                if metric != metric or metric in (float("inf"), float("-inf")):
+                    raise ValueError(f"metric {name}: must be a finite number")
+            elif not isinstance(metric, bool | int):
+                raise ValueError(f"metric {name}: must be a number, a boolean or a string")
+        return value
+
+
+class Firing(BaseModel):
+    """A rule that matched an event, rendered and ready to send; the monitor workflow applies the cooldown."""
+
+    rule: str
+    cooldown_seconds: int
+    user_ids: list[str]
+    channels: list[ChannelName]
+    priority: Priority
+    title: str
+    body: str = ""
+    dedup_key: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class FiringPlan(BaseModel):
+    """One matched rule of one event: the notifications it sends if its cooldown allows (built and validated
+    before Temporal sees them, so the monitor workflow only decides and starts)."""
+
+    rule: str
+    cooldown_seconds: int
+    notifications: list[AgentNotification]
+
+
+class EventRequest(BaseModel):
+    """The monitor workflow's update: one event's matched rules, with the delivery policy for what it starts."""
+
+    agent_id: str
+    event_id: str
+    plans: list[FiringPlan]
+    policy: DeliveryPolicy
+
+
+class MonitorState(BaseModel):
+    """What `monitor/<agent_id>` carries across continue-as-new: until when each rule that fired cools down."""
+
+    agent_id: str
+    cooling_until: dict[str, datetime] = Field(default_factory=dict)
+    last_event_at: datetime | None = None
+    events_per_run: int = Field(default=500, ge=1, description="continue as new after this many events")
+
+
+class FiredRule(BaseModel):
+    rule: str
+    notification_ids: list[str]
+
+
+class CooledDownRule(BaseModel):
+    rule: str
+    until: datetime = Field(description="when the rule may fire again")
+
+
+class EmitResult(BaseModel):
+    """What an event did: the rules that fired (and their notifications), and matches held by a cooldown."""
+
+    event_id: str
+    fired: list[FiredRule] = Field(default_factory=list)
+    cooled_down: list[CooledDownRule] = Field(default_factory=list)

@@ -1,0 +1,260 @@
+"""What a person sets: preferences (channels, quiet hours, digest), contact and Web Push subscriptions."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+
+from herald.models.common import ChannelName, Identifier, Priority
+
+DEFAULT_TIME_ZONE = "UTC"
+DEFAULT_DIGEST_HOUR = 8
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_QUIET_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+_PREFERENCE_OBJECT_EXAMPLES = {
+    "quiet_hours": '{"window": "22:00-07:00", "during": "hold"}',
+    "digest": '{"cadence": "daily", "hour": 8, "priorities": "low"}',
+}
+_CHANNEL_SETTING_EXPECTED = 'must be true, false or an object with "enabled" (true or false) and "min_priority"'
+
+
+def parse_quiet_window(value: str) -> tuple[time, time]:
+    """`"22:00-07:00"` as its (start, end) wall-clock times; a start after the end crosses midnight."""
+    match = _QUIET_WINDOW.fullmatch(value)
+    if match is None:
+        raise ValueError("must be HH:MM-HH:MM in 24-hour time, for example 22:00-07:00")
+    start_h, start_m, end_h, end_m = (int(group) for group in match.groups())
+    start, end = time(start_h, start_m), time(end_h, end_m)
+    if start == end:
+        raise ValueError("must end at another time than it starts, for example 22:00-07:00")
+    return start, end
+
+
+def load_time_zone(name: str) -> ZoneInfo:
+    """The IANA zone by name; ValueError (not KeyError or OSError) for anything that is not one."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: not a relative key, or not a TZif file
+        raise ValueError("is not a known IANA time zone (expected a name like Europe/Berlin or UTC)") from None
+
+
+class ChannelPreference(BaseModel):
+    """One channel at one level in full; `true` / `false` is the shorthand for `{"enabled": ...}` alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = Field(default=None, description="unset: inherit (the default level: on)")
+    min_priority: Priority | None = Field(default=None, description="the lowest priority this channel carries")
+
+
+class ChannelSwitches(BaseModel):
+    """One level of the preferences (the default, or one agent's entry); None means "not set here".
+
+    A channel is `true`, `false` or a ChannelPreference; bools stay bools, so a saved document reads back as written.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    push: bool | ChannelPreference | None = None
+    email: bool | ChannelPreference | None = None
+    sms: bool | ChannelPreference | None = None
+    webhook: bool | ChannelPreference | None = None
+    min_priority: Priority | None = Field(
+        default=None, description="the lowest priority sent on any channel (the default level: user-wide)"
+    )
+
+    @field_validator("push", "email", "sms", "webhook", mode="wrap")
+    @classmethod
+    def _setting(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        """By hand rather than as a plain union: one error per mistake, naming the field (`default.sms` or
+        `default.sms.min_priority`), instead of one per union member with the member's name in the path."""
+        if value is None or isinstance(value, bool | ChannelPreference):
+            return value
+        if isinstance(value, dict):
+            return ChannelPreference.model_validate(value)
+        raise ValueError(_CHANNEL_SETTING_EXPECTED)
+
+    def setting(self, channel: ChannelName) -> ChannelPreference:
+        """The channel's setting in full form (the shorthand expanded; unset fields None)."""
+        value: bool | ChannelPreference | None = getattr(self, channel.value)
+        if isinstance(value, ChannelPreference):
+            return value
+        return ChannelPreference(enabled=value)
+
+    def get(self, channel: ChannelName) -> bool | None:
+        """On, off, or None when this level leaves it unset."""
+        return self.setting(channel).enabled
+
+
+class QuietHoursAction(StrEnum):
+    hold = "hold"
+    digest = "digest"
+
+
+class QuietHours(BaseModel):
+    """A daily window in the user's `time_zone` when only critical notifications go out at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: str = Field(description="HH:MM-HH:MM, 24-hour local time; 22:00-07:00 crosses midnight")
+    during: QuietHoursAction | None = Field(
+        default=None,
+        description="hold (when unset): send when the window ends; digest: put them in the digest instead",
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_quiet_window(value)
+        return value
+
+    @property
+    def action(self) -> QuietHoursAction:
+        return self.during or QuietHoursAction.hold
+
+
+class DigestCadence(StrEnum):
+    off = "off"
+    hourly = "hourly"
+    daily = "daily"
+
+
+class DigestPriorities(StrEnum):
+    low = "low"
+    low_and_medium = "low_and_medium"
+
+    def includes(self, priority: Priority) -> bool:
+        ceiling = Priority.low if self is DigestPriorities.low else Priority.medium
+        return priority.rank <= ceiling.rank
+
+
+class DigestSettings(BaseModel):
+    """When the digest goes out (local time) and which priorities it collects instead of sending them now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: DigestCadence
+    hour: int | None = Field(default=None, description="daily: the local hour it goes out, 0-23 (unset: 8)")
+    priorities: DigestPriorities | None = Field(default=None, description="low (when unset) or low_and_medium")
+
+    @field_validator("hour")
+    @classmethod
+    def _hour(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 23:
+            raise ValueError("must be an hour from 0 to 23")
+        return value
+
+    @property
+    def local_hour(self) -> int:
+        return DEFAULT_DIGEST_HOUR if self.hour is None else self.hour
+
+    @property
+    def collects(self) -> DigestPriorities:
+        return self.priorities or DigestPriorities.low
+
+
+class Preferences(BaseModel):
+    """A user's preferences: global defaults, per-agent entries merged over them field by field, and the
+    user-wide time zone, quiet hours and digest. Unset fields stay unset, so GET returns what PUT saved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: ChannelSwitches = Field(default_factory=ChannelSwitches)
+    agents: dict[Identifier, ChannelSwitches] = Field(default_factory=dict)
+    time_zone: str | None = Field(default=None, description="IANA zone for quiet hours and digests (unset: UTC)")
+    quiet_hours: QuietHours | None = None
+    digest: DigestSettings | None = Field(default=None, description="unset: off")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_time_zone(value)
+        return value
+
+    @field_validator("quiet_hours", "digest", mode="before")
+    @classmethod
+    def _object(cls, value: object, info: ValidationInfo) -> object:
+        """Say what the object looks like, rather than pydantic's "instance of <class>"."""
+        if value is None or isinstance(value, dict | BaseModel):
+            return value
+        raise ValueError(f"must be an object like {_PREFERENCE_OBJECT_EXAMPLES[info.field_name or '']}")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone or DEFAULT_TIME_ZONE)
+
+
+class Contact(BaseModel):
+    """Where a user can be reached. Personal data: it stays in the store, never in workflow history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = None
+    phone: str | None = None
+    webhook_url: str | None = None
+    # Set by Herald, never by the user: why a provider refused the number or the endpoint. Sends to a
+    # refused address stop at once (and fall back); saving the contact again clears the mark.
+    phone_rejected: str | None = None
+    webhook_disabled: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 254 or not _EMAIL.fullmatch(value)):
+            raise ValueError("is not an email address (expected name@example.com)")
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not _E164.fullmatch(value):
+            raise ValueError("must be in E.164 form, for example +14155550100")
+        if not phonenumbers.is_valid_number(phonenumbers.parse(value)):
+            raise ValueError("is not a valid phone number for its country code (check the digits)")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not _URL.fullmatch(value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class PushKeys(BaseModel):
+    p256dh: str = Field(min_length=1, max_length=200, description="the browser's ECDH public key, base64url")
+    auth: str = Field(min_length=1, max_length=100, description="the subscription's auth secret, base64url")
+
+
+class PushSubscription(BaseModel):
+    """A Web Push subscription exactly as the browser's `PushSubscription.toJSON()` gives it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    endpoint: str = Field(max_length=2048, description="the push service URL for this browser")
+    keys: PushKeys
+    expirationTime: int | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not _URL.fullmatch(value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
