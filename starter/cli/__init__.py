@@ -1,0 +1,24 @@
+"""The `herald` command line: run the stack, send notifications and events, read outcomes, manage preferences and rules.
+
+One module per group of commands; importing them registers their commands on `app`.
+"""
+
+from starter.cli import keys, notifications, rules, stack, users
+from starter.cli.common import app
+from starter.cli.rules import check_rules, diff_lines, event_fields, parse_metric, rule_entries, rules_diff, rules_table
+
+__all__ = [
+    "app",
+    "check_rules",
+    "diff_lines",
+    "event_fields",
+    "keys",
+    "notifications",
+    "parse_metric",
+    "rule_entries",
+    "rules",
+    "rules_diff",
+    "rules_table",
+    "stack",
+    "users",
+]
