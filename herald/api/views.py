@@ -31,35 +31,32 @@ class ChannelReport(ChannelResult):
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
 
 
-class NotificationView(BaseModel):
+class _NotificationFields(BaseModel):
+    """What both the single view and the audit list show of a notification."""
+
     notification_id: str
     workflow_id: str
     agent_id: str
     user_id: str
     priority: Priority
     status: NotificationStatus
-    channels: dict[ChannelName, ChannelReport]
     duplicate_of: str | None = None
     ops_alert: str | None = None
     held_until: datetime | None = Field(default=None, description="quiet hours held it until then")
     digest_id: str | None = Field(default=None, description="the digest notification that carried it")
 
 
-class NotificationSummary(BaseModel):
-    """A notification in the audit list: the single view's fields, each channel without its attempts (those are
-    one `GET /v1/notifications/{id}` away), plus when the outcome was recorded."""
+class NotificationView(_NotificationFields):
+    """One notification: its outcome, and each channel with every attempt from the delivery log."""
 
-    notification_id: str
-    workflow_id: str
-    agent_id: str
-    user_id: str
-    priority: Priority
-    status: NotificationStatus
+    channels: dict[ChannelName, ChannelReport]
+
+
+class NotificationSummary(_NotificationFields):
+    """A notification in the audit list: each channel without its attempts (those are one
+    `GET /v1/notifications/{id}` away), plus when the outcome was recorded."""
+
     channels: dict[ChannelName, ChannelResult]
-    duplicate_of: str | None = None
-    ops_alert: str | None = None
-    held_until: datetime | None = None
-    digest_id: str | None = None
     completed_at: datetime = Field(description="when the outcome was recorded")
 
 
