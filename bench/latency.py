@@ -1,0 +1,230 @@
+"""Benchmark 2, latency: an agent's event posted to `POST /v1/events` until the WebSocket frame reaches the person.
+
+A steady 10 events/s for 60 s. Each event matches one rule (cooldown 0, a dedup key per event, push + email), so
+every event fires one notification; a WebSocket client connected with a user token receives each frame and acks
+it. Latency is from just before the POST is sent to the frame's arrival, both read on this process's clock.
+p50, p95 and p99 are divided by the p50 of an empty workflow's start-to-result round trip on the same stack,
+measured one at a time before and after the load. Targets: p50 at most 3x, p99 at most 10x.
+
+The API and the worker share one process, as in `herald dev` (the in-process push hub needs them together).
+
+    python -m bench.latency            # 10 events/s for 60 s
+    python -m bench.latency --quick    # 10 events/s for 10 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.common import save_result
+from bench.empty import EmptyWorkflow
+from bench.stack import TASK_QUEUE, Stack, console, embedded_stack, median, percentile, progress_bar, run_main
+from herald.auth import issue_token
+from herald.models import ChannelName, Contact, TriggerRule
+from herald.store import Store
+
+AGENT = "bench-agent"
+USER = "bench-user"
+RULE = "bench-latency"
+TARGETS = {"p50_ratio": 3.0, "p99_ratio": 10.0}
+
+
+@dataclass
+class Timings:
+    """Send times by notification id (from the POST's answer) and frame arrival times by notification id."""
+
+    sent: dict[str, float] = field(default_factory=dict)
+    received: dict[str, float] = field(default_factory=dict)
+    post_seconds: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    fired_none: int = 0
+
+
+async def prepare(store: Store) -> str:
+    await store.put_contact(USER, Contact(email=f"{USER}@example.com"))
+    await store.put_rule(
+        TriggerRule(
+            name=RULE,
+            agent_id=AGENT,
+            condition="queue_depth > 0",
+            cooldown_seconds=0,
+            user_ids=[USER],
+            channels=[ChannelName.push, ChannelName.email],
+            title="Queue depth {{ queue_depth }} on {{ agent_id }}",
+            body="Event {{ seq }}: the queue is backing up.",
+            dedup_key="bench-{{ seq }}",
+        )
+    )
+    return await issue_token(store, "user", USER)
+
+
+async def read_frames(ws: ClientConnection, timings: Timings) -> None:
+    """Record each notification frame's arrival and ack it, as a browser would."""
+    async for message in ws:
+        arrived = time.perf_counter()
+        frame = json.loads(message)
+        if frame.get("type") == "notification":
+            notification_id = frame["notification_id"]
+            timings.received.setdefault(notification_id, arrived)
+            await ws.send(json.dumps({"type": "ack", "notification_id": notification_id}))
+
+
+async def post_event(http: httpx.AsyncClient, seq: int, run: str, timings: Timings) -> None:
+    body = {"agent_id": AGENT, "event_id": f"{run}-{seq}", "metrics": {"queue_depth": 100 + seq, "seq": seq}}
+    sent = time.perf_counter()
+    try:
+        response = await http.post("/v1/events", json=body)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        timings.errors.append(type(exc).__name__)
+        return
+    timings.post_seconds.append(time.perf_counter() - sent)
+    ids = [nid for fired in response.json()["fired"] for nid in fired["notification_ids"]]
+    if not ids:
+        timings.fired_none += 1
+    for notification_id in ids:
+        timings.sent[notification_id] = sent
+
+
+async def steady_load(
+    stack: Stack, token: str, *, rate: float, seconds: float, run: str, label: str, drain: float = 60
+) -> Timings:
+    """Post `rate` events/s for `seconds` on a fixed schedule (a slow answer never delays the next event)."""
+    timings = Timings()
+    total = round(rate * seconds)
+    async with (
+        httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http,
+        connect(f"ws://127.0.0.1:{stack.ports.api}/v1/ws?token={token}") as ws,
+    ):
+        ready = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if ready.get("type") != "ready":
+            raise RuntimeError(f"the WebSocket said {ready.get('type')!r} instead of ready")
+        reader = asyncio.create_task(read_frames(ws, timings))
+        posts: list[asyncio.Task[None]] = []
+        with progress_bar() as progress:
+            bar = progress.add_task(label, total=total)
+            start = time.perf_counter()
+            for seq in range(total):
+                delay = start + seq / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                posts.append(asyncio.create_task(post_event(http, seq, run, timings)))
+                progress.advance(bar)
+            await asyncio.gather(*posts)
+            deadline = time.perf_counter() + drain
+            while set(timings.sent) - set(timings.received) and time.perf_counter() < deadline:
+                await asyncio.sleep(0.1)
+        reader.cancel()
+    return timings
+
+
+async def empty_round_trips(stack: Stack, count: int, prefix: str) -> list[float]:
+    """Start-to-result of the empty workflow, one at a time: the Temporal round trip on an idle stack."""
+    seconds = []
+    for index in range(count):
+        started = time.perf_counter()
+        await stack.client.execute_workflow(EmptyWorkflow.run, id=f"rt/{prefix}-{index}", task_queue=TASK_QUEUE)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def ms(value: float) -> float:
+    return round(1000 * value, 2)
+
+
+async def run(rate: float, seconds: float, baseline_count: int) -> dict[str, Any]:
+    token_box: list[str] = []
+
+    async def setup(store: Store) -> None:
+        token_box.append(await prepare(store))
+
+    async with embedded_stack(api=True, prepare=setup) as stack:
+        token = token_box[0]
+        run_id = uuid.uuid4().hex[:8]
+        await empty_round_trips(stack, 10, "warm")
+        # The first events start the monitor workflow and warm both workflows' sandboxes: not counted.
+        await steady_load(stack, token, rate=rate, seconds=2, run=f"{run_id}w", label="warm-up events")
+        before = await empty_round_trips(stack, baseline_count, "before")
+        timings = await steady_load(stack, token, rate=rate, seconds=seconds, run=run_id, label=f"events at {rate:g}/s")
+        after = await empty_round_trips(stack, baseline_count, "after")
+    latencies = [timings.received[nid] - sent for nid, sent in timings.sent.items() if nid in timings.received]
+    if not latencies:
+        raise RuntimeError(f"no frame arrived (errors: {timings.errors[:5]})")
+    baseline = median(before + after)
+    p50, p95, p99 = (percentile(latencies, p) for p in (50, 95, 99))
+    return {
+        "events": round(rate * seconds),
+        "rate_per_second": rate,
+        "seconds": seconds,
+        "notifications_fired": len(timings.sent),
+        "frames_received": len(latencies),
+        "frames_missing": len(timings.sent) - len(latencies),
+        "post_errors": len(timings.errors),
+        "events_not_fired": timings.fired_none,
+        "latency_ms": {
+            "p50": ms(p50),
+            "p95": ms(p95),
+            "p99": ms(p99),
+            "max": ms(max(latencies)),
+            "min": ms(min(latencies)),
+        },
+        "post_202_ms": {
+            "p50": ms(percentile(timings.post_seconds, 50)),
+            "p99": ms(percentile(timings.post_seconds, 99)),
+        },
+        "empty_round_trip_ms": {
+            "p50": ms(baseline),
+            "p50_before": ms(median(before)),
+            "p50_after": ms(median(after)),
+            "p99": ms(percentile(before + after, 99)),
+            "count": len(before) + len(after),
+        },
+        "p50_ratio": round(p50 / baseline, 2),
+        "p95_ratio": round(p95 / baseline, 2),
+        "p99_ratio": round(p99 / baseline, 2),
+        "meets_target": p50 / baseline <= TARGETS["p50_ratio"] and p99 / baseline <= TARGETS["p99_ratio"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 s of events instead of 60: a smoke run")
+    parser.add_argument("--rate", type=float, default=10.0, help="events per second")
+    parser.add_argument("--seconds", type=float, help="how long to send events (default 60, --quick 10)")
+    args = parser.parse_args()
+    seconds = args.seconds or (10.0 if args.quick else 60.0)
+    baseline_count = 20 if args.quick else 100
+
+    async def go() -> None:
+        metrics = await run(args.rate, seconds, baseline_count)
+        notes = [
+            f"{args.rate:g} events/s for {seconds:g} s to POST /v1/events, one agent, one rule (cooldown 0, a dedup "
+            "key per event, push + email), one WebSocket client acking every frame; warm-up events not counted",
+            "latency: perf_counter before the POST to the frame's arrival at the client, same process",
+            f"baseline: empty workflow start-to-result, one at a time, {baseline_count} before and {baseline_count} "
+            "after the load; ratio = latency percentile / baseline p50",
+            "stack: temporal dev server (--db-filename SQLite) + one process with the worker and the API "
+            "(as herald dev); payloads encrypted as in herald dev",
+        ]
+        if args.quick:
+            notes.append("--quick: a smoke run, not the benchmark's size")
+        name = "latency-quick" if args.quick else "latency"  # a smoke run never replaces the real result
+        targets = {"p50_ratio": f"<= {TARGETS['p50_ratio']:g}", "p99_ratio": f"<= {TARGETS['p99_ratio']:g}"}
+        path = save_result(name, metrics, targets=targets, notes=notes)
+        console.print(metrics)
+        console.print(f"saved {path}")
+
+    run_main(go())
+
+
+if __name__ == "__main__":
+    main()
