@@ -12,9 +12,10 @@ import contextlib
 import dataclasses
 import logging
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -78,12 +79,14 @@ def create_worker(
     task_queue: str | None = None,
     workflow_failure_exception_types: Sequence[type[BaseException]] = (),
     extra_workflows: Sequence[type] = (),
+    tuning: Mapping[str, Any] | None = None,
 ) -> Worker:
     """All activities are async, so none blocks the event loop; no thread pool is needed.
 
     By default a bug in workflow code retries the workflow task until a fixed worker is deployed, as
     Temporal intends; tests pass `[Exception]` so such a bug fails the workflow at once instead.
-    `extra_workflows` run beside Herald's own (the benchmarks' empty baseline workflow).
+    `extra_workflows` run beside Herald's own (the benchmarks' empty baseline workflow); `tuning` passes
+    Worker options such as `max_cached_workflows` (the benchmarks' experiments).
     """
     return Worker(
         client,
@@ -95,6 +98,7 @@ def create_worker(
         workflow_failure_exception_types=workflow_failure_exception_types,
         # On shutdown, activities in flight (a send under way) get this long to finish before they are cancelled.
         graceful_shutdown_timeout=timedelta(seconds=runtime.settings.shutdown_grace_seconds),
+        **(tuning or {}),
     )
 
 

@@ -482,6 +482,7 @@ async def run(count: int, rounds: int, warmup: int, kill_repeats: int) -> dict[s
     from bench.pipeline import USERS, notify_one, prepare
     from bench.stack import console, embedded_stack, measure, progress_bar, settle
 
+    load_at_start = round(os.getloadavg()[0], 2)
     leftover = delete_bench_keys()
     if leftover:
         console.print(f"removed {leftover} keys a previous run left under {KEY_PREFIX}")
@@ -551,6 +552,7 @@ async def run(count: int, rounds: int, warmup: int, kill_repeats: int) -> dict[s
         "kill_default_timeout": kill_summary(kills["default"]),
         "kill_short_timeout": kill_summary(kills["short"]),
         "redis_keys_removed_after": removed,
+        "load_average": [load_at_start, round(os.getloadavg()[0], 2)],
     }
 
 
@@ -558,10 +560,19 @@ def notes_for(metrics: dict[str, Any], quick: bool) -> list[str]:
     default, short = metrics["kill_default_timeout"], metrics["kill_short_timeout"]
     notes = [
         f"Throughput: Herald {metrics['herald_per_second']} notifications/s, Celery {metrics['celery_per_second']}/s: "
-        f"Herald/Celery = {metrics['ratio']} (per round {metrics['ratio_per_round']}). Celery is faster at this: "
-        "one Redis pop per send against Temporal's durable history of every step.",
-        f"CPU per notification: Herald {metrics['herald_cpu_ms_each']} ms (worker + Temporal dev server), Celery "
-        f"{metrics['celery_cpu_ms_each']} ms (worker and its pool children + redis-server, which is shared: noisy).",
+        f"Herald/Celery = {metrics['ratio']} (per round {metrics['ratio_per_round']}). "
+        + (
+            "Celery is the faster: a Redis pop per send and no record kept, against a durable Temporal history of "
+            "every step (dedup, preferences, each delivery, the audit) on the Herald side."
+            if metrics["ratio"] < 1
+            else "Herald is the faster here."
+        ),
+        f"CPU per notification: Herald {metrics['herald_cpu_ms_each']:.1f} ms (worker + Temporal dev server), "
+        f"Celery {metrics['celery_cpu_ms_each']:.1f} ms (worker and its pool children + redis-server, which is "
+        "shared: noisy).",
+        f"Load average (1 min) at the start and end of the run: {metrics['load_average'][0]} and "
+        f"{metrics['load_average'][1]} on {os.cpu_count()} cores: other work on this shared machine slows both "
+        "sides; the rounds are interleaved so it slows them alike.",
         f"Same run, interleaved: {metrics['rounds']} rounds of {metrics['notifications_per_round']} notifications, "
         "Herald then Celery each round, after a warm-up of each; Herald on bench.stack (Temporal dev server + one "
         f"worker subprocess, {IN_FLIGHT} notifications in flight, each awaited to its outcome), Celery enqueueing "
@@ -574,16 +585,17 @@ def notes_for(metrics: dict[str, Any], quick: bool) -> list[str]:
         "user, on an event loop thread in each child) or email (outbox). No dedup, delivery log, audit or fallback.",
         f"Worker killed {default['kills']} time(s) per setting: SIGKILL to the main process and its {CONCURRENCY} "
         f"pool children when half of the batch's {default['deliveries_expected'] // default['kills']} deliveries "
-        "had happened, then started again. With Celery's default visibility timeout "
-        f"({default['visibility_timeout_seconds']:g} s): {default['deliveries_missing']} deliveries "
-        f"({default['notifications_missing_a_channel']} notifications) had not happened "
-        f"{default['waited_after_kill_seconds']:g} s after the kill; {default['unacked_left_in_broker']} of them sat "
-        "unacked in Redis, due back only when the hour is up (a restart does not bring them back), "
-        f"{default['deliveries_lost_for_good']} were gone for good; {default['extra_deliveries']} duplicates.",
-        f"With a {short['visibility_timeout_seconds']:g} s visibility timeout: {short['deliveries_missing']} "
-        f"deliveries never happened ({short['deliveries_lost_for_good']} gone for good), "
-        f"{short['deliveries_duplicated']} happened twice or more ({short['extra_deliveries']} extra sends: tasks "
-        "that had run but whose late ack died with the worker, run again when the timeout gave them back).",
+        "had happened, then started again at once.",
+        f"Default visibility timeout ({default['visibility_timeout_seconds']:g} s), over the kills: deliveries not "
+        f"made {default['waited_after_kill_seconds']:g} s after the kill: {default['deliveries_missing']} "
+        f"({default['notifications_missing_a_channel']} notifications short of a channel), gone for good: "
+        f"{default['deliveries_lost_for_good']}, duplicates: {default['extra_deliveries']}. Messages left unacked "
+        f"in Redis: {default['unacked_left_in_broker']}; the restart does not bring them back, the timeout does, an "
+        f"hour later, and then {_pending_duplicates(default)} of them, which had run before the kill, run again.",
+        f"{short['visibility_timeout_seconds']:g} s visibility timeout, over the kills: deliveries never made: "
+        f"{short['deliveries_missing']} (gone for good: {short['deliveries_lost_for_good']}), deliveries made "
+        f"twice: {short['deliveries_duplicated']} ({short['extra_deliveries']} extra sends: tasks that had run but "
+        "whose late ack died with the worker, run again when the timeout gave them back).",
         "Gone for good means neither delivered, nor queued, nor unacked: kombu's Redis transport takes a message "
         "with BRPOP and records it as unacked with a second command, so a kill between the two loses it "
         "(celery/kombu#305 and celery/celery#4354 describe such losses).",
@@ -593,6 +605,12 @@ def notes_for(metrics: dict[str, Any], quick: bool) -> list[str]:
     if quick:
         notes.append("--quick: a smoke run, not the benchmark's size")
     return notes
+
+
+def _pending_duplicates(kills: dict[str, Any]) -> int:
+    """Unacked messages whose task had already run: what the visibility timeout will send a second time."""
+    waiting = kills["deliveries_missing"] - kills["deliveries_lost_for_good"]
+    return max(0, int(kills["unacked_left_in_broker"]) - int(waiting))
 
 
 def _version(name: str) -> str:

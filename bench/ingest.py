@@ -306,6 +306,7 @@ async def emit_comparison(database_url: str, *, rounds: int, events: int) -> dic
 
 
 async def run(quick: bool) -> dict[str, Any]:
+    load_at_start = round(os.getloadavg()[0], 2)
     home = Path(tempfile.mkdtemp(prefix="herald-bench-ingest-"))
     try:
         database_url = f"sqlite+aiosqlite:///{home / 'herald.db'}"
@@ -330,7 +331,8 @@ async def run(quick: bool) -> dict[str, Any]:
         )
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    return {"rules": RULE_COUNT, "quick": quick, **served, **emitted}
+    load = [load_at_start, round(os.getloadavg()[0], 2)]
+    return {"rules": RULE_COUNT, "quick": quick, **served, **emitted, "load_average": load}
 
 
 def notes_for(metrics: dict[str, Any]) -> list[str]:
@@ -362,6 +364,9 @@ def notes_for(metrics: dict[str, Any]) -> list[str]:
         f"({metrics['matching_evaluations_per_second']:,}/s), rounds interleaved; each rule's condition runs "
         "(every metric it reads is present). The HeraldClient has a lazy Temporal client that never connects: "
         "nothing matches.",
+        f"Load average (1 min) at the start and end: {metrics['load_average'][0]} and "
+        f"{metrics['load_average'][1]} on {os.cpu_count()} cores (a shared machine: the rounds alternate so that "
+        "other work hits both endpoints alike).",
     ]
 
 

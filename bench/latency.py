@@ -61,7 +61,7 @@ async def prepare(store: Store) -> str:
             channels=[ChannelName.push, ChannelName.email],
             title="Queue depth {{ queue_depth }} on {{ agent_id }}",
             body="Event {{ seq }}: the queue is backing up.",
-            dedup_key="bench-{{ seq }}",
+            dedup_key="{{ run }}-{{ seq }}",  # distinct per event, and per run (warm-up events too)
         )
     )
     return await issue_token(store, "user", USER)
@@ -79,7 +79,11 @@ async def read_frames(ws: ClientConnection, timings: Timings) -> None:
 
 
 async def post_event(http: httpx.AsyncClient, seq: int, run: str, timings: Timings) -> None:
-    body = {"agent_id": AGENT, "event_id": f"{run}-{seq}", "metrics": {"queue_depth": 100 + seq, "seq": seq}}
+    body = {
+        "agent_id": AGENT,
+        "event_id": f"{run}-{seq}",
+        "metrics": {"queue_depth": 100 + seq, "seq": seq, "run": run},
+    }
     sent = time.perf_counter()
     try:
         response = await http.post("/v1/events", json=body)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, save_result
@@ -100,8 +99,17 @@ def notify_one(stack: Stack, run: str) -> Any:
     return one
 
 
-async def run(count: int, in_flight: int, warmup: int, profile: bool) -> dict[str, Any]:
-    async with embedded_stack(ack_users=USERS, prepare=prepare) as stack:
+async def run(
+    count: int,
+    in_flight: int,
+    warmup: int,
+    profile: bool,
+    worker_options: list[str] | None = None,
+    server_args: list[str] | None = None,
+) -> dict[str, Any]:
+    async with embedded_stack(
+        ack_users=USERS, prepare=prepare, worker_options=worker_options or [], server_args=server_args or []
+    ) as stack:
         run_id = uuid.uuid4().hex[:8]
         with progress_bar() as progress:
             # The first workflows of each type pay for imports and the sandbox; not counted.
@@ -145,33 +153,7 @@ async def run(count: int, in_flight: int, warmup: int, profile: bool) -> dict[st
             )
             rss = stack.usage()
             if profile:
-                await settle(stack)
-                raw = stack.home / "pipeline-profile.raw"
-                async with py_spy(stack.worker.pid, raw):
-                    profiled, _ = await measure(
-                        stack,
-                        count,
-                        notify_one(stack, f"{run_id}p"),
-                        in_flight=in_flight,
-                        progress=progress,
-                        label="notifications (profiled)",
-                    )
-                    empty_profiled, _ = await measure(
-                        stack,
-                        count,
-                        empty_workflow(stack, "profiled"),
-                        in_flight=in_flight,
-                        progress=progress,
-                        label="empty (profiled)",
-                    )
-                title = (
-                    f"Worker profile during benchmark 1: {count} notifications ({profiled.rate:.1f}/s under py-spy), "
-                    f"then {count} empty workflows ({empty_profiled.rate:.1f}/s), in that order"
-                )
-                text = summarize_profile(raw, title)
-                write_text(RESULTS / "pipeline-profile.txt", text)
-                write_text(Path("/tmp/exp/profile.raw"), raw.read_text())
-                console.print(text[:3000])
+                await profile_batches(stack, count, in_flight, run_id, progress)
     empty_rate = (empty_before.rate + empty_after.rate) / 2
     ratio = pipeline.rate / empty_rate
     return {
@@ -192,6 +174,28 @@ async def run(count: int, in_flight: int, warmup: int, profile: bool) -> dict[st
     }
 
 
+async def profile_batches(stack: Stack, count: int, in_flight: int, run_id: str, progress: Any) -> None:
+    """A further batch of each kind under py-spy (not measured: sampling slows the worker), one profile each."""
+    batches = (
+        ("pipeline-profile.txt", "notifications", notify_one(stack, f"{run_id}p")),
+        ("pipeline-profile-empty.txt", "empty workflows", empty_workflow(stack, "profiled")),
+    )
+    for filename, kind, one in batches:
+        await settle(stack)
+        raw = stack.home / f"{filename}.raw"
+        async with py_spy(stack.worker.pid, raw):
+            batch, _ = await measure(
+                stack, count, one, in_flight=in_flight, progress=progress, label=f"{kind} (profiled)"
+            )
+        title = (
+            f"Worker profile, benchmark 1: {count} {kind}, {batch.rate:.1f}/s under py-spy; worker CPU "
+            f"{1000 * batch.worker_cpu / count:.1f} ms each, Temporal server CPU {1000 * batch.server_cpu / count:.1f} ms each"
+        )
+        text = summarize_profile(raw, title)
+        write_text(RESULTS / filename, text)
+        console.print(text[:2500])
+
+
 def _per(batch: Batch, process: str) -> float:
     return (batch.worker_cpu if process == "worker" else batch.server_cpu) / batch.count
 
@@ -206,12 +210,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, help="notifications and empty workflows per batch")
     parser.add_argument("--in-flight", type=int, default=200, help="workflows started and awaited at once")
     parser.add_argument("--profile", action="store_true", help="then profile a further batch with py-spy")
+    parser.add_argument("--worker-option", action="append", default=[], help="experiment: NAME=JSON for the Worker")
+    parser.add_argument("--server-arg", action="append", default=[], help="experiment: a dev server flag")
+    parser.add_argument("--save-as", help="experiment: save under this name instead")
     args = parser.parse_args()
     count = args.count or (100 if args.quick else 1000)
     warmup = 20 if args.quick else 50
 
     async def go() -> None:
-        metrics = await run(count, args.in_flight, warmup, args.profile)
+        metrics = await run(count, args.in_flight, warmup, args.profile, args.worker_option, args.server_arg)
         notes = [
             f"{count} notifications (medium, push + email, distinct titles, 10 users) and {count} empty workflows "
             f"before and after them, {args.in_flight} in flight; warm-up of {warmup} each not counted",
@@ -221,10 +228,15 @@ def main() -> None:
         ]
         if args.quick:
             notes.append("--quick: a smoke run, not the benchmark's size")
+        if args.worker_option or args.server_arg:
+            notes.append(f"experiment: worker options {args.worker_option}, dev server flags {args.server_arg}")
         if args.profile:
-            notes.append("profile: a further batch under py-spy, in bench/results/pipeline-profile.txt")
+            notes.append(
+                "profile: a further batch of each kind under py-spy, in bench/results/pipeline-profile.txt and "
+                "pipeline-profile-empty.txt"
+            )
         # A smoke run never replaces the real result.
-        name = "pipeline-quick" if args.quick else "pipeline"
+        name = args.save_as or ("pipeline-quick" if args.quick else "pipeline")
         path = save_result(name, metrics, targets={"ratio": f">= {TARGET_RATIO}"}, notes=notes)
         console.print(metrics)
         console.print(f"saved {path}")

@@ -34,18 +34,32 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("pipeline", "1. Pipeline efficiency", (("notifications_per_second", "notifications/s"),)),
-    Benchmark("latency", "2. Latency"),
+    Benchmark(
+        "latency",
+        "2. Latency",
+        (("latency_ms.p50", "p50 event → WebSocket frame, ms"), ("latency_ms.p99", "p99 event → WebSocket frame, ms")),
+    ),
     Benchmark(
         "ingest",
         "3. Ingestion",
         (("emit_evaluations_per_second", "rule evaluations/s through HeraldClient.emit, 100 rules"),),
     ),
-    Benchmark("scale", "4. Scale"),
+    Benchmark(
+        "scale",
+        "4. Scale",
+        (
+            ("notifications.change_smallest_to_largest", "worker CPU per notification, change as notifications grow"),
+            ("idle_digests.change_smallest_to_largest", "worker CPU per notification, change as idle digests grow"),
+            ("worker_rss_mb_at_end", "worker RSS at the end, MB"),
+        ),
+    ),
     Benchmark(
         "celery",
         "5. The usual alternative (Celery)",
         (
             ("ratio", "throughput Herald/Celery, the same push + email notifications"),
+            ("herald_cpu_ms_each", "Herald CPU ms per notification (worker + Temporal server)"),
+            ("celery_cpu_ms_each", "Celery CPU ms per notification (worker + Redis)"),
             ("kill_default_timeout.deliveries_missing", "Celery deliveries missing after SIGKILL (default timeout)"),
             ("kill_default_timeout.deliveries_lost_for_good", "of which gone for good (not even unacked)"),
             ("kill_short_timeout.deliveries_missing", "Celery deliveries missing after SIGKILL (10 s timeout)"),
@@ -57,6 +71,9 @@ BENCHMARKS = (
 # What a target's metric means, where the key alone would not say.
 DESCRIPTIONS = {
     ("pipeline", "ratio"): "notifications/s ÷ empty workflows/s, same server and worker",
+    ("latency", "p50_ratio"): "p50 event → WebSocket frame ÷ p50 empty-workflow round trip",
+    ("latency", "p99_ratio"): "p99 event → WebSocket frame ÷ p50 empty-workflow round trip",
+    ("scale", "worker_cpu_per_notification"): "worker CPU per notification flat as notifications and digests grow",
     ("ingest", "http_ratio"): "non-matching events/s ÷ no-op requests/s, same server and client",
     ("ingest", "server_cpu_ratio"): "server CPU per no-op ÷ per event (the rate ratio when the server saturates)",
 }
@@ -162,6 +179,14 @@ def table_rows(results: Mapping[str, dict[str, Any]]) -> list[list[str]]:
         for path, spec in targets.items():
             value = lookup(metrics, path)
             met = target_met(value, spec)
+            if met is None:
+                # A target in words ("flat: within 20%"): the benchmark's own verdict, if it gave one.
+                verdict_of_benchmark = next(
+                    (metrics[key] for key in ("meets_target", "flat") if isinstance(metrics.get(key), bool)), None
+                )
+                if value is None or isinstance(value, Mapping):
+                    value = verdict_of_benchmark
+                met = verdict_of_benchmark
             label = DESCRIPTIONS.get((bench.name, path), path)
             verdict = "n/a" if met is None else ("**met**" if met else "**not met**")
             rows.append([title, _cell(label), show(value), _cell(str(spec)), verdict])
@@ -219,6 +244,36 @@ def latency_series(document: Mapping[str, Any]) -> dict[str, list[float]]:
     return found
 
 
+_PERCENTILE_KEY = re.compile(r"^p(\d+(?:\.\d+)?)$")
+
+
+def latency_percentiles(document: Mapping[str, Any]) -> dict[str, list[tuple[float, float]]]:
+    """Percentile summaries (`{"p50": ms, "p99": ms, "min": ms, "max": ms}`) by series, when a latency result keeps
+    no samples: every dict of at least two `pNN` numbers, named by its path (min counts as p0, max as p100)."""
+    found: dict[str, list[tuple[float, float]]] = {}
+
+    def walk(value: Any, trail: tuple[str, ...]) -> None:
+        if not isinstance(value, Mapping):
+            return
+        points: list[tuple[float, float]] = []
+        for key, inner in value.items():
+            if isinstance(inner, Mapping):
+                walk(inner, (*trail, str(key)))
+                continue
+            if isinstance(inner, bool) or not isinstance(inner, int | float):
+                continue
+            match = _PERCENTILE_KEY.match(str(key))
+            if match is not None:
+                points.append((float(match.group(1)), float(inner)))
+            elif key in ("min", "max"):
+                points.append((0.0 if key == "min" else 100.0, float(inner)))
+        if trail and sum(1 for pct, _ in points if 0 < pct < 100) >= 2:
+            found[".".join(trail)] = sorted(points)
+
+    walk(document.get("metrics", document), ())
+    return found
+
+
 def render(
     results: Mapping[str, dict[str, Any]],
     *,
@@ -253,7 +308,7 @@ def render(
         lines.append(f"- [{title}]({path})")
     skipped = [title for title, path in plots.items() if path is None]
     for title in skipped:
-        lines.append(f"- {title}: not drawn (no samples in `bench/results/latency.json` yet)")
+        lines.append(f"- {title}: not drawn (no latency samples or percentiles in `bench/results/` yet)")
     lines.append("")
     for title, path in plots.items():
         if path is not None:
@@ -315,6 +370,33 @@ def plot_latency(series: Mapping[str, Sequence[float]], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_percentiles(series: Mapping[str, Sequence[tuple[float, float]]], path: Path) -> None:
+    """Each series' percentiles (what a latency result keeps when it keeps no samples) on a log time axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(8, 4.2))
+    for name, points in series.items():
+        xs = [pct for pct, _ in points]
+        ys = [value for _, value in points]
+        axis.plot(xs, ys, marker="o", label=name)
+        previous: float | None = None
+        for pct, value in points:
+            if value != previous:  # p95, p99 and max are often the same sample in a short run
+                axis.annotate(f"{value:.0f}", (pct, value), xytext=(3, 3), textcoords="offset points", fontsize=7)
+            previous = value
+    axis.set_yscale("log")
+    axis.set_xlabel("percentile (0 = min, 100 = max)")
+    axis.set_ylabel("milliseconds (log)")
+    axis.set_title("Latency distribution (percentiles)")
+    axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_throughput(bars: Sequence[tuple[str, float]], path: Path) -> None:
     """Rates of every scenario on one log axis (they span from a few per second to hundreds of thousands)."""
     import matplotlib
@@ -343,11 +425,12 @@ def main() -> None:
     plots: dict[str, str | None] = {}
     latency = pick(results, "latency")
     series = latency_series(latency[0]) if latency else {}
+    percentiles = latency_percentiles(latency[0]) if latency else {}
     if series:
         plot_latency(series, LATENCY_PLOT)
-        plots["Latency distribution"] = LATENCY_PLOT.relative_to(ROOT).as_posix()
-    else:
-        plots["Latency distribution"] = None
+    elif percentiles:
+        plot_percentiles(percentiles, LATENCY_PLOT)
+    plots["Latency distribution"] = LATENCY_PLOT.relative_to(ROOT).as_posix() if series or percentiles else None
     bars = throughput_bars(results)
     if bars:
         plot_throughput(bars, THROUGHPUT_PLOT)

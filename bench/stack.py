@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,9 +140,7 @@ async def serve(
     client = await connect_with_retry(settings)
     hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
     async with open_runtime(settings, hub) as runtime:
-        worker = create_worker(client, runtime, extra_workflows=[EmptyWorkflow])
-        if worker_options:
-            worker = Worker(**{**worker.config(), **worker_options})
+        worker = create_worker(client, runtime, extra_workflows=[EmptyWorkflow], tuning=worker_options)
         await _serve_with(worker, settings, client, runtime, hub, ports, api=api, ack_users=ack_users, stop=stop)
 
 
@@ -205,12 +203,12 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-def run_main(main: Awaitable[None]) -> None:
+def run_main(main: Coroutine[Any, Any, None]) -> None:
     """Run and leave without interpreter teardown: Temporal's Rust threads can abort CPython's finalization
     (temporalio/sdk-python#300), which would turn a finished run into exit 134."""
     code = 0
     try:
-        asyncio.run(main)  # type: ignore[arg-type]
+        asyncio.run(main)
     except KeyboardInterrupt:
         code = 130
     except BaseException:
@@ -314,6 +312,11 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
+
+
 async def _stop_process(process: asyncio.subprocess.Process, grace: float) -> None:
     if process.returncode is not None:
         return
@@ -349,6 +352,7 @@ async def embedded_stack(
             *temporal_command(home, ports), *server_args, stdout=log, stderr=asyncio.subprocess.STDOUT
         )
     worker: asyncio.subprocess.Process | None = None
+    drain: asyncio.Task[None] | None = None
     store: Store | None = None
     try:
         deadline = time.monotonic() + 60
@@ -389,6 +393,8 @@ async def embedded_stack(
             raise RuntimeError(f"the worker process did not get ready:\n{_tail(worker_log)}") from None
         if worker.returncode is not None or not line:
             raise RuntimeError(f"the worker process exited:\n{_tail(worker_log)}")
+        # Keep reading its stdout, so that a chatty dependency can never block it on a full pipe.
+        drain = asyncio.create_task(_drain(worker.stdout))
         client = await connect_with_retry(settings)
         yield Stack(home, ports, settings, client, store, psutil.Process(temporal.pid), psutil.Process(worker.pid))
     except BaseException:
@@ -397,6 +403,8 @@ async def embedded_stack(
     finally:
         if worker is not None:
             await _stop_process(worker, 40)
+        if drain is not None:
+            drain.cancel()
         if store is not None:
             await store.close()
         await _stop_process(temporal, 20)
