@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from herald.api.auth import AdminOnly, AuthError
-from herald.api.deps import get_services
+from herald.api.deps import services_of
 from herald.api.errors import ApiError, ErrorBody, error_response
 from herald.codec import CodecError, EncryptionCodec, codec_from_keys
 from herald.config import Settings
@@ -102,7 +102,7 @@ class CodecRoute(APIRoute):
                 response = error_response(exc.status, exc.code, exc.message, exc.field)
                 if isinstance(exc, AuthError):
                     response.headers.update(exc.headers)
-            origin = allowed_origin(request.headers.get("origin"), get_services(request).settings.ui_origins)
+            origin = allowed_origin(request.headers.get("origin"), services_of(request).settings.ui_origins)
             if origin is not None:
                 response.headers.update(cors_headers(origin))
             return response
@@ -148,7 +148,7 @@ def codec_router(settings: Settings) -> APIRouter:
         return await transform(request, decode=True)
 
     async def preflight(request: Request) -> Response:
-        origin = allowed_origin(request.headers.get("origin"), get_services(request).settings.ui_origins)
+        origin = allowed_origin(request.headers.get("origin"), services_of(request).settings.ui_origins)
         if origin is None:
             return error_response(403, "forbidden", "this origin may not call the codec; add it to HERALD_UI_ORIGIN")
         headers = cors_headers(

@@ -53,9 +53,14 @@ class Services:
         return self._client
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs a plain `def` dependency in a thread pool, on every request."""
+    return services_of(request)
 
 
 Deps = Annotated[Services, Depends(get_services)]
