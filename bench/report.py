@@ -88,6 +88,13 @@ BAR_LABELS = {
     ("celery", "celery_per_second"): "celery comparison: Celery notifications/s",
 }
 
+# Rates that are not a scenario's throughput: an offered load, or CEL evaluations rather than events.
+NOT_THROUGHPUT = {
+    ("latency", "rate_per_second"),
+    ("ingest", "emit_evaluations_per_second"),
+    ("ingest", "matching_evaluations_per_second"),
+}
+
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
@@ -211,6 +218,8 @@ def throughput_bars(results: Mapping[str, dict[str, Any]]) -> list[tuple[str, fl
             continue
         metrics = picked[0].get("metrics", {})
         for key, value in metrics.items():
+            if (bench.name, key) in NOT_THROUGHPUT:
+                continue
             if key.endswith("per_second") and isinstance(value, int | float) and not isinstance(value, bool):
                 if value > 0:
                     default = f"{bench.name}: {key.removesuffix('_per_second').replace('_', ' ')}/s"
