@@ -19,6 +19,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,7 @@ async def prepare(store: Store) -> str:
     await store.put_rule(
         TriggerRule(
             name=RULE,
-            agent_id=AGENT,
+            agent_id="*",  # every agent: --agents N spreads the events over N agent ids (N monitor workflows)
             condition="queue_depth > 0",
             cooldown_seconds=0,
             user_ids=[USER],
@@ -78,9 +79,9 @@ async def read_frames(ws: ClientConnection, timings: Timings) -> None:
             await ws.send(json.dumps({"type": "ack", "notification_id": notification_id}))
 
 
-async def post_event(http: httpx.AsyncClient, seq: int, run: str, timings: Timings) -> None:
+async def post_event(http: httpx.AsyncClient, seq: int, run: str, timings: Timings, agents: int) -> None:
     body = {
-        "agent_id": AGENT,
+        "agent_id": AGENT if agents == 1 else f"{AGENT}-{seq % agents}",
         "event_id": f"{run}-{seq}",
         "metrics": {"queue_depth": 100 + seq, "seq": seq, "run": run},
     }
@@ -88,6 +89,10 @@ async def post_event(http: httpx.AsyncClient, seq: int, run: str, timings: Timin
     try:
         response = await http.post("/v1/events", json=body)
         response.raise_for_status()
+    except httpx.HTTPStatusError as exc:
+        code = exc.response.json().get("error", {}).get("code", "") if exc.response.content else ""
+        timings.errors.append(f"HTTP {exc.response.status_code} {code}".strip())
+        return
     except httpx.HTTPError as exc:
         timings.errors.append(type(exc).__name__)
         return
@@ -100,7 +105,15 @@ async def post_event(http: httpx.AsyncClient, seq: int, run: str, timings: Timin
 
 
 async def steady_load(
-    stack: Stack, token: str, *, rate: float, seconds: float, run: str, label: str, drain: float = 60
+    stack: Stack,
+    token: str,
+    *,
+    rate: float,
+    seconds: float,
+    run: str,
+    label: str,
+    agents: int = 1,
+    drain: float = 60,
 ) -> Timings:
     """Post `rate` events/s for `seconds` on a fixed schedule (a slow answer never delays the next event)."""
     timings = Timings()
@@ -121,7 +134,7 @@ async def steady_load(
                 delay = start + seq / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                posts.append(asyncio.create_task(post_event(http, seq, run, timings)))
+                posts.append(asyncio.create_task(post_event(http, seq, run, timings, agents)))
                 progress.advance(bar)
             await asyncio.gather(*posts)
             deadline = time.perf_counter() + drain
@@ -145,7 +158,7 @@ def ms(value: float) -> float:
     return round(1000 * value, 2)
 
 
-async def run(rate: float, seconds: float, baseline_count: int) -> dict[str, Any]:
+async def run(rate: float, seconds: float, baseline_count: int, agents: int) -> dict[str, Any]:
     token_box: list[str] = []
 
     async def setup(store: Store) -> None:
@@ -156,9 +169,11 @@ async def run(rate: float, seconds: float, baseline_count: int) -> dict[str, Any
         run_id = uuid.uuid4().hex[:8]
         await empty_round_trips(stack, 10, "warm")
         # The first events start the monitor workflow and warm both workflows' sandboxes: not counted.
-        await steady_load(stack, token, rate=rate, seconds=2, run=f"{run_id}w", label="warm-up events")
+        await steady_load(stack, token, rate=rate, seconds=2, run=f"{run_id}w", label="warm-up events", agents=agents)
         before = await empty_round_trips(stack, baseline_count, "before")
-        timings = await steady_load(stack, token, rate=rate, seconds=seconds, run=run_id, label=f"events at {rate:g}/s")
+        timings = await steady_load(
+            stack, token, rate=rate, seconds=seconds, run=run_id, label=f"events at {rate:g}/s", agents=agents
+        )
         after = await empty_round_trips(stack, baseline_count, "after")
     latencies = [timings.received[nid] - sent for nid, sent in timings.sent.items() if nid in timings.received]
     if not latencies:
@@ -173,6 +188,8 @@ async def run(rate: float, seconds: float, baseline_count: int) -> dict[str, Any
         "frames_received": len(latencies),
         "frames_missing": len(timings.sent) - len(latencies),
         "post_errors": len(timings.errors),
+        "post_errors_by_kind": dict(Counter(timings.errors)),
+        "agents": agents,
         "events_not_fired": timings.fired_none,
         "latency_ms": {
             "p50": ms(p50),
@@ -204,15 +221,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 s of events instead of 60: a smoke run")
     parser.add_argument("--rate", type=float, default=10.0, help="events per second")
     parser.add_argument("--seconds", type=float, help="how long to send events (default 60, --quick 10)")
+    parser.add_argument("--agents", type=int, default=1, help="spread events over this many agent ids")
+    parser.add_argument("--save-as", help="save under this name instead (runs at another rate or agent count)")
     args = parser.parse_args()
     seconds = args.seconds or (10.0 if args.quick else 60.0)
     baseline_count = 20 if args.quick else 100
 
     async def go() -> None:
-        metrics = await run(args.rate, seconds, baseline_count)
+        metrics = await run(args.rate, seconds, baseline_count, args.agents)
         notes = [
-            f"{args.rate:g} events/s for {seconds:g} s to POST /v1/events, one agent, one rule (cooldown 0, a dedup "
-            "key per event, push + email), one WebSocket client acking every frame; warm-up events not counted",
+            f"{args.rate:g} events/s for {seconds:g} s to POST /v1/events from {args.agents} agent id(s), one rule "
+            "(cooldown 0, a dedup key per event, push + email), one WebSocket client acking every frame; warm-up "
+            "events not counted",
             "latency: perf_counter before the POST to the frame's arrival at the client, same process",
             f"baseline: empty workflow start-to-result, one at a time, {baseline_count} before and {baseline_count} "
             "after the load; ratio = latency percentile / baseline p50",
@@ -221,7 +241,8 @@ def main() -> None:
         ]
         if args.quick:
             notes.append("--quick: a smoke run, not the benchmark's size")
-        name = "latency-quick" if args.quick else "latency"  # a smoke run never replaces the real result
+        # A smoke run, or a run at another rate or agent count, never replaces the real result.
+        name = args.save_as or ("latency-quick" if args.quick else "latency")
         targets = {"p50_ratio": f"<= {TARGETS['p50_ratio']:g}", "p99_ratio": f"<= {TARGETS['p99_ratio']:g}"}
         path = save_result(name, metrics, targets=targets, notes=notes)
         console.print(metrics)
