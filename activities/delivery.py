@@ -12,19 +12,25 @@ from herald.errors import DeliveryError, TransientDeliveryError
 from herald.models import DeliveryReceipt, DeliveryRequest
 
 
-def to_application_error(error: DeliveryError, attempt: int) -> ApplicationError:
+def to_application_error(error: DeliveryError, attempt: int, *, local: bool = False) -> ApplicationError:
     """Permanent errors don't retry; a provider's Retry-After replaces the backoff for the next try.
 
     The attempt number travels in the details so the workflow can report how many tries a channel took.
-    Classified failures are expected and already in the delivery log, so they are BENIGN: no traceback.
+    A local attempt is never retried by Temporal (the workflow moves on to the durable activity), so its
+    Retry-After travels in the details too, for the workflow's timer: as `next_retry_delay` Temporal would
+    back off and retry the local activity itself. Classified failures are expected and already in the
+    delivery log, so they are BENIGN: no traceback.
     """
     retry_after = error.retry_after if isinstance(error, TransientDeliveryError) else None
+    details: dict[str, float | int] = {"attempt": attempt}
+    if local and retry_after is not None:
+        details["retry_after"] = retry_after
     return ApplicationError(
         str(error),
-        {"attempt": attempt},
+        details,
         type=error.type_name,
         non_retryable=not error.retryable,
-        next_retry_delay=timedelta(seconds=retry_after) if retry_after is not None else None,
+        next_retry_delay=timedelta(seconds=retry_after) if retry_after is not None and not local else None,
         category=ApplicationErrorCategory.BENIGN,
     )
 
@@ -35,8 +41,9 @@ class DeliveryActivities:
 
     @activity.defn(name="deliver")
     async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
-        attempt = activity.info().attempt
+        info = activity.info()
+        attempt = info.attempt + request.first_attempt - 1
         try:
             return await self._service.deliver(request, attempt)
         except DeliveryError as exc:
-            raise to_application_error(exc, attempt) from None
+            raise to_application_error(exc, attempt, local=info.is_local) from None

@@ -29,6 +29,9 @@ FAST_POLICY = DeliveryPolicy(
     retry=RetrySettings(initial_interval_seconds=0.2, backoff_coefficient=2.0, maximum_interval_seconds=1.0),
     send_timeout_seconds=5.0,
 )
+# For a look at a notification mid-send: a channel's first attempt is a local activity, whose state the
+# workflow shows at its task's heartbeat, 8 s in; the send must outlast that.
+PATIENT_POLICY = FAST_POLICY.model_copy(update={"send_timeout_seconds": 30.0})
 
 
 _exit_status: list[int] = []
@@ -120,3 +123,15 @@ async def herald(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIter
         create_worker(temporal_env.client, runtime, task_queue, workflow_failure_exception_types=[Exception]),
     ):
         yield Harness(HeraldClient(temporal_env.client, task_queue, FAST_POLICY), runtime, settings)
+
+
+@pytest.fixture
+async def patient_push(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Harness]:
+    """A worker whose push channel waits long for an ack, so a test can look at a notification mid-flight."""
+    settings = make_settings(tmp_path / "herald", push_ack_timeout_seconds=60.0)
+    task_queue = f"patient-{uuid.uuid4().hex[:12]}"
+    async with (
+        open_runtime(settings) as runtime,
+        create_worker(temporal_env.client, runtime, task_queue, workflow_failure_exception_types=[Exception]),
+    ):
+        yield Harness(HeraldClient(temporal_env.client, task_queue, PATIENT_POLICY), runtime, settings)

@@ -2,12 +2,19 @@
 
 dedup -> merge preferences -> plan (pure) -> deliver on each channel concurrently, each with retries and
 fallback -> critical: escalate until two channels confirm, else `unconfirmed` and an ops alert -> record.
+
+It runs outside the workflow sandbox: it is the hot path, and the sandbox's re-import of its module on every
+run cost more worker CPU than the whole notification otherwise (bench/results/pipeline-profile.txt). What the
+sandbox would catch, the replay of tests/histories catches: keep this module free of I/O, clocks and randomness
+(use workflow.now(), workflow.random()), and import only herald's pure modules.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -19,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
-    from herald import routing, search
+    from herald import retry, routing, search
     from herald.dedup import content_key
     from herald.digest import digest_item
     from herald.models import (
@@ -27,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ChannelResult,
         ChannelStatus,
         DedupCheck,
+        DeliveryReceipt,
         DeliveryRequest,
         DigestEnqueue,
         NotificationOutcome,
@@ -35,11 +43,16 @@ with workflow.unsafe.imports_passed_through():
         OpsAlert,
         PreferenceQuery,
         Priority,
+        RetrySettings,
     )
 
 # New runs upsert their search attributes (status, channels) and so add commands that older histories
 # lack: the patch keeps those replaying. Deprecate it once no run started before it can be replayed.
 SEARCHABLE_PATCH = "searchable-v1"
+# New runs do their store steps (dedup, preferences, digest, audit) as local activities and try each channel
+# once as a local activity before the durable, retried activity: the usual notification then costs the
+# server one workflow task instead of seven. Older histories replay the old path.
+LOCAL_PATCH = "local-steps-v1"
 
 # Store activities wait out a store outage rather than lose the notification.
 STORE_TIMEOUT = timedelta(seconds=15)
@@ -48,7 +61,26 @@ STORE_RETRY = RetryPolicy(
 )
 
 
-@workflow.defn(name="NotificationWorkflow")
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def retry_policy(settings: RetrySettings) -> RetryPolicy:
+    """Temporal's terms for a delivery's retry schedule."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=settings.initial_interval_seconds),
+        backoff_coefficient=settings.backoff_coefficient,
+        maximum_interval=timedelta(seconds=settings.maximum_interval_seconds),
+        maximum_attempts=settings.maximum_retries + 1,
+    )
+
+
+def failure_cause(err: ActivityError | ApplicationError) -> BaseException | None:
+    """The activity's own error: a regular activity's comes wrapped in ActivityError, a local one's bare."""
+    return err.cause if isinstance(err, ActivityError) else err
+
+
+@workflow.defn(name="NotificationWorkflow", sandboxed=False)
 class NotificationWorkflow:
     @workflow.init
     def __init__(self, request: NotificationRequest) -> None:
@@ -65,13 +97,8 @@ class NotificationWorkflow:
         self._used: set[ChannelName] = set()
         self._slot_of: dict[ChannelName, int] = {}  # which planned channel's chain a channel serves
         self._searchable = False
-        retry = request.policy.retry
-        self._delivery_retry = RetryPolicy(
-            initial_interval=timedelta(seconds=retry.initial_interval_seconds),
-            backoff_coefficient=retry.backoff_coefficient,
-            maximum_interval=timedelta(seconds=retry.maximum_interval_seconds),
-            maximum_attempts=retry.maximum_retries + 1,
-        )
+        self._local = False
+        self._delivery_retry = retry_policy(request.policy.retry)
 
     @workflow.query(name="status")
     def status(self) -> NotificationOutcome:
@@ -82,20 +109,19 @@ class NotificationWorkflow:
     async def run(self, request: NotificationRequest) -> NotificationOutcome:
         n, policy, outcome = request.notification, request.policy, self._outcome
         self._searchable = workflow.patched(SEARCHABLE_PATCH)
+        self._local = workflow.patched(LOCAL_PATCH)
         if self._searchable:
             workflow.upsert_search_attributes(
                 search.missing_updates(workflow.info().typed_search_attributes, search.notification_attributes(n))
             )
         self._show()
 
-        dedup = await workflow.execute_activity_method(
+        dedup = await self._store_step(
             DedupActivities.check_duplicate,
             DedupCheck(
                 key=content_key(n), notification_id=n.notification_id, window_seconds=policy.dedup_window_seconds
             ),
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-            summary="check duplicate",
+            "check duplicate",
         )
         if dedup.duplicate:
             outcome.status = NotificationStatus.suppressed_duplicate
@@ -103,7 +129,7 @@ class NotificationWorkflow:
             return await self._finish()
 
         # A digest email is sent as it is: its own priority must not digest or filter it again.
-        preferences = await workflow.execute_activity_method(
+        preferences = await self._store_step(
             PreferenceActivities.merge_preferences,
             PreferenceQuery(
                 user_id=n.user_id,
@@ -111,18 +137,14 @@ class NotificationWorkflow:
                 priority=None if request.is_digest else n.priority,
                 channels=None if request.is_digest else n.channels,
             ),
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-            summary="merge preferences",
+            "merge preferences",
         )
         self._enabled = preferences.enabled
         if preferences.digest:
-            await workflow.execute_activity_method(
+            await self._store_step(
                 DigestActivities.enqueue_digest,
                 DigestEnqueue(user_id=n.user_id, item=digest_item(n), policy=policy),
-                start_to_close_timeout=STORE_TIMEOUT,
-                retry_policy=STORE_RETRY,
-                summary="add to digest",
+                "add to digest",
             )
             outcome.status = NotificationStatus.digested
             return await self._finish()
@@ -155,12 +177,10 @@ class NotificationWorkflow:
                 f"critical notification confirmed on {confirmed} of the {policy.critical_confirmations} "
                 "channels required, after escalating to every enabled channel"
             )
-            await workflow.execute_activity_method(
+            await self._store_step(
                 AuditActivities.record_ops_alert,
                 OpsAlert(notification_id=n.notification_id, kind="critical_unconfirmed", message=outcome.ops_alert),
-                start_to_close_timeout=STORE_TIMEOUT,
-                retry_policy=STORE_RETRY,
-                summary="record ops alert",
+                "record ops alert",
             )
         return await self._finish()
 
@@ -197,15 +217,9 @@ class NotificationWorkflow:
             notification=self._request.notification, channel=channel, workflow_id=self._outcome.workflow_id
         )
         try:
-            receipt = await workflow.execute_activity_method(
-                DeliveryActivities.deliver,
-                request,
-                start_to_close_timeout=timedelta(seconds=self._request.policy.send_timeout_seconds),
-                retry_policy=self._delivery_retry,
-                summary=search.delivery_summary(channel, fallback_for, escalation),
-            )
-        except ActivityError as err:
-            cause = err.cause
+            receipt = await self._send(request, search.delivery_summary(channel, fallback_for, escalation))
+        except (ActivityError, ApplicationError) as err:
+            cause = failure_cause(err)
             result.status = ChannelStatus.failed
             if isinstance(cause, ApplicationError):
                 result.error_type = cause.type or "ApplicationError"
@@ -224,6 +238,47 @@ class NotificationWorkflow:
         self._show()
         return None
 
+    async def _send(self, request: DeliveryRequest, summary: str) -> DeliveryReceipt:
+        """One channel's delivery with the policy's retries.
+
+        New runs try once as a local activity: most sends succeed at once and then cost no workflow task of
+        their own. A failure that may pass waits out the first backoff on a timer and moves to the durable
+        activity, which keeps the rest of the policy's schedule.
+        """
+        timeout = timedelta(seconds=self._request.policy.send_timeout_seconds)
+        if not self._local:
+            return await workflow.execute_activity_method(
+                DeliveryActivities.deliver,
+                request,
+                start_to_close_timeout=timeout,
+                retry_policy=self._delivery_retry,
+                summary=summary,
+            )
+        try:
+            return await workflow.execute_local_activity_method(
+                DeliveryActivities.deliver,
+                request,
+                start_to_close_timeout=timeout,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                summary=summary,
+            )
+        except (ActivityError, ApplicationError) as err:
+            cause = failure_cause(err)
+            later = retry.after_first_attempt(self._request.policy.retry)
+            if later is None or (isinstance(cause, ApplicationError) and cause.non_retryable):
+                raise
+            details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
+            provider_delay = details.get("retry_after") if isinstance(details, dict) else None
+            delay = retry.first_retry_delay(self._request.policy.retry, provider_delay)
+        await workflow.sleep(delay, summary=f"retry {request.channel.value}")
+        return await workflow.execute_activity_method(
+            DeliveryActivities.deliver,
+            request.model_copy(update={"first_attempt": 2}),
+            start_to_close_timeout=timeout,
+            retry_policy=retry_policy(later),
+            summary=summary,
+        )
+
     def _use(self, channels: list[ChannelName]) -> None:
         """Mark channels as used; the HeraldChannels search attribute lists them from now on."""
         self._used.update(channels)
@@ -238,11 +293,17 @@ class NotificationWorkflow:
         self._show()
         if self._searchable:
             workflow.upsert_search_attributes(search.status_update(self._outcome.status))
-        await workflow.execute_activity_method(
-            AuditActivities.record_outcome,
-            self._outcome,
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-            summary=f"record outcome: {self._outcome.status.value}",
+        await self._store_step(
+            AuditActivities.record_outcome, self._outcome, f"record outcome: {self._outcome.status.value}"
         )
         return self._outcome
+
+    async def _store_step(self, activity: Callable[[Any, A], Awaitable[R]], arg: A, summary: str) -> R:
+        """A store step, retried until the store answers: local on new runs, a regular activity on older ones."""
+        if self._local:
+            return await workflow.execute_local_activity_method(
+                activity, arg, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY, summary=summary
+            )
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY, summary=summary
+        )

@@ -122,6 +122,8 @@ class DeliveryRequest(BaseModel):
     notification: AgentNotification
     channel: ChannelName
     workflow_id: str
+    # The number of this activity's first attempt: 2 when a local attempt came before it.
+    first_attempt: int = Field(default=1, ge=1)
 
     @property
     def idempotency_key(self) -> str:

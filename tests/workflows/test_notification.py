@@ -294,12 +294,13 @@ async def test_critical_on_two_working_channels_is_confirmed_without_escalation(
     assert set(outcome.channels) == {PUSH, EMAIL}
 
 
-async def test_status_query_shows_live_channel_state(herald: Harness) -> None:
+async def test_status_query_shows_live_channel_state(patient_push: Harness) -> None:
+    herald = patient_push
     await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
     with herald.runtime.hub.connect("user-1") as connection:
         handle = await herald.client.notify(note(channels=[PUSH, EMAIL]))
         frame = await connection.receive()  # received, not yet acked: push is still pending
-        live = await handle.status()
+        live = await handle.status()  # answered at the workflow task's heartbeat, the push still in flight
         assert live.status is NotificationStatus.pending
         assert live.channels[PUSH].status is ChannelStatus.pending
         connection.ack(frame["notification_id"])

@@ -228,3 +228,49 @@ async def test_record_searchable_histories(herald: Harness) -> None:
     await monitor.terminate("recorded")
     history = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=run_id).fetch_history()
     (HISTORIES / "DigestWorkflow-searchable.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_local_histories(herald: Harness, fake_http: FakeHTTPServer) -> None:
+    """Runs that took the `local-steps-v1` patch: store steps and first attempts as local activities.
+
+    Record these alone (`-k record_local`), so the histories of older runs stay as they are.
+    """
+    user = f"local-{uuid.uuid4().hex[:6]}"
+    url = fake_http.script(f"/record-local-{user}", 503, 200)
+    await herald.store.put_contact(user, Contact(email="ada@example.com", webhook_url=url))
+
+    def note(**fields: Any) -> AgentNotification:
+        return AgentNotification(**{"agent_id": "recorder", "user_id": user, "title": "Recorded", **fields})
+
+    scenarios = {
+        "delivered": note(title="two channels", channels=[ChannelName.push, ChannelName.email]),
+        "retried": note(title="webhook retried", channels=[ChannelName.webhook]),
+        "fallback": note(title="sms missing", priority="high", channels=[ChannelName.sms]),
+        "escalated": note(title="critical", priority="critical", channels=[ChannelName.email]),
+    }
+    with herald.runtime.hub.connect(user) as connection:
+
+        async def ack() -> None:
+            while True:
+                connection.ack((await connection.receive())["notification_id"])
+
+        acker = asyncio.create_task(ack())
+        handles = {name: await herald.client.notify(n) for name, n in scenarios.items()}
+        outcomes = {name: await h.outcome() for name, h in handles.items()}
+        duplicate = await herald.client.notify(note(title="two channels", channels=[ChannelName.email]))
+        handles["duplicate"], outcomes["duplicate"] = duplicate, await duplicate.outcome()
+        acker.cancel()
+    await herald.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
+    digested = await herald.client.notify(note(title="digested", priority="low", channels=[ChannelName.email]))
+    handles["digested"], outcomes["digested"] = digested, await digested.outcome()
+
+    assert outcomes["delivered"].status is NotificationStatus.delivered
+    assert outcomes["retried"].channels[ChannelName.webhook].attempt_count == 2
+    assert outcomes["fallback"].channels[ChannelName.sms].error_type == "ContactMissing"
+    assert outcomes["escalated"].status is NotificationStatus.confirmed  # email, then escalated to push
+    assert outcomes["duplicate"].status is NotificationStatus.suppressed_duplicate
+    assert outcomes["digested"].status is NotificationStatus.digested
+    for name, handle in handles.items():
+        history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-local_{name}.json").write_text(history.to_json())
