@@ -20,6 +20,8 @@ from typing import Any
 from bench.common import RESULTS, ROOT, git_commit, load_results
 
 REPORT = ROOT / "BENCHMARKS.md"
+# What a run shows and what holds a target back: written by people after a run, one file per benchmark.
+ANALYSES = ROOT / "bench" / "analysis"
 LATENCY_PLOT = RESULTS / "latency.png"
 THROUGHPUT_PLOT = RESULTS / "throughput.png"
 
@@ -288,6 +290,7 @@ def render(
     *,
     plots: Mapping[str, str | None],
     commit: str,
+    analyses: Mapping[str, str] | None = None,
 ) -> str:
     """The whole BENCHMARKS.md. `plots` maps a plot's title to its path from the root, or None with why not."""
     lines = [
@@ -339,6 +342,9 @@ def render(
         lines.append("")
         lines += [f"- {note}" for note in document.get("notes", [])]
         lines.append("")
+        analysis = (analyses or {}).get(bench.name)
+        if analysis:
+            lines += [f"### What it shows (`bench/analysis/{bench.name}.md`)", "", analysis.strip(), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -444,7 +450,8 @@ def main() -> None:
     if bars:
         plot_throughput(bars, THROUGHPUT_PLOT)
         plots["Throughput per scenario"] = THROUGHPUT_PLOT.relative_to(ROOT).as_posix()
-    REPORT.write_text(render(results, plots=plots, commit=git_commit()))
+    analyses = {path.stem: path.read_text() for path in sorted(ANALYSES.glob("*.md"))}
+    REPORT.write_text(render(results, plots=plots, commit=git_commit(), analyses=analyses))
     print(f"wrote {REPORT.relative_to(ROOT)} from {len(results)} result file(s)")
 
 
