@@ -311,10 +311,13 @@ def test_period_seconds_must_be_positive() -> None:
 )
 @example(tz=ZoneInfo("Australia/Lord_Howe"), hour=2, cadence="daily", after=utc(2026, 10, 3, 12))  # 02:00-02:29 skipped
 @example(tz=BERLIN, hour=2, cadence="daily", after=utc(2026, 10, 25, 0))  # 02:00 twice: once
+# Lord Howe turns back 30 minutes at 02:00: from 01:29 (+11) the next local :00 is 02:00 (+10:30), 61 min on.
+@example(tz=ZoneInfo("Australia/Lord_Howe"), hour=None, cadence="hourly", after=utc(2026, 4, 4, 14, 29))
 def test_boundaries_are_local_and_strictly_after(tz: ZoneInfo, hour: int | None, cadence: str, after: datetime) -> None:
     boundary = next_digest_at(prefs(tz.key, digest={"cadence": cadence, "hour": hour}), after)
     assert boundary is not None and boundary.tzinfo is UTC
-    assert after < boundary <= after + timedelta(hours=1 if cadence == "hourly" else 25)
+    # A period plus at most one clock change (which turns back by an hour at most).
+    assert after < boundary <= after + timedelta(hours=2 if cadence == "hourly" else 25)
     clock = boundary.astimezone(tz)
     if cadence == "hourly":
         assert (clock.minute, clock.second, clock.microsecond) == (0, 0, 0)
