@@ -75,17 +75,20 @@ async def test_first_event_fires_and_starts_one_notification_per_user(herald: Ha
 
 async def test_burst_of_50_fires_once_then_again_after_the_cooldown(herald: Harness) -> None:
     a = agent()
-    results = await asyncio.gather(*(herald.client.send_event(request(a, ("stuck", 3))) for _ in range(50)))
+    # A cooldown far longer than the burst takes, even on a loaded machine: exactly one of the 50 fires.
+    results = await asyncio.gather(*(herald.client.send_event(request(a, ("stuck", 120))) for _ in range(50)))
     fired_once = [r for r in results if r.fired]
     assert len(fired_once) == 1
     held = [r for r in results if r.cooled_down]
     assert len(held) == 49
     until = held[0].cooled_down[0].until
     assert all(r.cooled_down[0].until == until for r in held), "every held event names the same end"
-    # Once the cooldown is over, the next match fires again.
-    await asyncio.sleep(max(0.0, (until - utcnow()).total_seconds()) + 0.2)
-    again = await herald.client.send_event(request(a, ("stuck", 3)))
-    assert list(fired(again)) == ["stuck"]
+    # Once a (short) cooldown is over, the next match fires again.
+    first = await herald.client.send_event(request(a, ("brief", 1)))
+    assert list(fired(first)) == ["brief"]
+    await asyncio.sleep(1.2)  # the monitor decided `first` before it answered: its cooldown is over now
+    again = await herald.client.send_event(request(a, ("brief", 1)))
+    assert list(fired(again)) == ["brief"]
 
 
 async def test_rules_cool_down_independently(herald: Harness) -> None:
