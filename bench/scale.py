@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -179,7 +180,11 @@ async def digest_sweep(stack: Stack, levels: list[int], probe: int, progress: Pr
     return {"levels": rows, "probe_notifications": probe, **flatness(levels, per)}
 
 
-async def run(notifications: list[int], digests: list[int], probe: int) -> dict[str, Any]:
+async def run(
+    notifications: list[int], digests: list[int], probe: int, checkpoint: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Both sweeps on one stack; `checkpoint` gets the result so far after the first, so a long run that dies
+    in the second still leaves the first on disk."""
     async with embedded_stack(ack_users=USERS, prepare=prepare_pipeline_users) as stack:
         run_id = uuid.uuid4().hex[:8]
         with progress_bar() as progress:
@@ -187,16 +192,20 @@ async def run(notifications: list[int], digests: list[int], probe: int) -> dict[
             await settle(stack)
             start = stack.usage()
             by_notifications = await notification_sweep(stack, notifications, progress, run_id) if notifications else {}
+
+            def result(by_digests: dict[str, Any]) -> dict[str, Any]:
+                return {
+                    "worker_rss_mb_at_start": mb(start.worker_rss),
+                    "worker_rss_mb_at_end": mb(stack.usage().worker_rss),
+                    "notifications": by_notifications,
+                    "idle_digests": by_digests,
+                    "flat": bool(by_notifications.get("flat", True) and by_digests.get("flat", True)),
+                }
+
+            checkpoint({**result({}), "partial": "the idle-digest sweep had not run yet"})
             await settle(stack)
             by_digests = await digest_sweep(stack, digests, probe, progress, run_id) if digests else {}
-        end = stack.usage()
-    return {
-        "worker_rss_mb_at_start": mb(start.worker_rss),
-        "worker_rss_mb_at_end": mb(end.worker_rss),
-        "notifications": by_notifications,
-        "idle_digests": by_digests,
-        "flat": bool(by_notifications.get("flat", True) and by_digests.get("flat", True)),
-    }
+            return result(by_digests)
 
 
 def sizes(text: str) -> list[int]:
@@ -219,7 +228,6 @@ def main() -> None:
     probe = args.probe or (50 if args.quick else 500)
 
     async def go() -> None:
-        metrics = await run(notifications, digests, probe)
         notes = [
             f"notifications: cumulative {notifications} (medium, push + email, 10 users, {IN_FLIGHT} in flight); "
             "CPU per notification is the worker process's CPU time over each segment",
@@ -239,6 +247,11 @@ def main() -> None:
             )
         name = "scale-quick" if args.quick else "scale"  # a smoke run never replaces the real result
         targets = {"worker_cpu_per_notification": f"flat: within {FLAT_WITHIN:.0%} across sizes"}
+
+        def checkpoint(partial: dict[str, Any]) -> None:
+            save_result(name, partial, targets=targets, notes=notes)
+
+        metrics = await run(notifications, digests, probe, checkpoint)
         path = save_result(name, metrics, targets=targets, notes=notes)
         console.print(metrics)
         console.print(f"saved {path}")
