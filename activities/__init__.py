@@ -5,18 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from activities.answers import AnswerActivities
 from activities.audit import AuditActivities
 from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
 from activities.retention import RetentionActivities
+from herald.answers import AnswerLinks
+from herald.callbacks import AgentCallbacks
 from herald.channels import Channel
 from herald.delivery import DeliveryService
 from herald.models import ChannelName
 from herald.store import Store
 
 __all__ = [
+    "AnswerActivities",
     "AuditActivities",
     "DedupActivities",
     "DeliveryActivities",
@@ -28,15 +32,21 @@ __all__ = [
 
 
 def build_activities(
-    store: Store, channels: Mapping[ChannelName, Channel], *, digest_period_seconds: float | None = None
+    store: Store,
+    channels: Mapping[ChannelName, Channel],
+    *,
+    digest_period_seconds: float | None = None,
+    answer_links: AnswerLinks | None = None,
+    callbacks: AgentCallbacks | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity a Herald worker registers, bound to one store and one set of channels."""
     dedup = DedupActivities(store)
     digest = DigestActivities(store, digest_period_seconds)
     preferences = PreferenceActivities(store)
-    delivery = DeliveryActivities(DeliveryService(store, channels))
+    delivery = DeliveryActivities(DeliveryService(store, channels, answer_links))
     audit = AuditActivities(store)
     retention = RetentionActivities(store)
+    answers = AnswerActivities(callbacks)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -47,4 +57,5 @@ def build_activities(
         digest.next_digest_at,
         digest.record_digest,
         retention.purge_expired,
+        answers.call_agent,
     ]

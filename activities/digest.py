@@ -9,6 +9,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from herald import metrics
 from herald.models import DigestEnqueue, DigestRecord, DigestSchedule, DigestStart
+from herald.models.inbox import NotificationContent
 from herald.schedule import next_digest_at
 from herald.store import Store
 
@@ -21,6 +22,19 @@ class DigestActivities:
     @activity.defn(name="enqueue_digest")
     async def enqueue_digest(self, request: DigestEnqueue) -> None:
         """Signal-with-start `digest/<user_id>`: it starts on the first item and keeps the rest."""
+        item = request.item
+        # The inbox shows digested notifications with what they said, as it does sent ones.
+        await self._store.keep_content(
+            NotificationContent(
+                notification_id=item.notification_id,
+                agent_id=item.agent_id,
+                user_id=request.user_id,
+                title=item.title,
+                body=item.body,
+                priority=item.priority,
+                created_at=item.created_at,
+            )
+        )
         await activity.client().start_workflow(
             "DigestWorkflow",
             DigestStart(user_id=request.user_id, policy=request.policy),

@@ -7,9 +7,10 @@ from datetime import datetime
 
 from temporalio import activity
 
-from herald.models import ChannelName, EnabledChannels, PreferenceQuery, utcnow
+from herald.answers import snooze_scopes
+from herald.models import ChannelName, EnabledChannels, PreferenceQuery, Priority, utcnow
 from herald.routing import merge_preferences, route_for
-from herald.store import Store
+from herald.store import AnswerStore, Store
 
 
 class PreferenceActivities:
@@ -28,4 +29,10 @@ class PreferenceActivities:
         if query.priority is None:
             return EnabledChannels(enabled=merge_preferences(preferences, query.agent_id))
         channels = query.channels if query.channels is not None else list(ChannelName)
-        return route_for(query.agent_id, query.priority, channels, preferences, self._clock())
+        now = self._clock()
+        if query.priority is not Priority.critical:  # critical gets through a snooze, as through quiet hours
+            scopes = snooze_scopes(query.rule, query.agent_id)
+            until = await AnswerStore(self._store).snoozed_until(query.user_id, scopes, now)
+            if until is not None:
+                return EnabledChannels(enabled=dict.fromkeys(channels, False), snoozed_until=until)
+        return route_for(query.agent_id, query.priority, channels, preferences, now)

@@ -8,7 +8,7 @@ from temporalio import activity
 
 from herald import metrics
 from herald.models import PurgeRequest, RetentionReport
-from herald.store import Store
+from herald.store import AnswerStore, Store
 
 log = logging.getLogger("herald.retention")
 
@@ -28,5 +28,7 @@ class RetentionActivities:
         )
         for table, count in deleted.items():
             metrics.RETENTION_DELETED.labels(table).inc(count)
+        # Used answer links, SMS questions and snoozes go when they expire, not after the retention period.
+        metrics.RETENTION_DELETED.labels("answers").inc(await AnswerStore(self._store).purge_expired(request.now))
         log.info("retention: deleted %d rows older than %s", sum(deleted.values()), request.cutoff.isoformat())
         return RetentionReport(cutoff=request.cutoff, deleted=deleted)

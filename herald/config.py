@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # `herald api` always enforces bearer auth; `herald dev` turns it off unless given --auth.
     auth: bool = True
     admin_key: SecretStr | None = None
+    # `herald mcp`: the agent key (`herald keys issue <agent>`) naming the agent its tools speak for.
+    agent_key: SecretStr | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -60,6 +62,11 @@ class Settings(BaseSettings):
     vapid_subject: str = Field(default="mailto:herald@localhost", validation_alias="VAPID_SUBJECT")
     webpush_ttl_seconds: int = Field(default=86400, gt=0)
     webhook_secret: SecretStr | None = None
+    # Signs the answer links in emails, webhooks and Web Push (HMAC-SHA256). Unset: no answer links (people
+    # answer in the inbox, by SMS reply or through the API); `herald dev` keeps one in HERALD_HOME/answer.key.
+    answer_secret: SecretStr | None = None
+    # A question without respond_by stops taking answers (and its links expire) this long after it was sent.
+    answer_window_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Webhook URLs that resolve to loopback, private or link-local addresses are refused (SSRF) unless this
     # is set; `herald dev` sets it, so a receiver on your own machine works there.
@@ -131,6 +138,7 @@ class Settings(BaseSettings):
             ),
             fallback_order=self.fallback_order,
             send_timeout_seconds=self.send_timeout_seconds,
+            answer_window_seconds=self.answer_window_seconds,
         )
 
 

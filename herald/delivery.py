@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from herald import metrics
+from herald.answers import DEFAULT_ANSWER_WINDOW_SECONDS, AnswerLinks, answer_deadline, phone_key
 from herald.channels.base import Channel, OutboundMessage
 from herald.errors import DeliveryError, TransientDeliveryError
 from herald.models import (
+    AnswerChannel,
     ChannelName,
     ChannelStatus,
     Contact,
@@ -21,15 +23,20 @@ from herald.models import (
     DeliveryRequest,
     utcnow,
 )
-from herald.store import Store
+from herald.models.inbox import NotificationContent
+from herald.store import AnswerStore, Store
 
 log = logging.getLogger(__name__)
 
 
 class DeliveryService:
-    def __init__(self, store: Store, channels: Mapping[ChannelName, Channel]) -> None:
+    def __init__(
+        self, store: Store, channels: Mapping[ChannelName, Channel], answer_links: AnswerLinks | None = None
+    ) -> None:
         self.store = store
         self.channels = channels
+        # Mints a question's signed answer links at send time, so the secret never enters workflow history.
+        self.answer_links = answer_links
 
     async def deliver(self, request: DeliveryRequest, attempt: int) -> DeliveryReceipt:
         """Deliver once per idempotency key: a success already in the delivery log is not sent again."""
@@ -45,7 +52,7 @@ class DeliveryService:
             )
         channel = self.channels[request.channel]
         contact = await self.store.get_contact(request.notification.user_id) or Contact()
-        message = OutboundMessage(request.notification, request.channel, key, contact)
+        message = await self._message(request, contact)
         started = utcnow()
         try:
             result = await channel.send(message)
@@ -60,6 +67,29 @@ class DeliveryService:
             raise error from exc
         await self._log(request, attempt, started, provider_message_id=result.provider_message_id)
         return DeliveryReceipt(channel=request.channel, attempt=attempt, provider_message_id=result.provider_message_id)
+
+    async def _message(self, request: DeliveryRequest, contact: Contact) -> OutboundMessage:
+        """The message to send; for a question, with its answer links, and an SMS question remembered by phone
+        before it goes out, so that a quick reply finds it."""
+        n, key = request.notification, request.idempotency_key
+        if not n.actions:
+            return OutboundMessage(n, request.channel, key, contact)
+        links = self.answer_links
+        if request.channel is ChannelName.sms and contact.phone:
+            await AnswerStore(self.store).record_sms_question(
+                phone_key(contact.phone),
+                n.notification_id,
+                n.user_id,
+                [action.id for action in n.actions],
+                answer_deadline(n, links.window_seconds if links else DEFAULT_ANSWER_WINDOW_SECONDS),
+            )
+        if links is None:
+            return OutboundMessage(n, request.channel, key, contact)
+        action_urls = links.action_urls(n) if request.channel is ChannelName.email else {}
+        respond_url = None
+        if request.channel in (ChannelName.webhook, ChannelName.push):
+            respond_url = links.respond_url(n, AnswerChannel(request.channel.value))
+        return OutboundMessage(n, request.channel, key, contact, action_urls=action_urls, respond_url=respond_url)
 
     async def _log(
         self,
@@ -83,7 +113,18 @@ class DeliveryService:
             started_at=started,
             finished_at=utcnow(),
         )
-        await self.store.record_attempt(logged)
+        n = request.notification
+        # What it said goes with the attempt, so the person's inbox history can show it (herald/models/inbox.py).
+        content = NotificationContent(
+            notification_id=n.notification_id,
+            agent_id=n.agent_id,
+            user_id=n.user_id,
+            title=n.title,
+            body=n.body,
+            priority=n.priority,
+            created_at=n.created_at,
+        )
+        await self.store.record_attempt(logged, content)
         metrics.count_attempt(
             logged.channel, attempt, logged.result, request.notification.created_at, logged.finished_at
         )

@@ -17,6 +17,7 @@ import uvicorn
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from herald.answers import load_or_create_secret
 from herald.api.app import create_app
 from herald.channels import PushHub, providers
 from herald.codec import CodecConfigError, codec_from_keys, load_or_create_key_file
@@ -65,6 +66,7 @@ def temporal_command(home: Path, ports: DevPorts) -> list[str]:
 
 
 CODEC_KEY_FILE = "codec.key"
+ANSWER_KEY_FILE = "answer.key"
 
 
 def dev_codec_settings(settings: Settings, home: Path, ports: DevPorts) -> dict[str, object]:
@@ -140,6 +142,8 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
             "temporal_address": f"127.0.0.1:{ports.temporal}",
             "api_port": ports.api,
             "allow_private_webhooks": True,
+            # Answer links in emails and webhooks work out of the box: a secret kept in HERALD_HOME/answer.key.
+            "answer_secret": settings.answer_secret or SecretStr(load_or_create_secret(home / ANSWER_KEY_FILE)),
             **dev_codec_settings(settings, home, ports),
         }
     )

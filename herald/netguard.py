@@ -17,11 +17,21 @@ class UnsafeURL(ValueError):
     """The URL may not be used; the message says why, without echoing the URL."""
 
 
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def forbidden_reason(address: str) -> str | None:
     """Why Herald must not connect to this IP address, or None when it is a public unicast address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:  # fec0::/10: deprecated, still routed inside some networks
+            return "non-public"
+        # An IPv4 address inside IPv6 (mapped, 6to4, NAT64) reaches that IPv4 address: judge it instead.
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in NAT64_PREFIX:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            ip = embedded
     if ip.is_loopback:
         return "loopback"
     if ip.is_link_local:

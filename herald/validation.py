@@ -21,9 +21,10 @@ class FieldProblem:
         return f"{self.field}: {self.message}" if self.field else self.message
 
 
-def _field(loc: Sequence[Any]) -> str | None:
+def _field(loc: Sequence[Any], request: bool) -> str | None:
     parts = list(loc)
-    if parts and parts[0] in _LOCATION_PREFIXES:
+    # Only a request's errors start with where the value was (`body`, `query`): a model's may name a field `body`.
+    if request and parts and parts[0] in _LOCATION_PREFIXES:
         parts = parts[1:]
     return ".".join(str(p) for p in parts) or None
 
@@ -41,5 +42,10 @@ def _message(error: Mapping[str, Any]) -> str:
     return message
 
 
-def describe(errors: Iterable[Mapping[str, Any]]) -> list[FieldProblem]:
-    return [FieldProblem(_field(e.get("loc", ())), _message(e)) for e in errors]
+def describe(errors: Iterable[Mapping[str, Any]], *, request: bool = False) -> list[FieldProblem]:
+    """`request=True` for FastAPI's RequestValidationError, whose locations start with `body`, `query`, ..."""
+    # A JSON syntax error's location is a character offset, not a field: the whole body is at fault.
+    return [
+        FieldProblem(None if e.get("type") == "json_invalid" else _field(e.get("loc", ()), request), _message(e))
+        for e in errors
+    ]

@@ -1,5 +1,5 @@
 """What agents use: `from starter import HeraldClient`."""
 
-from starter.client import HeraldClient, NotificationHandle, connect_temporal
+from starter.client import AnswerRefused, HeraldClient, NotificationHandle, connect_temporal
 
-__all__ = ["HeraldClient", "NotificationHandle", "connect_temporal"]
+__all__ = ["AnswerRefused", "HeraldClient", "NotificationHandle", "connect_temporal"]

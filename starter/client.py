@@ -11,19 +11,25 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowHandle,
+    WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from herald import search
+from herald import answers, search
 from herald.codec import codec_data_converter, codec_from_keys
 from herald.config import Settings
 from herald.events import match_event, plan_firings
 from herald.models import (
+    SNOOZE_ACTION,
+    SNOOZE_SECONDS,
     AgentEvent,
     AgentNotification,
+    Answer,
+    AnswerChannel,
+    AnswerRequest,
     DeliveryPolicy,
     EmitResult,
     EventRequest,
@@ -32,10 +38,13 @@ from herald.models import (
     MonitorState,
     NotificationOutcome,
     NotificationRequest,
+    NotificationStatus,
+    RefusedAnswer,
+    Snooze,
     utcnow,
 )
 from herald.rule_cache import RuleCache
-from herald.store import Store
+from herald.store import AnswerStore, Store
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 
@@ -115,6 +124,28 @@ def _retryable(exc: Exception) -> bool:
     )
 
 
+class AnswerRefused(Exception):
+    """An answer Herald did not take, and why. `code`: unknown_action, not_recipient, too_late, already_answered,
+    already_acknowledged, closed (the notification has finished), not_found. The reason is safe to show."""
+
+    def __init__(self, code: str, reason: str, *, recorded: bool = False) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+        self.recorded = recorded  # the running workflow kept it in the outcome's refused_answers
+
+
+# The workflow's refusal types (ApplicationError.type) as AnswerRefused codes.
+REFUSAL_CODES = {
+    "UnknownAction": "unknown_action",
+    "NotRecipient": "not_recipient",
+    "TooLate": "too_late",
+    "AlreadyAnswered": "already_answered",
+    "AlreadyAcknowledged": "already_acknowledged",
+    "TooManyAnswers": "already_answered",
+    "Closed": "closed",
+}
+
+
 class NotificationHandle:
     """A started notification: read its live status or wait for its outcome."""
 
@@ -147,13 +178,15 @@ class HeraldClient:
         *,
         rules: RuleCache | None = None,
         database_url: str | None = None,
+        store: Store | None = None,
     ) -> None:
         self.temporal = client
         self.task_queue = task_queue
         self.policy = policy or DeliveryPolicy()
         self._rules = rules
         self._database_url = database_url
-        self._store: Store | None = None
+        self._store: Store | None = None  # opened here from database_url, closed by aclose
+        self._given_store = store  # the caller's (the API's): used for snoozes, never closed here
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> HeraldClient:
@@ -227,7 +260,8 @@ class HeraldClient:
                 raise RuntimeError(
                     "emit needs the rules: use HeraldClient.connect(settings) or pass rules=RuleCache(...)"
                 )
-            self._store = await Store.open(self._database_url)
+            if self._store is None:  # a snooze may have opened it already
+                self._store = await Store.open(self._database_url)
             self._rules = RuleCache(self._store)
         return self._rules
 
@@ -238,6 +272,11 @@ class HeraldClient:
             self._store = None
 
     async def notify(self, notification: AgentNotification) -> NotificationHandle:
+        """Start the notification (a question, when it has actions); ValueError for a respond_by already past."""
+        try:
+            answers.check_respond_by(notification, utcnow())
+        except ValueError as exc:
+            raise ValueError(f"respond_by: {exc}") from None
         workflow_id = notification.workflow_id
         try:
             handle = await self.temporal.start_workflow(
@@ -257,3 +296,131 @@ class HeraldClient:
     def get_handle(self, notification_id: str) -> NotificationHandle:
         handle = self.temporal.get_workflow_handle_for(NotificationWorkflow.run, f"notification/{notification_id}")
         return NotificationHandle(notification_id, handle)
+
+    async def ask(self, notification: AgentNotification) -> NotificationOutcome:
+        """Ask the person and wait, durably, for the answer: the outcome is `answered` (its `answer` says which
+        action, from whom, through which channel) or `expired` once respond_by passes. Asking again with the same
+        notification_id waits for the same question.
+
+        An agent that is itself a Temporal workflow starts `NotificationWorkflow` as a child instead and awaits it.
+        """
+        if not notification.actions:
+            raise ValueError("actions: a question needs at least one action for the person to choose")
+        handle = await self.notify(notification)
+        return await handle.outcome()
+
+    async def respond(
+        self,
+        notification_id: str,
+        action_id: str,
+        user_id: str,
+        channel: AnswerChannel | str = AnswerChannel.api,
+        *,
+        store: Store | None = None,
+    ) -> Answer:
+        """Answer a notification for `user_id` (the caller has authenticated them): one of its actions, or the
+        built-in `ack` / `snooze`. Returns the answer as recorded; raises AnswerRefused with the reason otherwise.
+
+        `snooze` mutes the notification's rule (or agent) for that user for an hour, even once the notification has
+        finished; it needs the store (`store=`, the one given to the client, or HeraldClient.connect's database).
+        """
+        request = AnswerRequest(action_id=action_id, user_id=user_id, channel=AnswerChannel(channel))
+        try:
+            return await self._respond(notification_id, request, store)
+        except AnswerRefused as refusal:
+            if not refusal.recorded and refusal.code != "not_found" and (store or self._given_store) is not None:
+                refused = RefusedAnswer(
+                    action_id=request.action_id, channel=request.channel, at=utcnow(), reason=refusal.reason
+                )
+                await AnswerStore(await self._answer_store(store)).record_refusal(notification_id, refused)
+            raise
+
+    async def _respond(self, notification_id: str, request: AnswerRequest, store: Store | None) -> Answer:
+        handle = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+        if request.action_id == SNOOZE_ACTION:
+            return await self._snooze(notification_id, request, store)
+        try:
+            result: Answer = await handle.execute_update("respond", request, result_type=Answer)
+        except WorkflowUpdateFailedError as exc:
+            raise _refusal(exc) from None
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            raise await self._closed_refusal(notification_id) from None
+        return result
+
+    async def _snooze(self, notification_id: str, request: AnswerRequest, store: Store | None) -> Answer:
+        """Store the snooze (it outlives the notification), then ack the notification if it still runs."""
+        answer_store = await self._answer_store(store)
+        # Temporal first (it knows running notifications); the store keeps finished ones past Temporal's retention.
+        outcome = await self._outcome_of(notification_id) or await answer_store.get_outcome(notification_id)
+        if outcome is None:
+            raise AnswerRefused("not_found", f"no notification {notification_id}")
+        if outcome.user_id != request.user_id:
+            raise AnswerRefused("not_recipient", "only the notified user may answer this notification")
+        now = utcnow()
+        snooze = Snooze(
+            user_id=request.user_id,
+            scope=answers.snooze_scope(outcome.rule, outcome.agent_id),
+            until=now + timedelta(seconds=SNOOZE_SECONDS),
+        )
+        await AnswerStore(answer_store).put_snooze(snooze)
+        answer = Answer(action_id=SNOOZE_ACTION, user_id=request.user_id, channel=request.channel, answered_at=now)
+        if outcome.status is NotificationStatus.pending:
+            handle = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+            try:
+                acked: Answer = await handle.execute_update("respond", request, result_type=Answer)
+                return acked
+            except WorkflowUpdateFailedError as exc:
+                refusal = _refusal(exc)
+                if refusal.code != "already_acknowledged":
+                    raise refusal from None
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+        return answer  # snoozed: the notification had finished (or was already acked), the mute still holds
+
+    async def _outcome_of(self, notification_id: str) -> NotificationOutcome | None:
+        try:
+            return await self.get_handle(notification_id).status()
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+
+    async def _closed_refusal(self, notification_id: str) -> AnswerRefused:
+        """Why a finished (or unknown) notification takes no answer, from its final outcome."""
+        outcome = await self._outcome_of(notification_id)
+        if outcome is None:
+            return AnswerRefused("not_found", f"no notification {notification_id}")
+        if outcome.status is NotificationStatus.answered and outcome.answer is not None:
+            first = outcome.answer
+            return AnswerRefused(
+                "already_answered",
+                f"already answered: {first.action_id} via {first.channel.value} at {first.answered_at.isoformat()}",
+            )
+        if outcome.status is NotificationStatus.expired:
+            deadline = outcome.respond_by.isoformat() if outcome.respond_by else "its deadline"
+            return AnswerRefused("too_late", f"too late: answers were taken until {deadline}")
+        return AnswerRefused("closed", f"this notification has finished ({outcome.status.value}); it takes no answer")
+
+    async def _answer_store(self, store: Store | None) -> Store:
+        if store is not None:
+            return store
+        if self._given_store is not None:
+            return self._given_store
+        if self._database_url is None:
+            raise RuntimeError("snooze needs the store: use HeraldClient.connect(settings) or pass store=")
+        if self._store is None:
+            self._store = await Store.open(self._database_url)
+        return self._store
+
+
+def _refusal(exc: WorkflowUpdateFailedError) -> AnswerRefused:
+    """The workflow's refusal (validator or handler) as an AnswerRefused with its code and reason."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        # The handler's refusals (a later answer while the workflow ran) are in the outcome; the validator's aren't.
+        recorded = cause.type in ("AlreadyAnswered", "AlreadyAcknowledged")
+        return AnswerRefused(REFUSAL_CODES.get(cause.type or "", "refused"), cause.message, recorded=recorded)
+    return AnswerRefused("refused", str(cause or exc))

@@ -21,15 +21,19 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.answers import AnswerActivities
     from activities.audit import AuditActivities
     from activities.dedup import DedupActivities
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
-    from herald import retry, routing, search
+    from herald import answers, retry, routing, search
     from herald.dedup import content_key
     from herald.digest import digest_item
     from herald.models import (
+        AgentCallback,
+        Answer,
+        AnswerRequest,
         ChannelName,
         ChannelResult,
         ChannelStatus,
@@ -43,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         OpsAlert,
         PreferenceQuery,
         Priority,
+        RefusedAnswer,
         RetrySettings,
     )
 
@@ -53,6 +58,10 @@ SEARCHABLE_PATCH = "searchable-v1"
 # once as a local activity before the durable, retried activity: the usual notification then costs the
 # server one workflow task instead of seven. Older histories replay the old path.
 LOCAL_PATCH = "local-steps-v1"
+# New runs of a question (a notification with actions) are never digested and, once delivered, wait for the
+# answer on a timer until the deadline; an ack arriving before a critical escalation skips it. Histories
+# recorded before never had actions or answers; the patch marks the runs that took the new commands.
+ANSWERS_PATCH = "answers-v1"
 
 # Store activities wait out a store outage rather than lose the notification.
 STORE_TIMEOUT = timedelta(seconds=15)
@@ -99,11 +108,54 @@ class NotificationWorkflow:
         self._searchable = False
         self._local = False
         self._delivery_retry = retry_policy(request.policy.retry)
+        # Questions: what they offer and until when (fields only: no command, so older histories replay as before).
+        self._deadline = answers.answer_deadline(n, request.policy.answer_window_seconds)
+        self._outcome.rule = answers.rule_of(n)
+        if n.actions:
+            self._outcome.actions = list(n.actions)
+            self._outcome.respond_by = self._deadline
+        self._closing = False  # recording the outcome: no answer is taken any more
 
     @workflow.query(name="status")
     def status(self) -> NotificationOutcome:
         """The live per-channel state; the final outcome once the workflow has finished."""
         return self._outcome
+
+    @workflow.update(name="respond")
+    def respond(self, request: AnswerRequest) -> Answer:
+        """The person's answer (or `ack` / `snooze`), from whichever channel reached them.
+
+        The first valid answer wins. A later one passed the validator but came second: it is kept in the
+        outcome's `refused_answers` (part of the history too) and refused with the reason.
+        """
+        n, outcome = self._request.notification, self._outcome
+        late = answers.late_answer(request, n, outcome)
+        now = workflow.now()
+        if late is not None:
+            outcome.refused_answers.append(
+                RefusedAnswer(action_id=request.action_id, channel=request.channel, at=now, reason=late.reason)
+            )
+            raise ApplicationError(late.reason, type=late.type, non_retryable=True)
+        answer = Answer(action_id=request.action_id, user_id=request.user_id, channel=request.channel, answered_at=now)
+        if answers.kind_of(request.action_id, n) is answers.AnswerKind.answer:
+            outcome.answer = answer
+        else:
+            outcome.acknowledged = answer
+        self._show()
+        return answer
+
+    @respond.validator
+    def _check_answer(self, request: AnswerRequest) -> None:
+        """Refuse, unrecorded, what can never be taken: unknown action, another user, too late, finished."""
+        if self._closing:
+            raise ApplicationError(f"this notification has finished ({self._outcome.status.value})", type="Closed")
+        refusal = answers.invalid_answer(request, self._request.notification, workflow.now(), self._deadline)
+        if refusal is None:
+            late = answers.late_answer(request, self._request.notification, self._outcome)
+            if late is not None and answers.refusals_full(self._outcome):
+                refusal = answers.Refusal("TooManyAnswers", late.reason)
+        if refusal is not None:
+            raise ApplicationError(refusal.reason, type=refusal.type)
 
     @workflow.run
     async def run(self, request: NotificationRequest) -> NotificationOutcome:
@@ -136,11 +188,14 @@ class NotificationWorkflow:
                 agent_id=n.agent_id,
                 priority=None if request.is_digest else n.priority,
                 channels=None if request.is_digest else n.channels,
+                rule=answers.rule_of(n),
             ),
             "merge preferences",
         )
         self._enabled = preferences.enabled
-        if preferences.digest:
+        outcome.snoozed_until = preferences.snoozed_until  # muted: nothing is enabled, so no channel follows
+        # A question is never digested: a digest carries no actions, and the answer is wanted now.
+        if preferences.digest and not (n.actions and workflow.patched(ANSWERS_PATCH)):
             await self._store_step(
                 DigestActivities.enqueue_digest,
                 DigestEnqueue(user_id=n.user_id, item=digest_item(n), policy=policy),
@@ -165,14 +220,23 @@ class NotificationWorkflow:
         chains = await asyncio.gather(*(self._deliver_with_fallback(slot, c) for slot, c in enumerate(plan)))
         fulfilled = [(chains[self._slot_of[c]] if isinstance(c, ChannelName) else c) is True for c in chains]
 
-        if n.priority is Priority.critical and len(outcome.delivered_channels) < policy.critical_confirmations:
+        acked = self._acked()
+        if (
+            n.priority is Priority.critical
+            and len(outcome.delivered_channels) < policy.critical_confirmations
+            and not acked
+        ):
             extra = routing.escalation_channels(policy.fallback_order, self._enabled, n.priority, self._used)
             self._use(extra)
             await asyncio.gather(*(self._deliver(channel, escalation=True) for channel in extra))
 
         confirmed = len(outcome.delivered_channels)
         outcome.status = routing.final_status(n.priority, fulfilled, confirmed, policy.critical_confirmations)
-        if outcome.status is NotificationStatus.unconfirmed:
+        if outcome.status is NotificationStatus.unconfirmed and acked:
+            outcome.status = NotificationStatus.confirmed  # a person acked it: confirmed, no escalation needed
+        # A critical question alerts ops only if nobody answers or acks it by its deadline (_await_answer).
+        asks = bool(n.actions) and workflow.patched(ANSWERS_PATCH)
+        if outcome.status is NotificationStatus.unconfirmed and not asks:
             outcome.ops_alert = (
                 f"critical notification confirmed on {confirmed} of the {policy.critical_confirmations} "
                 "channels required, after escalating to every enabled channel"
@@ -182,7 +246,69 @@ class NotificationWorkflow:
                 OpsAlert(notification_id=n.notification_id, kind="critical_unconfirmed", message=outcome.ops_alert),
                 "record ops alert",
             )
+        if asks and outcome.delivered_channels:
+            await self._await_answer()
+        if asks and n.callback_url:
+            await self._call_agent(n.callback_url)
         return await self._finish()
+
+    def _acked(self) -> bool:
+        """Whether the person already answered or acked (only runs that took the answers patch can have)."""
+        outcome = self._outcome
+        return (outcome.answer is not None or outcome.acknowledged is not None) and workflow.patched(ANSWERS_PATCH)
+
+    async def _await_answer(self) -> None:
+        """Wait, durably, for the first valid answer until the deadline: `answered`, else `expired`.
+
+        A critical question that nobody answered or acked by then raises an ops alert, as an unconfirmed
+        critical notification does.
+        """
+        n, outcome = self._request.notification, self._outcome
+        wait = (self._deadline - workflow.now()).total_seconds()
+        if outcome.answer is None and wait > 0:
+            outcome.status = NotificationStatus.pending  # polling agents see `pending` until the answer
+            self._show()
+            try:
+                await workflow.wait_condition(
+                    lambda: outcome.answer is not None, timeout=wait, timeout_summary="wait for the answer"
+                )
+            except TimeoutError:
+                pass
+        if outcome.answer is not None:
+            outcome.status = NotificationStatus.answered
+            return
+        outcome.status = NotificationStatus.expired
+        if n.priority is Priority.critical and outcome.acknowledged is None:
+            outcome.ops_alert = "critical question: nobody answered or acknowledged it by its deadline"
+            await self._store_step(
+                AuditActivities.record_ops_alert,
+                OpsAlert(notification_id=n.notification_id, kind="question_expired", message=outcome.ops_alert),
+                "record ops alert",
+            )
+
+    async def _call_agent(self, url: str) -> None:
+        """POST the question's result to the agent's callback_url, retried on the delivery schedule. A callback
+        that fails for good changes nothing: the answer is in the outcome, and the failure in the history."""
+        outcome = self._outcome
+        callback = AgentCallback(
+            url=url,
+            notification_id=outcome.notification_id,
+            workflow_id=outcome.workflow_id,
+            agent_id=outcome.agent_id,
+            status=outcome.status.value,
+            answer=outcome.answer,
+            respond_by=outcome.respond_by,
+        )
+        try:
+            await workflow.execute_activity_method(
+                AnswerActivities.call_agent,
+                callback,
+                start_to_close_timeout=timedelta(seconds=self._request.policy.send_timeout_seconds),
+                retry_policy=self._delivery_retry,
+                summary=f"call the agent back: {outcome.status.value}",
+            )
+        except ActivityError:
+            pass
 
     async def _deliver_with_fallback(self, slot: int, channel: ChannelName) -> bool | ChannelName:
         """Deliver on `channel`; when it fails for good, move down the fallback order.
@@ -290,6 +416,7 @@ class NotificationWorkflow:
         workflow.set_current_details(search.current_details(self._outcome))
 
     async def _finish(self) -> NotificationOutcome:
+        self._closing = True
         self._show()
         if self._searchable:
             workflow.upsert_search_attributes(search.status_update(self._outcome.status))

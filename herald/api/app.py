@@ -1,6 +1,6 @@
 """Herald's HTTP API (FastAPI; OpenAPI at /docs). Errors are always `{"error": {"code", "message", "field"}}`.
 
-Every route but /healthz, the docs, the VAPID public key and provider callbacks needs a bearer token
+Every route but /healthz, the docs, the page (`/`), the VAPID public key and provider callbacks needs a bearer token
 (herald/api/auth.py) unless `settings.auth` is off, as in `herald dev`.
 """
 
@@ -17,14 +17,16 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
-from herald.api import codec, events, providers, push, rules, users, ws
+from herald.answers import check_respond_by
+from herald.api import answers, codec, events, inbox, providers, push, rules, users, web, ws
 from herald.api.auth import AuthError, CallerDep, authorize
 from herald.api.deps import Deps, Services
-from herald.api.errors import ApiError, ErrorBody, error_response
+from herald.api.errors import ApiError, ErrorBody, allowed_methods, error_response, store_outage, store_unavailable
 from herald.api.views import (
     InvalidCursor,
     NotificationPage,
@@ -39,7 +41,7 @@ from herald.channels.redis_push import RedisPushRelay
 from herald.config import Settings
 from herald.logs import bind, log_scope
 from herald.metrics import HTTP_LATENCY, HTTP_REQUESTS, NOTIFICATIONS_ACCEPTED, exposition
-from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority
+from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority, utcnow
 from herald.store import Store
 from herald.validation import describe
 from starter.client import HeraldClient
@@ -48,6 +50,11 @@ NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notifica
 LIST_LIMIT_MAX = 200
 # Scraped and probed every few seconds: logged at debug, still counted.
 QUIET_ROUTES = frozenset({"/metrics", "/healthz"})
+# Every body is refused past this size before it is parsed (events have their own, smaller limit).
+BODY_LIMIT = 1024 * 1024
+CODEC_BODY_LIMIT = 16 * 1024 * 1024  # the Temporal UI sends whole batches of payloads to decode
+FASTAPI_BODY_ERROR = "There was an error parsing the body"
+UNREADABLE_BODY = "the request body is not readable JSON: it must be UTF-8, and not nested hundreds of levels deep"
 
 request_log = logging.getLogger("herald.api")
 
@@ -137,12 +144,17 @@ def create_app(
         responses={422: {"model": ErrorBody}, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
     app.state.services = services
-    app.add_middleware(events.BodyLimit, limits={events.EVENTS_PATH: events.EVENT_BODY_LIMIT})
+    app.add_middleware(
+        events.BodyLimit,
+        limits={events.EVENTS_PATH: events.EVENT_BODY_LIMIT, "/codec/": CODEC_BODY_LIMIT},
+        default=BODY_LIMIT,
+        raw_prefixes=("/codec/",),
+    )
     app.add_middleware(RequestLog)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = describe(exc.errors())
+        problems = describe(exc.errors(), request=True)
         first = problems[0]
         return error_response(
             422,
@@ -162,10 +174,28 @@ def create_app(
         response.headers.update(exc.headers)
         return response
 
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
+        """A database outage is a 503 the client can retry; any other error stays a 500."""
+        if store_outage(exc):
+            request_log.warning("store unavailable (%s)", type(exc).__name__)
+            return store_unavailable()
+        raise exc
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        code, message = codes.get(exc.status_code, "http_error"), str(exc.detail)
+        if exc.status_code == 400 and message == FASTAPI_BODY_ERROR:
+            # FastAPI's answer to a body json.loads could not read at all (not UTF-8, or nested past recursion).
+            code, message = "invalid_request", UNREADABLE_BODY
+        response = error_response(exc.status_code, code, message)
+        # A 405 carries `Allow` (RFC 9110): the client learns which methods the path takes.
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
+        return response
 
     auth_errors: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
 
@@ -180,6 +210,10 @@ def create_app(
         """Start a notification (an agent key sends as its own agent only). The same notification_id again is a no-op."""
         authorize(caller, agents=[notification.agent_id], field="agent_id")
         bind(notification_id=notification.notification_id)
+        try:
+            check_respond_by(notification, utcnow())
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", f"respond_by: {exc}", "respond_by") from None
         herald = await deps.client()
         try:
             handle = await herald.notify(notification)
@@ -256,8 +290,11 @@ def create_app(
     app.include_router(rules.router)
     app.include_router(events.router)
     app.include_router(providers.router)
+    app.include_router(answers.router)
     app.include_router(ws.router)
     app.include_router(codec.codec_router(settings))
+    app.include_router(inbox.router)
+    app.include_router(web.router)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics() -> Response:

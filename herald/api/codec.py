@@ -80,7 +80,8 @@ def parse_payloads(body: bytes) -> list[Payload]:
         if not isinstance(data, dict):
             raise ValueError("not an object")
         message = json_format.ParseDict(data, Payloads(), ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError is JSON nested absurdly deep.
+    except (json_format.ParseError, ValueError, RecursionError):
         raise ApiError(400, "invalid_payloads", INVALID_BODY, "payloads") from None
     return list(message.payloads)
 

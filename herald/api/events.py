@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from herald.api.auth import CallerDep, authorize
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
+from herald.api.guard import body_problem
 from herald.events import match_event
 from herald.metrics import EVENTS_FIRED, EVENTS_RECEIVED
 from herald.models import AgentEvent, EmitResult
@@ -63,17 +64,27 @@ async def post_event(event: AgentEvent, caller: CallerDep, deps: Deps) -> EmitRe
 
 
 class BodyLimit:
-    """Refuse request bodies over `limit` bytes on some paths with 413, before anything parses them.
+    """Refuse request bodies over a limit with 413, before anything parses them.
 
-    Content-Length is checked first; the body actually sent is counted too (chunked uploads, lying headers),
-    buffered up to the limit and replayed to the app.
+    `limits` maps a path to its limit, or a prefix ending in `/` to the limit of every path under it; other
+    paths get `default` (None: unlimited). Content-Length is checked first; the body actually sent is counted
+    too (chunked uploads, lying headers), buffered up to the limit and replayed to the app.
     """
 
-    def __init__(self, app: ASGIApp, limits: Mapping[str, int]) -> None:
-        self.app, self.limits = app, dict(limits)
+    def __init__(
+        self, app: ASGIApp, limits: Mapping[str, int], default: int | None = None, raw_prefixes: tuple[str, ...] = ()
+    ) -> None:
+        # Under `raw_prefixes` the route judges its body's text itself (the codec answers in its own protocol).
+        self.app, self.limits, self.default, self.raw_prefixes = app, dict(limits), default, raw_prefixes
+
+    def limit_for(self, path: str) -> int | None:
+        if path in self.limits:
+            return self.limits[path]
+        prefixes = [prefix for prefix in self.limits if prefix.endswith("/") and path.startswith(prefix)]
+        return self.limits[max(prefixes, key=len)] if prefixes else self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
+        limit = self.limit_for(scope.get("path", "")) if scope["type"] == "http" else None
         if limit is None:
             await self.app(scope, receive, send)
             return
@@ -96,6 +107,12 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"").decode("latin-1")
+        raw = scope.get("path", "").startswith(self.raw_prefixes) if self.raw_prefixes else False
+        problem = None if raw else body_problem(body, content_type)
+        if problem is not None:
+            await _refuse(send, problem.status, "invalid_request", problem.message, problem.field)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -109,18 +126,17 @@ class BodyLimit:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    payload: dict[str, Any] = {
-        "error": {
-            "code": "payload_too_large",
-            "message": f"the request body is over the limit of {limit // 1024} KB ({limit} bytes)",
-            "field": None,
-        }
-    }
+    message = f"the request body is over the limit of {limit // 1024} KB ({limit} bytes)"
+    await _refuse(send, 413, "payload_too_large", message, None)
+
+
+async def _refuse(send: Send, status: int, code: str, message: str, field: str | None) -> None:
+    payload: dict[str, Any] = {"error": {"code": code, "message": message, "field": field}}
     body = json.dumps(payload).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         }
     )

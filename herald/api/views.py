@@ -12,14 +12,17 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from herald.api.auth import AuthError, Caller, access_problem
 from herald.models import (
+    Action,
+    Answer,
     ChannelName,
     ChannelResult,
     DeliveryAttempt,
     NotificationOutcome,
     NotificationStatus,
     Priority,
+    RefusedAnswer,
 )
-from herald.store import RecordedOutcome, Store
+from herald.store import AnswerStore, RecordedOutcome, Store
 from starter.client import HeraldClient
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -44,6 +47,13 @@ class _NotificationFields(BaseModel):
     ops_alert: str | None = None
     held_until: datetime | None = Field(default=None, description="quiet hours held it until then")
     digest_id: str | None = Field(default=None, description="the digest notification that carried it")
+    # A question: what it offers, until when, and the answer (polling agents read `status` and `answer`).
+    actions: list[Action] = Field(default_factory=list, description="the choices offered (a question)")
+    respond_by: datetime | None = None
+    answer: Answer | None = Field(default=None, description="the first valid answer (status `answered`)")
+    acknowledged: Answer | None = Field(default=None, description="the first ack or snooze")
+    refused_answers: list[RefusedAnswer] = Field(default_factory=list, description="answers after the first")
+    snoozed_until: datetime | None = Field(default=None, description="not sent: its rule or agent was snoozed")
 
 
 class NotificationView(_NotificationFields):
@@ -58,6 +68,10 @@ class NotificationSummary(_NotificationFields):
 
     channels: dict[ChannelName, ChannelResult]
     completed_at: datetime = Field(description="when the outcome was recorded")
+    # From the content kept with the first delivery attempt; null when no channel was tried (duplicate, digested...).
+    title: str | None = None
+    body: str | None = None
+    created_at: datetime | None = Field(default=None, description="when the agent created it")
 
 
 class NotificationPage(BaseModel):
@@ -66,7 +80,14 @@ class NotificationPage(BaseModel):
 
 
 def build_summary(recorded: RecordedOutcome) -> NotificationSummary:
-    return NotificationSummary(**recorded.outcome.model_dump(), completed_at=recorded.completed_at)
+    content = recorded.content
+    return NotificationSummary(
+        **recorded.outcome.model_dump(),
+        completed_at=recorded.completed_at,
+        title=content.title if content else None,
+        body=content.body if content else None,
+        created_at=content.created_at if content else None,
+    )
 
 
 class InvalidCursor(ValueError):
@@ -168,4 +189,7 @@ async def load_notification(store: Store, client: HeraldClient, notification_id:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return None
             raise TemporalUnavailable(f"Temporal did not answer ({exc.status.name})") from exc
+    if outcome.actions:  # a question: answers refused after it finished are kept in the store
+        refused = await AnswerStore(store).refusals(notification_id)
+        outcome = outcome.model_copy(update={"refused_answers": [*outcome.refused_answers, *refused]})
     return build_view(outcome, await store.attempts(notification_id))

@@ -2,7 +2,9 @@
 
 Protocol, server to client: `{"type": "ready", "user_id", "connection_id"}` once frames can reach this socket,
 then `{"type": "notification", ...}` frames, `{"type": "pong"}` and `{"type": "error", "message"}`.
-Client to server: `{"type": "ack", "notification_id"}` (delivery counts only once acked) and `{"type": "ping"}`.
+Client to server: `{"type": "ack", "notification_id"}` (delivery counts only once acked) and `{"type": "ping"}`;
+`{"type": "respond", "notification_id", "action_id"}` answers a question as the token's user, and the server
+replies `{"type": "response", "notification_id", "action_id", "accepted", ...}` (`answer`, or `code` and `reason`).
 
 A bad or missing token is answered by accepting and then closing with 1008 (policy violation): refusing the
 handshake would show browsers only 1006, with no way to tell "log in again" from "server down".
@@ -19,18 +21,21 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from temporalio.service import RPCError
 
 from herald.api.deps import Services
 from herald.api.errors import ApiError
 from herald.auth import resolve_token
 from herald.channels.push import PushConnection
-from herald.models import ID_REGEX
+from herald.models import ACTION_ID_REGEX, ID_REGEX, AnswerChannel
+from starter.client import AnswerRefused
 
 router = APIRouter(tags=["push"])
 
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 _ID = re.compile(ID_REGEX)
+_ACTION_ID = re.compile(ACTION_ID_REGEX)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -66,8 +71,9 @@ def bearer_token(query_token: str | None, authorization: str | None) -> str | No
 
 @dataclass(frozen=True)
 class ClientMessage:
-    type: Literal["ack", "ping"]
+    type: Literal["ack", "ping", "respond"]
     notification_id: str | None = None
+    action_id: str | None = None
 
 
 class MalformedMessage(ValueError):
@@ -89,7 +95,14 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         if not isinstance(notification_id, str) or not _ID.fullmatch(notification_id):
             raise MalformedMessage("notification_id: required, the id of the notification being acked")
         return ClientMessage("ack", notification_id)
-    raise MalformedMessage("type: must be `ack` or `ping`")
+    if kind == "respond":
+        notification_id, action_id = value.get("notification_id"), value.get("action_id")
+        if not isinstance(notification_id, str) or not _ID.fullmatch(notification_id):
+            raise MalformedMessage("notification_id: required, the id of the notification being answered")
+        if not isinstance(action_id, str) or not _ACTION_ID.fullmatch(action_id):
+            raise MalformedMessage("action_id: required, one of the notification's action ids (or ack, snooze)")
+        return ClientMessage("respond", notification_id, action_id)
+    raise MalformedMessage("type: must be `ack`, `respond` or `ping`")
 
 
 @router.websocket("/v1/ws")
@@ -173,6 +186,28 @@ async def _receive(websocket: WebSocket, connection: PushConnection, send: Send)
             continue
         if parsed.type == "ping":
             await send({"type": "pong"})
+        elif parsed.type == "respond":
+            await send(await _respond(websocket.app.state.services, connection.user_id, parsed))
         elif parsed.notification_id is not None:
             # A late or repeated ack finds nobody waiting; that is fine and needs no answer.
             connection.ack(parsed.notification_id)
+
+
+async def _respond(services: Services, user_id: str, message: ClientMessage) -> dict[str, Any]:
+    """Answer as the socket's user (the token said who); the reply says whether the answer was taken, and why not."""
+    assert message.notification_id is not None and message.action_id is not None
+    reply: dict[str, Any] = {
+        "type": "response",
+        "notification_id": message.notification_id,
+        "action_id": message.action_id,
+    }
+    try:
+        herald = await services.client()
+        answer = await herald.respond(
+            message.notification_id, message.action_id, user_id, AnswerChannel.push, store=services.store
+        )
+    except AnswerRefused as exc:
+        return {**reply, "accepted": False, "code": exc.code, "reason": exc.reason}
+    except (ApiError, RPCError):
+        return {**reply, "accepted": False, "code": "temporal_unavailable", "reason": "try again shortly"}
+    return {**reply, "accepted": True, "answer": answer.model_dump(mode="json")}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
@@ -18,6 +19,10 @@ class OutboundMessage:
     channel: ChannelName
     idempotency_key: str
     contact: Contact
+    # A question's signed answer links (herald.answers.AnswerLinks): one per action for email, and one
+    # where the holder POSTs its choice for webhooks and Web Push. Empty without HERALD_ANSWER_SECRET.
+    action_urls: Mapping[str, str] = field(default_factory=dict)
+    respond_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from herald.channels.push import PushHub
@@ -34,6 +36,8 @@ log = logging.getLogger("herald.push")
 DEFAULT_PREFIX = "herald:push"
 # Connecting, a command's reply, a SUBSCRIBE's confirmation: loopback or LAN Redis answers well within this.
 REDIS_TIMEOUT = 5.0
+# A command that meets a dead connection (Redis restarted) reconnects and runs again this many times.
+RECONNECT_RETRIES = 2
 
 NotOfferedReason = Literal["queue_full", "not_connected"]
 
@@ -122,7 +126,17 @@ def relay_unavailable(exc: BaseException) -> TransientDeliveryError:
 
 
 def _connect(redis_url: str) -> Redis:
-    return Redis.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
+    """A client whose command on a connection that died with a Redis restart reconnects and runs again.
+
+    Without the retry, the first PUBLISH after a restart fails on the pool's dead connection: a push attempt
+    lost, or worse, an ack lost after the browser saw the frame, so the retry shows it twice.
+    """
+    return Redis.from_url(
+        redis_url,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        socket_timeout=REDIS_TIMEOUT,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), RECONNECT_RETRIES),
+    )
 
 
 # --- the worker side ---------------------------------------------------------------------------------------

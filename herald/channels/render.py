@@ -11,6 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from herald.answers import sms_prompt
 from herald.channels.base import OutboundMessage
 from herald.channels.sms_text import fit_sms
 from herald.errors import ContactMissing
@@ -65,6 +66,10 @@ def email_bodies(message: OutboundMessage, link: str | None) -> tuple[str, str]:
         "notification_id": n.notification_id,
         "metadata": [(str(key), _metadata_value(value)) for key, value in n.metadata.items()],
         "link": link,
+        # A question: one signed, single-use link per action (none without HERALD_ANSWER_SECRET).
+        "actions": [(a.label, message.action_urls[a.id]) for a in n.actions if a.id in message.action_urls],
+        "asks": bool(n.actions),
+        "respond_by": n.respond_by.isoformat() if n.respond_by else None,
     }
     text = _EMAIL_TEMPLATES.get_template("email.txt.j2").render(context)
     html = _EMAIL_TEMPLATES.get_template("email.html.j2").render(context)
@@ -99,6 +104,9 @@ def sms_payload(message: OutboundMessage, sender: str | None, link: str | None =
         raise ContactMissing("the user has no phone number on file")
     n = message.notification
     text = f"{subject(message)}: {n.body}" if n.body else subject(message)
+    if n.actions:
+        # A question keeps its reply prompt whole ("Reply 1 for Approve, 2 for Deny"): it matters more than the link.
+        return {"To": message.contact.phone, "From": sender, "Body": fit_sms(text, sms_prompt(n.actions), 2)}
     return {"To": message.contact.phone, "From": sender, "Body": fit_sms(text, link, max_segments=2)}
 
 
@@ -110,7 +118,10 @@ def push_frame(message: OutboundMessage) -> dict[str, Any]:
 def webhook_body(message: OutboundMessage) -> dict[str, Any]:
     """A Standard Webhooks event body."""
     n = message.notification
-    return {"type": "notification.created", "timestamp": n.created_at.isoformat(), "data": notification_fields(message)}
+    data = notification_fields(message)
+    if message.respond_url:
+        data["respond_url"] = message.respond_url  # POST {"action_id"} there: signed, single-use
+    return {"type": "notification.created", "timestamp": n.created_at.isoformat(), "data": data}
 
 
 def webhook_outbox_payload(message: OutboundMessage) -> dict[str, Any]:
@@ -122,7 +133,7 @@ def webhook_outbox_payload(message: OutboundMessage) -> dict[str, Any]:
 
 def notification_fields(message: OutboundMessage) -> dict[str, Any]:
     n = message.notification
-    return {
+    fields: dict[str, Any] = {
         "notification_id": n.notification_id,
         "agent_id": n.agent_id,
         "user_id": n.user_id,
@@ -132,3 +143,7 @@ def notification_fields(message: OutboundMessage) -> dict[str, Any]:
         "metadata": n.metadata,
         "created_at": n.created_at.isoformat(),
     }
+    if n.actions:  # a question: the client shows buttons and answers with {"type": "respond", ...}
+        fields["actions"] = [action.model_dump() for action in n.actions]
+        fields["respond_by"] = n.respond_by.isoformat() if n.respond_by else None
+    return fields

@@ -131,6 +131,11 @@ def webpush_payload(message: OutboundMessage, link_base: str | None = None, limi
     url = notification_link(link_base, n.notification_id)
     if url:
         fields["url"] = url
+    if n.actions:
+        # Notification API actions (buttons); the service worker POSTs {"action_id"} to respond_url.
+        fields["actions"] = [{"action": a.id, "title": a.label} for a in n.actions]
+        if message.respond_url:
+            fields["respond_url"] = message.respond_url
 
     def encode(**changes: str) -> bytes:
         return json.dumps({**fields, **changes}, ensure_ascii=False, separators=(",", ":")).encode()

@@ -4,6 +4,23 @@ Models validate on construction, so bad input is refused before any workflow sta
 that names the field and the problem. One module per concern; import them all from here.
 """
 
+from herald.models.answers import (
+    ACK_ACTION,
+    ACTION_ID_REGEX,
+    ACTIONS_MAX,
+    BUILTIN_ACTIONS,
+    REFUSED_ANSWERS_MAX,
+    SNOOZE_ACTION,
+    SNOOZE_SECONDS,
+    Action,
+    AgentCallback,
+    Answer,
+    AnswerChannel,
+    AnswerRequest,
+    RefusedAnswer,
+    RespondBody,
+    Snooze,
+)
 from herald.models.common import (
     BODY_MAX_BYTES,
     DEDUP_KEY_MAX_CHARS,
@@ -80,7 +97,11 @@ from herald.models.users import (
 )
 
 __all__ = [
+    "ACK_ACTION",
+    "ACTIONS_MAX",
+    "ACTION_ID_REGEX",
     "BODY_MAX_BYTES",
+    "BUILTIN_ACTIONS",
     "DEDUP_KEY_MAX_CHARS",
     "DEFAULT_DIGEST_HOUR",
     "DEFAULT_FALLBACK_ORDER",
@@ -89,9 +110,17 @@ __all__ = [
     "METADATA_MAX_BYTES",
     "METRICS_MAX",
     "METRIC_STRING_MAX_CHARS",
+    "REFUSED_ANSWERS_MAX",
+    "SNOOZE_ACTION",
+    "SNOOZE_SECONDS",
     "TITLE_MAX_CHARS",
+    "Action",
+    "AgentCallback",
     "AgentEvent",
     "AgentNotification",
+    "Answer",
+    "AnswerChannel",
+    "AnswerRequest",
     "ChannelName",
     "ChannelPreference",
     "ChannelResult",
@@ -134,9 +163,12 @@ __all__ = [
     "PushSubscription",
     "QuietHours",
     "QuietHoursAction",
+    "RefusedAnswer",
+    "RespondBody",
     "RetentionReport",
     "RetentionRequest",
     "RetrySettings",
+    "Snooze",
     "TriggerRule",
     "load_time_zone",
     "new_notification_id",

@@ -15,6 +15,8 @@ from pydantic import (
 TITLE_MAX_CHARS = 200
 BODY_MAX_BYTES = 10 * 1024
 METADATA_MAX_BYTES = 16 * 1024
+# Deeper than this, JSON stops being data; and past ~200 levels Temporal's payload decoding refuses it.
+METADATA_MAX_DEPTH = 32
 DEDUP_KEY_MAX_CHARS = 200
 
 ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -53,6 +55,8 @@ class NotificationStatus(StrEnum):
     no_channel = "no_channel"
     digested = "digested"
     failed = "failed"
+    answered = "answered"  # a question, answered in time: the outcome holds the answer
+    expired = "expired"  # a question nobody answered by its respond_by
 
 
 class ChannelStatus(StrEnum):

@@ -10,6 +10,7 @@ from pydantic import (
     model_validator,
 )
 
+from herald.models.answers import Action, Answer, RefusedAnswer
 from herald.models.common import ChannelName, ChannelStatus, NotificationStatus, Priority
 from herald.models.notification import AgentNotification
 
@@ -34,6 +35,8 @@ class DeliveryPolicy(BaseModel):
     fallback_order: list[ChannelName] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ORDER))
     send_timeout_seconds: float = Field(default=30.0, gt=0)
     critical_confirmations: int = Field(default=2, ge=1)
+    # A question without respond_by takes answers this long after it was created, then ends `expired`.
+    answer_window_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
 
 class NotificationRequest(BaseModel):
@@ -65,6 +68,9 @@ class PreferenceQuery(BaseModel):
     # None (and in histories recorded before quiet hours and digests): switches only, nothing held or digested.
     priority: Priority | None = None
     channels: list[ChannelName] | None = Field(default=None, description="the requested channels (unset: all)")
+    # The rule that fired the notification, if one did: a user's snooze of that rule (or, without one, of the
+    # agent) mutes it. Unset in histories recorded before snoozes, which never had one.
+    rule: str | None = None
 
 
 class EnabledChannels(BaseModel):
@@ -76,6 +82,7 @@ class EnabledChannels(BaseModel):
     enabled: dict[ChannelName, bool]
     hold_until: datetime | None = Field(default=None, description="quiet hours: send when they end")
     digest: bool = Field(default=False, description="goes to the user's digest instead of being sent now")
+    snoozed_until: datetime | None = Field(default=None, description="the user snoozed its rule or agent until then")
 
 
 class DigestItem(BaseModel):
@@ -183,6 +190,14 @@ class NotificationOutcome(BaseModel):
     ops_alert: str | None = None
     held_until: datetime | None = Field(default=None, description="quiet hours held it until then")
     digest_id: str | None = Field(default=None, description="the digest notification that carried it")
+    # Questions (notifications with actions): the deadline, the answer, an ack, and answers refused after the first.
+    actions: list[Action] = Field(default_factory=list, description="the choices a question offers")
+    respond_by: datetime | None = Field(default=None, description="a question takes answers until then")
+    answer: Answer | None = Field(default=None, description="the person's answer to a question (the first valid one)")
+    acknowledged: Answer | None = Field(default=None, description="the first ack or snooze: it stops escalation")
+    refused_answers: list[RefusedAnswer] = Field(default_factory=list, description="answers after the first, refused")
+    rule: str | None = Field(default=None, description="the rule that fired it, if any (what a snooze mutes)")
+    snoozed_until: datetime | None = Field(default=None, description="not sent: the user snoozed its rule or agent")
 
     @property
     def delivered_channels(self) -> list[ChannelName]:

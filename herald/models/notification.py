@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,13 +11,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
 )
 
+from herald.models.answers import ACTIONS_MAX, Action
 from herald.models.common import (
     BODY_MAX_BYTES,
     DEDUP_KEY_MAX_CHARS,
     METADATA_MAX_BYTES,
+    METADATA_MAX_DEPTH,
     TITLE_MAX_CHARS,
     ChannelName,
     Identifier,
@@ -24,6 +28,20 @@ from herald.models.common import (
     new_notification_id,
     utcnow,
 )
+
+
+def json_depth(value: object) -> int:
+    """How deeply lists and objects nest in `value` (a scalar is 0), without recursion: the input is hostile."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
 class AgentNotification(BaseModel):
@@ -41,6 +59,14 @@ class AgentNotification(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
     dedup_key: str | None = None
+    # A question: the choices offered (up to 5) and, optionally, until when an answer is taken.
+    actions: list[Action] = Field(default_factory=list, description="choices the person may answer with (max 5)")
+    respond_by: datetime | None = Field(
+        default=None, description="answers are taken until then (needs actions; a time zone is required)"
+    )
+    callback_url: str | None = Field(
+        default=None, description="where Herald POSTs the answer (or the expiry), signed like its webhooks"
+    )
 
     @field_validator("title")
     @classmethod
@@ -70,6 +96,9 @@ class AgentNotification(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        depth = json_depth(value)
+        if depth > METADATA_MAX_DEPTH:
+            raise ValueError(f"is nested {depth} levels deep; the limit is {METADATA_MAX_DEPTH}")
         try:
             size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
         except (TypeError, ValueError) as exc:
@@ -89,6 +118,47 @@ class AgentNotification(BaseModel):
         if value is not None and not 1 <= len(value) <= DEDUP_KEY_MAX_CHARS:
             raise ValueError(f"must be 1-{DEDUP_KEY_MAX_CHARS} characters")
         return value
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, value: list[Action]) -> list[Action]:
+        if len(value) > ACTIONS_MAX:
+            raise ValueError(f"has {len(value)} actions; the limit is {ACTIONS_MAX}")
+        ids = [action.id for action in value]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"action ids must be unique; repeated: {', '.join(repeated)}")
+        return value
+
+    @field_validator("respond_by")
+    @classmethod
+    def _respond_by(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        # "In the future" is checked where a notification enters Herald (herald.answers.check_respond_by), not
+        # here: this model is decoded again inside the workflow and its activities, after the deadline too.
+        if value is None:
+            return value
+        # Naive times are refused rather than guessed: an agent's local 17:00 is not UTC's.
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("must include a time zone, for example 2026-11-21T17:00:00Z")
+        if "actions" in info.data and not info.data["actions"]:
+            raise ValueError("needs actions: it is the deadline for answers, and this notification asks nothing")
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not _URL.fullmatch(value) or len(value) > 2048:
+            raise ValueError("must be an http:// or https:// URL (up to 2048 characters)")
+        if "actions" in info.data and not info.data["actions"]:
+            raise ValueError("needs actions: Herald calls it back with the answer, and this notification asks nothing")
+        return value
+
+    @property
+    def asks(self) -> bool:
+        """Whether this notification is a question: it offers actions and waits for an answer."""
+        return bool(self.actions)
 
     @property
     def workflow_id(self) -> str:

@@ -22,6 +22,8 @@ def _per_user_document(name: str) -> sa.Table:
 
 preferences = _per_user_document("preferences")
 contacts = _per_user_document("contacts")
+# The browser inbox's read marks (herald/models/inbox.py InboxReadState).
+inbox_state = _per_user_document("inbox_state")
 
 # One row per content key: the first notification to claim it owns it until the window ends.
 dedup_keys = sa.Table(
@@ -120,6 +122,21 @@ versions = sa.Table(
     metadata,
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
+)
+
+# What each notification said (title, body), written with its first delivery attempt: the inbox shows it in the
+# user's history beside the outcome. Personal data, like contacts: kept here, aged out by the retention cleanup.
+notification_content = sa.Table(
+    "notification_content",
+    metadata,
+    sa.Column("notification_id", sa.String(128), primary_key=True),
+    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("agent_id", sa.String(128), nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("stored_at", Timestamp, nullable=False, index=True),
 )
 
 # Which digest notification carried each digested notification (kept apart from `notifications`, so the

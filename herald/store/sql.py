@@ -26,6 +26,7 @@ from herald.models import (
     TriggerRule,
     utcnow,
 )
+from herald.models.inbox import InboxReadState, NotificationContent
 from herald.store import schema
 
 
@@ -49,6 +50,8 @@ class RecordedOutcome:
 
     outcome: NotificationOutcome
     completed_at: datetime
+    # What it said, when its content was kept (from its first delivery attempt); None when no channel was tried.
+    content: NotificationContent | None = None
 
 
 # What the retention cleanup deletes, by table: the key it deletes by, and the timestamp that ages the row.
@@ -60,6 +63,11 @@ _AGED_TABLES: dict[str, tuple[sa.Table, sa.Column[Any], sa.Column[Any]]] = {
         schema.notifications.c.completed_at,
     ),
     "digested": (schema.digested, schema.digested.c.notification_id, schema.digested.c.created_at),
+    "notification_content": (
+        schema.notification_content,
+        schema.notification_content.c.notification_id,
+        schema.notification_content.c.stored_at,
+    ),
     "provider_receipts": (
         schema.provider_receipts,
         schema.provider_receipts.c.provider_message_id,
@@ -131,6 +139,14 @@ class Store:
     async def get_contact(self, user_id: str) -> Contact | None:
         data = await self._get_json(schema.contacts, user_id)
         return Contact.model_validate(data) if data is not None else None
+
+    async def get_inbox_state(self, user_id: str) -> InboxReadState:
+        """The user's read marks; nothing read yet when none were saved."""
+        data = await self._get_json(schema.inbox_state, user_id)
+        return InboxReadState.model_validate(data) if data is not None else InboxReadState()
+
+    async def put_inbox_state(self, user_id: str, state: InboxReadState) -> None:
+        await self._put_json(schema.inbox_state, user_id, state.model_dump(mode="json"))
 
     async def put_contact(self, user_id: str, contact: Contact) -> None:
         await self._put_json(schema.contacts, user_id, contact.model_dump(mode="json", exclude_none=True))
@@ -304,11 +320,32 @@ class Store:
 
     # --- delivery log ----------------------------------------------------------------------------
 
-    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
+    async def record_attempt(self, attempt: DeliveryAttempt, content: NotificationContent | None = None) -> None:
+        """Log the attempt; with `content`, keep what the notification said too (once: later attempts change nothing)."""
         row = attempt.model_dump(mode="python", exclude={"provider_status", "provider_error_code"})
         row["started_at"], row["finished_at"] = _utc(attempt.started_at), _utc(attempt.finished_at)
         async with self.engine.begin() as conn:
             await conn.execute(sa.insert(schema.delivery_log).values(**row))
+            if content is not None:
+                await conn.execute(self._keep_content(content))
+
+    async def keep_content(self, content: NotificationContent) -> None:
+        """Keep what a notification said when no attempt will (it went to the digest); the first write wins."""
+        async with self.engine.begin() as conn:
+            await conn.execute(self._keep_content(content))
+
+    def _keep_content(self, content: NotificationContent) -> Any:
+        c = schema.notification_content
+        values = content.model_dump(mode="python")
+        values.update(priority=content.priority.value, created_at=_utc(content.created_at), stored_at=utcnow())
+        return self._insert(c).values(**values).on_conflict_do_nothing(index_elements=[c.c.notification_id])
+
+    async def get_content(self, notification_id: str) -> NotificationContent | None:
+        c = schema.notification_content
+        query = sa.select(c).where(c.c.notification_id == notification_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return _content(row) if row is not None else None
 
     async def find_delivered(self, idempotency_key: str) -> DeliveryAttempt | None:
         """The successful attempt for this (notification, channel), if one was logged: never send twice."""
@@ -407,9 +444,18 @@ class Store:
         Keyset paging: `after` is the (completed_at, notification_id) of the last row already seen, and the
         page holds the rows strictly after it in this order, so a page never shifts when new rows arrive.
         """
-        t, d = schema.notifications, schema.digested
-        query = sa.select(t.c.outcome, t.c.completed_at, d.c.digest_id).select_from(
-            t.outerjoin(d, t.c.notification_id == d.c.notification_id)
+        t, d, c = schema.notifications, schema.digested, schema.notification_content
+        query = sa.select(
+            t.c.outcome,
+            t.c.completed_at,
+            d.c.digest_id,
+            c.c.title.label("content_title"),
+            c.c.body.label("content_body"),
+            c.c.created_at.label("content_created_at"),
+        ).select_from(
+            t.outerjoin(d, t.c.notification_id == d.c.notification_id).outerjoin(
+                c, t.c.notification_id == c.c.notification_id
+            )
         )
         if user_id is not None:
             query = query.where(t.c.user_id == user_id)
@@ -434,7 +480,18 @@ class Store:
             outcome = NotificationOutcome.model_validate(row.outcome)
             if row.digest_id:
                 outcome = outcome.model_copy(update={"digest_id": row.digest_id})
-            recorded.append(RecordedOutcome(outcome, _aware(row.completed_at)))
+            content = None
+            if row.content_title is not None:
+                content = NotificationContent(
+                    notification_id=outcome.notification_id,
+                    agent_id=outcome.agent_id,
+                    user_id=outcome.user_id,
+                    priority=outcome.priority,
+                    title=row.content_title,
+                    body=row.content_body,
+                    created_at=_aware(row.content_created_at),
+                )
+            recorded.append(RecordedOutcome(outcome, _aware(row.completed_at), content))
         return recorded
 
     async def mark_digested(self, notification_ids: list[str], digest_id: str) -> None:
@@ -520,6 +577,13 @@ def _attempt(row: Any) -> DeliveryAttempt:
     data["started_at"] = _aware(data["started_at"])
     data["finished_at"] = _aware(data["finished_at"])
     return DeliveryAttempt.model_validate(data)
+
+
+def _content(row: Any) -> NotificationContent:
+    data = dict(row)
+    data.pop("stored_at", None)
+    data["created_at"] = _aware(data["created_at"])
+    return NotificationContent.model_validate(data)
 
 
 def _create_missing_indexes(conn: sa.Connection) -> None:

@@ -3,7 +3,7 @@
 One module per group of commands; importing them registers their commands on `app`.
 """
 
-from starter.cli import keys, notifications, rules, stack, users
+from starter.cli import keys, mcp, notifications, rules, stack, users
 from starter.cli.common import app
 from starter.cli.rules import check_rules, diff_lines, event_fields, parse_metric, rule_entries, rules_diff, rules_table
 
@@ -13,6 +13,7 @@ __all__ = [
     "diff_lines",
     "event_fields",
     "keys",
+    "mcp",
     "notifications",
     "parse_metric",
     "rule_entries",

@@ -26,7 +26,7 @@ from starter.cli.common import (
 )
 
 
-def _issue(kind: Literal["user", "agent"], subject: str, argument: str, hint: str) -> None:
+def _issue(kind: Literal["user", "agent"], subject: str, argument: str, hint: str) -> str:
     """Print the new token once on stdout (it is stored only as a hash), and what it is for on stderr."""
     from pydantic import TypeAdapter
 
@@ -37,19 +37,40 @@ def _issue(kind: Literal["user", "agent"], subject: str, argument: str, hint: st
         TypeAdapter(Identifier).validate_python(subject)
     except ValidationError as exc:
         raise fail(f"{argument}: {describe(exc.errors())[0].message}") from None
-    typer.echo(with_store(lambda store: issue_token(store, kind, subject)))
+    token = with_store(lambda store: issue_token(store, kind, subject))
+    typer.echo(token)
     typer.echo(hint, err=True)
+    return token
 
 
 @tokens_app.command("issue")
-def tokens_issue(user_id: Annotated[str, typer.Argument(help="the user the token speaks for")]) -> None:
-    """Issue a token for USER_ID: their own preferences, contact, notifications and WebSocket."""
-    _issue(
+def tokens_issue(
+    user_id: Annotated[str, typer.Argument(help="the user the token speaks for")],
+    link: Annotated[
+        bool | None,
+        typer.Option(
+            "--link/--no-link",
+            help="also print the browser login link (HERALD_PUBLIC_URL or the local API) after the token; "
+            "default: on a terminal only, so `$(herald tokens issue ada)` stays the token alone",
+        ),
+    ] = None,
+) -> None:
+    """Issue a token for USER_ID: their own preferences, contact, notifications and WebSocket, and the login link."""
+    import sys
+
+    from herald.config import Settings
+    from herald.inbox import login_link
+
+    token = _issue(
         "user",
         user_id,
         "user_id",
         f"# token for user {user_id}, shown only now: Authorization: Bearer <token>, or ?token= on /v1/ws",
     )
+    if link if link is not None else sys.stdout.isatty():
+        # On stdout, never stderr: the link holds the token. The fragment (#token=) never reaches a server log.
+        typer.echo(login_link(Settings().api_url, token))
+        typer.echo("# open the link above to see the inbox and preferences in a browser", err=True)
 
 
 @keys_app.command("issue")

@@ -21,6 +21,10 @@ from herald.netguard import UnsafeURL, check_public_url, forbidden_reason
         ("fe80::1%eth0", "link-local"),
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:192.168.0.1", "private"),
+        ("2002:7f00:1::1", "loopback"),  # 6to4 around 127.0.0.1
+        ("2002:a9fe:a9fe::", "link-local"),
+        ("64:ff9b::a00:1", "private"),  # NAT64 around 10.0.0.1
+        ("fec0::1", "non-public"),  # site-local
         ("0.0.0.0", "non-public"),
         ("100.64.0.1", "non-public"),
         ("224.0.0.1", "non-public"),

@@ -16,6 +16,7 @@ from herald.models import (
     NotificationStatus,
     Priority,
 )
+from herald.models.inbox import InboxReadState, NotificationContent
 from herald.store import PURGED_TABLES, RecordedOutcome, Store
 from herald.store import schema as tables
 from tests.herald import test_store
@@ -44,6 +45,18 @@ def outcome(
         channels={
             ChannelName.email: ChannelResult(channel=ChannelName.email, status=ChannelStatus.delivered, attempt_count=1)
         },
+    )
+
+
+def content(notification_id: str, created_at: datetime = T0, title: str = "Deploy finished") -> NotificationContent:
+    return NotificationContent(
+        notification_id=notification_id,
+        agent_id="deploy-bot",
+        user_id="ada",
+        title=title,
+        body="all green",
+        priority=Priority.medium,
+        created_at=created_at,
     )
 
 
@@ -122,6 +135,28 @@ async def test_list_carries_the_digest_that_took_it(db: Store) -> None:
     assert row.outcome.digest_id == "digest-1"
 
 
+async def test_list_carries_what_the_notification_said_once_an_attempt_kept_it(db: Store) -> None:
+    await db.record_attempt(delivered("n1", T0), content("n1", T0 - timedelta(seconds=5)))
+    # a retry keeps the first content: the notification's text does not change between attempts
+    await db.record_attempt(delivered("n1", T0), content("n1", T0, title="something else"))
+    await db.record_outcome(outcome("n1"))
+    await db.record_outcome(outcome("n2", status=NotificationStatus.suppressed_duplicate))
+    rows = {r.outcome.notification_id: r for r in await db.list_outcomes()}
+    kept = rows["n1"].content
+    assert kept is not None and (kept.title, kept.body) == ("Deploy finished", "all green")
+    assert kept.created_at == T0 - timedelta(seconds=5)
+    assert rows["n2"].content is None, "never sent on a channel: nothing was kept"
+    assert await db.get_content("n1") == kept
+
+
+async def test_inbox_read_marks_round_trip_per_user(db: Store) -> None:
+    assert await db.get_inbox_state("ada") == InboxReadState()
+    marks = InboxReadState(read_up_to=T0, read_ids={"n9": T0 + timedelta(minutes=1)})
+    await db.put_inbox_state("ada", marks)
+    assert await db.get_inbox_state("ada") == marks
+    assert await db.get_inbox_state("bob") == InboxReadState()
+
+
 # --- retention -----------------------------------------------------------------------------------
 
 
@@ -129,7 +164,9 @@ async def seed_old_and_new(store: Store, now: datetime, days: int) -> None:
     """In every aged table one row just past the retention period and one just inside it."""
     old, new = now - timedelta(days=days, minutes=1), now - timedelta(days=days) + timedelta(minutes=1)
     for name, at in (("old", old), ("new", new)):
-        await store.record_attempt(delivered(name, at, provider_message_id=f"msg-{name}"))
+        await store.record_attempt(delivered(name, at, provider_message_id=f"msg-{name}"), content(name, at))
+        c = tables.notification_content
+        await set_time(store, c, "stored_at", c.c.notification_id == name, at)
         await record_at(store, outcome(name), at)
         await store.record_provider_status(f"msg-{name}", "delivered")
         r = tables.provider_receipts

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from temporalio.worker import Replayer
 
 from herald.events import plan_firings
 from herald.models import (
+    Action,
     AgentNotification,
     ChannelName,
     Contact,
@@ -274,3 +276,38 @@ async def test_record_local_histories(herald: Harness, fake_http: FakeHTTPServer
     for name, handle in handles.items():
         history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
         (HISTORIES / f"NotificationWorkflow-local_{name}.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_answer_histories(herald: Harness) -> None:
+    """Questions (the `answers-v1` patch): one acked then answered while it waits, one that expires.
+
+    Record these alone (`-k record_answer`), beside the older histories.
+    """
+    user = f"asked-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+
+    def question(title: str, seconds: float) -> AgentNotification:
+        return AgentNotification(
+            agent_id="recorder",
+            user_id=user,
+            title=title,
+            channels=[ChannelName.email],
+            actions=[Action(id="approve", label="Approve"), Action(id="deny", label="Deny")],
+            respond_by=utcnow() + timedelta(seconds=seconds),
+        )
+
+    answered, expired = question("answered", 600), question("expired", 2)
+    handles = {"answered": await herald.client.notify(answered), "expired": await herald.client.notify(expired)}
+    for _ in range(400):
+        status = await handles["answered"].status()
+        if ChannelName.email in status.delivered_channels:
+            break
+        await asyncio.sleep(0.025)
+    await herald.client.respond(answered.notification_id, "ack", user)
+    await herald.client.respond(answered.notification_id, "approve", user)
+    assert (await handles["answered"].outcome()).status is NotificationStatus.answered
+    assert (await handles["expired"].outcome()).status is NotificationStatus.expired
+    for name, handle in handles.items():
+        history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-question_{name}.json").write_text(history.to_json())

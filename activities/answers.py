@@ -1,0 +1,28 @@
+"""call_agent: tell a question's agent the answer (or the expiry) at its callback_url."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.delivery import to_application_error
+from herald.callbacks import AgentCallbacks
+from herald.errors import DeliveryError
+from herald.models import AgentCallback, utcnow
+
+
+class AnswerActivities:
+    def __init__(self, callbacks: AgentCallbacks | None) -> None:
+        self._callbacks = callbacks
+
+    @activity.defn(name="call_agent")
+    async def call_agent(self, callback: AgentCallback) -> str:
+        """One POST; Temporal retries what may pass (5xx, 429, unreachable) on the delivery schedule."""
+        if self._callbacks is None:
+            raise ApplicationError(
+                "agent callbacks are not configured on this worker", type="CallbacksOff", non_retryable=True
+            )
+        try:
+            return await self._callbacks.send(callback, utcnow())
+        except DeliveryError as exc:
+            raise to_application_error(exc, activity.info().attempt) from None

@@ -1,0 +1,282 @@
+"""Answers coming back: signed answer links (email, webhooks, Web Push), the API, and SMS replies through Twilio.
+
+Each route authenticates the person its own way (a signed single-use link, a user token, Twilio's signature plus
+the phone the question went to) and hands the answer to the notification's workflow (`HeraldClient.respond`).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Annotated
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape as xml_escape
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+from temporalio.service import RPCError, RPCStatusCode
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+
+from herald.answers import AnswerToken, TokenError, parse_sms_reply, phone_key, sms_prompt, verify_token
+from herald.api.auth import CallerDep, authorize
+from herald.api.deps import Deps, Services
+from herald.api.errors import ApiError, ErrorBody
+from herald.api.providers import SIGNATURE_HEADER, signed_url
+from herald.api.views import QUERY_TIMEOUT
+from herald.logs import bind
+from herald.models import ID_REGEX, Action, Answer, AnswerChannel, RespondBody, utcnow
+from herald.store import AnswerStore
+from starter.client import AnswerRefused
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["answers"])
+
+TWILIO_INBOUND_PATH = "/v1/providers/twilio/inbound"
+NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
+Token = Annotated[str, Path(max_length=512, description="a signed answer link's token")]
+
+# AnswerRefused codes as HTTP statuses: a conflict with what already happened, or a request that can never work.
+REFUSAL_STATUS = {
+    "unknown_action": 422,
+    "not_recipient": 403,
+    "not_found": 404,
+    "too_late": 409,
+    "already_answered": 409,
+    "already_acknowledged": 409,
+    "closed": 409,
+}
+TOKEN_STATUS = {"forged": 403, "malformed": 403, "expired": 410}
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Herald: {title}</title></head>
+<body style="font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif;background:#f5f5f7;
+padding:24px;color:#1d1d1f;"><div style="max-width:480px;margin:0 auto;background:#fff;border-radius:8px;padding:24px;">
+<h1 style="font-size:20px;margin:0 0 16px 0;">{title}</h1>{content}</div></body></html>"""
+
+
+# The page's URL holds a token: never send it on as a Referer, never cache it; no scripts, forms post here only.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+# Refusals are JSON, as everywhere in the API (one error shape for every client); only the pages are HTML.
+LINK_ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody, "content": {"application/json": {}}} for status in (403, 404, 409, 410, 422, 503)
+}
+
+
+def page(title: str, content: str) -> HTMLResponse:
+    """A small self-contained page; every interpolated text is escaped by the caller."""
+    return HTMLResponse(_PAGE.format(title=html.escape(title), content=content), headers=PAGE_HEADERS)
+
+
+def answered_message(answer: Answer, label: str) -> str:
+    return f"Thanks: your answer “{label}” reached the agent."
+
+
+class _Answering:
+    """What a link's holder is answering: the notification's user, offered actions and the action's label."""
+
+    def __init__(self, user_id: str, actions: list[Action]) -> None:
+        self.user_id, self.actions = user_id, actions
+
+    def label(self, action_id: str) -> str:
+        for action in self.actions:
+            if action.id == action_id:
+                return action.label
+        return {"ack": "Acknowledge", "snooze": "Snooze 1h"}.get(action_id, action_id)
+
+
+async def _answering(services: Services, notification_id: str) -> _Answering:
+    """The notified user and the offered actions: from the recorded outcome once it finished, else its workflow."""
+    outcome = await services.store.get_outcome(notification_id)
+    if outcome is None:
+        herald = await services.client()
+        try:
+            outcome = await herald.get_handle(notification_id).status(rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise ApiError(404, "not_found", f"no notification {notification_id}", "notification_id") from None
+            raise ApiError(503, "temporal_unavailable", "Temporal did not answer; retry") from exc
+    return _Answering(outcome.user_id, outcome.actions)
+
+
+async def _respond(
+    services: Services, notification_id: str, action_id: str, user_id: str, channel: AnswerChannel
+) -> Answer:
+    bind(notification_id=notification_id)
+    herald = await services.client()
+    try:
+        return await herald.respond(notification_id, action_id, user_id, channel, store=services.store)
+    except RPCError as exc:
+        raise ApiError(503, "temporal_unavailable", "Temporal did not take the answer; retry") from exc
+
+
+def _refused(exc: AnswerRefused) -> ApiError:
+    return ApiError(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.reason, "action_id")
+
+
+def _secret(services: Services) -> bytes:
+    secret = services.settings.answer_secret
+    if secret is None:
+        raise ApiError(404, "answer_links_off", "answer links are not configured here: HERALD_ANSWER_SECRET is unset")
+    return secret.get_secret_value().encode()
+
+
+def _verified(services: Services, token: str) -> AnswerToken:
+    try:
+        return verify_token(_secret(services), token, utcnow())
+    except TokenError as exc:
+        raise ApiError(TOKEN_STATUS[exc.code], f"link_{exc.code}", str(exc), "token") from None
+
+
+@router.get("/v1/answers/{token}", response_class=HTMLResponse, responses=LINK_ERRORS)
+async def answer_link_page(token: Token, deps: Deps) -> HTMLResponse:
+    """An email's answer link opens this confirmation page; only its button (a POST) answers, so a mail
+    scanner that fetches every link answers nothing."""
+    claims = _verified(deps, token)
+    answering = await _answering(deps, claims.notification_id)
+    if claims.action_id is None:
+        return page("Answer", "<p>This link takes a POST with a JSON body: {&quot;action_id&quot;: ...}.</p>")
+    label = html.escape(answering.label(claims.action_id))
+    form = (
+        f"<p>Answer <strong>{label}</strong>?</p>"
+        '<form method="post"><input type="hidden" name="confirm" value="1">'
+        f'<button type="submit" style="padding:8px 16px;font-size:15px;">{label}</button></form>'
+    )
+    return page(f"Answer: {answering.label(claims.action_id)}", form)
+
+
+@router.post(
+    "/v1/answers/{token}",
+    responses={200: {"model": Answer, "content": {"text/html": {}}}, **LINK_ERRORS},
+)
+async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
+    """Answer through a signed, single-use link: the confirmation page's form (HTML back), or a webhook receiver
+    or service worker POSTing `{"action_id"}` to its `respond_url` (JSON back)."""
+    is_form = request.headers.get("content-type", "").split(";")[0].strip().lower() == (
+        "application/x-www-form-urlencoded"
+    )
+    claims = _verified(deps, token)
+    action_id = claims.action_id
+    if not is_form:
+        try:
+            body = RespondBody.model_validate_json(await request.body())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            raise ApiError(422, "invalid_request", f"{field}: {first['msg']}", field) from None
+        if action_id is not None and body.action_id != action_id:
+            raise ApiError(422, "invalid_request", "action_id: this link answers another action", "action_id")
+        action_id = body.action_id
+    if action_id is None:
+        raise ApiError(422, "invalid_request", "action_id: is required", "action_id")
+    answering = await _answering(deps, claims.notification_id)
+    if not await AnswerStore(deps.store).use_link(claims.nonce, claims.notification_id, float(claims.expires_at)):
+        raise ApiError(409, "link_used", "this answer link was already used: each link works once", "token")
+    try:
+        answer = await _respond(deps, claims.notification_id, action_id, answering.user_id, claims.channel)
+    except AnswerRefused as exc:
+        raise _refused(exc) from None
+    if is_form:
+        return page("Answer received", f"<p>{html.escape(answered_message(answer, answering.label(action_id)))}</p>")
+    return JSONResponse(answer.model_dump(mode="json"))
+
+
+@router.post(
+    "/v1/notifications/{notification_id}/respond",
+    response_model=Answer,
+    tags=["notifications"],
+    responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+async def respond(notification_id: NotificationId, body: RespondBody, caller: CallerDep, deps: Deps) -> Answer:
+    """Answer as the notified user (their user token; the admin key answers for them): one of the notification's
+    actions, `ack` or `snooze`. Agent keys may not answer: an agent asks, a person answers."""
+    answering = await _answering(deps, notification_id)
+    authorize(caller, users=[answering.user_id], field="notification_id")
+    try:
+        return await _respond(deps, notification_id, body.action_id, answering.user_id, AnswerChannel.api)
+    except AnswerRefused as exc:
+        raise _refused(exc) from None
+
+
+# --- SMS replies (Twilio's inbound-message webhook) ---------------------------------------------------------------
+
+
+def twiml(message: str | None) -> Response:
+    """Twilio's reply format: one SMS back to the sender, or none."""
+    inner = f"<Message>{xml_escape(message)}</Message>" if message else ""
+    body = f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>'
+    return Response(body, media_type="application/xml")
+
+
+async def signed_twilio_form(request: Request, services: Services) -> FormData:
+    """The form of a Twilio webhook, once its X-Twilio-Signature holds for Herald's public URL."""
+    settings = services.settings
+    if settings.twilio_auth_token is None:
+        raise ApiError(404, "twilio_not_configured", "Twilio is not configured here: TWILIO_AUTH_TOKEN is unset")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise ApiError(415, "unsupported_media_type", "expected an application/x-www-form-urlencoded body")
+    try:
+        pairs: list[tuple[str, str | UploadFile]] = list(
+            parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        )
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_request", "the form body is not UTF-8") from None
+    form = FormData(pairs)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        raise ApiError(403, "invalid_signature", f"the {SIGNATURE_HEADER} header is missing", SIGNATURE_HEADER)
+    url = signed_url(settings, request.url.path, request.url.query)
+    if not RequestValidator(settings.twilio_auth_token.get_secret_value()).validate(url, form, signature):
+        raise ApiError(
+            403,
+            "invalid_signature",
+            f"{SIGNATURE_HEADER} does not match: check TWILIO_AUTH_TOKEN, and that HERALD_PUBLIC_URL is the URL Twilio calls",
+            SIGNATURE_HEADER,
+        )
+    return form
+
+
+@router.post(
+    TWILIO_INBOUND_PATH,
+    tags=["providers"],
+    response_class=Response,
+    responses={
+        200: {"content": {"application/xml": {}}},
+        **{status: {"model": ErrorBody} for status in (400, 403, 404, 415, 422)},
+    },
+)
+async def twilio_inbound(request: Request, deps: Deps) -> Response:
+    """Twilio's incoming-message webhook: an SMS reply ("1", "approve", "ACK", "SNOOZE") answers the newest open
+    question texted to that number. Answers with TwiML, one SMS back saying what happened.
+
+    Point the number's "A message comes in" webhook at `HERALD_PUBLIC_URL` + this path.
+    """
+    form = await signed_twilio_form(request, deps)
+    sender, text = form.get("From"), form.get("Body")
+    if not isinstance(sender, str) or not sender:
+        raise ApiError(422, "invalid_request", "From is required", "From")
+    question = await AnswerStore(deps.store).open_sms_question(phone_key(sender))
+    if question is None:
+        # The number and the text stay out of the log: they are personal data.
+        log.info("sms reply with no open question for its number; ignored")
+        return twiml("Herald: there is no open question for this number.")
+    action_id = parse_sms_reply(text if isinstance(text, str) else "", question.action_ids)
+    answering = await _answering(deps, question.notification_id)
+    if action_id is None:
+        prompt = sms_prompt(answering.actions) or "Reply " + ", ".join(question.action_ids)
+        return twiml(f"Herald: that reply matched no choice. {prompt}, or ACK.")
+    try:
+        await _respond(deps, question.notification_id, action_id, question.user_id, AnswerChannel.sms)
+    except AnswerRefused as exc:
+        return twiml(f"Herald: not taken, {exc.reason}.")
+    return twiml(f"Herald: got it, {answering.label(action_id)}.")

@@ -1,0 +1,104 @@
+"""The agent's callback: when a question is answered or expires, POST the result to its `callback_url`.
+
+For agents that don't hold a connection open while a person takes hours to answer. The request is signed the
+way Herald signs webhooks (Standard Webhooks, HERALD_WEBHOOK_SECRET), with `webhook-id` `<workflow_id>/callback`
+so a receiver drops a repeat. Without the secret the body goes to the outbox (`outbox/callback/<id>.json`),
+like every unconfigured channel.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from herald.channels.outbox import _write_atomically
+from herald.channels.webhook import classify, sign
+from herald.config import Settings
+from herald.errors import PermanentDeliveryError, TransientDeliveryError
+from herald.models import AgentCallback
+from herald.netguard import UnsafeURL, check_public_url
+
+
+def callback_body(callback: AgentCallback, now: datetime) -> dict[str, Any]:
+    """`notification.answered` or `notification.expired`, with the answer: ids, the action, the channel, times."""
+    return {
+        "type": f"notification.{callback.status}",
+        "timestamp": now.astimezone(UTC).isoformat(),
+        "data": {
+            "notification_id": callback.notification_id,
+            "agent_id": callback.agent_id,
+            "status": callback.status,
+            "answer": callback.answer.model_dump(mode="json") if callback.answer else None,
+            "respond_by": callback.respond_by.isoformat() if callback.respond_by else None,
+        },
+    }
+
+
+class AgentCallbacks:
+    """Sends agent callbacks; raises TransientDeliveryError to retry and PermanentDeliveryError to give up."""
+
+    def __init__(
+        self,
+        secret: str | None,
+        outbox_dir: Path,
+        *,
+        allow_private: bool = False,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._secret = secret
+        self._outbox = outbox_dir / "callback"
+        self._allow_private = allow_private
+        self._timeout = timeout
+        self._client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AgentCallbacks:
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else None
+        return cls(
+            secret,
+            settings.outbox_dir,
+            allow_private=settings.allow_private_webhooks,
+            timeout=settings.webhook_timeout_seconds,
+        )
+
+    async def send(self, callback: AgentCallback, now: datetime) -> str:
+        """Deliver the callback once; the receiver's answer decides retry or not, as for webhooks."""
+        body = callback_body(callback, now)
+        msg_id = f"{callback.workflow_id}/callback"
+        if self._secret is None:
+            path = self._outbox / f"{callback.notification_id}.json"
+            _write_atomically(path, {"url": callback.url, "webhook-id": msg_id, "body": body})
+            return f"outbox:callback/{path.name}"
+        if not self._allow_private:
+            try:
+                await check_public_url(callback.url)
+            except UnsafeURL as exc:
+                raise PermanentDeliveryError(f"callback URL {exc}", type_name="CallbackUrlRefused") from None
+        content = json.dumps(body, separators=(",", ":")).encode()
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self._secret, msg_id, timestamp, content),
+        }
+        client = self._client or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        try:
+            response = await client.post(callback.url, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TransientDeliveryError(
+                f"callback endpoint unreachable ({type(exc).__name__})", type_name="CallbackUnreachable"
+            ) from None
+        finally:
+            if self._client is None:
+                await client.aclose()
+        error = classify(response.status_code, response.headers.get("retry-after"))
+        if error is not None:
+            raise error
+        return f"callback:{response.status_code}"

@@ -1,0 +1,127 @@
+"""Questions and answers: the actions a notification offers, and the person's answer flowing back to the agent."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from herald.models.common import Identifier
+
+ACTIONS_MAX = 5
+ACTION_LABEL_MAX_CHARS = 64
+ACTION_ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+_ACTION_ID = re.compile(ACTION_ID_REGEX)
+
+# Built-in responses, accepted on every notification whether or not the agent offered them as buttons:
+# `ack` says "seen, I'm on it" (it stops escalation, and leaves a question open); `snooze` acks and mutes the
+# notification's rule (or, without a rule, its agent) for that user for SNOOZE_SECONDS. An agent may list
+# them among its actions to show them as buttons; they still mean this, never an answer.
+ACK_ACTION = "ack"
+SNOOZE_ACTION = "snooze"
+BUILTIN_ACTIONS = frozenset({ACK_ACTION, SNOOZE_ACTION})
+SNOOZE_SECONDS = 3600
+# Answers refused after the first valid one are kept in the outcome, up to this many (then refused unrecorded).
+REFUSED_ANSWERS_MAX = 20
+
+
+def _action_id(value: str) -> str:
+    if not _ACTION_ID.fullmatch(value):
+        raise ValueError("must be 1-32 characters of letters, digits, _ and -, starting with a letter or digit")
+    return value
+
+
+ActionId = Annotated[str, AfterValidator(_action_id)]
+
+
+class Action(BaseModel):
+    """One choice a notification offers: a button in the inbox and Web Push, a link in email, a number in SMS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: ActionId
+    label: str
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > ACTION_LABEL_MAX_CHARS:
+            raise ValueError(f"is {len(value)} characters; the limit is {ACTION_LABEL_MAX_CHARS}")
+        return value
+
+
+class AnswerChannel(StrEnum):
+    """Where an answer came from: a delivery channel, or the API directly (an agent's UI, the CLI)."""
+
+    push = "push"
+    email = "email"
+    sms = "sms"
+    webhook = "webhook"
+    api = "api"
+
+
+class Answer(BaseModel):
+    """The person's choice, as the workflow accepted it."""
+
+    action_id: str
+    user_id: str
+    channel: AnswerChannel
+    answered_at: datetime
+
+
+class RefusedAnswer(BaseModel):
+    """An answer that came after the first valid one (or after an ack, a second ack): kept for the record."""
+
+    action_id: str
+    channel: AnswerChannel
+    at: datetime
+    reason: str
+
+
+class AnswerRequest(BaseModel):
+    """The `respond` update's input: who chose what, through which channel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action_id: ActionId
+    user_id: Identifier
+    channel: AnswerChannel = AnswerChannel.api
+
+
+class Snooze(BaseModel):
+    """A user's mute of one rule (`rule:<name>`) or one agent (`agent:<id>`) until a moment."""
+
+    user_id: str
+    scope: str
+    until: datetime
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class RespondBody(BaseModel):
+    """`POST /v1/notifications/{id}/respond` and the webhook's `respond_url`: the chosen action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action_id: ActionId = Field(description="one of the notification's action ids, or `ack` / `snooze`")
+
+
+class AgentCallback(BaseModel):
+    """What the `call_agent` activity POSTs to a question's callback_url once it is answered or expired."""
+
+    url: str
+    notification_id: str
+    workflow_id: str
+    agent_id: str
+    status: str  # answered or expired
+    answer: Answer | None = None
+    respond_by: datetime | None = None

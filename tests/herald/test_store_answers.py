@@ -1,0 +1,72 @@
+"""What answering keeps in the store, on SQLite and PostgreSQL: single-use links, SMS questions, snoozes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from herald.answers import phone_key
+from herald.models import NotificationOutcome, NotificationStatus, Priority, Snooze
+from herald.store import AnswerStore, SmsQuestion, Store
+from tests.herald.test_store import store  # noqa: F401  (the SQLite + PostgreSQL fixture)
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+PHONE = "+14155550100"
+
+
+async def test_an_answer_link_works_once(store: Store) -> None:  # noqa: F811
+    answers = AnswerStore(store)
+    expires = (NOW + timedelta(hours=1)).timestamp()
+    assert await answers.use_link("nonce-1", "q1", expires) is True
+    assert await answers.use_link("nonce-1", "q1", expires) is False
+    assert await answers.use_link("nonce-2", "q1", expires) is True
+
+
+async def test_an_sms_reply_finds_the_newest_open_question(store: Store) -> None:  # noqa: F811
+    answers, key = AnswerStore(store), phone_key(PHONE)
+    assert await answers.open_sms_question(key, NOW) is None
+    await answers.record_sms_question(key, "q-old", "ada", ["yes", "no"], NOW + timedelta(hours=2))
+    await answers.record_sms_question(key, "q-new", "ada", ["approve", "deny"], NOW + timedelta(hours=2))
+    await answers.record_sms_question(key, "q-new", "ada", ["other"], NOW + timedelta(hours=2))  # a retried send
+    await answers.record_sms_question(phone_key("+14155550999"), "q-bob", "bob", ["x"], NOW + timedelta(hours=2))
+    assert await answers.open_sms_question(key, NOW) == SmsQuestion("q-new", "ada", ["approve", "deny"])
+
+    # Once its notification finished (its outcome is recorded), a question no longer takes replies.
+    await store.record_outcome(
+        NotificationOutcome(
+            notification_id="q-new",
+            workflow_id="notification/q-new",
+            agent_id="deploy-agent",
+            user_id="ada",
+            priority=Priority.high,
+            status=NotificationStatus.answered,
+        )
+    )
+    assert await answers.open_sms_question(key, NOW) == SmsQuestion("q-old", "ada", ["yes", "no"])
+    # Nor once it expired.
+    assert await answers.open_sms_question(key, NOW + timedelta(hours=2)) is None
+
+
+async def test_snoozes_mute_until_they_end(store: Store) -> None:  # noqa: F811
+    answers = AnswerStore(store)
+    scopes = ["rule:checkout-errors", "agent:checkout-agent"]
+    assert await answers.snoozed_until("ada", scopes, NOW) is None
+    until = NOW + timedelta(hours=1)
+    await answers.put_snooze(Snooze(user_id="ada", scope="rule:checkout-errors", until=until))
+    assert await answers.snoozed_until("ada", scopes, NOW) == until
+    assert await answers.snoozed_until("bob", scopes, NOW) is None
+    assert await answers.snoozed_until("ada", ["rule:other"], NOW) is None
+    assert await answers.snoozed_until("ada", scopes, until) is None
+    # Snoozing again moves the end.
+    later = NOW + timedelta(hours=3)
+    await answers.put_snooze(Snooze(user_id="ada", scope="rule:checkout-errors", until=later))
+    assert await answers.snoozed_until("ada", scopes, NOW) == later
+
+
+async def test_expired_entries_are_purged(store: Store) -> None:  # noqa: F811
+    answers = AnswerStore(store)
+    await answers.use_link("old", "q1", (NOW - timedelta(minutes=1)).timestamp())
+    await answers.use_link("live", "q1", (NOW + timedelta(minutes=1)).timestamp())
+    await answers.record_sms_question(phone_key(PHONE), "q1", "ada", ["a"], NOW - timedelta(minutes=1))
+    await answers.put_snooze(Snooze(user_id="ada", scope="agent:a", until=NOW - timedelta(minutes=1)))
+    assert await answers.purge_expired(NOW) == 3
+    assert await answers.use_link("live", "q1", NOW.timestamp()) is False
