@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from herald.answers import load_or_create_secret
-from herald.api.app import create_app
+from herald.api.app import API_SHUTDOWN_SECONDS, create_app
 from herald.channels import PushHub, providers
 from herald.codec import CodecConfigError, codec_from_keys, load_or_create_key_file
 from herald.config import Settings, temporal_binary
@@ -168,7 +168,15 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
             await ensure_retention_schedule(client, settings)
             herald = HeraldClient(client, settings.task_queue, settings.delivery_policy())
             app = create_app(settings, store=runtime.store, client=herald, hub=hub)
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=ports.api, log_level="warning"))
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    host="127.0.0.1",
+                    port=ports.api,
+                    log_level="warning",
+                    timeout_graceful_shutdown=API_SHUTDOWN_SECONDS,
+                )
+            )
             api = asyncio.create_task(server.serve())
             while not server.started:
                 if api.done():

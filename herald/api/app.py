@@ -48,6 +48,8 @@ from starter.client import HeraldClient
 
 NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
 LIST_LIMIT_MAX = 200
+# Seconds a stopping API waits for open requests and WebSockets before it closes them.
+API_SHUTDOWN_SECONDS = 5
 # Scraped and probed every few seconds: logged at debug, still counted.
 QUIET_ROUTES = frozenset({"/metrics", "/healthz"})
 # Every body is refused past this size before it is parsed (events have their own, smaller limit).

@@ -48,7 +48,7 @@ def api(
     """Serve the HTTP API (FastAPI, OpenAPI at /docs). Every call needs a bearer token (see `keys`, `tokens`)."""
     import uvicorn
 
-    from herald.api.app import create_app
+    from herald.api.app import API_SHUTDOWN_SECONDS, create_app
     from herald.logs import configure_logging
 
     settings = Settings().model_copy(update={"auth": True})
@@ -62,4 +62,6 @@ def api(
         port=port or settings.api_port,
         log_config=None,
         access_log=False,
+        # Open WebSockets would hold a shutdown forever; browsers reconnect and catch up on their own.
+        timeout_graceful_shutdown=API_SHUTDOWN_SECONDS,
     )
