@@ -158,6 +158,57 @@ def ms(value: float) -> float:
     return round(1000 * value, 2)
 
 
+def _seconds(event: Any) -> float:
+    return float(event.event_time.ToDatetime().timestamp())
+
+
+async def breakdown(stack: Stack, notification_ids: list[str], empty_ids: list[str]) -> dict[str, Any]:
+    """Where an event's time goes, from the server's own timestamps in the histories (medians, ms).
+
+    For a notification: the monitor's workflow task for the event (queued, then run by the worker), the server
+    starting the child, and the child's one workflow task (queued, then run: dedup, preferences and the push
+    frame as local activities). For the empty workflow: its one task, queued then run.
+    """
+    stages: dict[str, list[float]] = {
+        "monitor task queued": [],
+        "monitor task run": [],
+        "child start": [],
+        "notification task queued": [],
+        "notification task run": [],
+    }
+    monitors: dict[str, dict[int, Any]] = {}
+    for notification_id in notification_ids:
+        child = await stack.client.get_workflow_handle(f"notification/{notification_id}").fetch_history()
+        events = list(child.events)
+        started = events[0].workflow_execution_started_event_attributes
+        task_started = next(e for e in events if e.HasField("workflow_task_started_event_attributes"))
+        task_done = next(e for e in events if e.HasField("workflow_task_completed_event_attributes"))
+        parent = started.parent_workflow_execution
+        if parent.run_id not in monitors:
+            history = await stack.client.get_workflow_handle(parent.workflow_id, run_id=parent.run_id).fetch_history()
+            monitors[parent.run_id] = {e.event_id: e for e in history.events}
+        monitor = monitors[parent.run_id]
+        initiated = monitor[started.parent_initiated_event_id]
+        completed = monitor[
+            initiated.start_child_workflow_execution_initiated_event_attributes.workflow_task_completed_event_id
+        ]
+        attrs = completed.workflow_task_completed_event_attributes
+        scheduled, run = monitor[attrs.scheduled_event_id], monitor[attrs.started_event_id]
+        stages["monitor task queued"].append(_seconds(run) - _seconds(scheduled))
+        stages["monitor task run"].append(_seconds(completed) - _seconds(run))
+        stages["child start"].append(_seconds(events[0]) - _seconds(completed))
+        stages["notification task queued"].append(_seconds(task_started) - _seconds(events[0]))
+        stages["notification task run"].append(_seconds(task_done) - _seconds(task_started))
+    empty: dict[str, list[float]] = {"empty task queued": [], "empty task run": []}
+    for workflow_id in empty_ids:
+        events = list((await stack.client.get_workflow_handle(workflow_id).fetch_history()).events)
+        task_started = next(e for e in events if e.HasField("workflow_task_started_event_attributes"))
+        task_done = next(e for e in events if e.HasField("workflow_task_completed_event_attributes"))
+        empty["empty task queued"].append(_seconds(task_started) - _seconds(events[0]))
+        empty["empty task run"].append(_seconds(task_done) - _seconds(task_started))
+    return {name: ms(median(values)) for name, values in {**stages, **empty}.items() if values}
+
+
 async def run(rate: float, seconds: float, baseline_count: int, agents: int) -> dict[str, Any]:
     token_box: list[str] = []
 
@@ -175,6 +226,8 @@ async def run(rate: float, seconds: float, baseline_count: int, agents: int) -> 
             stack, token, rate=rate, seconds=seconds, run=run_id, label=f"events at {rate:g}/s", agents=agents
         )
         after = await empty_round_trips(stack, baseline_count, "after")
+        sample = sorted(timings.sent)[:: max(1, len(timings.sent) // 50)]
+        stages = await breakdown(stack, sample, [f"rt/after-{i}" for i in range(min(50, baseline_count))])
     latencies = [timings.received[nid] - sent for nid, sent in timings.sent.items() if nid in timings.received]
     if not latencies:
         raise RuntimeError(f"no frame arrived (errors: {timings.errors[:5]})")
@@ -209,6 +262,10 @@ async def run(rate: float, seconds: float, baseline_count: int, agents: int) -> 
             "p99": ms(percentile(before + after, 99)),
             "count": len(before) + len(after),
         },
+        "stages_median_ms": stages,
+        # Every sample, for the report's distribution plot (histogram and CDF).
+        "event_to_frame": {"samples_ms": [ms(v) for v in sorted(latencies)]},
+        "empty_round_trip": {"samples_ms": [ms(v) for v in sorted(before + after)]},
         "p50_ratio": round(p50 / baseline, 2),
         "p95_ratio": round(p95 / baseline, 2),
         "p99_ratio": round(p99 / baseline, 2),
