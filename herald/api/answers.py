@@ -9,21 +9,18 @@ from __future__ import annotations
 import html
 import logging
 from typing import Annotated
-from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as xml_escape
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
-from starlette.datastructures import FormData, UploadFile
 from temporalio.service import RPCError, RPCStatusCode
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from herald.answers import AnswerToken, TokenError, parse_sms_reply, phone_key, sms_prompt, verify_token
 from herald.api.auth import CallerDep, authorize
 from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody
-from herald.api.providers import SIGNATURE_HEADER, signed_url
+from herald.api.providers import signed_twilio_form
 from herald.api.views import QUERY_TIMEOUT
 from herald.logs import bind
 from herald.models import ID_REGEX, Action, Answer, AnswerChannel, RespondBody, utcnow
@@ -215,35 +212,6 @@ def twiml(message: str | None) -> Response:
     inner = f"<Message>{xml_escape(message)}</Message>" if message else ""
     body = f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>'
     return Response(body, media_type="application/xml")
-
-
-async def signed_twilio_form(request: Request, services: Services) -> FormData:
-    """The form of a Twilio webhook, once its X-Twilio-Signature holds for Herald's public URL."""
-    settings = services.settings
-    if settings.twilio_auth_token is None:
-        raise ApiError(404, "twilio_not_configured", "Twilio is not configured here: TWILIO_AUTH_TOKEN is unset")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise ApiError(415, "unsupported_media_type", "expected an application/x-www-form-urlencoded body")
-    try:
-        pairs: list[tuple[str, str | UploadFile]] = list(
-            parse_qsl((await request.body()).decode(), keep_blank_values=True)
-        )
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_request", "the form body is not UTF-8") from None
-    form = FormData(pairs)
-    signature = request.headers.get(SIGNATURE_HEADER)
-    if not signature:
-        raise ApiError(403, "invalid_signature", f"the {SIGNATURE_HEADER} header is missing", SIGNATURE_HEADER)
-    url = signed_url(settings, request.url.path, request.url.query)
-    if not RequestValidator(settings.twilio_auth_token.get_secret_value()).validate(url, form, signature):
-        raise ApiError(
-            403,
-            "invalid_signature",
-            f"{SIGNATURE_HEADER} does not match: check TWILIO_AUTH_TOKEN, and that HERALD_PUBLIC_URL is the URL Twilio calls",
-            SIGNATURE_HEADER,
-        )
-    return form
 
 
 @router.post(

@@ -1,4 +1,4 @@
-"""Callbacks from providers: Twilio's message status reports."""
+"""Callbacks from providers: Twilio's message status reports, and the signature check every Twilio webhook passes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import FormData, UploadFile
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from herald.api.deps import Deps
+from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody
 from herald.config import Settings
 
@@ -30,6 +30,40 @@ def signed_url(settings: Settings, path: str, query: str) -> str:
     return settings.api_url.rstrip("/") + path + (f"?{query}" if query else "")
 
 
+async def signed_twilio_form(request: Request, services: Services) -> FormData:
+    """The form of a Twilio webhook (status callback or inbound message), once its X-Twilio-Signature holds for
+    Herald's public URL.
+
+    Parsed here rather than by request.form(), which needs python-multipart even for urlencoded bodies; a
+    multidict, so the validator signs repeated keys the way Twilio does.
+    """
+    settings = services.settings
+    if settings.twilio_auth_token is None:
+        raise ApiError(404, "twilio_not_configured", "Twilio is not configured here: TWILIO_AUTH_TOKEN is unset")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise ApiError(415, "unsupported_media_type", "expected an application/x-www-form-urlencoded body")
+    try:
+        pairs: list[tuple[str, str | UploadFile]] = list(
+            parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        )
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_request", "the form body is not UTF-8") from None
+    form = FormData(pairs)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        raise ApiError(403, "invalid_signature", f"the {SIGNATURE_HEADER} header is missing", SIGNATURE_HEADER)
+    url = signed_url(settings, request.url.path, request.url.query)
+    if not RequestValidator(settings.twilio_auth_token.get_secret_value()).validate(url, form, signature):
+        raise ApiError(
+            403,
+            "invalid_signature",
+            f"{SIGNATURE_HEADER} does not match: check TWILIO_AUTH_TOKEN, and that HERALD_PUBLIC_URL is the URL Twilio calls",
+            SIGNATURE_HEADER,
+        )
+    return form
+
+
 @router.post(
     TWILIO_STATUS_PATH,
     status_code=204,
@@ -41,34 +75,7 @@ async def twilio_status(request: Request, deps: Deps) -> Response:
 
     Point StatusCallback at `HERALD_PUBLIC_URL` + this path; the signature covers that exact URL.
     """
-    settings = deps.settings
-    if settings.twilio_auth_token is None:
-        raise ApiError(404, "twilio_not_configured", "Twilio is not configured here: TWILIO_AUTH_TOKEN is unset")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise ApiError(415, "unsupported_media_type", "expected an application/x-www-form-urlencoded body")
-    # Parsed here rather than by request.form(), which needs python-multipart even for urlencoded bodies.
-    try:
-        pairs: list[tuple[str, str | UploadFile]] = list(
-            parse_qsl((await request.body()).decode(), keep_blank_values=True)
-        )
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_request", "the form body is not UTF-8") from None
-    form = FormData(pairs)  # a multidict: the validator signs repeated keys the way Twilio does
-
-    signature = request.headers.get(SIGNATURE_HEADER)
-    if not signature:
-        raise ApiError(403, "invalid_signature", f"the {SIGNATURE_HEADER} header is missing", SIGNATURE_HEADER)
-    url = signed_url(settings, request.url.path, request.url.query)
-    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
-    if not validator.validate(url, form, signature):
-        raise ApiError(
-            403,
-            "invalid_signature",
-            f"{SIGNATURE_HEADER} does not match: check TWILIO_AUTH_TOKEN, and that HERALD_PUBLIC_URL is the URL Twilio calls",
-            SIGNATURE_HEADER,
-        )
-
+    form = await signed_twilio_form(request, deps)
     sid, status = form.get("MessageSid"), form.get("MessageStatus")
     if not isinstance(sid, str) or not sid or not isinstance(status, str) or not status:
         missing = "MessageSid" if not sid else "MessageStatus"
