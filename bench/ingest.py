@@ -32,6 +32,7 @@ import httpx
 import psutil
 
 from bench.common import ROOT, save_result
+from herald.dev import stop_process
 from herald.models import TriggerRule
 from herald.rule_cache import RuleCache
 from herald.rules import RuleBook
@@ -214,13 +215,7 @@ async def http_comparison(home: Path, *, rounds: int, requests: int, concurrency
                         flush=True,
                     )
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, 15)
     events, noop = results[EVENTS_PATH], results[NOOP_PATH]
     per_round = [ratio(e.rate, n.rate) for e, n in zip(events, noop, strict=True)]
     events_rate = ratio(sum(r.requests for r in events), sum(r.seconds for r in events))

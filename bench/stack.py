@@ -51,9 +51,9 @@ from bench.empty import EmptyWorkflow
 from herald.api.app import create_app
 from herald.channels import PushConnection, PushHub
 from herald.config import Settings
-from herald.dev import DevPorts, dev_codec_settings, temporal_command
+from herald.dev import DevPorts, connect_with_retry, dev_codec_settings, stop_process, temporal_command
 from herald.store import Store
-from starter.client import HeraldClient, connect_temporal
+from starter.client import HeraldClient
 from worker import Runtime, create_worker, open_runtime
 
 T = TypeVar("T")
@@ -104,17 +104,6 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def connect_with_retry(settings: Settings, attempts: int = 100) -> Client:
-    last: Exception | None = None
-    for _ in range(attempts):
-        try:
-            return await connect_temporal(settings)
-        except Exception as exc:  # the server listens a moment before it serves
-            last = exc
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"could not connect to the Temporal dev server: {last}")
-
-
 # --- the worker process ------------------------------------------------------------------------------------------
 
 
@@ -137,7 +126,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    client = await connect_with_retry(settings)
+    client = await connect_with_retry(settings, attempts=100)
     hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
     async with open_runtime(settings, hub) as runtime:
         worker = create_worker(client, runtime, extra_workflows=[EmptyWorkflow], tuning=worker_options)
@@ -317,17 +306,6 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def _stop_process(process: asyncio.subprocess.Process, grace: float) -> None:
-    if process.returncode is not None:
-        return
-    process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), grace)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-
-
 @contextlib.asynccontextmanager
 async def embedded_stack(
     *,
@@ -395,19 +373,19 @@ async def embedded_stack(
             raise RuntimeError(f"the worker process exited:\n{_tail(worker_log)}")
         # Keep reading its stdout, so that a chatty dependency can never block it on a full pipe.
         drain = asyncio.create_task(_drain(worker.stdout))
-        client = await connect_with_retry(settings)
+        client = await connect_with_retry(settings, attempts=100)
         yield Stack(home, ports, settings, client, store, psutil.Process(temporal.pid), psutil.Process(worker.pid))
     except BaseException:
         console.print(f"[red]worker log tail:[/red]\n{_tail(worker_log)}")
         raise
     finally:
         if worker is not None:
-            await _stop_process(worker, 40)
+            await stop_process(worker, 40)
         if drain is not None:
             drain.cancel()
         if store is not None:
             await store.close()
-        await _stop_process(temporal, 20)
+        await stop_process(temporal, 20)
         shutil.rmtree(home, ignore_errors=True)
 
 

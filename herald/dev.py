@@ -162,7 +162,7 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
         loop.add_signal_handler(sig, stop.set)
     try:
         await _wait_for_port(ports.temporal, process, log_path)
-        client = await _connect_with_retry(settings)
+        client = await connect_with_retry(settings)
         hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
         async with open_runtime(settings, hub) as runtime, create_worker(client, runtime):
             await ensure_retention_schedule(client, settings)
@@ -206,18 +206,25 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
             server.should_exit = True
             await api
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, 15)
 
 
-async def _connect_with_retry(settings: Settings) -> Client:
+async def stop_process(process: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM, then SIGKILL once `grace` seconds have passed: a child never outlives the one who started it."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def connect_with_retry(settings: Settings, attempts: int = 50) -> Client:
+    """Connect to a Temporal server that was just started: it listens a moment before it serves."""
     last: Exception | None = None
-    for _ in range(50):
+    for _ in range(attempts):
         try:
             return await connect_temporal(settings)
         except Exception as exc:  # the server listens a moment before it serves
