@@ -8,11 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from herald.channels import PushConnection
 from herald.config import Settings, temporal_binary
 from herald.models import DeliveryPolicy, RetrySettings
 from herald.search import SEARCH_ATTRIBUTE_KEYS
@@ -135,3 +137,12 @@ async def patient_push(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Asy
         create_worker(temporal_env.client, runtime, task_queue, workflow_failure_exception_types=[Exception]),
     ):
         yield Harness(HeraldClient(temporal_env.client, task_queue, PATIENT_POLICY), runtime, settings)
+
+
+async def acking(connection: PushConnection, frames: list[dict[str, Any]] | None = None) -> None:
+    """A push client that acks every frame it receives, like the inbox does; keeps them in `frames` if given."""
+    while True:
+        frame = await connection.receive()
+        if frames is not None:
+            frames.append(frame)
+        connection.ack(frame["notification_id"])

@@ -9,7 +9,6 @@ import hmac
 import json
 from typing import Any
 
-from herald.channels import PushConnection
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -19,7 +18,7 @@ from herald.models import (
     Preferences,
     Priority,
 )
-from tests.conftest import WEBHOOK_SECRET, Harness
+from tests.conftest import WEBHOOK_SECRET, Harness, acking
 from tests.fakes.http import FakeHTTPServer
 
 EMAIL = ChannelName.email
@@ -32,14 +31,6 @@ def note(**fields: Any) -> AgentNotification:
     values: dict[str, Any] = {"agent_id": "support-agent", "user_id": "user-1", "title": "Error rate 7%"}
     values.update(fields)
     return AgentNotification(**values)
-
-
-async def acking(connection: PushConnection, frames: list[dict[str, Any]]) -> None:
-    """A push client that acks every frame it receives, like the inbox does."""
-    while True:
-        frame = await connection.receive()
-        frames.append(frame)
-        connection.ack(frame["notification_id"])
 
 
 def outbox_files(herald: Harness, channel: str) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from herald.models import (
     utcnow,
 )
 from herald.schedule import quiet_window_end
-from tests.conftest import Harness
+from tests.conftest import Harness, acking
 from workflows.digest import DigestWorkflow
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -67,12 +67,7 @@ async def test_the_issue_example(herald: Harness) -> None:
 
     # Critical: straight through, day or night, and SMS is allowed for it.
     with herald.runtime.hub.connect(user) as connection:
-
-        async def ack() -> None:
-            while True:
-                connection.ack((await connection.receive())["notification_id"])
-
-        acker = asyncio.create_task(ack())
+        acker = asyncio.create_task(acking(connection))
         critical = await (
             await herald.client.notify(note(user, "other-agent", Priority.critical, ChannelName.email, ChannelName.sms))
         ).outcome()

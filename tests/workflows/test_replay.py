@@ -31,7 +31,7 @@ from herald.models import (
     Priority,
     utcnow,
 )
-from tests.conftest import Harness
+from tests.conftest import Harness, acking
 from tests.fakes.http import FakeHTTPServer
 from workflows import ALL_WORKFLOWS
 from workflows.digest import DigestWorkflow
@@ -73,12 +73,7 @@ async def test_record_histories(herald: Harness, fake_http: FakeHTTPServer) -> N
         "unconfirmed": note(title="critical", priority="critical", channels=[ChannelName.email]),
     }
     with herald.runtime.hub.connect("user-1") as connection:
-
-        async def ack() -> None:
-            while True:
-                connection.ack((await connection.receive())["notification_id"])
-
-        acker = asyncio.create_task(ack())
+        acker = asyncio.create_task(acking(connection))
         handles = {name: await herald.client.notify(n) for name, n in scenarios.items()}
         outcomes = {name: await h.outcome() for name, h in handles.items()}
         duplicate = await herald.client.notify(note(title="two channels", channels=[ChannelName.email]))
@@ -252,12 +247,7 @@ async def test_record_local_histories(herald: Harness, fake_http: FakeHTTPServer
         "escalated": note(title="critical", priority="critical", channels=[ChannelName.email]),
     }
     with herald.runtime.hub.connect(user) as connection:
-
-        async def ack() -> None:
-            while True:
-                connection.ack((await connection.receive())["notification_id"])
-
-        acker = asyncio.create_task(ack())
+        acker = asyncio.create_task(acking(connection))
         handles = {name: await herald.client.notify(n) for name, n in scenarios.items()}
         outcomes = {name: await h.outcome() for name, h in handles.items()}
         duplicate = await herald.client.notify(note(title="two channels", channels=[ChannelName.email]))
