@@ -25,14 +25,14 @@ class PreferenceActivities:
         A query without a priority comes from a history recorded before minimum priorities, quiet hours and
         digests: it gets the merged switches alone, exactly as it did then.
         """
-        preferences = await self._store.get_preferences(query.user_id)
         if query.priority is None:
+            preferences = await self._store.get_preferences(query.user_id)
             return EnabledChannels(enabled=merge_preferences(preferences, query.agent_id))
         channels = query.channels if query.channels is not None else list(ChannelName)
         now = self._clock()
-        if query.priority is not Priority.critical:  # critical gets through a snooze, as through quiet hours
-            scopes = snooze_scopes(query.rule, query.agent_id)
-            until = await AnswerStore(self._store).snoozed_until(query.user_id, scopes, now)
-            if until is not None:
-                return EnabledChannels(enabled=dict.fromkeys(channels, False), snoozed_until=until)
+        # Critical gets through a snooze, as through quiet hours: no snooze to look up.
+        scopes = snooze_scopes(query.rule, query.agent_id) if query.priority is not Priority.critical else None
+        preferences, until = await AnswerStore(self._store).preferences_and_snooze(query.user_id, scopes, now)
+        if until is not None:
+            return EnabledChannels(enabled=dict.fromkeys(channels, False), snoozed_until=until)
         return route_for(query.agent_id, query.priority, channels, preferences, now)

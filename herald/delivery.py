@@ -41,7 +41,7 @@ class DeliveryService:
     async def deliver(self, request: DeliveryRequest, attempt: int) -> DeliveryReceipt:
         """Deliver once per idempotency key: a success already in the delivery log is not sent again."""
         key = request.idempotency_key
-        prior = await self.store.find_delivered(key)
+        prior, contact = await self.store.delivery_context(key, request.notification.user_id)
         if prior is not None:
             metrics.count_already_delivered(request.channel)
             return DeliveryReceipt(
@@ -51,8 +51,7 @@ class DeliveryService:
                 already_delivered=True,
             )
         channel = self.channels[request.channel]
-        contact = await self.store.get_contact(request.notification.user_id) or Contact()
-        message = await self._message(request, contact)
+        message = await self._message(request, contact or Contact())
         started = utcnow()
         try:
             result = await channel.send(message)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from herald.models import AnswerChannel, RefusedAnswer, Snooze, utcnow
+from herald.models import AnswerChannel, Preferences, RefusedAnswer, Snooze, utcnow
 from herald.store import schema
-from herald.store.sql import Store
+from herald.store.sql import Store, preferences_from
 
 Timestamp = sa.DateTime(timezone=True)
 
@@ -64,6 +65,11 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _snooze_end(user_id: str, scopes: list[str], now: datetime) -> sa.Select[Any]:
+    t = snoozes
+    return sa.select(sa.func.max(t.c.until)).where(t.c.user_id == user_id, t.c.scope.in_(scopes), t.c.until > _utc(now))
+
+
 @dataclass(frozen=True)
 class SmsQuestion:
     """The newest open question texted to a phone: what a numbered reply answers."""
@@ -76,15 +82,13 @@ class SmsQuestion:
 class AnswerStore:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._engine = store.engine
 
     async def use_link(self, nonce: str, notification_id: str, expires_at: float) -> bool:
         """Record an answer link as used; False when it was used before (links are single-use)."""
         t = used_answer_links
         stmt = self._store._insert(t).values(nonce=nonce, notification_id=notification_id, expires_at=expires_at)
-        async with self._engine.begin() as conn:
-            result = await conn.execute(stmt.on_conflict_do_nothing(index_elements=[t.c.nonce]))
-        return bool(result.rowcount)
+        stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.nonce])
+        return bool(await self._store.write(lambda conn: conn.execute(stmt).rowcount))
 
     async def record_sms_question(
         self, phone_key: str, notification_id: str, user_id: str, action_ids: list[str], expires_at: datetime
@@ -99,8 +103,8 @@ class AnswerStore:
             sent_at=utcnow(),
             expires_at=_utc(expires_at),
         )
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt.on_conflict_do_nothing(index_elements=[t.c.notification_id]))
+        stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.notification_id])
+        await self._store.write(lambda conn: conn.execute(stmt))
 
     async def open_sms_question(self, phone_key: str, now: datetime | None = None) -> SmsQuestion | None:
         """The newest question texted to this phone that still takes answers: not expired, and its
@@ -113,8 +117,7 @@ class AnswerStore:
             .order_by(t.c.sent_at.desc())
             .limit(1)
         )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._store.read(lambda conn: conn.execute(query).first())
         if row is None:
             return None
         return SmsQuestion(str(row.notification_id), str(row.user_id), [str(a) for a in row.action_ids])
@@ -123,14 +126,13 @@ class AnswerStore:
         """Keep a refused answer for the record (the reason names no person: ids, channels and times only)."""
         values = refused.model_dump(mode="python")
         values.update(notification_id=notification_id, channel=refused.channel.value, at=_utc(refused.at))
-        async with self._engine.begin() as conn:
-            await conn.execute(sa.insert(refused_answers).values(**values))
+        stmt = sa.insert(refused_answers).values(**values)
+        await self._store.write(lambda conn: conn.execute(stmt))
 
     async def refusals(self, notification_id: str) -> list[RefusedAnswer]:
         t = refused_answers
         query = sa.select(t.c.action_id, t.c.channel, t.c.reason, t.c.at).where(t.c.notification_id == notification_id)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(t.c.id))).all()
+        rows = await self._store.read(lambda conn: conn.execute(query.order_by(t.c.id)).all())
         return [
             RefusedAnswer(action_id=r.action_id, channel=AnswerChannel(r.channel), reason=r.reason, at=_utc(r.at))
             for r in rows
@@ -141,28 +143,33 @@ class AnswerStore:
         t = snoozes
         stmt = self._store._insert(t).values(user_id=snooze.user_id, scope=snooze.scope, until=_utc(snooze.until))
         stmt = stmt.on_conflict_do_update(index_elements=[t.c.user_id, t.c.scope], set_={"until": stmt.excluded.until})
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt)
+        await self._store.write(lambda conn: conn.execute(stmt))
 
     async def snoozed_until(self, user_id: str, scopes: list[str], now: datetime | None = None) -> datetime | None:
         """The latest end of a live snooze of any of `scopes` for this user, or None."""
-        t = snoozes
-        query = sa.select(sa.func.max(t.c.until)).where(
-            t.c.user_id == user_id, t.c.scope.in_(scopes), t.c.until > _utc(now or utcnow())
-        )
-        async with self._engine.connect() as conn:
-            until = await conn.scalar(query)
+        until = await self._store.read(lambda conn: conn.scalar(_snooze_end(user_id, scopes, now or utcnow())))
         return _utc(until) if until is not None else None
+
+    async def preferences_and_snooze(
+        self, user_id: str, scopes: list[str] | None, now: datetime
+    ) -> tuple[Preferences, datetime | None]:
+        """The user's preferences and, for `scopes`, `snoozed_until`: one round trip, as every notification
+        reads both (no scopes, as for critical, which gets through a snooze: preferences alone)."""
+        t = schema.preferences
+
+        def read(conn: sa.Connection) -> tuple[Any, Any]:
+            data = conn.scalar(sa.select(t.c.data).where(t.c.user_id == user_id))
+            return data, conn.scalar(_snooze_end(user_id, scopes, now)) if scopes else None
+
+        data, until = await self._store.read(read)
+        return preferences_from(data), _utc(until) if until is not None else None
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Drop used links, SMS questions and snoozes that can no longer matter."""
         now = now or utcnow()
-        async with self._engine.begin() as conn:
-            counts = [
-                await conn.execute(
-                    sa.delete(used_answer_links).where(used_answer_links.c.expires_at <= now.timestamp())
-                ),
-                await conn.execute(sa.delete(sms_questions).where(sms_questions.c.expires_at <= _utc(now))),
-                await conn.execute(sa.delete(snoozes).where(snoozes.c.until <= _utc(now))),
-            ]
-        return sum(result.rowcount or 0 for result in counts)
+        stmts = [
+            sa.delete(used_answer_links).where(used_answer_links.c.expires_at <= now.timestamp()),
+            sa.delete(sms_questions).where(sms_questions.c.expires_at <= _utc(now)),
+            sa.delete(snoozes).where(snoozes.c.until <= _utc(now)),
+        ]
+        return await self._store.write(lambda conn: sum(conn.execute(stmt).rowcount or 0 for stmt in stmts))

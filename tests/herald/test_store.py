@@ -24,7 +24,7 @@ from herald.models import (
     Preferences,
     Priority,
 )
-from herald.store import Store
+from herald.store import Store, schema
 from tests.conftest import POSTGRES_URL
 
 NOW = 1_700_000_000.0
@@ -239,6 +239,56 @@ async def test_find_delivered_is_per_idempotency_key(store: Store) -> None:
     assert await store.find_delivered("notification/n1/push") is not None
     assert await store.find_delivered("notification/n1/email") is None
     assert await store.find_delivered("notification/n2/push") is None
+
+
+async def test_delivery_context_reads_the_logged_success_and_the_contact_together(store: Store) -> None:
+    assert await store.delivery_context("notification/n1/email", "alice") == (None, None)
+    await store.put_contact("alice", Contact(email="alice@example.com"))
+    await store.record_attempt(attempt(1, ChannelStatus.failed))
+    assert await store.delivery_context("notification/n1/email", "alice") == (
+        None,
+        Contact(email="alice@example.com"),
+    )
+    delivered = attempt(2, ChannelStatus.delivered, provider_message_id="msg-1")
+    await store.record_attempt(delivered)
+    assert await store.delivery_context("notification/n1/email", "alice") == (
+        delivered,
+        Contact(email="alice@example.com"),
+    )
+    assert await store.delivery_context("notification/n1/email", "bob") == (delivered, None)
+
+
+# --- units of work -------------------------------------------------------------------------------
+
+
+async def test_a_write_that_raises_is_rolled_back(store: Store) -> None:
+    def half_then_fail(conn: sa.Connection) -> None:
+        conn.execute(sa.insert(schema.versions).values(name="half", version=1))
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        await store.write(half_then_fail)
+    assert (
+        await store.read(
+            lambda conn: conn.scalar(sa.select(schema.versions.c.version).where(schema.versions.c.name == "half"))
+        )
+        is None
+    )
+
+
+async def test_concurrent_units_of_work_each_see_their_own_statements(store: Store) -> None:
+    async def bump(n: int) -> int:
+        await store.put_preferences(f"user-{n}", Preferences())
+        return n
+
+    assert sorted(await asyncio.gather(*(bump(n) for n in range(20)))) == list(range(20))
+    count = await store.read(lambda conn: conn.scalar(sa.select(sa.func.count()).select_from(schema.preferences)))
+    assert count == 20
+
+
+async def test_an_in_memory_sqlite_store_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ValueError, match="give the database a file path"):
+        await Store.open("sqlite+aiosqlite:///:memory:")
 
 
 # --- outcomes and ops alerts ---------------------------------------------------------------------

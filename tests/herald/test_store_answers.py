@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from herald.answers import phone_key
-from herald.models import NotificationOutcome, NotificationStatus, Priority, Snooze
+from herald.models import NotificationOutcome, NotificationStatus, Preferences, Priority, Snooze
 from herald.store import AnswerStore, SmsQuestion, Store
 from tests.herald.test_store import store  # noqa: F401  (the SQLite + PostgreSQL fixture)
 
@@ -60,6 +60,20 @@ async def test_snoozes_mute_until_they_end(store: Store) -> None:  # noqa: F811
     later = NOW + timedelta(hours=3)
     await answers.put_snooze(Snooze(user_id="ada", scope="rule:checkout-errors", until=later))
     assert await answers.snoozed_until("ada", scopes, NOW) == later
+
+
+async def test_preferences_and_snooze_come_in_one_read(store: Store) -> None:  # noqa: F811
+    answers = AnswerStore(store)
+    scopes = ["rule:checkout-errors", "agent:checkout-agent"]
+    assert await answers.preferences_and_snooze("ada", scopes, NOW) == (Preferences(), None)
+    muted = Preferences.model_validate({"default": {"sms": False}})
+    await store.put_preferences("ada", muted)
+    until = NOW + timedelta(hours=1)
+    await answers.put_snooze(Snooze(user_id="ada", scope="agent:checkout-agent", until=until))
+    assert await answers.preferences_and_snooze("ada", scopes, NOW) == (muted, until)
+    # Without scopes (critical gets through a snooze) the snooze is not looked up.
+    assert await answers.preferences_and_snooze("ada", None, NOW) == (muted, None)
+    assert await answers.preferences_and_snooze("ada", scopes, until) == (muted, None)
 
 
 async def test_expired_entries_are_purged(store: Store) -> None:  # noqa: F811
