@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from herald.models import AgentEvent, AgentNotification, Firing, FiringPlan, MonitorState
+from herald.models import AgentEvent, AgentNotification, FiredRule, Firing, FiringPlan, MonitorState
 from herald.rules import RuleBook
 
 # After its last event, a monitor lingers this long even with no cooldown running, then completes.
@@ -50,6 +50,29 @@ def plan_firings(agent_id: str, event_id: str, firings: Iterable[Firing], now: d
         )
         for firing in firings
     ]
+
+
+def split_by_cooldown(plans: Iterable[FiringPlan]) -> tuple[list[FiringPlan], list[FiringPlan]]:
+    """(plans that go to `monitor/<agent_id>`, plans whose notifications the client starts itself).
+
+    The monitor exists to own cooldowns: it serialises a rule's firings across events, API processes and
+    workers. A rule without a cooldown fires on every match and needs no shared state, so routing it through
+    the monitor costs only latency (its workflow task plus a child start). Skipping it loses no safety: the
+    notification ids derive from (event, rule, user), so a retried event names workflows that already exist.
+    """
+    monitored: list[FiringPlan] = []
+    direct: list[FiringPlan] = []
+    for plan in plans:
+        (monitored if plan.cooldown_seconds > 0 else direct).append(plan)
+    return monitored, direct
+
+
+def in_plan_order(plans: Iterable[FiringPlan], fired: Iterable[FiredRule]) -> list[FiredRule]:
+    """The firings of both routes in the order the event's rules matched (each route answers for its own)."""
+    order: dict[str, int] = {}
+    for index, plan in enumerate(plans):
+        order.setdefault(plan.rule, index)
+    return sorted(fired, key=lambda f: order.get(f.rule, len(order)))
 
 
 def cooling(state: MonitorState, rule: str, now: datetime) -> datetime | None:

@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from herald import answers, search
 from herald.codec import codec_data_converter, codec_from_keys
 from herald.config import Settings
-from herald.events import match_event, plan_firings
+from herald.events import in_plan_order, match_event, plan_firings, split_by_cooldown
 from herald.models import (
     SNOOZE_ACTION,
     SNOOZE_SECONDS,
@@ -33,7 +33,9 @@ from herald.models import (
     DeliveryPolicy,
     EmitResult,
     EventRequest,
+    FiredRule,
     Firing,
+    FiringPlan,
     MetricValue,
     MonitorState,
     NotificationOutcome,
@@ -207,10 +209,11 @@ class HeraldClient:
         rules: RuleCache | None = None,
     ) -> EmitResult:
         """Report what an agent observed. Rules are evaluated here, in process: an event that matches
-        nothing costs no Temporal or database work. A match goes to `monitor/<agent_id>`, which applies
-        each rule's cooldown and starts the notifications; the result says what fired and what cooled down.
+        nothing costs no Temporal or database work. A rule with a cooldown goes to `monitor/<agent_id>`, which
+        applies it and starts the notifications; a rule without one starts its notifications from here (see
+        `fire`). The result says what fired and what cooled down.
 
-        Pass the same `event_id` again to retry safely: the monitor recognises it.
+        Pass the same `event_id` again to retry safely: it names the same notifications and the same monitor update.
         """
         event = AgentEvent.model_validate(
             {"agent_id": agent_id, "metrics": dict(metrics), **({"event_id": event_id} if event_id else {})}
@@ -221,10 +224,37 @@ class HeraldClient:
         return await self.fire(event, firings)
 
     async def fire(self, event: AgentEvent, firings: list[Firing]) -> EmitResult:
-        """Send an event's already-matched rules to its monitor (`emit` without the matching)."""
+        """Fire an event's already-matched rules (`emit` without the matching).
+
+        Rules with a cooldown go to the agent's monitor, which owns cooldowns; rules without one start their
+        notifications here, one Temporal call each and no monitor round trip (`events.split_by_cooldown`).
+        Both at once when an event matches both kinds; no monitor at all when no rule has a cooldown.
+        """
         plans = plan_firings(event.agent_id, event.event_id, firings, utcnow())
-        request = EventRequest(agent_id=event.agent_id, event_id=event.event_id, plans=plans, policy=self.policy)
-        return await self.send_event(request)
+        monitored, direct = split_by_cooldown(plans)
+
+        async def through_monitor() -> EmitResult:
+            if not monitored:
+                return EmitResult(event_id=event.event_id)
+            request = EventRequest(
+                agent_id=event.agent_id, event_id=event.event_id, plans=monitored, policy=self.policy
+            )
+            return await self.send_event(request)
+
+        held, started = await asyncio.gather(through_monitor(), self._fire_directly(direct))
+        return EmitResult(
+            event_id=event.event_id,
+            fired=in_plan_order(plans, [*started, *held.fired]),
+            cooled_down=held.cooled_down,
+        )
+
+    async def _fire_directly(self, plans: list[FiringPlan]) -> list[FiredRule]:
+        """Start the notifications of rules without a cooldown, as the monitor would (same ids and attributes).
+
+        A notification that already exists (a retried event) counts as fired: it is the same notification.
+        """
+        await asyncio.gather(*(self._start_notification(n) for plan in plans for n in plan.notifications))
+        return [FiredRule(rule=p.rule, notification_ids=[n.notification_id for n in p.notifications]) for p in plans]
 
     async def send_event(self, request: EventRequest, *, state: MonitorState | None = None) -> EmitResult:
         """Hand an event's matched rules to `monitor/<agent_id>`, starting it if it isn't running.
@@ -277,9 +307,15 @@ class HeraldClient:
             answers.check_respond_by(notification, utcnow())
         except ValueError as exc:
             raise ValueError(f"respond_by: {exc}") from None
+        return NotificationHandle(notification.notification_id, await self._start_notification(notification))
+
+    async def _start_notification(
+        self, notification: AgentNotification
+    ) -> WorkflowHandle[NotificationWorkflow, NotificationOutcome]:
+        """Start `notification/<id>` once: a running one is joined, a finished one is not started again."""
         workflow_id = notification.workflow_id
         try:
-            handle = await self.temporal.start_workflow(
+            return await self.temporal.start_workflow(
                 NotificationWorkflow.run,
                 NotificationRequest(notification=notification, policy=self.policy),
                 id=workflow_id,
@@ -290,8 +326,7 @@ class HeraldClient:
                 static_summary=search.notification_summary(notification),
             )
         except WorkflowAlreadyStartedError:
-            handle = self.temporal.get_workflow_handle_for(NotificationWorkflow.run, workflow_id)
-        return NotificationHandle(notification.notification_id, handle)
+            return self.temporal.get_workflow_handle_for(NotificationWorkflow.run, workflow_id)
 
     def get_handle(self, notification_id: str) -> NotificationHandle:
         handle = self.temporal.get_workflow_handle_for(NotificationWorkflow.run, f"notification/{notification_id}")

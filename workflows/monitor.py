@@ -1,5 +1,9 @@
 """MonitorWorkflow `monitor/<agent_id>`: owns the agent's rule cooldowns and fires matched rules. Orchestration only.
 
+Only rules with a cooldown come here: `HeraldClient.fire` starts the notifications of a rule without one
+itself (`herald.events.split_by_cooldown`), since such a rule needs no shared state and the monitor would
+only add latency.
+
 Events arrive as updates (update-with-start, the update id is the event id), so the caller learns at once
 which rules fired and which a cooldown held. Updates run one at a time against the workflow's state: a
 burst of events for one rule fires it once, whichever API process or worker each event came through, and

@@ -54,7 +54,7 @@ async def post_event(event: AgentEvent, caller: CallerDep, deps: Deps) -> EmitRe
     try:
         result = await emit_event(event, deps.rules, deps.client)
     except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-        # Safe to retry: the event id is the monitor's update id, so a repeat fires nothing twice.
+        # Safe to retry: the event id names the notifications and the monitor's update, so nothing fires twice.
         raise ApiError(
             503, "temporal_unavailable", "Temporal did not take the event; retry with the same event_id"
         ) from exc

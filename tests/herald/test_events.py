@@ -7,21 +7,23 @@ from datetime import UTC, datetime, timedelta
 from herald.events import (
     MONITOR_LINGER,
     cooling,
+    in_plan_order,
     notification_id_for,
     plan_firings,
     pruned,
     quiet_at,
     record_firing,
+    split_by_cooldown,
 )
-from herald.models import ChannelName, Firing, MonitorState, Priority
+from herald.models import ChannelName, FiredRule, Firing, MonitorState, Priority
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
-def firing(rule: str = "high-errors", users: tuple[str, ...] = ("ada", "bo")) -> Firing:
+def firing(rule: str = "high-errors", users: tuple[str, ...] = ("ada", "bo"), cooldown: int = 300) -> Firing:
     return Firing(
         rule=rule,
-        cooldown_seconds=300,
+        cooldown_seconds=cooldown,
         user_ids=list(users),
         channels=[ChannelName.email],
         priority=Priority.high,
@@ -50,6 +52,32 @@ def test_plan_makes_one_notification_per_user_with_stable_ids() -> None:
         notification_id_for("evt-1", "high-errors", "bo"),
     }
     assert len(ids) == 4
+
+
+def test_only_rules_with_a_cooldown_need_the_monitor() -> None:
+    plans = plan_firings(
+        "checkout",
+        "evt-1",
+        [firing("a", cooldown=300), firing("b", cooldown=0), firing("c", cooldown=1), firing("d", cooldown=0)],
+        NOW,
+    )
+    monitored, direct = split_by_cooldown(plans)
+    assert [p.rule for p in monitored] == ["a", "c"]
+    assert [p.rule for p in direct] == ["b", "d"]
+    assert split_by_cooldown([]) == ([], [])
+    assert split_by_cooldown(plans[1::2]) == ([], plans[1::2]), "no cooldown anywhere: nothing for a monitor"
+
+
+def test_both_routes_firings_come_back_in_the_rules_order() -> None:
+    plans = plan_firings("checkout", "evt-1", [firing("a"), firing("b", cooldown=0), firing("c")], NOW)
+
+    def fired(rule: str) -> FiredRule:
+        return FiredRule(rule=rule, notification_ids=[f"{rule}-1"])
+
+    # The client's own starts first, then the monitor's (which held `a` back): still the rules' order.
+    assert [f.rule for f in in_plan_order(plans, [fired("b"), fired("c")])] == ["b", "c"]
+    assert [f.rule for f in in_plan_order(plans, [fired("b"), fired("a"), fired("c")])] == ["a", "b", "c"]
+    assert in_plan_order(plans, []) == []
 
 
 def test_cooldown_holds_until_it_ends() -> None:

@@ -1,4 +1,5 @@
-"""Agents emit metrics; rules decide; the monitor fires notifications through the whole pipeline."""
+"""Agents emit metrics; rules decide; the monitor (rules with a cooldown) or the client itself (rules without)
+fires notifications through the whole pipeline."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import uuid
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from herald.models import ChannelName, ChannelStatus, Contact, NotificationStatus, Priority, TriggerRule
+from herald import search
+from herald.events import match_event
+from herald.models import AgentEvent, ChannelName, ChannelStatus, Contact, NotificationStatus, Priority, TriggerRule
 from herald.rule_cache import RuleCache
 from tests.conftest import Harness
 
@@ -118,3 +121,83 @@ async def test_bad_event_is_refused_before_anything_runs(herald: Harness) -> Non
     with pytest.raises(ValueError, match="metrics"):
         await herald.client.emit(a, {"x": [1, 2]}, rules=cache)  # type: ignore[dict-item]
     assert not await monitor_exists(herald, a)
+
+
+async def test_a_rule_without_cooldown_fires_every_event_without_a_monitor(herald: Harness) -> None:
+    a, user = agent(), f"user-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    cache = await rules(
+        herald,
+        TriggerRule(
+            name=f"done-{a}",
+            agent_id=a,
+            condition="completed == 1",
+            cooldown_seconds=0,
+            channels=[ChannelName.email],
+            priority=Priority.high,
+            user_ids=[user],
+            title="Job {{ job }} finished",
+        ),
+    )
+    first = await herald.client.emit(a, {"completed": 1, "job": 1}, rules=cache)
+    second = await herald.client.emit(a, {"completed": 1, "job": 2}, rules=cache)
+    assert first.cooled_down == [] and second.cooled_down == []
+    [(rule, [first_id])] = [(f.rule, f.notification_ids) for f in first.fired]
+    [(_, [second_id])] = [(f.rule, f.notification_ids) for f in second.fired]
+    assert rule == f"done-{a}" and first_id != second_id, "every distinct event fires again"
+    for nid, job in ((first_id, 1), (second_id, 2)):
+        handle = herald.client.get_handle(nid)
+        assert (await handle.outcome()).status is NotificationStatus.delivered
+        # Started as the monitor would start it: the same attributes and summary for ops.
+        description = await herald.client.temporal.get_workflow_handle(handle.workflow_id).describe()
+        assert description.typed_search_attributes.get(search.AGENT_ID) == a
+        assert description.typed_search_attributes.get(search.USER_ID) == user
+        assert description.typed_search_attributes.get(search.PRIORITY) == "high"
+        assert await description.static_summary() == f"high: Job {job} finished on {a} -> {user}"
+    assert not await monitor_exists(herald, a), "a rule without a cooldown needs no monitor"
+
+
+async def test_a_repeated_event_id_starts_one_notification_without_a_monitor(herald: Harness) -> None:
+    a = agent()
+    cache = await rules(
+        herald,
+        TriggerRule(name=f"done-{a}", agent_id=a, condition="completed == 1", cooldown_seconds=0, user_ids=["ops"]),
+    )
+    event_id = uuid.uuid4().hex
+    first = await herald.client.emit(a, {"completed": 1}, event_id=event_id, rules=cache)
+    repeat = await herald.client.emit(a, {"completed": 1}, event_id=event_id, rules=cache)  # running or done
+    assert repeat == first, "a retried event names the same notifications"
+    [nid] = first.fired[0].notification_ids
+    handle = herald.client.temporal.get_workflow_handle(f"notification/{nid}")
+    run_id = (await handle.describe()).run_id
+    await handle.result()
+    late = await herald.client.emit(a, {"completed": 1}, event_id=event_id, rules=cache)  # finished by now
+    assert late == first
+    assert (await handle.describe()).run_id == run_id, "still the one run: a finished notification isn't restarted"
+    assert not await monitor_exists(herald, a)
+
+
+async def test_rules_with_and_without_cooldown_in_one_event(herald: Harness) -> None:
+    a = agent()
+    # Interleaved by name (the order rules match in), so the merged result must restore the order.
+    cache = await rules(
+        herald,
+        TriggerRule(name=f"a-errors-{a}", agent_id=a, condition="error_rate > 0.05", user_ids=["ops"]),
+        TriggerRule(name=f"b-done-{a}", agent_id=a, condition="completed == 1", cooldown_seconds=0, user_ids=["ops"]),
+        TriggerRule(name=f"c-slow-{a}", agent_id=a, condition="latency_ms > 200", user_ids=["ops"]),
+    )
+    metrics = {"error_rate": 0.07, "completed": 1, "latency_ms": 250}
+    matched = [f.rule for f in match_event(await cache.book(), AgentEvent(agent_id=a, metrics=metrics))]
+    assert matched == [f"a-errors-{a}", f"b-done-{a}", f"c-slow-{a}"]
+
+    first = await herald.client.emit(a, metrics, rules=cache)
+    assert [f.rule for f in first.fired] == matched and first.cooled_down == []
+    second = await herald.client.emit(a, metrics, rules=cache)
+    assert [f.rule for f in second.fired] == [f"b-done-{a}"], "the rule without a cooldown fires again"
+    assert [c.rule for c in second.cooled_down] == [f"a-errors-{a}", f"c-slow-{a}"]
+    assert second.fired[0].notification_ids != first.fired[1].notification_ids
+    for result in (first, second):
+        for fired in result.fired:
+            for nid in fired.notification_ids:
+                assert (await herald.client.get_handle(nid).outcome()).agent_id == a
+    assert await monitor_exists(herald, a), "the rules with a cooldown went through the monitor"

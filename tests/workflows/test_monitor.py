@@ -1,7 +1,8 @@
 """MonitorWorkflow on the real dev server: cooldowns, bursts, repeats, restarts and run rotation.
 
 Events go in exactly as `HeraldClient.emit` sends them after matching (`send_event`); the rules engine
-itself is tested in tests/herald/test_rules.py and end to end in tests/workflows/test_emit.py.
+itself is tested in tests/herald/test_rules.py and end to end in tests/workflows/test_emit.py. (`emit` sends
+only rules with a cooldown here; `send_event` takes any, so the monitor still handles rules without one.)
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ async def test_rules_cool_down_independently(herald: Harness) -> None:
 
 
 async def test_a_repeated_event_id_fires_once_even_without_a_cooldown(herald: Harness) -> None:
+    """`emit` starts such rules itself (test_emit.py); a monitor given one (`send_event`) still dedups by event id."""
     a = agent()
     same = request(a, ("no-cooldown", 0))
     first, repeat = await herald.client.send_event(same), await herald.client.send_event(same)
@@ -108,6 +110,7 @@ async def test_a_repeated_event_id_fires_once_even_without_a_cooldown(herald: Ha
     other = await herald.client.send_event(request(a, ("no-cooldown", 0)))
     assert list(fired(other)) == ["no-cooldown"], "with no cooldown, a different event fires again"
     assert fired(other) != fired(first)
+    await herald.client.temporal.get_workflow_handle(f"monitor/{a}").describe()  # the monitor answered these
 
 
 async def test_cooldown_survives_a_worker_restart_mid_burst(herald: Harness, temporal_env: WorkflowEnvironment) -> None:
