@@ -153,7 +153,7 @@ class Store:
         await self.engine.dispose()
 
     async def ping(self) -> None:
-        await self.read(lambda conn: conn.execute(sa.text("SELECT 1")))
+        await self.read(lambda conn: conn.scalar(sa.text("SELECT 1")))
 
     async def read(self, work: Work[T]) -> T:
         """Run `work(conn)` on a connection and return what it returns (rows must be fetched inside)."""
@@ -185,8 +185,7 @@ class Store:
         await self._put_json(schema.preferences, user_id, preferences.model_dump(mode="json", exclude_none=True))
 
     async def get_contact(self, user_id: str) -> Contact | None:
-        data = await self._get_json(schema.contacts, user_id)
-        return Contact.model_validate(data) if data is not None else None
+        return _contact_from(await self._get_json(schema.contacts, user_id))
 
     async def get_inbox_state(self, user_id: str) -> InboxReadState:
         """The user's read marks; nothing read yet when none were saved."""
@@ -412,10 +411,7 @@ class Store:
             return prior, conn.scalar(sa.select(contacts.c.data).where(contacts.c.user_id == user_id))
 
         prior, contact = await self.read(read)
-        return (
-            _attempt(prior) if prior is not None else None,
-            Contact.model_validate(contact) if contact is not None else None,
-        )
+        return (_attempt(prior) if prior is not None else None), _contact_from(contact)
 
     async def attempts(self, notification_id: str) -> list[DeliveryAttempt]:
         """Every attempt in order, with what the provider reported about it afterwards."""
@@ -625,6 +621,10 @@ class Store:
 def preferences_from(data: Any) -> Preferences:
     """A stored preferences document, or the empty default (every channel on) when none was saved."""
     return Preferences.model_validate(data) if data is not None else Preferences()
+
+
+def _contact_from(data: Any) -> Contact | None:
+    return Contact.model_validate(data) if data is not None else None
 
 
 def _delivered(idempotency_key: str) -> sa.Select[Any]:
