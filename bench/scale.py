@@ -17,6 +17,7 @@ against its size, and the change from its smallest to its largest size.
 from __future__ import annotations
 
 import argparse
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from rich.progress import Progress
 from temporalio.common import WorkflowIDConflictPolicy
 
-from bench.common import save_result
+from bench.common import RESULTS, save_result
 from bench.pipeline import USERS, fully_delivered, notification
 from bench.pipeline import prepare as prepare_pipeline_users
 from bench.stack import Batch, Stack, console, drive, embedded_stack, measure, progress_bar, run_main, settle
@@ -36,6 +37,9 @@ from herald.store import Store, schema
 IN_FLIGHT = 200
 FULL_NOTIFICATIONS = [1000, 5000, 20000]
 FULL_DIGESTS = [1000, 10000, 50000]
+# Starting digests outruns the worker (each one's first tasks queue up behind the others); the probe waits until
+# the worker has worked through them, or this long, so it measures notifications, not the backlog.
+DIGEST_SETTLE_SECONDS = 3600
 FLAT_WITHIN = 0.2  # worker CPU per notification may differ by this fraction between the smallest and largest size
 
 
@@ -154,7 +158,7 @@ async def digest_sweep(stack: Stack, levels: list[int], probe: int, progress: Pr
             offset=started,
         )
         started_in = stack.usage().at - before.at
-        waited = await settle(stack)
+        waited = await settle(stack, timeout=DIGEST_SETTLE_SECONDS)
         idle = stack.usage()
         count = level - started
         started = level
@@ -168,6 +172,7 @@ async def digest_sweep(stack: Stack, levels: list[int], probe: int, progress: Pr
                 "digests": level,
                 "digest_starts_per_second": round(count / started_in, 2),
                 "settled_after_seconds": round(waited, 1),
+                "settled": waited < DIGEST_SETTLE_SECONDS,
                 "worker_cpu_ms_per_digest": round(1000 * (idle.worker_cpu - before.worker_cpu) / count, 3),
                 "worker_rss_mb_idle": mb(idle.worker_rss),
                 "server_rss_mb_idle": mb(idle.server_rss),
@@ -181,17 +186,27 @@ async def digest_sweep(stack: Stack, levels: list[int], probe: int, progress: Pr
 
 
 async def run(
-    notifications: list[int], digests: list[int], probe: int, checkpoint: Callable[[dict[str, Any]], None]
+    notifications: list[int],
+    digests: list[int],
+    probe: int,
+    checkpoint: Callable[[dict[str, Any]], None],
+    earlier_notifications: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Both sweeps on one stack; `checkpoint` gets the result so far after the first, so a long run that dies
-    in the second still leaves the first on disk."""
+    in the second still leaves the first on disk. `earlier_notifications`: a finished notification sweep to
+    keep instead of running it again (`--keep-notifications`)."""
     async with embedded_stack(ack_users=USERS, prepare=prepare_pipeline_users) as stack:
         run_id = uuid.uuid4().hex[:8]
         with progress_bar() as progress:
             await notify_batch(stack, 50, f"{run_id}w", progress, "warm-up", offset=0)
             await settle(stack)
             start = stack.usage()
-            by_notifications = await notification_sweep(stack, notifications, progress, run_id) if notifications else {}
+            if earlier_notifications is not None:
+                by_notifications = earlier_notifications
+            else:
+                by_notifications = (
+                    await notification_sweep(stack, notifications, progress, run_id) if notifications else {}
+                )
 
             def result(by_digests: dict[str, Any]) -> dict[str, Any]:
                 return {
@@ -218,6 +233,11 @@ def main() -> None:
     parser.add_argument("--notifications", type=sizes, help="cumulative notification counts (default 1000,5000,20000)")
     parser.add_argument("--digests", type=sizes, help="idle digest workflow counts (default 1000,10000,50000)")
     parser.add_argument("--probe", type=int, help="notifications run at each digest level (default 500)")
+    parser.add_argument(
+        "--keep-notifications",
+        action="store_true",
+        help="keep the notification sweep of the saved result and run only the digest sweep",
+    )
     args = parser.parse_args()
     notifications = (
         args.notifications
@@ -246,12 +266,20 @@ def main() -> None:
                 "at this machine's rate each full size takes well over 10 minutes"
             )
         name = "scale-quick" if args.quick else "scale"  # a smoke run never replaces the real result
+        earlier = None
+        if args.keep_notifications:
+            saved = json.loads((RESULTS / f"{name}.json").read_text())
+            earlier = saved["metrics"]["notifications"]
+            notes.append(
+                f"notification sweep kept from the run of {saved['when']} at commit {saved['commit']} "
+                "(--keep-notifications); the digest sweep ran again"
+            )
         targets = {"worker_cpu_per_notification": f"flat: within {FLAT_WITHIN:.0%} across sizes"}
 
         def checkpoint(partial: dict[str, Any]) -> None:
             save_result(name, partial, targets=targets, notes=notes)
 
-        metrics = await run(notifications, digests, probe, checkpoint)
+        metrics = await run(notifications, digests, probe, checkpoint, earlier)
         path = save_result(name, metrics, targets=targets, notes=notes)
         console.print(metrics)
         console.print(f"saved {path}")
