@@ -5,7 +5,9 @@ width, and the README's screenshots."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import Page, expect
 
@@ -22,6 +24,13 @@ async def open_preferences(session: Session) -> Page:
     return page
 
 
+def quiet_window_away_from_now(zone: str = "Europe/Berlin") -> tuple[str, str]:
+    """An eight-hour quiet window that starts one to two hours from now where the user lives: a test that sends
+    notifications must not have them held or digested because it happens to run at night."""
+    start = datetime.now(ZoneInfo(zone)) + timedelta(hours=2)
+    return f"{start.hour:02d}:00", f"{(start.hour + 8) % 24:02d}:00"
+
+
 async def test_turning_push_off_for_an_agent_routes_its_next_notification_to_email(session: Session) -> None:
     herald = session.herald
     await herald.store.put_contact("ada", Contact(email="ada@example.com"))
@@ -34,9 +43,10 @@ async def test_turning_push_off_for_an_agent_routes_its_next_notification_to_ema
     await page.get_by_label("Time zone").fill("Europe/Berlin")
     await page.get_by_label("Digest email").select_option("daily")
     await page.get_by_label("Daily at (local hour)").select_option("7")
+    quiet_from, quiet_until = quiet_window_away_from_now()
     await page.get_by_label("Quiet hours").check()
-    await page.get_by_label("From").fill("22:30")
-    await page.get_by_label("Until").fill("06:45")
+    await page.get_by_label("From").fill(quiet_from)
+    await page.get_by_label("Until").fill(quiet_until)
     await page.get_by_label("Meanwhile").select_option("digest")
     await page.get_by_role("button", name="Save preferences").click()
     await expect(page.locator("#preferences-status")).to_have_text("Preferences saved.")
@@ -46,7 +56,7 @@ async def test_turning_push_off_for_an_agent_routes_its_next_notification_to_ema
     assert saved.time_zone == "Europe/Berlin"
     assert saved.digest is not None and (saved.digest.cadence, saved.digest.hour) == ("daily", 7)
     assert saved.quiet_hours is not None
-    assert (saved.quiet_hours.window, saved.quiet_hours.during) == ("22:30-06:45", "digest")
+    assert (saved.quiet_hours.window, saved.quiet_hours.during) == (f"{quiet_from}-{quiet_until}", "digest")
     assert saved.default.get(ChannelName.push) is not False, "other agents still get push"
 
     routed = notification("Deploy finished", channels=["push", "email"])
@@ -215,7 +225,7 @@ async def test_screenshots_of_inbox_and_preferences_at_desktop_and_phone_width(
                 "time_zone": "Europe/Berlin",
                 "default": {"push": True, "email": True, "sms": {"enabled": True, "min_priority": "critical"}},
                 "agents": {"batch-agent": {"email": False}},
-                "quiet_hours": {"window": "22:00-07:00"},
+                "quiet_hours": {"window": "-".join(quiet_window_away_from_now())},
                 "digest": {"cadence": "hourly"},
             }
         ),
