@@ -238,6 +238,7 @@ def main() -> None:
         action="store_true",
         help="keep the notification sweep of the saved result and run only the digest sweep",
     )
+    parser.add_argument("--save-as", help="save under bench/results/<name>.json, e.g. scale-exp-something")
     args = parser.parse_args()
     notifications = (
         args.notifications
@@ -265,10 +266,11 @@ def main() -> None:
                 f"sizes reduced from the full {FULL_NOTIFICATIONS} notifications and {FULL_DIGESTS} digests: "
                 "at this machine's rate each full size takes well over 10 minutes"
             )
-        name = "scale-quick" if args.quick else "scale"  # a smoke run never replaces the real result
+        default_name = "scale-quick" if args.quick else "scale"  # a smoke run never replaces the real result
+        name = args.save_as or default_name
         earlier = None
         if args.keep_notifications:
-            saved = json.loads((RESULTS / f"{name}.json").read_text())
+            saved = json.loads((RESULTS / f"{default_name}.json").read_text())
             earlier = saved["metrics"]["notifications"]
             notes.append(
                 f"notification sweep kept from the run of {saved['when']} at commit {saved['commit']} "

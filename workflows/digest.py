@@ -6,6 +6,11 @@ change applies from the next boundary), the pending items go out as one notifica
 pipeline (the email channel, its retries and fallback) and the workflow continues as new with whatever
 arrived meanwhile. With nothing pending it waits for the next item without a timer. An item is held once
 per notification id, so a repeated signal adds nothing; `flush` sends now, `pending` lists what waits.
+
+Like NotificationWorkflow it runs outside the sandbox. Idle digests outnumber the SDK's workflow cache, so
+runs are evicted and replayed often, and a sandboxed run cost twice the worker CPU to start and about 6 ms more
+per notification once the cache was full of them (bench/analysis/scale.md). Keep this module free of I/O,
+clocks and randomness; the replay of tests/histories is the guard.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT, NotificationWorkflow
 
 
-@workflow.defn(name="DigestWorkflow")
+@workflow.defn(name="DigestWorkflow", sandboxed=False)
 class DigestWorkflow:
     @workflow.init
     def __init__(self, start: DigestStart) -> None:
