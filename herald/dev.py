@@ -19,9 +19,11 @@ from temporalio.client import Client
 
 from herald.answers import load_or_create_secret
 from herald.api.app import API_SHUTDOWN_SECONDS, create_app
+from herald.auth import issue_token
 from herald.channels import PushHub, providers
 from herald.codec import CodecConfigError, codec_from_keys, load_or_create_key_file
 from herald.config import Settings, temporal_binary
+from herald.inbox import login_link
 from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, Priority, utcnow
 from herald.search import SERVER_REGISTRATIONS
 from herald.store import Store
@@ -129,7 +131,14 @@ async def send_demo(store: Store, herald: HeraldClient, outbox_dir: Path) -> Non
         print(f"  email -> {outbox_dir / 'email' / f'{handle.notification_id}.json'}", flush=True)
 
 
-async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, auth: bool = False) -> None:
+async def demo_login_link(store: Store, api_url: str) -> str:
+    """A fresh token for the demo user, as the browser link that opens their inbox and preferences."""
+    return login_link(api_url, await issue_token(store, "user", DEMO_USER))
+
+
+async def run_dev(
+    settings: Settings, ports: DevPorts, *, demo: bool = False, auth: bool = False, link: bool = False
+) -> None:
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     # Dev mode: webhooks may point at a receiver on this machine (the SSRF guard is for `herald api`),
@@ -196,6 +205,9 @@ async def run_dev(settings: Settings, ports: DevPorts, *, demo: bool = False, au
                 "Ctrl-C stops everything.",
                 flush=True,
             )
+            if link:
+                # The page needs a user token even in open dev (the WebSocket is per user); stdout only.
+                print(f"  inbox        {await demo_login_link(runtime.store, settings.api_url)}", flush=True)
             if demo:
                 await send_demo(runtime.store, herald, settings.outbox_dir)
             # uvicorn captures Ctrl-C itself and stops; our own handler covers the rest.
@@ -233,9 +245,9 @@ async def connect_with_retry(settings: Settings, attempts: int = 50) -> Client:
     raise RuntimeError(f"could not connect to the Temporal dev server: {last}")
 
 
-def main(settings: Settings, ports: DevPorts, demo: bool, auth: bool = False) -> None:
+def main(settings: Settings, ports: DevPorts, demo: bool, auth: bool = False, link: bool = False) -> None:
     try:
-        asyncio.run(run_dev(settings, ports, demo=demo, auth=auth))
+        asyncio.run(run_dev(settings, ports, demo=demo, auth=auth, link=link))
     except RuntimeError as exc:
         print(f"herald dev: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc

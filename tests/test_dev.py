@@ -22,10 +22,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_dev(workdir: Path, ports: dict[str, int], log: Path) -> subprocess.Popen[bytes]:
+def start_dev(workdir: Path, ports: dict[str, int], log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """As `make run` does: no HERALD_HOME, so the data goes to ./.herald in the working directory."""
     herald = Path(sys.executable).parent / "herald"
-    args = [str(herald), "dev", "--demo"] + [f"--{k}-port={v}" for k, v in ports.items()]
+    args = [str(herald), "dev", "--demo", *extra] + [f"--{k}-port={v}" for k, v in ports.items()]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
     return subprocess.Popen(args, env=env, cwd=workdir, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
@@ -56,10 +56,15 @@ async def test_dev_stack_runs_demo_and_keeps_data_across_restarts(tmp_path: Path
     ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
     log = tmp_path / "dev.log"
 
-    process = start_dev(tmp_path, ports, log)
+    process = start_dev(tmp_path, ports, log, "--link")
     try:
         output = wait_for_line(log, "email -> ", process)
         assert f"http://127.0.0.1:{ports['ui']}/namespaces/default/workflows" in output
+        inbox = next(line.split()[1] for line in output.splitlines() if line.strip().startswith("inbox "))
+        page, _, token = inbox.partition("/#token=")
+        assert page == f"http://127.0.0.1:{ports['api']}", inbox
+        me = httpx.get(f"{page}/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        assert me["user_id"] == "demo-user", "the link logs in as the demo user, whose inbox holds the demo"
         demo_line = next(line for line in output.splitlines() if line.startswith("demo notification"))
         workflow_id = demo_line.split()[2].rstrip(":")
         assert demo_line.endswith("delivered"), demo_line
@@ -83,6 +88,7 @@ async def test_dev_stack_runs_demo_and_keeps_data_across_restarts(tmp_path: Path
     try:
         again = wait_for_line(second_log, "email -> ", process)
         assert "delivered" in again, "a second run's demo is a new notification, not a duplicate"
+        assert "#token=" not in again, "no login link unless asked for or on a terminal: it holds a token"
         client = await Client.connect(f"127.0.0.1:{ports['temporal']}")
         earlier = await client.get_workflow_handle(workflow_id).describe()
         assert earlier.status is WorkflowExecutionStatus.COMPLETED, "the first run's workflow survived the restart"

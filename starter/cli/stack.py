@@ -20,14 +20,24 @@ def dev(
     auth: Annotated[
         bool, typer.Option("--auth", help="require bearer tokens as `herald api` does (dev is open by default)")
     ] = False,
+    link: Annotated[
+        bool | None,
+        typer.Option(
+            "--link/--no-link",
+            help="print a login link to the demo user's inbox; default: on a terminal only, as the link holds a token",
+        ),
+    ] = None,
 ) -> None:
     """Run Temporal's dev server, a worker and the API together (data under HERALD_HOME)."""
+    import sys
+
     from herald.dev import DevPorts, main
     from herald.logs import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_format or "text", settings.log_level)
-    main(settings, DevPorts(temporal=temporal_port, ui=ui_port, api=api_port), demo, auth)
+    ports = DevPorts(temporal=temporal_port, ui=ui_port, api=api_port)
+    main(settings, ports, demo, auth, link=link if link is not None else sys.stdout.isatty())
 
 
 @app.command()
