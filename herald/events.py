@@ -1,7 +1,9 @@
 """From an event's matched rules to the notifications they would send: pure, so it is tested without Temporal.
 
-Notification ids derive from (event, rule, user): the same event sent twice names the same notifications,
-so a retried emit can never start a second copy of a notification.
+Notification ids derive from (agent, event, rule, user): the same event sent twice names the same
+notifications, so a retried emit can never start a second copy of a notification. The agent is part of it
+because event ids are the agent's own: two agents may both send `evt-1`, and a rule for every agent (`*`)
+must then fire for each of them, not once for whichever came first.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from herald.rules import RuleBook
 MONITOR_LINGER = timedelta(minutes=5)
 
 
-def notification_id_for(event_id: str, rule: str, user_id: str) -> str:
-    return hashlib.sha256(f"{event_id}\x00{rule}\x00{user_id}".encode()).hexdigest()[:32]
+def notification_id_for(agent_id: str, event_id: str, rule: str, user_id: str) -> str:
+    return hashlib.sha256(f"{agent_id}\x00{event_id}\x00{rule}\x00{user_id}".encode()).hexdigest()[:32]
 
 
 def match_event(book: RuleBook, event: AgentEvent) -> list[Firing]:
@@ -34,7 +36,7 @@ def plan_firings(agent_id: str, event_id: str, firings: Iterable[Firing], now: d
             cooldown_seconds=firing.cooldown_seconds,
             notifications=[
                 AgentNotification(
-                    notification_id=notification_id_for(event_id, firing.rule, user_id),
+                    notification_id=notification_id_for(agent_id, event_id, firing.rule, user_id),
                     agent_id=agent_id,
                     user_id=user_id,
                     title=firing.title,
@@ -58,7 +60,8 @@ def split_by_cooldown(plans: Iterable[FiringPlan]) -> tuple[list[FiringPlan], li
     The monitor exists to own cooldowns: it serialises a rule's firings across events, API processes and
     workers. A rule without a cooldown fires on every match and needs no shared state, so routing it through
     the monitor costs only latency (its workflow task plus a child start). Skipping it loses no safety: the
-    notification ids derive from (event, rule, user), so a retried event names workflows that already exist.
+    notification ids derive from (agent, event, rule, user), so a retried event names workflows that already
+    exist.
     """
     monitored: list[FiringPlan] = []
     direct: list[FiringPlan] = []

@@ -46,12 +46,17 @@ def test_plan_makes_one_notification_per_user_with_stable_ids() -> None:
     again = plan_firings("checkout", "evt-1", [firing()], NOW + timedelta(seconds=5))[0]
     assert [n.notification_id for n in again.notifications] == [n.notification_id for n in plan.notifications]
     ids = {
-        notification_id_for("evt-1", "high-errors", "ada"),
-        notification_id_for("evt-2", "high-errors", "ada"),
-        notification_id_for("evt-1", "other", "ada"),
-        notification_id_for("evt-1", "high-errors", "bo"),
+        notification_id_for("checkout", "evt-1", "high-errors", "ada"),
+        notification_id_for("checkout", "evt-2", "high-errors", "ada"),
+        notification_id_for("checkout", "evt-1", "other", "ada"),
+        notification_id_for("checkout", "evt-1", "high-errors", "bo"),
+        notification_id_for("billing", "evt-1", "high-errors", "ada"),  # event ids are each agent's own
     }
-    assert len(ids) == 4
+    assert len(ids) == 5
+    other_agent = plan_firings("billing", "evt-1", [firing()], NOW)[0]
+    assert {n.notification_id for n in other_agent.notifications}.isdisjoint(
+        n.notification_id for n in plan.notifications
+    )
 
 
 def test_only_rules_with_a_cooldown_need_the_monitor() -> None:

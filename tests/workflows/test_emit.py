@@ -83,14 +83,25 @@ async def test_wildcard_rule_fires_for_every_agent_separately(herald: Harness) -
     a, b = agent(), agent()
     name = f"any-{uuid.uuid4().hex[:6]}"
     # Only events carrying this run's marker match, so other tests' events don't trip the wildcard.
+    condition = f'marker == "{name}" && cost_usd > 10'
+    await herald.store.put_contact("ops", Contact(email="ops@example.com"))
     cache = await rules(
-        herald, TriggerRule(name=name, condition=f'marker == "{name}" && cost_usd > 10', user_ids=["ops"])
+        herald,
+        TriggerRule(name=name, condition=condition, user_ids=["ops"]),
+        TriggerRule(name=f"{name}-now", condition=condition, cooldown_seconds=0, user_ids=["ops"]),
     )
-    first = await herald.client.emit(a, {"marker": name, "cost_usd": 12}, rules=cache)
-    second = await herald.client.emit(b, {"marker": name, "cost_usd": 12.5}, rules=cache)
-    assert [f.rule for f in first.fired] == [name]
-    assert [f.rule for f in second.fired] == [name], "each agent's monitor keeps its own cooldown"
+    # Event ids are each agent's own: both agents may well number their events the same way.
+    first = await herald.client.emit(a, {"marker": name, "cost_usd": 12}, event_id="evt-1", rules=cache)
+    second = await herald.client.emit(b, {"marker": name, "cost_usd": 12.5}, event_id="evt-1", rules=cache)
+    assert [f.rule for f in first.fired] == [name, f"{name}-now"]
+    assert [f.rule for f in second.fired] == [name, f"{name}-now"], "each agent's monitor keeps its own cooldown"
     assert await monitor_exists(herald, a) and await monitor_exists(herald, b)
+    for result, sender in ((first, a), (second, b)):
+        for fired in result.fired:
+            [nid] = fired.notification_ids
+            outcome = await herald.client.get_handle(nid).outcome()
+            assert outcome.agent_id == sender, f"{fired.rule} for {sender} sent the other agent's notification"
+            assert outcome.status is NotificationStatus.delivered
 
 
 async def test_missing_metric_means_no_firing(herald: Harness) -> None:
