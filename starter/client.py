@@ -126,6 +126,14 @@ def _retryable(exc: Exception) -> bool:
     )
 
 
+class NotificationIdTaken(ValueError):
+    """The notification_id names another agent's notification: nothing was started, and the id can't be reused."""
+
+    def __init__(self, notification_id: str) -> None:
+        super().__init__(f"notification_id: {notification_id} is another agent's notification; choose another id")
+        self.notification_id = notification_id
+
+
 class AnswerRefused(Exception):
     """An answer Herald did not take, and why. `code`: unknown_action, not_recipient, too_late, already_answered,
     already_acknowledged, closed (the notification has finished), not_found. The reason is safe to show."""
@@ -302,31 +310,41 @@ class HeraldClient:
             self._store = None
 
     async def notify(self, notification: AgentNotification) -> NotificationHandle:
-        """Start the notification (a question, when it has actions); ValueError for a respond_by already past."""
+        """Start the notification (a question, when it has actions). The same notification_id again is the same
+        notification. ValueError for a respond_by already past; NotificationIdTaken when the id is another agent's.
+        """
         try:
             answers.check_respond_by(notification, utcnow())
         except ValueError as exc:
             raise ValueError(f"respond_by: {exc}") from None
-        return NotificationHandle(notification.notification_id, await self._start_notification(notification))
+        handle, started = await self._start_notification(notification)
+        if not started:
+            # The agent chose the id; it must not silently stand for another agent's notification.
+            owner = (await handle.describe()).typed_search_attributes.get(search.AGENT_ID)
+            if owner is not None and owner != notification.agent_id:
+                raise NotificationIdTaken(notification.notification_id)
+        return NotificationHandle(notification.notification_id, handle)
 
     async def _start_notification(
         self, notification: AgentNotification
-    ) -> WorkflowHandle[NotificationWorkflow, NotificationOutcome]:
-        """Start `notification/<id>` once: a running one is joined, a finished one is not started again."""
+    ) -> tuple[WorkflowHandle[NotificationWorkflow, NotificationOutcome], bool]:
+        """Start `notification/<id>` once: the handle, and whether this call started it. A running or finished
+        one with that id is not started again (the id stays taken for the namespace's retention)."""
         workflow_id = notification.workflow_id
         try:
-            return await self.temporal.start_workflow(
+            handle = await self.temporal.start_workflow(
                 NotificationWorkflow.run,
                 NotificationRequest(notification=notification, policy=self.policy),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 search_attributes=search.notification_attributes(notification),
                 static_summary=search.notification_summary(notification),
             )
         except WorkflowAlreadyStartedError:
-            return self.temporal.get_workflow_handle_for(NotificationWorkflow.run, workflow_id)
+            return self.temporal.get_workflow_handle_for(NotificationWorkflow.run, workflow_id), False
+        return handle, True
 
     def get_handle(self, notification_id: str) -> NotificationHandle:
         handle = self.temporal.get_workflow_handle_for(NotificationWorkflow.run, f"notification/{notification_id}")

@@ -42,7 +42,7 @@ from herald.models.answers import Action, Answer
 from herald.rule_cache import RuleCache
 from herald.store import Store
 from herald.validation import describe
-from starter.client import HeraldClient
+from starter.client import HeraldClient, NotificationIdTaken
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class HeraldTools:
     async def notify(self, notification: AgentNotification) -> NotifyResult:
         try:
             handle = await self.herald.notify(notification)
-        except ValueError as exc:  # a respond_by already past: the message names the field
+        except ValueError as exc:  # a respond_by already past, or another agent's id: the message names the field
             raise ToolError(str(exc)) from None
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
@@ -294,9 +294,7 @@ class HeraldTools:
 
 def _taken(notification: AgentNotification) -> ToolError:
     """Another agent's notification holds this id: its answer is not this agent's to read."""
-    return ToolError(
-        f"notification_id: {notification.notification_id} is another agent's notification; choose another id"
-    )
+    return ToolError(str(NotificationIdTaken(notification.notification_id)))
 
 
 def _temporal_unavailable(exc: RPCError) -> ToolError:

@@ -44,7 +44,7 @@ from herald.metrics import HTTP_LATENCY, HTTP_REQUESTS, NOTIFICATIONS_ACCEPTED, 
 from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority, utcnow
 from herald.store import Store
 from herald.validation import describe
-from starter.client import HeraldClient
+from starter.client import HeraldClient, NotificationIdTaken
 
 NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
 LIST_LIMIT_MAX = 200
@@ -206,10 +206,11 @@ def create_app(
         status_code=202,
         response_model=NotificationAccepted,
         tags=["notifications"],
-        responses=auth_errors,
+        responses={**auth_errors, 409: {"model": ErrorBody}},
     )
     async def send_notification(notification: AgentNotification, caller: CallerDep, deps: Deps) -> NotificationAccepted:
-        """Start a notification (an agent key sends as its own agent only). The same notification_id again is a no-op."""
+        """Start a notification (an agent key sends as its own agent only). The same notification_id again is a no-op;
+        another agent's notification_id is a 409."""
         authorize(caller, agents=[notification.agent_id], field="agent_id")
         bind(notification_id=notification.notification_id)
         try:
@@ -219,6 +220,8 @@ def create_app(
         herald = await deps.client()
         try:
             handle = await herald.notify(notification)
+        except NotificationIdTaken as exc:
+            raise ApiError(409, "notification_id_taken", str(exc), "notification_id") from None
         except RPCError as exc:
             raise ApiError(503, "temporal_unavailable", "Temporal refused the start; retry with the same id") from exc
         NOTIFICATIONS_ACCEPTED.inc()

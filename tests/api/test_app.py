@@ -79,6 +79,23 @@ async def test_repeated_post_with_same_id_is_one_notification(api: httpx.AsyncCl
     assert len(await herald.store.attempts(nid)) == 1
 
 
+async def test_another_agents_notification_id_is_refused(api: httpx.AsyncClient, herald: Harness) -> None:
+    """The id is the agent's idempotency key: reused by another agent, it must not quietly stand for theirs."""
+    await api.put("/v1/users/user-1/contact", json={"email": "ada@example.com"})
+    nid = uuid.uuid4().hex
+    assert (await api.post("/v1/notifications", json=body(notification_id=nid, channels=["email"]))).status_code == 202
+    mine = body(notification_id=nid, agent_id="billing-agent", title="Invoice overdue", channels=["email"])
+    soon_after = await api.post("/v1/notifications", json=mine)
+    await wait_final(api, nid)
+    once_finished = await api.post("/v1/notifications", json=mine)
+    for response in (soon_after, once_finished):
+        error = assert_error(response, 409, "notification_id")
+        assert error["code"] == "notification_id_taken"
+        assert error["message"] == f"notification_id: {nid} is another agent's notification; choose another id"
+    outcome = await herald.client.get_handle(nid).outcome()
+    assert outcome.agent_id == "support-agent" and len(await herald.store.attempts(nid)) == 1
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [

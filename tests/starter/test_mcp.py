@@ -271,6 +271,10 @@ async def test_stdio_tools_notify_status_and_refusals(herald: Harness, temporal_
         await theirs.outcome()
         problem = refused(await session.call_tool("notification_status", {"notification_id": theirs.notification_id}))
         assert f"notification_id: agent {agent} sent no notification {theirs.notification_id}" in problem
+        taken = {"user_id": user, "title": "mine", "notification_id": theirs.notification_id}
+        assert f"notification_id: {theirs.notification_id} is another agent's notification" in refused(
+            await session.call_tool("notify_user", taken)
+        )
         assert "no notification nope" in refused(
             await session.call_tool("notification_status", {"notification_id": "nope"})
         )
