@@ -1,4 +1,5 @@
-"""purge_expired: delete audit rows past the retention period, in batches, heartbeating between them."""
+"""purge_expired: delete audit rows past the retention period, in batches, heartbeating between them, and the
+answer rows (used links, SMS questions, snoozes) that have expired; the report counts both, by table."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ class RetentionActivities:
             batch_size=request.batch_size,
             progress=lambda table, count: activity.heartbeat(table, count),
         )
+        # Used answer links, SMS questions and snoozes go when they expire, not after the retention period.
+        deleted["answers"] = await AnswerStore(self._store).purge_expired(request.now)
         for table, count in deleted.items():
             metrics.RETENTION_DELETED.labels(table).inc(count)
-        # Used answer links, SMS questions and snoozes go when they expire, not after the retention period.
-        metrics.RETENTION_DELETED.labels("answers").inc(await AnswerStore(self._store).purge_expired(request.now))
         log.info("retention: deleted %d rows older than %s", sum(deleted.values()), request.cutoff.isoformat())
         return RetentionReport(cutoff=request.cutoff, deleted=deleted)

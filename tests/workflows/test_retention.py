@@ -17,8 +17,8 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from herald.models import RetentionReport, RetentionRequest, utcnow
-from herald.store import PURGED_TABLES
+from herald.models import RetentionReport, RetentionRequest, Snooze, utcnow
+from herald.store import PURGED_TABLES, AnswerStore
 from tests.conftest import Harness, make_settings
 from tests.herald.test_store_audit import seed_old_and_new
 from worker import ensure_retention_schedule, run_worker
@@ -30,6 +30,10 @@ RECORDING = os.environ.get("HERALD_RECORD_HISTORIES") == "1"
 
 async def test_the_workflow_deletes_what_is_past_the_period_and_reports_it(herald: Harness) -> None:
     await seed_old_and_new(herald.store, utcnow(), 30)
+    answers = AnswerStore(herald.store)
+    await answers.put_snooze(Snooze(user_id="ada", scope="agent:a", until=utcnow() - timedelta(minutes=1)))
+    live = utcnow() + timedelta(hours=1)
+    await answers.put_snooze(Snooze(user_id="ada", scope="agent:b", until=live))
     handle = await herald.client.temporal.start_workflow(
         RetentionWorkflow.run,
         RetentionRequest(retention_days=30, batch_size=2),
@@ -37,8 +41,9 @@ async def test_the_workflow_deletes_what_is_past_the_period_and_reports_it(heral
         task_queue=herald.client.task_queue,
     )
     report = await handle.result()
-    assert report.deleted == dict.fromkeys(PURGED_TABLES, 1)
-    assert report.total == len(PURGED_TABLES)
+    assert report.deleted == {**dict.fromkeys(PURGED_TABLES, 1), "answers": 1}, "expired answer rows count too"
+    assert report.total == len(PURGED_TABLES) + 1
+    assert await answers.snoozed_until("ada", ["agent:a", "agent:b"]) == live
     assert await herald.store.get_outcome("old") is None
     assert await herald.store.get_outcome("new") is not None
     assert [a.notification_id for a in await herald.store.attempts("new")] == ["new"]
@@ -112,7 +117,7 @@ async def test_the_worker_puts_the_schedule_in_place_and_its_runs_clean_up(
         assert isinstance(started, ScheduleActionExecutionStartWorkflow)
         run = temporal_env.client.get_workflow_handle(started.workflow_id, result_type=RetentionReport)
         report = await asyncio.wait_for(run.result(), 30)
-        assert report.deleted == dict.fromkeys(PURGED_TABLES, 0)
+        assert report.deleted == {**dict.fromkeys(PURGED_TABLES, 0), "answers": 0}
     finally:
         stop.set()
         await asyncio.wait_for(running, 60)
