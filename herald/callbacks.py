@@ -21,7 +21,7 @@ from herald.channels.webhook import classify, sign
 from herald.config import Settings
 from herald.errors import PermanentDeliveryError, TransientDeliveryError
 from herald.models import AgentCallback
-from herald.netguard import UnsafeURL, check_public_url
+from herald.netguard import UnsafeURL, outbound_client
 
 
 def callback_body(callback: AgentCallback, now: datetime) -> dict[str, Any]:
@@ -75,11 +75,6 @@ class AgentCallbacks:
             path = self._outbox / f"{callback.notification_id}.json"
             _write_atomically(path, {"url": callback.url, "webhook-id": msg_id, "body": body})
             return f"outbox:callback/{path.name}"
-        if not self._allow_private:
-            try:
-                await check_public_url(callback.url)
-            except UnsafeURL as exc:
-                raise PermanentDeliveryError(f"callback URL {exc}", type_name="CallbackUrlRefused") from None
         content = json.dumps(body, separators=(",", ":")).encode()
         timestamp = int(time.time())
         headers = {
@@ -88,9 +83,11 @@ class AgentCallbacks:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self._secret, msg_id, timestamp, content),
         }
-        client = self._client or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        client = self._client or outbound_client(timeout=self._timeout, allow_private=self._allow_private)
         try:
             response = await client.post(callback.url, content=content, headers=headers)
+        except UnsafeURL as exc:
+            raise PermanentDeliveryError(f"callback URL {exc}", type_name="CallbackUrlRefused") from None
         except httpx.HTTPError as exc:
             raise TransientDeliveryError(
                 f"callback endpoint unreachable ({type(exc).__name__})", type_name="CallbackUnreachable"

@@ -2,7 +2,10 @@
 
 A webhook URL that resolves to loopback, a private network, link-local (cloud metadata lives there) or
 any other non-public address would let a user make Herald probe its own network. The check runs when the
-URL is saved (a clear error then) and again before each send (DNS can change in between).
+URL is saved (a clear error then) and again for every connection Herald opens to it: `outbound_client`
+resolves the name once, checks every address, and connects only to a checked one. Checking and then letting
+the HTTP client resolve the name again would let a name that changes its answer in between (DNS rebinding)
+through.
 """
 
 from __future__ import annotations
@@ -10,7 +13,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import typing
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
+
+import httpcore
+import httpx
 
 
 class UnsafeURL(ValueError):
@@ -45,21 +53,100 @@ def forbidden_reason(address: str) -> str | None:
     return None
 
 
+# host, port -> the IP addresses to try, in order.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The system resolver's addresses for host, in its order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
+
+
+async def public_addresses(host: str, port: int, resolver: Resolver = resolve) -> list[str]:
+    """host's addresses, or UnsafeURL when it does not resolve or any of its addresses is not public."""
+    try:
+        addresses = await resolver(host, port)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeURL("has a host name that does not resolve") from exc
+    for address in addresses:
+        reason = forbidden_reason(address)
+        if reason is not None:
+            raise UnsafeURL(
+                f"resolves to a {reason} address; Herald only posts to public addresses "
+                "(set HERALD_ALLOW_PRIVATE_WEBHOOKS=1 for a receiver on your own network)"
+            )
+    return addresses
+
+
 async def check_public_url(url: str) -> None:
     """Raise UnsafeURL unless every address the URL's host resolves to is public."""
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
         raise UnsafeURL("has no host")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURL("has a host name that does not resolve") from exc
-    for *_, sockaddr in infos:
-        reason = forbidden_reason(str(sockaddr[0]))
-        if reason is not None:
-            raise UnsafeURL(
-                f"resolves to a {reason} address; Herald only posts to public addresses "
-                "(set HERALD_ALLOW_PRIVATE_WEBHOOKS=1 for a receiver on your own network)"
-            )
+    await public_addresses(host, parts.port or (443 if parts.scheme == "https" else 80))
+
+
+class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """Opens TCP connections only to addresses it checked a moment before, from the same DNS answer.
+
+    TLS is unaffected: httpcore verifies the certificate against the URL's host name, not the address.
+    """
+
+    def __init__(self, resolver: Resolver = resolve) -> None:
+        self._resolver = resolver
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        last: httpcore.ConnectError | None = None
+        for address in await public_addresses(host, port, self._resolver):
+            try:
+                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"{host} has no address")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise UnsafeURL("is a Unix socket; Herald only posts to public addresses")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PublicOnlyTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, its connection pool built on PublicOnlyBackend."""
+
+    def __init__(self, resolver: Resolver = resolve) -> None:
+        super().__init__(trust_env=False)
+        # httpx takes no network backend of its own; its pool (httpcore's) does, so this one replaces it.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=PublicOnlyBackend(resolver)
+        )
+
+
+def outbound_client(*, timeout: float, allow_private: bool, resolver: Resolver = resolve) -> httpx.AsyncClient:
+    """The client for URLs that users and agents give Herald (webhooks, callbacks).
+
+    It follows no redirects: a receiver could otherwise bounce Herald to an internal address. Outside dev mode
+    (`allow_private` off), every connection goes through PublicOnlyBackend, and proxies from the environment
+    are ignored, since a proxy would resolve the name beyond the guard. A refused address raises UnsafeURL
+    from the request.
+    """
+    if allow_private:
+        return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    return httpx.AsyncClient(
+        timeout=timeout, follow_redirects=False, trust_env=False, transport=PublicOnlyTransport(resolver)
+    )

@@ -18,7 +18,7 @@ from herald.channels.base import ContactBook, OutboundMessage, SendResult, retry
 from herald.channels.render import webhook_body
 from herald.errors import ContactMissing, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
-from herald.netguard import UnsafeURL, check_public_url
+from herald.netguard import UnsafeURL, outbound_client
 
 WEBHOOK_GONE = 410
 
@@ -66,9 +66,8 @@ class WebhookChannel:
     ) -> None:
         self._secret = secret
         self._book = book
-        self._allow_private = allow_private
-        # No redirects: a receiver could otherwise bounce Herald to an internal address.
-        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        # Outside dev mode every connection is checked against the address it goes to (herald/netguard.py).
+        self._client = client or outbound_client(timeout=timeout, allow_private=allow_private)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         url = message.contact.webhook_url
@@ -78,11 +77,6 @@ class WebhookChannel:
             raise ContactMissing(
                 f"the webhook endpoint is disabled ({message.contact.webhook_disabled}); save the contact again to re-enable it"
             )
-        if not self._allow_private:
-            try:
-                await check_public_url(url)
-            except UnsafeURL as exc:
-                raise PermanentDeliveryError(f"webhook URL {exc}", type_name="WebhookUrlRefused") from None
         body = json.dumps(webhook_body(message), separators=(",", ":")).encode()
         timestamp = int(time.time())
         headers = {
@@ -93,6 +87,8 @@ class WebhookChannel:
         }
         try:
             response = await self._client.post(url, content=body, headers=headers)
+        except UnsafeURL as exc:
+            raise PermanentDeliveryError(f"webhook URL {exc}", type_name="WebhookUrlRefused") from None
         except httpx.TimeoutException as exc:
             raise TransientDeliveryError("webhook endpoint timed out", type_name="WebhookTimeout") from exc
         except httpx.HTTPError as exc:

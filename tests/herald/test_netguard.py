@@ -1,10 +1,12 @@
-"""The SSRF guard's verdict on addresses, and on URLs through the real resolver."""
+"""The SSRF guard's verdict on addresses, on URLs through the real resolver, and on the connections it opens."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from herald.netguard import UnsafeURL, check_public_url, forbidden_reason
+from herald.netguard import UnsafeURL, check_public_url, forbidden_reason, outbound_client
 
 
 @pytest.mark.parametrize(
@@ -46,3 +48,56 @@ async def test_check_public_url_resolves_names() -> None:
         await check_public_url("http:///hook")
     # A literal public address needs no DNS and passes; nothing is contacted.
     await check_public_url("https://93.184.215.14/hook")
+
+
+async def test_a_connection_goes_only_to_the_answer_that_was_checked() -> None:
+    """DNS rebinding: the name is resolved once per connection, and that answer is both checked and used.
+
+    `rebind.test` exists only in this resolver, so the refusal can only come from checking the answer the
+    connection would have used, and the listener on that address sees no connection.
+    """
+    connections: list[object] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer.get_extra_info("peername"))
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    asked: list[tuple[str, int]] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return ["127.0.0.1"]
+
+    client = outbound_client(timeout=2.0, allow_private=False, resolver=rebinding)
+    try:
+        with pytest.raises(UnsafeURL, match="resolves to a loopback address"):
+            await client.post(f"http://rebind.test:{port}/hook", content=b"{}")
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+    assert asked == [("rebind.test", port)] and connections == []
+
+
+async def test_dev_mode_posts_to_this_machine() -> None:
+    """With private addresses allowed (herald dev), the same client reaches a receiver on 127.0.0.1."""
+    received: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = outbound_client(timeout=2.0, allow_private=True)
+    try:
+        response = await client.get(f"http://127.0.0.1:{port}/hook")
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+    assert response.status_code == 204 and received[0].startswith(b"GET /hook ")
