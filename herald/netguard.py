@@ -130,11 +130,10 @@ class PublicOnlyTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport, its connection pool built on PublicOnlyBackend."""
 
     def __init__(self, resolver: Resolver = resolve) -> None:
-        super().__init__(trust_env=False)
+        ssl_context = httpx.create_ssl_context(trust_env=False)  # one CA bundle load, shared with httpx's setup
+        super().__init__(verify=ssl_context, trust_env=False)
         # httpx takes no network backend of its own; its pool (httpcore's) does, so this one replaces it.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=PublicOnlyBackend(resolver)
-        )
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=PublicOnlyBackend(resolver))
 
 
 def outbound_client(*, timeout: float, allow_private: bool, resolver: Resolver = resolve) -> httpx.AsyncClient:
