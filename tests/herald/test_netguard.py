@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+import uuid
 
 import pytest
 
 from herald.netguard import UnsafeURL, check_public_url, forbidden_reason, outbound_client
+from tests.fakes.http import FakeHTTPServer
 
 
 @pytest.mark.parametrize(
@@ -50,20 +51,14 @@ async def test_check_public_url_resolves_names() -> None:
     await check_public_url("https://93.184.215.14/hook")
 
 
-async def test_a_connection_goes_only_to_the_answer_that_was_checked() -> None:
+async def test_a_connection_goes_only_to_the_answer_that_was_checked(fake_http: FakeHTTPServer) -> None:
     """DNS rebinding: the name is resolved once per connection, and that answer is both checked and used.
 
     `rebind.test` exists only in this resolver, so the refusal can only come from checking the answer the
-    connection would have used, and the listener on that address sees no connection.
+    connection would have used, and the receiver at that address gets nothing.
     """
-    connections: list[object] = []
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer.get_extra_info("peername"))
-        writer.close()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    p = f"/rebind-{uuid.uuid4().hex[:8]}"
+    fake_http.script(p, 200)
     asked: list[tuple[str, int]] = []
 
     async def rebinding(host: str, port: int) -> list[str]:
@@ -73,31 +68,19 @@ async def test_a_connection_goes_only_to_the_answer_that_was_checked() -> None:
     client = outbound_client(timeout=2.0, allow_private=False, resolver=rebinding)
     try:
         with pytest.raises(UnsafeURL, match="resolves to a loopback address"):
-            await client.post(f"http://rebind.test:{port}/hook", content=b"{}")
+            await client.post(f"http://rebind.test:{fake_http.port}{p}", content=b"{}")
     finally:
         await client.aclose()
-        server.close()
-        await server.wait_closed()
-    assert asked == [("rebind.test", port)] and connections == []
+    assert asked == [("rebind.test", fake_http.port)] and fake_http.received(p) == []
 
 
-async def test_dev_mode_posts_to_this_machine() -> None:
+async def test_dev_mode_posts_to_this_machine(fake_http: FakeHTTPServer) -> None:
     """With private addresses allowed (herald dev), the same client reaches a receiver on 127.0.0.1."""
-    received: list[bytes] = []
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        received.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    p = f"/dev-{uuid.uuid4().hex[:8]}"
+    url = fake_http.script(p, 204)
     client = outbound_client(timeout=2.0, allow_private=True)
     try:
-        response = await client.get(f"http://127.0.0.1:{port}/hook")
+        response = await client.post(url, content=b'{"hook": 1}')
     finally:
         await client.aclose()
-        server.close()
-        await server.wait_closed()
-    assert response.status_code == 204 and received[0].startswith(b"GET /hook ")
+    assert response.status_code == 204 and [r.body for r in fake_http.received(p)] == [b'{"hook": 1}']
