@@ -75,6 +75,12 @@ def validated(build: Callable[[], M]) -> M:
         raise typer.Exit(2) from None
 
 
+def wants_link(link: bool | None) -> bool:
+    """Whether to print a login link, which holds a token: as asked, else only when stdout is a terminal, so a
+    redirected or captured output (`$(herald tokens issue ada)`, a log file) never carries one unasked."""
+    return link if link is not None else sys.stdout.isatty()
+
+
 def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from herald.config import Settings
-from starter.cli.common import app, skips_teardown
+from starter.cli.common import app, skips_teardown, wants_link
 
 
 @app.command()
@@ -29,15 +29,13 @@ def dev(
     ] = None,
 ) -> None:
     """Run Temporal's dev server, a worker and the API together (data under HERALD_HOME)."""
-    import sys
-
     from herald.dev import DevPorts, main
     from herald.logs import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_format or "text", settings.log_level)
     ports = DevPorts(temporal=temporal_port, ui=ui_port, api=api_port)
-    main(settings, ports, demo, auth, link=link if link is not None else sys.stdout.isatty())
+    main(settings, ports, demo, auth, link=wants_link(link))
 
 
 @app.command()

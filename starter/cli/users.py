@@ -22,6 +22,7 @@ from starter.cli.common import (
     read_json,
     tokens_app,
     validated,
+    wants_link,
     with_store,
 )
 
@@ -56,8 +57,6 @@ def tokens_issue(
     ] = None,
 ) -> None:
     """Issue a token for USER_ID: their own preferences, contact, notifications and WebSocket, and the login link."""
-    import sys
-
     from herald.config import Settings
     from herald.inbox import login_link
 
@@ -67,7 +66,7 @@ def tokens_issue(
         "user_id",
         f"# token for user {user_id}, shown only now: Authorization: Bearer <token>, or ?token= on /v1/ws",
     )
-    if link if link is not None else sys.stdout.isatty():
+    if wants_link(link):
         # On stdout, never stderr: the link holds the token. The fragment (#token=) never reaches a server log.
         typer.echo(login_link(Settings().api_url, token))
         typer.echo("# open the link above to see the inbox and preferences in a browser", err=True)
