@@ -1,4 +1,4 @@
-"""Settings from the environment, in one object. Names as DESIGN.md gives them."""
+"""Settings from the environment, in one object. Names as docs/design.md gives them."""
 
 from __future__ import annotations
 

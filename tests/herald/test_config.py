@@ -1,4 +1,4 @@
-"""Settings read the names DESIGN.md gives, and nothing else (HOME is not HERALD_HOME)."""
+"""Settings read the names docs/design.md gives, and nothing else (HOME is not HERALD_HOME)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ def test_key_is_sha256_hex() -> None:
 
 
 def test_key_is_sha256_of_agent_title_user() -> None:
-    """DESIGN.md: sha256 of `agent_id:title:user_id`."""
+    """docs/design.md: sha256 of `agent_id:title:user_id`."""
     assert make("batch-agent", "Job finished", "alice") == hashlib.sha256(b"batch-agent:Job finished:alice").hexdigest()
 
 
