@@ -12,7 +12,6 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from herald.digest import DIGEST_AGENT, digest_item
 from herald.models import (
@@ -27,6 +26,7 @@ from herald.models import (
 )
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, Harness, make_settings
+from tests.faults.procs import herald_env, herald_worker
 from worker import create_worker, open_runtime
 from workflows.digest import DigestWorkflow
 
@@ -101,30 +101,42 @@ async def test_three_low_items_make_one_email_and_critical_goes_straight_through
     assert await digest_handle(h, user).query(DigestWorkflow.pending) == []
 
 
-async def test_worker_restart_mid_period_loses_nothing(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "herald", digest_period_seconds=PERIOD)
+async def test_worker_sigkill_mid_period_loses_nothing(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """A `herald worker` process killed with SIGKILL while the digest holds items: a new one sends them all.
+
+    It used to shut an in-process worker down gracefully, and with the 3-second test period a boundary could
+    fall inside the test and send "before 0" early (1 run in 40). Now the digest is daily at 03:00, so no
+    boundary is crossed while the test runs, and the worker is a real process that dies mid-period.
+    """
     queue = f"restart-{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "herald"
+    settings = make_settings(home)
+    env = herald_env(
+        home,
+        temporal_env.client.service_client.config.target_host,
+        queue,
+        HERALD_DATABASE_URL=settings.resolved_database_url,
+    )
+    worker = herald_worker(tmp_path / "worker.log", env)
     async with open_runtime(settings) as runtime:
         h = Harness(HeraldClient(temporal_env.client, queue, FAST_POLICY), runtime, settings)
-
-        def worker() -> Worker:
-            return create_worker(temporal_env.client, runtime, queue, workflow_failure_exception_types=[Exception])
-
         user = await user_with_hourly_digest(h)
         await h.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": 3}}))
-        first = worker()
-        running = asyncio.create_task(first.run())
-        for i in range(2):
-            outcome = await (await h.client.notify(note(user, f"before {i}"))).outcome()
-            assert outcome.status is NotificationStatus.digested
-        await first.shutdown()
-        await running
-        async with worker():  # a new worker: everything the digest held is in Temporal, not in the old one
+        try:
+            await worker.start()
+            for i in range(2):
+                outcome = await (await h.client.notify(note(user, f"before {i}"))).outcome()
+                assert outcome.status is NotificationStatus.digested
+            await worker.kill()
+            await worker.start()  # a new process: everything the digest held is in Temporal, not in the old one
             assert (await (await h.client.notify(note(user, "after"))).outcome()).status is NotificationStatus.digested
             handle = digest_handle(h, user)
             assert [i.title for i in await handle.query(DigestWorkflow.pending)] == ["before 0", "before 1", "after"]
             digest_id = await handle.execute_update(DigestWorkflow.flush)
             [email] = await wait_for_digests(h, 1)
+        finally:
+            await worker.kill()
+            await temporal_env.client.get_schedule_handle(f"retention-{queue}").delete()
     assert email["notification_id"] == digest_id
     assert all(title in json.dumps(email) for title in ("before 0", "before 1", "after"))
 
