@@ -297,9 +297,25 @@ async def test_acks_are_forwarded_only_for_frames_the_relay_offered(cluster: Clu
 
 
 async def test_push_channel_closes_its_redis_publisher(redis_url: str, prefix: str) -> None:
-    channel = PushChannel(RedisPushPublisher(redis_url, prefix=prefix))
-    await channel.aclose()
-    await channel.aclose()  # closing twice is harmless
+    """Closing the channel closes the publisher's Redis connection, as Redis itself sees it.
+
+    It used to close the channel twice and assert nothing, so a channel that leaked its connection passed.
+    """
+    publisher = RedisPushPublisher(redis_url, prefix=prefix)
+    channel = PushChannel(publisher)
+    connection_id = await publisher._redis.client_id()  # the publisher's own pooled connection
+    observer = Redis.from_url(redis_url)
+    try:
+        assert str(connection_id) in str(await observer.execute_command("CLIENT", "LIST", "ID", connection_id))
+        await channel.aclose()
+        for _ in range(50):  # the server drops the client once it reads the close
+            if not await observer.execute_command("CLIENT", "LIST", "ID", connection_id):
+                break
+            await asyncio.sleep(0.02)
+        assert not await observer.execute_command("CLIENT", "LIST", "ID", connection_id)
+        await channel.aclose()  # closing twice is harmless
+    finally:
+        await observer.aclose()
 
 
 # --- the app's lifespan ----------------------------------------------------------------------------------
