@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -135,12 +136,16 @@ async def test_410_disables_the_endpoint_until_the_contact_is_saved_again(
 
 
 async def test_missing_url_and_timeout_and_unreachable(channel: WebhookChannel, store: Store) -> None:
-    nobody = await message_to(store, "http://127.0.0.1:9/x")
-    no_url = OutboundMessage(nobody.notification, ChannelName.webhook, nobody.idempotency_key, Contact())
-    with pytest.raises(ContactMissing):
-        await channel.send(no_url)
-    with pytest.raises(TransientDeliveryError) as exc:
-        await channel.send(nobody)  # port 9 (discard) is closed here: connection refused
+    # A port this test holds bound but never listens on: connecting is refused, whatever else runs here
+    # (it used to assume port 9 was closed on every machine).
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        nobody = await message_to(store, f"http://127.0.0.1:{held.getsockname()[1]}/x")
+        no_url = OutboundMessage(nobody.notification, ChannelName.webhook, nobody.idempotency_key, Contact())
+        with pytest.raises(ContactMissing):
+            await channel.send(no_url)
+        with pytest.raises(TransientDeliveryError) as exc:
+            await channel.send(nobody)  # connection refused
     assert exc.value.type_name == "WebhookUnreachable"
 
     async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -18,7 +18,7 @@ def waits(retry: RetrySettings) -> list[float]:
     ]
 
 
-def test_the_default_schedule_is_30s_2min_10min_either_way() -> None:
+def test_the_default_schedule_is_30s_2min_8min_either_way() -> None:
     default = RetrySettings()
     later = after_first_attempt(default)
     assert later is not None
