@@ -209,3 +209,37 @@ async def test_rate_limit_then_refused_number_then_fallback(
     contact = await store.get_contact(user)
     assert contact is not None and contact.phone_rejected == "twilio error 21211"
     assert len(fakes.twilio.requests) == 1
+
+
+async def test_retries_run_out_then_fallback(herald: tuple[HeraldClient, Store], fakes: Providers) -> None:
+    """A webhook receiver that answers 503 to every try: the four tries (the first and three retries) reach it,
+    then email delivers once as its fallback, counted at the SendGrid fake.
+
+    The README cites this for "its retries run out and the next channel delivers, with `fallback_for`"; the
+    test it cited before checked neither `fallback_for` nor what reached a provider.
+    """
+    client, store = herald
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    hook_path = f"/e2e/{user}"
+    url = fakes.hooks.script(hook_path, 503, 503, 503, 503, 503)
+    await store.put_contact(user, Contact(email="ada@example.com", webhook_url=url))
+    await store.put_preferences(user, Preferences.model_validate({"default": {"push": False}}))
+    notification = AgentNotification(
+        agent_id="monitor",
+        user_id=user,
+        title="Queue backlog 10k",
+        priority=Priority.high,
+        channels=[ChannelName.webhook],
+    )
+    outcome = await (await client.notify(notification)).outcome()
+
+    webhook, email = outcome.channels[ChannelName.webhook], outcome.channels[ChannelName.email]
+    assert (webhook.status, webhook.attempt_count) == (ChannelStatus.failed, 4)
+    assert (email.status, email.fallback_for) == (ChannelStatus.delivered, ChannelName.webhook)
+    assert outcome.status is NotificationStatus.delivered
+    assert len(fakes.hooks.received(hook_path)) == 4, "the first try and three retries, each at the receiver"
+    assert {r.headers["webhook-id"] for r in fakes.hooks.received(hook_path)} == {
+        f"notification/{notification.notification_id}/webhook"
+    }
+    [mail] = fakes.sendgrid.requests
+    assert mail.json()["personalizations"][0]["to"] == [{"email": "ada@example.com"}]

@@ -238,7 +238,10 @@ async def test_rate_limit_waits_for_retry_after(herald: Harness, fake_http: Fake
     assert waited >= 1.5, f"the retry came {waited:.2f}s after a 429 that asked for 2s (backoff alone is 0.2s)"
 
 
-async def test_retries_run_out_then_fallback(herald: Harness, fake_http: FakeHTTPServer) -> None:
+async def test_the_outcome_counts_the_retries_and_names_the_fallback(
+    herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    """The outcome's view of a channel whose retries run out (the providers' view: test_channels_e2e.py)."""
     url = fake_http.script("/always-503", 503, 503, 503, 503, 503)
     await herald.store.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))
     await herald.store.put_preferences("user-1", Preferences.model_validate({"default": {"push": False}}))
@@ -246,6 +249,7 @@ async def test_retries_run_out_then_fallback(herald: Harness, fake_http: FakeHTT
 
     assert outcome.channels[WEBHOOK].attempt_count == 4, "3 retries after the first try"
     assert outcome.channels[EMAIL].status is ChannelStatus.delivered
+    assert outcome.channels[EMAIL].fallback_for is WEBHOOK
     assert outcome.status is NotificationStatus.delivered
 
 
