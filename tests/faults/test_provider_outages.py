@@ -47,7 +47,9 @@ async def test_a_hanging_provider_times_out_without_stalling_the_worker(
 ) -> None:
     """Webhooks hang (the receiver never answers): those sends time out and retry, holding their activity
     slots, while email notifications for everyone else keep flowing through the same worker. When the
-    receiver recovers, the hung notifications are delivered on a retry, once each."""
+    receiver recovers, each hung notification is delivered on a retry: its outcome says delivered once, and the
+    receiver sees it at least once and at most once per attempt, always under the same webhook-id (a timed-out
+    send is ambiguous, so the sends that timed out may arrive too once the receiver answers)."""
     settings = make_settings(
         tmp_path / "herald",
         SENDGRID_API_KEY="SG.faults",
@@ -91,7 +93,7 @@ async def test_a_hanging_provider_times_out_without_stalling_the_worker(
         assert last.result is ChannelStatus.delivered
         # The sends that timed out reached the receiver too, once it answered: a timeout is ambiguous, so the
         # receiver may see a notification more than once, always under the same webhook-id to drop repeats by.
-        assert ledger.accepted[f"{outcome.workflow_id}/webhook"] >= 1
+        assert 1 <= ledger.accepted[f"{outcome.workflow_id}/webhook"] <= len(attempts[outcome.notification_id])
     assert set(ledger.accepted) == {f"{n.workflow_id}/email" for n in flowing} | {
         f"{o.workflow_id}/webhook" for o in recovered
     }
