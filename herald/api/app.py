@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
+import traceback
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
@@ -59,6 +61,7 @@ FASTAPI_BODY_ERROR = "There was an error parsing the body"
 UNREADABLE_BODY = "the request body is not readable JSON: it must be UTF-8, and not nested hundreds of levels deep"
 
 request_log = logging.getLogger("herald.api")
+INTERNAL_ERROR = "Herald hit an internal error (logged by its type, without the request's data); try again, and report it if it persists"
 
 
 class RequestLog:
@@ -84,9 +87,31 @@ class RequestLog:
                 status = int(message["status"])
             await send(message)
 
+        started_response = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_status(message)
+
         with log_scope():
             try:
-                await self.app(scope, receive, send_status)
+                await self.app(scope, receive, send_tracking)
+            except Exception as exc:  # a bug: answered in the error shape, logged without its message
+                # The message and the traceback's locals may hold what the request carried (an address, a
+                # token), so the log names only the error's type and where it was raised.
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                request_log.error(
+                    "unhandled %s at %s:%d in %s",
+                    type(exc).__name__,
+                    os.path.basename(where.filename),
+                    where.lineno or 0,
+                    where.name,
+                )
+                if started_response:
+                    raise
+                status = 500
+                await error_response(500, "internal_error", INTERNAL_ERROR)(scope, receive, send)
             finally:
                 elapsed = time.perf_counter() - started
                 route = getattr(scope.get("route"), "path", None) or "unmatched"

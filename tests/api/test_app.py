@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +14,7 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from herald.api.app import create_app
-from tests.conftest import Harness
+from tests.conftest import Harness, make_settings
 
 
 @pytest.fixture
@@ -206,3 +208,30 @@ async def test_saving_contact_clears_heralds_marks(api: httpx.AsyncClient, heral
     # Saving the document back as read clears the marks: they are Herald's, not the person's.
     assert (await api.put("/v1/users/u3/contact", json=marked)).json() == contact
     assert (await api.get("/v1/users/u3/contact")).json() == contact
+
+
+async def test_a_bug_is_a_500_in_the_error_shape_and_leaks_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A route that raises: the caller gets a 500 in the one error shape, and neither the body nor the log
+    holds what the exception carried. It used to be Starlette's plain-text "Internal Server Error" (not the
+    shape the README promises), with the exception's message and traceback in the server's log."""
+    secret = "ada@example.com sk_live_do_not_log"
+    app = create_app(make_settings(tmp_path))
+
+    async def broken() -> None:
+        raise ValueError(f"a bug that holds {secret}")
+
+    app.add_api_route("/v1/broken", broken, methods=["GET"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    with caplog.at_level(logging.DEBUG):
+        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as api:
+            response = await api.get("/v1/broken")
+            assert (await api.get("/openapi.json")).status_code == 200, "the app keeps serving"
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "internal_error" and error["field"] is None and error["message"]
+    assert secret not in response.text
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert "unhandled ValueError" in logged and secret not in logged

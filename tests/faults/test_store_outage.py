@@ -123,7 +123,7 @@ async def test_postgres_restart_mid_batch_loses_nothing(
     assert all(o is not None and o.status is NotificationStatus.delivered for o in recorded), "every outcome recorded"
 
 
-async def test_a_database_nobody_answers_is_a_503_and_a_bug_is_still_a_500(tmp_path: Path) -> None:
+async def test_a_database_nobody_answers_is_a_503_and_only_an_outage_counts_as_one(tmp_path: Path) -> None:
     """Without a cluster: a store whose database refuses connections. Only an outage becomes a 503."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
