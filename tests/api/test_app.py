@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from herald.api.app import create_app
 from tests.conftest import Harness, make_settings
+from tests.fakes.http import FakeHTTPServer
 
 
 @pytest.fixture
@@ -71,13 +72,25 @@ async def test_post_notification_then_read_outcome_with_attempts(api: httpx.Asyn
     assert (attempt["attempt"], attempt["result"]) == (1, "delivered")
 
 
-async def test_repeated_post_with_same_id_is_one_notification(api: httpx.AsyncClient, herald: Harness) -> None:
-    await api.put("/v1/users/user-1/contact", json={"email": "ada@example.com"})
+async def test_repeated_post_with_same_id_is_one_notification(
+    api: httpx.AsyncClient, herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    """Posted twice at once and once more after it finished: one notification, counted at the receiver.
+
+    It used to count Herald's own delivery log, which a bug in the same code could get wrong the same way."""
+    path = f"/same-id/{uuid.uuid4().hex}"
+    await api.put("/v1/users/user-1/contact", json={"webhook_url": fake_http.script(path, 204)})
     nid = uuid.uuid4().hex
-    first = await api.post("/v1/notifications", json=body(notification_id=nid, channels=["email"]))
-    second = await api.post("/v1/notifications", json=body(notification_id=nid, channels=["email"]))
+    first, second = await asyncio.gather(
+        *(api.post("/v1/notifications", json=body(notification_id=nid, channels=["webhook"])) for _ in range(2))
+    )
     assert first.status_code == second.status_code == 202
+    assert first.json()["workflow_id"] == second.json()["workflow_id"] == f"notification/{nid}"
     await wait_final(api, nid)
+    again = await api.post("/v1/notifications", json=body(notification_id=nid, channels=["webhook"]))
+    assert again.status_code == 202 and again.json()["workflow_id"] == f"notification/{nid}"
+    [received] = fake_http.received(path)
+    assert received.headers["webhook-id"] == f"notification/{nid}/webhook"
     assert len(await herald.store.attempts(nid)) == 1
 
 
