@@ -51,10 +51,11 @@ bench: install
 	$(BIN)/python -m bench.run
 
 ## The long fault tests (500 notifications per crash) and the soak: 10 notifications/s, 1% provider errors,
-## 10 minutes (SOAK_SECONDS, SOAK_RATE, SOAK_ERROR_RATE); report in bench/results/soak.json and soak.md.
+## 10 minutes (SOAK_SECONDS, SOAK_RATE, SOAK_ERROR_RATE); the fault tests write bench/results/faults/*.json,
+## the soak bench/results/soak.json and soak.md, each with the commit it ran at.
 soak: install
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
-	HERALD_FAULT_NOTIFICATIONS=500 $(BIN)/pytest -q -p no:cacheprovider -s tests/faults --timeout 900
+	HERALD_FAULT_NOTIFICATIONS=500 HERALD_FAULT_RESULTS=bench/results/faults $(BIN)/pytest -q -p no:cacheprovider -s tests/faults --timeout 900
 	$(BIN)/python -m bench.soak
 
 ## Re-take the README's screenshots (docs/screenshots/) with the browser tests.

@@ -7,9 +7,13 @@ Scale with HERALD_FAULT_NOTIFICATIONS (`make soak` runs the long versions); `mak
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -19,7 +23,7 @@ from herald.models import AgentNotification, ChannelName, Contact, DeliveryPolic
 from herald.store import Store
 from starter import HeraldClient
 from tests.conftest import WEBHOOK_SECRET
-from tests.faults.ledger import Ledger
+from tests.faults.ledger import Ledger, Tally
 
 USERS = [f"fault-user-{i}" for i in range(8)]
 CHANNELS = (ChannelName.email, ChannelName.webhook)
@@ -130,3 +134,30 @@ async def connect(address: str) -> Client:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
+
+
+def record_result(name: str, counted: Tally, **details: object) -> None:
+    """Write what a fault test counted to `$HERALD_FAULT_RESULTS/<name>.json`, with the commit it ran at.
+
+    `make soak` sets the folder (bench/results/faults/): the README's figures come from these files, so each
+    figure traces to a run of the code it describes. Unset (as in `make test`), nothing is written.
+    """
+    folder = os.environ.get("HERALD_FAULT_RESULTS")
+    if not folder:
+        return
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=False)
+    document = {
+        "name": name,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else ""),
+        "fault_notifications": os.environ.get("HERALD_FAULT_NOTIFICATIONS", "the short default"),
+        "expected_deliveries": counted.expected,
+        "delivered": counted.delivered,
+        "lost": len(counted.lost),
+        "duplicate_sends": counted.duplicate_sends,
+        "details": details,
+    }
+    path = Path(folder) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

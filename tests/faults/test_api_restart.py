@@ -23,7 +23,7 @@ from starter import HeraldClient
 from tests.conftest import FAST_POLICY, make_settings
 from tests.faults.ledger import Ledger, keys, tally
 from tests.faults.procs import HeraldApi, eventually, herald_env
-from tests.faults.scenario import provider_env, scale
+from tests.faults.scenario import provider_env, record_result, scale
 from worker import create_worker, open_runtime
 
 ADMIN_KEY = "faults-admin-key-0123456789"
@@ -144,4 +144,5 @@ async def test_api_sigkill_while_agents_post_fires_each_event_once(
     await ledger.settled()
     counted = tally(keys(notification_ids, ["email"]), ledger.accepted)
     print(counted.summary())
+    record_result("api-sigkill", counted, retried=dict(retries))
     assert not counted.lost and not counted.duplicates and not counted.unexpected, counted.summary()

@@ -27,7 +27,16 @@ from starter import HeraldClient
 from tests.conftest import make_settings
 from tests.faults.ledger import Ledger, keys, tally
 from tests.faults.procs import PostgresCluster, eventually, free_port, herald_env, herald_worker, postgres_cluster
-from tests.faults.scenario import CHANNELS, FAULT_POLICY, batch, outcomes, provider_env, scale, seed_contacts
+from tests.faults.scenario import (
+    CHANNELS,
+    FAULT_POLICY,
+    batch,
+    outcomes,
+    provider_env,
+    record_result,
+    scale,
+    seed_contacts,
+)
 
 OUTAGE_MARGIN = 2.0  # seconds before the stop in which a send's log write may still have been under way
 
@@ -114,6 +123,7 @@ async def test_postgres_restart_mid_batch_loses_nothing(
         f"\nPostgreSQL stopped after {at_stop} of {len(expected)} deliveries: {counted.summary()}\n"
         f"duplicates: {len(in_outage)} first sent while the database was going down or down, {other} otherwise"
     )
+    record_result("postgres-stop", counted, first_sent_around_the_outage=len(in_outage), otherwise=other)
     assert counted.lost == [], counted.summary()
     assert counted.unexpected == []
     assert other <= max(3, len(expected) // 20), counted.summary()

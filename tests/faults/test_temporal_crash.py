@@ -15,7 +15,17 @@ from herald.models import NotificationStatus
 from starter import HeraldClient
 from tests.faults.ledger import Ledger, keys, tally
 from tests.faults.procs import TemporalServer, eventually, herald_env, herald_worker
-from tests.faults.scenario import CHANNELS, FAULT_POLICY, batch, connect, outcomes, provider_env, scale, submit
+from tests.faults.scenario import (
+    CHANNELS,
+    FAULT_POLICY,
+    batch,
+    connect,
+    outcomes,
+    provider_env,
+    record_result,
+    scale,
+    submit,
+)
 
 
 async def test_server_sigkill_and_restart_loses_nothing(ledger: Ledger, sqlite_url: str, tmp_path: Path) -> None:
@@ -50,6 +60,7 @@ async def test_server_sigkill_and_restart_loses_nothing(ledger: Ledger, sqlite_u
 
     counted = tally(expected, ledger.accepted)
     print(f"\nTemporal SIGKILL after {at_kill} of {len(expected)} deliveries: {counted.summary()}")
+    record_result("temporal-sigkill", counted, delivered_before_the_kill=at_kill)
     assert counted.lost == [], counted.summary()
     assert counted.unexpected == []
     # Sends in flight finish and are logged while the server is down (the store is up): a resend needs a

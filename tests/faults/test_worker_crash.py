@@ -21,7 +21,7 @@ from herald.store import Store
 from starter import HeraldClient
 from tests.faults.ledger import Ledger, keys, tally
 from tests.faults.procs import eventually, herald_env, herald_worker
-from tests.faults.scenario import CHANNELS, FAULT_POLICY, batch, outcomes, provider_env, scale, stream
+from tests.faults.scenario import CHANNELS, FAULT_POLICY, batch, outcomes, provider_env, record_result, scale, stream
 
 RATE = 30.0  # notifications a second: a busy agent fleet, not a burst (a burst puts every send in flight at once)
 
@@ -80,6 +80,7 @@ async def test_sigkill_mid_batch_loses_nothing(
     cut_by_kill = len(set(counted.duplicates) & unlogged)
     other = counted.duplicate_sends - cut_by_kill
     print(f"duplicates: {cut_by_kill} sends cut off by the kill, {other} cut off by task timeouts (a loaded machine)")
+    record_result("worker-sigkill", counted, cut_off_by_the_kill=cut_by_kill, cut_off_by_task_timeouts=other)
     assert counted.lost == [], counted.summary()
     assert counted.unexpected == []
     assert unlogged <= set(counted.duplicates), "a send the kill cut off is sent again: at least once"
