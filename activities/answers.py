@@ -23,6 +23,8 @@ class AnswerActivities:
                 "agent callbacks are not configured on this worker", type="CallbacksOff", non_retryable=True
             )
         try:
-            return await self._callbacks.send(callback, utcnow())
+            info = activity.info()
+            timeout = info.start_to_close_timeout.total_seconds() if info.start_to_close_timeout else None
+            return await self._callbacks.send(callback, utcnow(), timeout)
         except DeliveryError as exc:
             raise to_application_error(exc, activity.info().attempt) from None

@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from herald.channels.base import cap_retry_after
 from herald.delivery import DeliveryService
 from herald.errors import DeliveryError, TransientDeliveryError
 from herald.models import DeliveryReceipt, DeliveryRequest
@@ -21,7 +22,8 @@ def to_application_error(error: DeliveryError, attempt: int, *, local: bool = Fa
     back off and retry the local activity itself. Classified failures are expected and already in the
     delivery log, so they are BENIGN: no traceback.
     """
-    retry_after = error.retry_after if isinstance(error, TransientDeliveryError) else None
+    # Capped here too, whichever channel raised it: no provider parks a channel longer than the one cap.
+    retry_after = cap_retry_after(error.retry_after) if isinstance(error, TransientDeliveryError) else None
     details: dict[str, float | int] = {"attempt": attempt}
     if local and retry_after is not None:
         details["retry_after"] = retry_after
@@ -44,6 +46,8 @@ class DeliveryActivities:
         info = activity.info()
         attempt = info.attempt + request.first_attempt - 1
         try:
-            return await self._service.deliver(request, attempt)
+            # The provider's timeout derives from this activity's own, whichever process set it.
+            timeout = info.start_to_close_timeout.total_seconds() if info.start_to_close_timeout else None
+            return await self._service.deliver(request, attempt, timeout)
         except DeliveryError as exc:
             raise to_application_error(exc, attempt, local=info.is_local) from None

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from herald.channels.base import provider_timeout
 from herald.channels.outbox import _write_atomically
 from herald.channels.webhook import classify, sign
 from herald.config import Settings
@@ -67,8 +68,11 @@ class AgentCallbacks:
             timeout=settings.webhook_timeout_seconds,
         )
 
-    async def send(self, callback: AgentCallback, now: datetime) -> str:
-        """Deliver the callback once; the receiver's answer decides retry or not, as for webhooks."""
+    async def send(self, callback: AgentCallback, now: datetime, activity_timeout: float | None = None) -> str:
+        """Deliver the callback once; the receiver's answer decides retry or not, as for webhooks.
+
+        The POST gives up before the activity making it would (`provider_timeout` of `activity_timeout`).
+        """
         body = callback_body(callback, now)
         msg_id = f"{callback.workflow_id}/callback"
         if self._secret is None:
@@ -83,11 +87,14 @@ class AgentCallbacks:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self._secret, msg_id, timestamp, content),
         }
-        client = self._client or outbound_client(timeout=self._timeout, allow_private=self._allow_private)
+        timeout = self._timeout if activity_timeout is None else provider_timeout(activity_timeout, self._timeout)
+        client = self._client or outbound_client(timeout=timeout, allow_private=self._allow_private)
         try:
-            response = await client.post(callback.url, content=content, headers=headers)
+            response = await client.post(callback.url, content=content, headers=headers, timeout=timeout)
         except UnsafeURL as exc:
             raise PermanentDeliveryError(f"callback URL {exc}", type_name="CallbackUrlRefused") from None
+        except httpx.TimeoutException:
+            raise TransientDeliveryError("callback endpoint timed out", type_name="CallbackTimeout") from None
         except httpx.HTTPError as exc:
             raise TransientDeliveryError(
                 f"callback endpoint unreachable ({type(exc).__name__})", type_name="CallbackUnreachable"

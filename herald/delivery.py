@@ -5,13 +5,15 @@ This is the logic behind the `deliver` activity; the activity only maps errors o
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping
 from datetime import datetime
 
 from herald import metrics
 from herald.answers import DEFAULT_ANSWER_WINDOW_SECONDS, AnswerLinks, answer_deadline, phone_key
-from herald.channels.base import Channel, OutboundMessage
+from herald.channels.base import Channel, OutboundMessage, provider_timeout
 from herald.errors import DeliveryError, TransientDeliveryError
 from herald.models import (
     AnswerChannel,
@@ -38,8 +40,15 @@ class DeliveryService:
         # Mints a question's signed answer links at send time, so the secret never enters workflow history.
         self.answer_links = answer_links
 
-    async def deliver(self, request: DeliveryRequest, attempt: int) -> DeliveryReceipt:
-        """Deliver once per idempotency key: a success already in the delivery log is not sent again."""
+    async def deliver(
+        self, request: DeliveryRequest, attempt: int, activity_timeout: float | None = None
+    ) -> DeliveryReceipt:
+        """Deliver once per idempotency key: a success already in the delivery log is not sent again.
+
+        `activity_timeout` is the start_to_close of the activity making this attempt: the channel must give up on
+        its provider well before it (`provider_timeout`), so the attempt is logged and Temporal never times out a
+        send the provider may have taken (its retry would send it again, unlogged).
+        """
         key = request.idempotency_key
         prior, contact = await self.store.delivery_context(key, request.notification.user_id)
         if prior is not None:
@@ -52,9 +61,22 @@ class DeliveryService:
             )
         channel = self.channels[request.channel]
         message = await self._message(request, contact or Contact())
+        backstop = None
+        if activity_timeout is not None:
+            budget = provider_timeout(activity_timeout)
+            message = dataclasses.replace(message, timeout=budget)
+            # For a channel that overruns its budget: halfway into the margin, so the failure is still logged.
+            backstop = (budget + activity_timeout) / 2
         started = utcnow()
         try:
-            result = await channel.send(message)
+            async with asyncio.timeout(backstop):
+                result = await channel.send(message)
+        except TimeoutError:
+            error = TransientDeliveryError(
+                f"the {request.channel.value} provider did not answer in time", type_name="ChannelTimeout"
+            )
+            await self._log(request, attempt, started, error=error)
+            raise error from None
         except DeliveryError as exc:
             await self._log(request, attempt, started, error=exc)
             raise

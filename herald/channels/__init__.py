@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from herald.channels.base import Channel, ContactBook, OutboundMessage, SendResult
+from herald.channels.base import Channel, ContactBook, OutboundMessage, SendResult, provider_timeout
 from herald.channels.outbox import OutboxChannel
 from herald.channels.push import PushChannel, PushConnection, PushHub, PushPublisher
 from herald.channels.redis_push import RedisPushPublisher
@@ -53,10 +53,19 @@ def providers(settings: Settings) -> dict[ChannelName, str]:
     return {ChannelName.push: push, ChannelName.email: email, ChannelName.sms: sms, ChannelName.webhook: webhook}
 
 
+def _within_send(settings: Settings, configured: float | None = None) -> float:
+    """A provider's timeout under these settings: shorter than the delivery activity's (HERALD_SEND_TIMEOUT_SECONDS),
+    with a margin. Each send also gets its own activity's actual timeout (OutboundMessage.timeout), which wins
+    when shorter: the workflow's policy may come from another process's settings."""
+    return provider_timeout(settings.send_timeout_seconds, configured)
+
+
 def _push(settings: Settings, hub: PushHub, book: ContactBook) -> Channel:
     live: PushPublisher = hub
     if settings.redis_url:
-        live = RedisPushPublisher(settings.redis_url, ack_timeout=settings.push_ack_timeout_seconds)
+        live = RedisPushPublisher(
+            settings.redis_url, ack_timeout=_within_send(settings, settings.push_ack_timeout_seconds)
+        )
     webpush = None
     if settings.vapid_private_key is not None:
         webpush = WebPushSender(
@@ -64,8 +73,9 @@ def _push(settings: Settings, hub: PushHub, book: ContactBook) -> Channel:
             book=book,
             subject=settings.vapid_subject,
             ttl=settings.webpush_ttl_seconds,
-            timeout=settings.send_timeout_seconds,
+            timeout=_within_send(settings),
             link_base=settings.api_url,
+            allow_private=settings.allow_private_webhooks,
         )
     return PushChannel(live, webpush)
 
@@ -77,14 +87,14 @@ def _email(settings: Settings) -> Channel:
             host=settings.sendgrid_api_host,
             sender=settings.email_from,
             link_base=settings.api_url,
-            timeout=settings.send_timeout_seconds,
+            timeout=_within_send(settings),
         )
     if settings.smtp_url is not None:
         return SmtpChannel(
             settings.smtp_url.get_secret_value(),
             sender=settings.email_from,
             link_base=settings.api_url,
-            timeout=settings.send_timeout_seconds,
+            timeout=_within_send(settings),
         )
     return _outbox(settings, ChannelName.email, lambda m, link: email_payload(m, settings.email_from, link))
 
@@ -102,7 +112,7 @@ def _sms(settings: Settings, book: ContactBook) -> Channel:
             # Twilio can only call back a public address: without HERALD_PUBLIC_URL, no callbacks.
             status_callback_url=f"{settings.public_url}/v1/providers/twilio/status" if settings.public_url else None,
             link_base=settings.api_url,
-            timeout=settings.send_timeout_seconds,
+            timeout=_within_send(settings),
         )
     return _outbox(settings, ChannelName.sms, lambda m, link: sms_payload(m, settings.sms_from, link))
 
@@ -113,7 +123,7 @@ def _webhook(settings: Settings, book: ContactBook) -> Channel:
     return WebhookChannel(
         settings.webhook_secret.get_secret_value(),
         book=book,
-        timeout=settings.webhook_timeout_seconds,
+        timeout=_within_send(settings, settings.webhook_timeout_seconds),
         allow_private=settings.allow_private_webhooks,
     )
 

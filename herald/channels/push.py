@@ -17,6 +17,8 @@ from herald.errors import PushNotAcked, RecipientNotConnected
 from herald.models import ChannelName
 
 _ids = itertools.count(1)
+# Frames one hub lets wait for an ack at once (each is a future and a key: small, but not unbounded).
+MAX_PENDING_ACKS = 10_000
 
 
 class PushConnection:
@@ -64,8 +66,11 @@ class PushConnection:
 class PushPublisher(Protocol):
     """Reaches a user's live connections: in-process (PushHub) or across processes (Redis)."""
 
-    async def publish(self, user_id: str, notification_id: str, frame: dict[str, Any]) -> str:
-        """Offer `frame` and return the id of the connection that acked it.
+    async def publish(
+        self, user_id: str, notification_id: str, frame: dict[str, Any], *, timeout: float | None = None
+    ) -> str:
+        """Offer `frame` and return the id of the connection that acked it, waiting at most `timeout` seconds
+        (and never longer than the publisher's own ack timeout).
 
         Raises RecipientNotConnected when the user has no live connection, PushNotAcked without an ack.
         """
@@ -98,11 +103,16 @@ class PushHubObserver(Protocol):
 class PushHub:
     """The live connections of this process, and acks for frames published to them."""
 
-    def __init__(self, ack_timeout: float = 10.0, queue_size: int = 100) -> None:
+    def __init__(self, ack_timeout: float = 10.0, queue_size: int = 100, max_pending: int = MAX_PENDING_ACKS) -> None:
         self.ack_timeout = ack_timeout
         self.queue_size = queue_size
+        # At most this many frames wait for an ack at once; a publish beyond it is refused (PushNotAcked, so the
+        # notification goes to email) rather than held: slow clients cannot grow the hub's memory without limit.
+        self.max_pending = max_pending
         self._connections: dict[str, list[PushConnection]] = {}
-        self._pending: dict[tuple[str, str], asyncio.Future[str]] = {}
+        # (user, notification) -> the ack's future and how many publishes wait on it (a retry may join one).
+        # The last waiter to leave removes the entry, acked or not: nothing stays behind after an ack timeout.
+        self._pending: dict[tuple[str, str], tuple[asyncio.Future[str], int]] = {}
         self._observer: PushHubObserver | None = None
 
     def observe(self, observer: PushHubObserver) -> None:
@@ -150,7 +160,8 @@ class PushHub:
 
         False if nobody takes it (a late or repeated ack).
         """
-        future = self._pending.get((user_id, notification_id))
+        entry = self._pending.get((user_id, notification_id))
+        future = entry[0] if entry is not None else None
         if future is None or future.done():
             if self._observer is not None:
                 return self._observer.unclaimed_ack(user_id, notification_id, connection_id)
@@ -158,26 +169,49 @@ class PushHub:
         future.set_result(connection_id)
         return True
 
-    async def publish(self, user_id: str, notification_id: str, frame: dict[str, Any]) -> str:
-        """Offer the frame to every connection of the user and wait for the first ack."""
+    def pending(self) -> int:
+        """Frames waiting for an ack in this hub now."""
+        return len(self._pending)
+
+    async def publish(
+        self, user_id: str, notification_id: str, frame: dict[str, Any], *, timeout: float | None = None
+    ) -> str:
+        """Offer the frame to every connection of the user and wait for the first ack (at most `timeout`)."""
         connections = list(self._connections.get(user_id, []))
         if not connections:
             raise RecipientNotConnected("the user has no live push connection")
+        wait = self.ack_timeout if timeout is None else min(self.ack_timeout, timeout)
         key = (user_id, notification_id)
-        future = self._pending.get(key)
-        if future is None or future.done():
-            future = asyncio.get_running_loop().create_future()
-            self._pending[key] = future
-        offered = self.offer(user_id, frame)
+        entry = self._pending.get(key)
+        if entry is not None and not entry[0].done():
+            future, waiters = entry[0], entry[1] + 1
+        elif len(self._pending) - (entry is not None) >= self.max_pending:
+            raise PushNotAcked(f"{len(self._pending)} frames already wait for an ack in this process (the limit)")
+        else:
+            future, waiters = asyncio.get_running_loop().create_future(), 1
+        self._pending[key] = (future, waiters)
         try:
+            offered = self.offer(user_id, frame)
             if not offered:
                 raise PushNotAcked(f"all {len(connections)} connection(s) have a full send queue")
-            return await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
-        except TimeoutError as exc:
-            raise PushNotAcked(f"no ack from {offered} connection(s) within {self.ack_timeout:g}s") from exc
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), wait)
+            except TimeoutError as exc:
+                raise PushNotAcked(f"no ack from {offered} connection(s) within {wait:g}s") from exc
         finally:
-            if future.done() or not offered:
-                self._pending.pop(key, None)
+            self._leave(key, future)
+
+    def _leave(self, key: tuple[str, str], future: asyncio.Future[str]) -> None:
+        """One publish stops waiting for `future`; the last one out removes the entry (a late ack finds none)."""
+        entry = self._pending.get(key)
+        if entry is None or entry[0] is not future:
+            return
+        if entry[1] > 1:
+            self._pending[key] = (future, entry[1] - 1)
+            return
+        del self._pending[key]
+        if not future.done():
+            future.cancel()
 
     def offer(self, user_id: str, frame: dict[str, Any]) -> int:
         """Queue `frame` on every live connection of the user; how many took it."""
@@ -196,7 +230,9 @@ class PushChannel:
     async def send(self, message: OutboundMessage) -> SendResult:
         n = message.notification
         try:
-            connection_id = await self.live.publish(n.user_id, n.notification_id, push_frame(message))
+            connection_id = await self.live.publish(
+                n.user_id, n.notification_id, push_frame(message), timeout=message.timeout
+            )
         except RecipientNotConnected:
             if self.webpush is None:
                 raise

@@ -150,8 +150,11 @@ class RedisPushPublisher:
         self.prefix = prefix
         self._redis = _connect(redis_url)
 
-    async def publish(self, user_id: str, notification_id: str, frame: dict[str, Any]) -> str:
-        """Publish the frame and return the id of the connection that acked it.
+    async def publish(
+        self, user_id: str, notification_id: str, frame: dict[str, Any], *, timeout: float | None = None
+    ) -> str:
+        """Publish the frame and return the id of the connection that acked it (waiting `timeout`, at most the
+        ack timeout).
 
         RecipientNotConnected when no API process has the user connected, PushNotAcked without an ack in
         time, TransientDeliveryError (PushRelayUnavailable) when Redis cannot be reached.
@@ -171,13 +174,14 @@ class RedisPushPublisher:
                 raise relay_unavailable(exc) from exc
             if receivers == 0:
                 raise RecipientNotConnected("the user has no live push connection on any API process")
-            return await self._await_ack(pubsub, user_id, notification_id, int(receivers))
+            wait = self.ack_timeout if timeout is None else min(self.ack_timeout, timeout)
+            return await self._await_ack(pubsub, user_id, notification_id, int(receivers), wait)
         finally:
             await _close(pubsub)
 
-    async def _await_ack(self, pubsub: PubSub, user_id: str, notification_id: str, receivers: int) -> str:
+    async def _await_ack(self, pubsub: PubSub, user_id: str, notification_id: str, receivers: int, wait: float) -> str:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ack_timeout
+        deadline = loop.time() + wait
         reasons: list[NotOfferedReason] = []
         while (remaining := deadline - loop.time()) > 0:
             try:
@@ -196,7 +200,7 @@ class RedisPushPublisher:
             error = unreached(reasons, receivers)
             if error is not None:
                 raise error
-        raise PushNotAcked(f"no ack from {receivers} API process(es) within {self.ack_timeout:g}s")
+        raise PushNotAcked(f"no ack from {receivers} API process(es) within {wait:g}s")
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -16,13 +16,19 @@ from typing import Any
 from python_http_client.exceptions import HTTPError  # type: ignore[import-untyped]
 from sendgrid import SendGridAPIClient  # type: ignore[import-untyped]
 
-from herald.channels.base import OutboundMessage, SendResult
+from herald.channels.base import (
+    MAX_RETRY_AFTER_SECONDS,
+    OutboundMessage,
+    SendResult,
+    cap_retry_after,
+)
 from herald.channels.render import email_payload, notification_link
 from herald.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
+from herald.store.bounds import MAX_PROVIDER_ID_CHARS, bound_text
 
-# A reset further away than this is waited out by the regular backoff instead (the default maximum interval).
-MAX_RATE_LIMIT_WAIT_SECONDS = 600.0
+# A reset further away than this is waited out by the regular backoff instead: the one cap on every provider's wait.
+MAX_RATE_LIMIT_WAIT_SECONDS = MAX_RETRY_AFTER_SECONDS
 _FIELD_PATH = re.compile(r"^[A-Za-z0-9_.\[\]-]{1,100}$")
 
 
@@ -31,12 +37,10 @@ def rate_limit_retry_after(reset: str | None, now: float) -> float | None:
     if not reset:
         return None
     try:
-        wait = float(reset.strip()) - now
+        wait = float(reset[:64].strip()) - now
     except ValueError:
         return None
-    if wait != wait:  # NaN
-        return None
-    return min(max(0.0, wait), MAX_RATE_LIMIT_WAIT_SECONDS)
+    return cap_retry_after(wait)
 
 
 def error_fields(body: bytes | str | None) -> list[str]:
@@ -94,7 +98,7 @@ class SendGridChannel:
         link = notification_link(self._link_base, message.notification.notification_id)
         payload = email_payload(message, self._sender, link)  # raises ContactMissing
         try:
-            status, headers = await asyncio.to_thread(self._post, payload)
+            status, headers = await asyncio.to_thread(self._post, payload, message.provider_timeout(self._timeout))
         except HTTPError as exc:
             status = int(exc.status_code)
             if 200 <= status < 300:  # never raised for 2xx, but a success is a success
@@ -107,15 +111,15 @@ class SendGridChannel:
             raise classify_status(status, _header(headers, "X-RateLimit-Reset"), None, time.time())
         return SendResult(provider_message_id=_header(headers, "X-Message-Id"))
 
-    def _post(self, payload: dict[str, Any]) -> tuple[int, Any]:
+    def _post(self, payload: dict[str, Any], timeout: float) -> tuple[int, Any]:
         """The blocking call, for a worker thread. Non-2xx answers raise python_http_client HTTPError."""
-        response = self._client.client.mail.send.post(request_body=payload, timeout=self._timeout)
+        response = self._client.client.mail.send.post(request_body=payload, timeout=timeout)
         return int(response.status_code), response.headers
 
 
 def _header(headers: Any, name: str) -> str | None:
     value = headers.get(name) if headers is not None else None
-    return str(value) if value else None
+    return bound_text(str(value), MAX_PROVIDER_ID_CHARS) if value else None
 
 
 def _network_failure(exc: BaseException) -> TransientDeliveryError:

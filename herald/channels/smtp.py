@@ -153,7 +153,7 @@ class SmtpChannel:
                 password=target.password,
                 use_tls=target.use_tls,
                 start_tls=None,  # STARTTLS when offered, unless already on TLS
-                timeout=self._timeout,
+                timeout=message.provider_timeout(self._timeout),
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise classify_smtp_error(exc) from None

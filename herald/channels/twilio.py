@@ -7,6 +7,7 @@ honouring Retry-After. Twilio's own error text quotes the number, so it never re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextvars
 from typing import Any
@@ -16,10 +17,16 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException  
 from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from herald.channels.base import ContactBook, OutboundMessage, SendResult, retry_after_seconds
+from herald.channels.base import (
+    ContactBook,
+    OutboundMessage,
+    SendResult,
+    retry_after_seconds,
+)
 from herald.channels.render import notification_link, sms_payload
 from herald.errors import ContactMissing, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
+from herald.store.bounds import MAX_PROVIDER_ID_CHARS, bound_text
 
 # Twilio error codes that say the number itself is unusable: save a new one, don't retry, don't text it again.
 PHONE_REFUSED_CODES = frozenset({21211, 21610, 21614})
@@ -139,7 +146,9 @@ class TwilioSmsChannel:
         headers: dict[str, str] = {}
         token = _reply_headers.set(headers)
         try:
-            created = await self._twilio().messages.create_async(**fields)
+            # The whole exchange within this send's budget (the client's own timeout bounds each request).
+            async with asyncio.timeout(message.provider_timeout(self._timeout)):
+                created = await self._twilio().messages.create_async(**fields)
         except (TwilioRestException, TwilioServiceException) as exc:
             status, code = int(exc.status), _int_or_none(exc.code)
             reason = refused_number_reason(code)
@@ -155,7 +164,9 @@ class TwilioSmsChannel:
             ) from None
         finally:
             _reply_headers.reset(token)
-        return SendResult(provider_message_id=created.sid)
+        return SendResult(
+            provider_message_id=bound_text(str(created.sid), MAX_PROVIDER_ID_CHARS) if created.sid else None
+        )
 
     async def aclose(self) -> None:
         if self._http is not None:

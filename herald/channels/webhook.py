@@ -14,11 +14,17 @@ import time
 
 import httpx
 
-from herald.channels.base import ContactBook, OutboundMessage, SendResult, retry_after_seconds
+from herald.channels.base import (
+    ContactBook,
+    OutboundMessage,
+    SendResult,
+    retry_after_seconds,
+)
 from herald.channels.render import webhook_body
 from herald.errors import ContactMissing, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
 from herald.netguard import UnsafeURL, outbound_client
+from herald.store.bounds import MAX_PROVIDER_ID_CHARS, bound_text
 
 WEBHOOK_GONE = 410
 
@@ -67,6 +73,7 @@ class WebhookChannel:
         self._secret = secret
         self._book = book
         # Outside dev mode every connection is checked against the address it goes to (herald/netguard.py).
+        self._timeout = timeout
         self._client = client or outbound_client(timeout=timeout, allow_private=allow_private)
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -86,7 +93,9 @@ class WebhookChannel:
             "webhook-signature": sign(self._secret, message.idempotency_key, timestamp, body),
         }
         try:
-            response = await self._client.post(url, content=body, headers=headers)
+            response = await self._client.post(
+                url, content=body, headers=headers, timeout=message.provider_timeout(self._timeout)
+            )
         except UnsafeURL as exc:
             raise PermanentDeliveryError(f"webhook URL {exc}", type_name="WebhookUrlRefused") from None
         except httpx.TimeoutException as exc:
@@ -97,7 +106,10 @@ class WebhookChannel:
             ) from exc
         error = classify(response.status_code, response.headers.get("retry-after"))
         if error is None:
-            return SendResult(provider_message_id=response.headers.get("x-message-id"))
+            # The receiver's own id, whatever its length: cut and hashed to fit the delivery log.
+            return SendResult(
+                provider_message_id=bound_text(response.headers.get("x-message-id"), MAX_PROVIDER_ID_CHARS)
+            )
         if response.status_code == WEBHOOK_GONE:
             await self._book.reject_contact(message.notification.user_id, "webhook_disabled", "410 Gone")
         raise error

@@ -15,22 +15,32 @@ import asyncio
 import base64
 import hashlib
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import http_ece  # type: ignore[import-untyped]
+import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import VapidException  # type: ignore[import-untyped]
-from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
+from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
 
-from herald.channels.base import ContactBook, OutboundMessage, SendResult, retry_after_seconds
+from herald.channels.base import (
+    MAX_RETRY_AFTER_SECONDS,
+    ContactBook,
+    OutboundMessage,
+    SendResult,
+    retry_after_seconds,
+)
 from herald.channels.render import notification_link
 from herald.errors import PermanentDeliveryError, RecipientNotConnected, TransientDeliveryError
 from herald.models import ChannelName, Priority, PushSubscription
+from herald.netguard import UnsafeURL, outbound_client
+from herald.store.bounds import MAX_PROVIDER_ID_CHARS, bound_text
 from herald.vapid import b64url_decode, vapid_signer
 
 # A push service accepts at most 4096 bytes of encrypted body (RFC 8030 section 7.2). aes128gcm adds an
@@ -40,8 +50,8 @@ WEBPUSH_MAX_BODY_BYTES = 4096
 MAX_PAYLOAD_BYTES = WEBPUSH_MAX_BODY_BYTES - 86 - 17
 ELLIPSIS = "…"
 
-# A push service may ask for hours; waiting longer than the retry schedule's own maximum helps nobody.
-MAX_RETRY_AFTER_SECONDS = 600.0
+# A VAPID token's lifetime (RFC 8292 allows at most 24 h); a fresh one signs every push.
+VAPID_LIFETIME = 12 * 3600
 
 URGENCY = {Priority.low: "low", Priority.medium: "normal", Priority.high: "high", Priority.critical: "high"}
 
@@ -190,6 +200,7 @@ class WebPushSender:
         ttl: int = 86400,
         timeout: float = 10.0,
         link_base: str | None = None,
+        allow_private: bool = False,
     ) -> None:
         if ttl <= 0:
             # pywebpush's default TTL of 0 tells the service to drop the message unless the browser is online.
@@ -204,7 +215,9 @@ class WebPushSender:
         self._ttl = ttl
         self._timeout = timeout
         self._link_base = link_base
-        self._session: aiohttp.ClientSession | None = None
+        # Endpoints are URLs a browser (so a caller) names: the SSRF-guarded client of webhooks, no redirects.
+        self._allow_private = allow_private
+        self._client: httpx.AsyncClient | None = None
 
     async def send(self, message: OutboundMessage) -> SendResult:
         user_id = message.notification.user_id
@@ -213,52 +226,67 @@ class WebPushSender:
             raise RecipientNotConnected("the user has no live push connection and no Web Push subscription")
         payload = webpush_payload(message, self._link_base)
         headers = {"Topic": topic(message.idempotency_key), "Urgency": URGENCY[message.notification.priority]}
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        attempts = await asyncio.gather(*(self._send_one(s, payload, headers) for s in subscriptions))
+        if self._client is None or self._client.is_closed:
+            self._client = outbound_client(timeout=self._timeout, allow_private=self._allow_private)
+        timeout = message.provider_timeout(self._timeout)
+        attempts = await asyncio.gather(
+            *(self._send_one(self._client, s, payload, headers, timeout) for s in subscriptions)
+        )
         for subscription, attempt in zip(subscriptions, attempts, strict=True):
             if attempt.outcome is Outcome.gone:
                 await self._book.remove_push_subscription(user_id, subscription.endpoint)
         return summarize(list(attempts))
 
-    async def _send_one(self, subscription: PushSubscription, payload: str, headers: dict[str, str]) -> PushAttempt:
+    def _request(
+        self, subscription: PushSubscription, payload: str, headers: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
+        """The encrypted body (RFC 8291, aes128gcm) and the headers, VAPID-signed for the endpoint's origin."""
+        info = subscription.model_dump(mode="json", exclude_none=True)
+        body = WebPusher(info).encode(payload.encode(), "aes128gcm")["body"]
+        origin = urlsplit(subscription.endpoint)
+        claims = {
+            "sub": self._subject,
+            "aud": f"{origin.scheme}://{origin.netloc}",
+            "exp": int(time.time()) + VAPID_LIFETIME,
+        }
+        signed = {str(k): str(v) for k, v in self._vapid.sign(claims).items()}
+        return body, {**headers, **signed, "Content-Encoding": "aes128gcm", "TTL": str(self._ttl)}
+
+    async def _send_one(
+        self,
+        client: httpx.AsyncClient,
+        subscription: PushSubscription,
+        payload: str,
+        headers: dict[str, str],
+        timeout: float,
+    ) -> PushAttempt:
         try:
-            response = await webpush_async(
-                subscription_info=subscription.model_dump(mode="json", exclude_none=True),
-                data=payload,
-                vapid_private_key=self._vapid,
-                vapid_claims={"sub": self._subject},  # fresh each call: pywebpush writes `aud` and `exp` into it
-                ttl=self._ttl,
-                timeout=self._timeout,
-                headers=dict(headers),
-                aiohttp_session=self._session,
-            )
-        except WebPushException as exc:
-            status = exc.status_code
-            if status is None:
-                return PushAttempt(Outcome.permanent, "unusable subscription keys")
-            outcome = classify_status(status)
-            if outcome is Outcome.delivered:  # pywebpush raises over 202, though any 2xx took the message
-                return PushAttempt(outcome, f"answered {status}", status=status, location=_location(exc.response))
-            retry_after = retry_after_seconds(exc.retry_after) if outcome is Outcome.transient else None
-            return PushAttempt(outcome, f"answered {status}", status=status, retry_after=retry_after)
-        except TimeoutError:
-            return PushAttempt(Outcome.transient, "timed out")
-        except (aiohttp.ClientError, OSError) as exc:
-            return PushAttempt(Outcome.transient, f"unreachable ({type(exc).__name__})")
-        except (ValueError, TypeError, http_ece.ECEException):
+            body, request_headers = self._request(subscription, payload, headers)
+        except (WebPushException, ValueError, TypeError, http_ece.ECEException):
             # Keys that decode but cannot encrypt (checked at subscribe time, so only for older rows).
             return PushAttempt(Outcome.permanent, "unusable subscription keys")
-        return PushAttempt(
-            Outcome.delivered, f"answered {response.status}", status=response.status, location=_location(response)
-        )
+        try:
+            response = await client.post(subscription.endpoint, content=body, headers=request_headers, timeout=timeout)
+        except UnsafeURL:
+            # Permanent for this subscription; the reason names the rule, never the endpoint.
+            return PushAttempt(Outcome.permanent, "endpoint refused (non-public address)")
+        except httpx.TimeoutException:
+            return PushAttempt(Outcome.transient, "timed out")
+        except (httpx.HTTPError, OSError) as exc:
+            return PushAttempt(Outcome.transient, f"unreachable ({type(exc).__name__})")
+        status = response.status_code
+        outcome = classify_status(status)
+        if outcome is Outcome.delivered:
+            return PushAttempt(outcome, f"answered {status}", status=status, location=_location(response))
+        retry_after = retry_after_seconds(response.headers.get("retry-after")) if outcome is Outcome.transient else None
+        return PushAttempt(outcome, f"answered {status}", status=status, retry_after=retry_after)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
 
-def _location(response: Any) -> str | None:
-    location = getattr(response, "headers", {}).get("Location")
-    return location[:512] if location else None
+def _location(response: httpx.Response) -> str | None:
+    location = response.headers.get("location")
+    return bound_text(str(location), MAX_PROVIDER_ID_CHARS) if location else None

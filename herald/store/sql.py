@@ -37,6 +37,14 @@ from herald.models import (
 )
 from herald.models.inbox import InboxReadState, NotificationContent
 from herald.store import schema
+from herald.store.bounds import (
+    ERROR_TYPE_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_PROVIDER_ID_CHARS,
+    PROVIDER_ERROR_CODE_CHARS,
+    PROVIDER_STATUS_CHARS,
+    bound_text,
+)
 
 T = TypeVar("T")
 Work = Callable[[sa.Connection], T]
@@ -202,9 +210,20 @@ class Store:
         """Mark the phone (`phone_rejected`) or webhook (`webhook_disabled`) as refused by its provider."""
         if field not in ("phone_rejected", "webhook_disabled"):
             raise ValueError(f"cannot mark contact field {field!r}; use phone_rejected or webhook_disabled")
-        contact = await self.get_contact(user_id)
-        if contact is not None:
-            await self.put_contact(user_id, contact.model_copy(update={field: reason}))
+        t = schema.contacts
+        reason = bound_text(reason, MAX_ERROR_CHARS) or ""
+        # One UPDATE of the one key: two refusals at once (the phone and the webhook) both stay, where reading the
+        # document and writing it back whole lost whichever wrote first. No contact saved: nothing to mark.
+        data: Any
+        if self._dialect == "postgresql":
+            merged = sa.cast(t.c.data, postgresql.JSONB).op("||")(
+                sa.func.jsonb_build_object(sa.cast(sa.literal(field), sa.Text), sa.cast(sa.literal(reason), sa.Text))
+            )
+            data = sa.cast(merged, sa.JSON)
+        else:
+            data = sa.func.json_set(t.c.data, f"$.{field}", reason)
+        stmt = sa.update(t).where(t.c.user_id == user_id).values(data=data, updated_at=utcnow())
+        await self.write(lambda conn: conn.execute(stmt))
 
     # --- Web Push subscriptions ------------------------------------------------------------------
 
@@ -368,6 +387,11 @@ class Store:
     async def record_attempt(self, attempt: DeliveryAttempt, content: NotificationContent | None = None) -> None:
         """Log the attempt; with `content`, keep what the notification said too (once: later attempts change nothing)."""
         row = attempt.model_dump(mode="python", exclude={"provider_status", "provider_error_code"})
+        # What a provider said is bounded before it is stored: a receiver's 300-character message id must not fail
+        # the write (and so the attempt) after the send succeeded.
+        row["provider_message_id"] = bound_text(attempt.provider_message_id, MAX_PROVIDER_ID_CHARS)
+        row["error"] = bound_text(attempt.error, MAX_ERROR_CHARS)
+        row["error_type"] = bound_text(attempt.error_type, ERROR_TYPE_CHARS)
         row["started_at"], row["finished_at"] = _utc(attempt.started_at), _utc(attempt.finished_at)
         keep = self._keep_content(content) if content is not None else None
 
@@ -430,6 +454,10 @@ class Store:
     ) -> bool:
         """Record a provider's later report on a message; False when no attempt in the log sent that message."""
         t, r = schema.delivery_log, schema.provider_receipts
+        # Bounded the way record_attempt bounds the id, so a long id still finds its attempt.
+        provider_message_id = bound_text(provider_message_id, MAX_PROVIDER_ID_CHARS) or ""
+        status = bound_text(status, PROVIDER_STATUS_CHARS) or ""
+        error_code = bound_text(error_code, PROVIDER_ERROR_CODE_CHARS)
         stmt = self._insert(r).values(
             provider_message_id=provider_message_id, status=status, error_code=error_code, updated_at=utcnow()
         )

@@ -55,7 +55,13 @@ async def other_service() -> AsyncIterator[FakePushService]:
 @pytest.fixture
 async def sender(store: Store) -> AsyncIterator[WebPushSender]:
     sender = WebPushSender(
-        VAPID.private_key, book=store, subject=SUBJECT, ttl=TTL, timeout=2.0, link_base="https://herald.test/"
+        VAPID.private_key,
+        book=store,
+        subject=SUBJECT,
+        ttl=TTL,
+        timeout=2.0,
+        link_base="https://herald.test/",
+        allow_private=True,
     )
     yield sender
     await sender.aclose()
@@ -230,7 +236,7 @@ async def test_a_transient_failure_outweighs_a_gone_one(
 
 
 async def test_unreachable_and_hanging_services_are_transient(store: Store, service: FakePushService) -> None:
-    sender = WebPushSender(VAPID.private_key, book=store, subject=SUBJECT, timeout=0.3)
+    sender = WebPushSender(VAPID.private_key, book=store, subject=SUBJECT, timeout=0.3, allow_private=True)
     try:
         with socket.socket() as sock:  # a loopback port nobody listens on
             sock.bind(("127.0.0.1", 0))

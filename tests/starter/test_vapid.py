@@ -38,7 +38,7 @@ async def test_generated_keys_sign_a_push_the_service_can_verify(tmp_path: Path)
     assert unb64url(public) == point and len(point) == 65 and point[0] == 4
 
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/h.db")
-    sender = WebPushSender(private, book=store, subject="https://herald.test")
+    sender = WebPushSender(private, book=store, subject="https://herald.test", allow_private=True)
     try:
         async with push_service() as service:
             endpoint = service.endpoint()
