@@ -13,19 +13,24 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 
+from herald.channels.webhook import WebhookChannel
+from herald.delivery import DeliveryService
 from herald.models import (
+    AgentNotification,
     ChannelName,
     ChannelResult,
     ChannelStatus,
     Contact,
     DeliveryAttempt,
+    DeliveryRequest,
     NotificationOutcome,
     NotificationStatus,
     Preferences,
     Priority,
 )
 from herald.store import Store, schema
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, WEBHOOK_SECRET
+from tests.fakes.http import FakeHTTPServer
 
 NOW = 1_700_000_000.0
 WINDOW = 300.0
@@ -346,3 +351,87 @@ async def test_ops_alert_recorded_once_per_notification_and_kind(store: Store) -
     ]
     assert [(a["kind"], a["message"]) for a in await store.ops_alerts("n2")] == [("unconfirmed", "for n2")]
     assert await store.ops_alerts("n3") == []
+
+
+# --- what providers say, bounded; refusals marked in one statement --------------------------------
+
+
+async def test_concurrent_refusals_of_the_phone_and_the_webhook_both_stay(store: Store) -> None:
+    """reject_contact used to read the contact and write it back whole: a phone refusal and a webhook refusal at
+    the same moment each wrote the document they had read, and the later write dropped the earlier mark."""
+    users = [f"both-{i}" for i in range(12)]
+    for user in users:
+        await store.put_contact(user, Contact(phone="+14155550100", webhook_url="https://hooks.example.com/h"))
+    await asyncio.gather(
+        *(
+            call
+            for user in users
+            for call in (
+                store.reject_contact(user, "phone_rejected", "twilio error 21610"),
+                store.reject_contact(user, "webhook_disabled", "410 Gone"),
+            )
+        )
+    )
+    for user in users:
+        contact = await store.get_contact(user)
+        assert contact is not None
+        assert (contact.phone_rejected, contact.webhook_disabled) == ("twilio error 21610", "410 Gone"), user
+        assert (contact.phone, contact.webhook_url) == ("+14155550100", "https://hooks.example.com/h")
+    # A user with no contact saved gets none made up.
+    await store.reject_contact("nobody-saved", "phone_rejected", "twilio error 21211")
+    assert await store.get_contact("nobody-saved") is None
+
+
+async def test_a_providers_long_message_id_and_error_are_bounded_and_still_match(store: Store) -> None:
+    """A provider_message_id over the column's 256 characters (a webhook receiver's x-message-id) used to fail the
+    delivery log's write on PostgreSQL after the send had succeeded; the attempt was retried and ended failed.
+    Now the id is cut and hashed to fit, the same way every time, so a later status report still finds it."""
+    long_id = "rcv-" + "x" * 600
+    other_long_id = "rcv-" + "x" * 599 + "y"  # the same first 256 characters: must not collide
+    await store.record_attempt(attempt(1, ChannelStatus.delivered, provider_message_id=long_id))
+    await store.record_attempt(
+        attempt(
+            1,
+            ChannelStatus.failed,
+            notification_id="n2",
+            provider_message_id=other_long_id,
+            error="e" * 50_000,
+            error_type="T" * 300,
+        )
+    )
+    [logged] = await store.attempts("n1")
+    [failed] = await store.attempts("n2")
+    assert logged.provider_message_id is not None and len(logged.provider_message_id) <= 256
+    assert failed.provider_message_id is not None and len(failed.provider_message_id) <= 256
+    assert logged.provider_message_id != failed.provider_message_id
+    assert logged.provider_message_id.startswith("rcv-xxx")
+    assert failed.error is not None and len(failed.error) <= 2000
+    assert failed.error_type is not None and len(failed.error_type) <= 64
+    # A provider's later report on the long id finds its attempt, with an overlong status and code bounded.
+    assert await store.record_provider_status(long_id, "delivered-" + "z" * 100, "3" * 40)
+    [reported] = await store.attempts("n1")
+    assert reported.provider_status is not None and len(reported.provider_status) <= 32
+    assert reported.provider_error_code is not None and len(reported.provider_error_code) <= 16
+
+
+async def test_a_webhook_receivers_long_message_id_delivers_once_and_is_logged(
+    store: Store, fake_http: FakeHTTPServer
+) -> None:
+    """End to end on each store: the receiver answers 200 with a 300-character x-message-id. The attempt used to
+    fail on PostgreSQL when it was logged (value too long for varchar(256)), after the receiver had the message."""
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    path = f"/hook/{uuid.uuid4().hex[:8]}"
+    url = fake_http.script(path, (200, {"x-message-id": "m" * 300}))
+    await store.put_contact(user, Contact(webhook_url=url))
+    channel = WebhookChannel(WEBHOOK_SECRET, book=store, timeout=2.0, allow_private=True)
+    n = AgentNotification(agent_id="monitor", user_id=user, title="Disk full")
+    request = DeliveryRequest(notification=n, channel=ChannelName.webhook, workflow_id=n.workflow_id)
+    try:
+        receipt = await DeliveryService(store, {ChannelName.webhook: channel}).deliver(request, 1)
+    finally:
+        await channel.aclose()
+    [logged] = await store.attempts(n.notification_id)
+    assert logged.result is ChannelStatus.delivered
+    assert logged.provider_message_id == receipt.provider_message_id
+    assert receipt.provider_message_id is not None and len(receipt.provider_message_id) <= 256
+    assert len(fake_http.received(path)) == 1
