@@ -417,3 +417,42 @@ def test_subscription_keys_problem() -> None:
 
 def test_application_server_key_matches_the_generated_pair() -> None:
     assert application_server_key(VAPID.private_key) == VAPID.public_key
+
+
+# --- hostile endpoints: the SSRF guard and redirects ---------------------------------------------
+
+
+async def test_an_endpoint_on_a_loopback_address_is_refused_outside_dev_mode(
+    store: Store, service: FakePushService
+) -> None:
+    """A subscription's endpoint is a URL the browser (so any caller) names. It used to be fetched with a plain
+    client: an endpoint on loopback or a private network was posted to, skipping the SSRF guard webhooks use."""
+    strict = WebPushSender(VAPID.private_key, book=store, subject=SUBJECT, timeout=2.0)
+    uid = user()
+    endpoint = service.endpoint()
+    await subscribe(store, uid, endpoint)
+    try:
+        with pytest.raises(PermanentDeliveryError) as caught:
+            await strict.send(message(uid))
+    finally:
+        await strict.aclose()
+    assert service.requests == []
+    assert "refused" in str(caught.value)
+    assert "127.0.0.1" not in str(caught.value) and endpoint not in str(caught.value)
+    assert await endpoints(store, uid) == [endpoint]  # refused, not gone: the subscription stays
+
+
+async def test_a_redirect_from_the_push_service_is_not_followed(
+    sender: WebPushSender, store: Store, service: FakePushService, other_service: FakePushService
+) -> None:
+    """A push service answering 307 to another address used to be followed (aiohttp re-posts on a 307), so an
+    endpoint could bounce Herald to an address the guard never checked. Now a redirect is an answer like any
+    other 3xx: the message is refused and nothing reaches the redirect's target."""
+    target = other_service.endpoint()
+    uid = user()
+    await subscribe(store, uid, service.endpoint((307, {"Location": target})))
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await sender.send(message(uid))
+    assert "answered 307" in str(caught.value)
+    assert other_service.requests == []
+    assert len(service.requests) == 1
