@@ -12,8 +12,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from herald.channels.base import provider_timeout
-from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, Priority
+import pytest
+
+from herald.channels.base import OutboundMessage, SendResult, provider_timeout
+from herald.delivery import DeliveryService
+from herald.errors import TransientDeliveryError
+from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, DeliveryRequest, Priority
+from herald.store import Store
 from tests.conftest import FAST_POLICY, Harness
 from tests.fakes.http import read_body, start_fake
 
@@ -76,3 +81,32 @@ def test_every_provider_timeout_ends_before_its_activity() -> None:
         assert activity - budget >= min(1.0, activity / 2)
         assert provider_timeout(activity, configured=budget / 2) == budget / 2
         assert provider_timeout(activity, configured=activity * 2) == budget
+
+
+@dataclass
+class SilentProvider:
+    """A channel whose provider never answers and whose client sets no timeout of its own."""
+
+    name: ChannelName = ChannelName.email
+    calls: int = 0
+    budgets: list[float | None] = field(default_factory=list)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.calls += 1
+        self.budgets.append(message.timeout)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_channel_that_overruns_its_budget_is_stopped_and_logged_inside_the_activity(store: Store) -> None:
+    """A channel ignoring its budget is stopped by the delivery service between the budget and the activity's
+    timeout: the attempt is logged as ChannelTimeout (retryable) instead of being cut off by Temporal unlogged."""
+    provider = SilentProvider()
+    n = AgentNotification(agent_id="monitor", user_id="ada", title="Disk full", channels=[ChannelName.email])
+    request = DeliveryRequest(notification=n, channel=ChannelName.email, workflow_id=n.workflow_id)
+    with pytest.raises(TransientDeliveryError) as caught:
+        await DeliveryService(store, {ChannelName.email: provider}).deliver(request, 1, activity_timeout=1.0)
+    assert caught.value.type_name == "ChannelTimeout"
+    assert provider.budgets == [provider_timeout(1.0)]
+    [logged] = await store.attempts(n.notification_id)
+    assert (logged.result, logged.error_type) == (ChannelStatus.failed, "ChannelTimeout")
