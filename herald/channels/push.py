@@ -169,10 +169,6 @@ class PushHub:
         future.set_result(connection_id)
         return True
 
-    def pending(self) -> int:
-        """Frames waiting for an ack in this hub now."""
-        return len(self._pending)
-
     async def publish(
         self, user_id: str, notification_id: str, frame: dict[str, Any], *, timeout: float | None = None
     ) -> str:

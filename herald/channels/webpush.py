@@ -1,4 +1,8 @@
-"""Web Push (RFC 8030, VAPID RFC 8292, aes128gcm RFC 8291) to every browser a user subscribed, with pywebpush.
+"""Web Push (RFC 8030, VAPID RFC 8292, aes128gcm RFC 8291) to every browser a user subscribed.
+
+pywebpush encrypts the payload and py_vapid signs the token; the POST goes through the SSRF-guarded client of
+webhooks (`herald.netguard.outbound_client`, no redirects): an endpoint is a URL the browser named, so outside
+dev mode one that resolves to a loopback, private or link-local address is refused for that subscription.
 
 PushChannel calls this when the user has no live WebSocket. Each subscription gets the same encrypted
 payload; the push service's answer decides what happens to it: 404/410 mean the browser dropped the
