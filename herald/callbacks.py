@@ -65,7 +65,8 @@ class AgentCallbacks:
             secret,
             settings.outbox_dir,
             allow_private=settings.allow_private_webhooks,
-            timeout=settings.webhook_timeout_seconds,
+            # Inside the call_agent activity's timeout (HERALD_SEND_TIMEOUT_SECONDS), as every provider call is.
+            timeout=provider_timeout(settings.send_timeout_seconds, settings.webhook_timeout_seconds),
         )
 
     async def send(self, callback: AgentCallback, now: datetime, activity_timeout: float | None = None) -> str:
