@@ -2,6 +2,9 @@
 
 Each route authenticates the person its own way (a signed single-use link, a user token, Twilio's signature plus
 the phone the question went to) and hands the answer to the notification's workflow (`HeraldClient.respond`).
+A link is burned only once the workflow took its answer, under one update id per link, so a refused answer or a
+worker that didn't answer in time (503 with Retry-After) leaves it working, and its retries are one answer.
+A notification the caller may not see is answered exactly as an unknown id (404).
 """
 
 from __future__ import annotations

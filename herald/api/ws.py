@@ -4,7 +4,8 @@ Protocol, server to client: `{"type": "ready", "user_id", "connection_id"}` once
 then `{"type": "notification", ...}` frames, `{"type": "pong"}` and `{"type": "error", "message"}`.
 Client to server: `{"type": "ack", "notification_id"}` (delivery counts only once acked) and `{"type": "ping"}`;
 `{"type": "respond", "notification_id", "action_id"}` answers a question as the token's user, and the server
-replies `{"type": "response", "notification_id", "action_id", "accepted", ...}` (`answer`, or `code` and `reason`).
+replies `{"type": "response", "notification_id", "action_id", "accepted", ...}` (`answer`, or `code` and `reason`);
+another user's notification gets the reply an unknown id gets (`not_found`), as on the HTTP route.
 
 A bad or missing token is answered by accepting and then closing with 1008 (policy violation): refusing the
 handshake would show browsers only 1006, with no way to tell "log in again" from "server down".
