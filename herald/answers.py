@@ -127,6 +127,18 @@ def refusals_full(outcome: NotificationOutcome) -> bool:
     return len(outcome.refused_answers) >= REFUSED_ANSWERS_MAX
 
 
+# A refused answer's reason as the store keeps it: Herald's own text (it quotes an action id and lists the offered
+# ones, a few hundred characters at most), cut here so no refusal stores more whatever it quotes.
+REFUSED_REASON_MAX_CHARS = 500
+
+
+def bounded_reason(reason: str) -> str:
+    """A refusal's reason cut to REFUSED_REASON_MAX_CHARS (an ellipsis marks the cut)."""
+    if len(reason) <= REFUSED_REASON_MAX_CHARS:
+        return reason
+    return reason[: REFUSED_REASON_MAX_CHARS - 1] + "…"
+
+
 def snooze_scope(rule: str | None, agent_id: str) -> str:
     """What a snooze mutes: the rule that fired the notification, else everything from its agent."""
     return f"rule:{rule}" if rule else f"agent:{agent_id}"
@@ -163,6 +175,12 @@ class AnswerToken:
     expires_at: int  # epoch seconds
     nonce: str  # makes each link single-use: the API records it when the link is used
     channel: AnswerChannel = AnswerChannel.email  # which channel carried the link: the answer's channel
+
+
+def link_update_id(token: AnswerToken) -> str:
+    """The update id of the answer a link gives: one per link, so the link's retries (after a timeout, a lost
+    reply, two clicks at once) are one answer. A hash of the nonce: histories show update ids in clear."""
+    return "link/" + hashlib.sha256(f"{token.notification_id}/{token.nonce}".encode()).hexdigest()[:32]
 
 
 def _b64(data: bytes) -> str:

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     answer_secret: SecretStr | None = None
     # A question without respond_by stops taking answers (and its links expire) this long after it was sent.
     answer_window_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # How long the API waits for a worker to take an answer; then a 503 with Retry-After (the answer may still
+    # be taken once a worker runs; an answer link's retry is the same answer).
+    answer_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Webhook URLs that resolve to loopback, private or link-local addresses are refused (SSRF) unless this
     # is set; `herald dev` sets it, so a receiver on your own machine works there.

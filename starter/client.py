@@ -134,6 +134,22 @@ class NotificationIdTaken(ValueError):
         self.notification_id = notification_id
 
 
+# How long `respond` waits for the notification's workflow to take an answer before it gives up (AnswerTimeout).
+RESPOND_RPC_TIMEOUT = timedelta(seconds=10)
+
+
+class AnswerTimeout(Exception):
+    """Temporal did not confirm an answer in time: no worker took it (none running, or all busy). It was not
+    refused, and it may still be taken once a worker picks the notification up, so retry; a retry with the same
+    `update_id` is the same answer, never a second one. The message is safe to show."""
+
+    def __init__(self, notification_id: str) -> None:
+        super().__init__(
+            f"notification {notification_id}: no worker confirmed the answer in time; it was not refused, retry shortly"
+        )
+        self.notification_id = notification_id
+
+
 class AnswerRefused(Exception):
     """An answer Herald did not take, and why. `code`: unknown_action, not_recipient, too_late, already_answered,
     already_acknowledged, closed (the notification has finished), not_found. The reason is safe to show."""
@@ -370,16 +386,27 @@ class HeraldClient:
         channel: AnswerChannel | str = AnswerChannel.api,
         *,
         store: Store | None = None,
+        update_id: str | None = None,
+        rpc_timeout: timedelta = RESPOND_RPC_TIMEOUT,
     ) -> Answer:
         """Answer a notification for `user_id` (the caller has authenticated them): one of its actions, or the
-        built-in `ack` / `snooze`. Returns the answer as recorded; raises AnswerRefused with the reason otherwise.
+        built-in `ack` / `snooze`. Returns the answer as recorded; raises AnswerRefused with the reason otherwise,
+        and AnswerTimeout when no worker took the answer within `rpc_timeout` (retry).
 
+        `update_id` names the answer: calls with the same id are one answer (Temporal returns the first's result),
+        so a retry after a timeout or a lost reply can't answer twice; a refused answer leaves its id free.
         `snooze` mutes the notification's rule (or agent) for that user for an hour, even once the notification has
         finished; it needs the store (`store=`, the one given to the client, or HeraldClient.connect's database).
         """
         request = AnswerRequest(action_id=action_id, user_id=user_id, channel=AnswerChannel(channel))
         try:
-            return await self._respond(notification_id, request, store)
+            return await self._respond(notification_id, request, store, update_id, rpc_timeout)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise AnswerTimeout(notification_id) from None
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.DEADLINE_EXCEEDED:  # a query on the way (snooze, a finished one)
+                raise AnswerTimeout(notification_id) from None
+            raise
         except AnswerRefused as refusal:
             if not refusal.recorded and refusal.code != "not_found" and (store or self._given_store) is not None:
                 refused = RefusedAnswer(
@@ -388,25 +415,43 @@ class HeraldClient:
                 await AnswerStore(await self._answer_store(store)).record_refusal(notification_id, refused)
             raise
 
-    async def _respond(self, notification_id: str, request: AnswerRequest, store: Store | None) -> Answer:
+    async def _respond(
+        self,
+        notification_id: str,
+        request: AnswerRequest,
+        store: Store | None,
+        update_id: str | None,
+        rpc_timeout: timedelta,
+    ) -> Answer:
         handle = self.temporal.get_workflow_handle(f"notification/{notification_id}")
         if request.action_id == SNOOZE_ACTION:
-            return await self._snooze(notification_id, request, store)
+            return await self._snooze(notification_id, request, store, update_id, rpc_timeout)
         try:
-            result: Answer = await handle.execute_update("respond", request, result_type=Answer)
+            result: Answer = await handle.execute_update(
+                "respond", request, id=update_id, result_type=Answer, rpc_timeout=rpc_timeout
+            )
         except WorkflowUpdateFailedError as exc:
             raise _refusal(exc) from None
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 raise
-            raise await self._closed_refusal(notification_id) from None
+            raise await self._closed_refusal(notification_id, rpc_timeout) from None
         return result
 
-    async def _snooze(self, notification_id: str, request: AnswerRequest, store: Store | None) -> Answer:
+    async def _snooze(
+        self,
+        notification_id: str,
+        request: AnswerRequest,
+        store: Store | None,
+        update_id: str | None,
+        rpc_timeout: timedelta,
+    ) -> Answer:
         """Store the snooze (it outlives the notification), then ack the notification if it still runs."""
         answer_store = await self._answer_store(store)
         # Temporal first (it knows running notifications); the store keeps finished ones past Temporal's retention.
-        outcome = await self._outcome_of(notification_id) or await answer_store.get_outcome(notification_id)
+        outcome = await self._outcome_of(notification_id, rpc_timeout) or await answer_store.get_outcome(
+            notification_id
+        )
         if outcome is None:
             raise AnswerRefused("not_found", f"no notification {notification_id}")
         if outcome.user_id != request.user_id:
@@ -422,7 +467,9 @@ class HeraldClient:
         if outcome.status is NotificationStatus.pending:
             handle = self.temporal.get_workflow_handle(f"notification/{notification_id}")
             try:
-                acked: Answer = await handle.execute_update("respond", request, result_type=Answer)
+                acked: Answer = await handle.execute_update(
+                    "respond", request, id=update_id, result_type=Answer, rpc_timeout=rpc_timeout
+                )
                 return acked
             except WorkflowUpdateFailedError as exc:
                 refusal = _refusal(exc)
@@ -433,17 +480,19 @@ class HeraldClient:
                     raise
         return answer  # snoozed: the notification had finished (or was already acked), the mute still holds
 
-    async def _outcome_of(self, notification_id: str) -> NotificationOutcome | None:
+    async def _outcome_of(
+        self, notification_id: str, rpc_timeout: timedelta | None = None
+    ) -> NotificationOutcome | None:
         try:
-            return await self.get_handle(notification_id).status()
+            return await self.get_handle(notification_id).status(rpc_timeout=rpc_timeout)
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 raise
             return None
 
-    async def _closed_refusal(self, notification_id: str) -> AnswerRefused:
+    async def _closed_refusal(self, notification_id: str, rpc_timeout: timedelta) -> AnswerRefused:
         """Why a finished (or unknown) notification takes no answer, from its final outcome."""
-        outcome = await self._outcome_of(notification_id)
+        outcome = await self._outcome_of(notification_id, rpc_timeout)
         if outcome is None:
             return AnswerRefused("not_found", f"no notification {notification_id}")
         if outcome.status is NotificationStatus.answered and outcome.answer is not None:

@@ -2,12 +2,17 @@
 
 Each route authenticates the person its own way (a signed single-use link, a user token, Twilio's signature plus
 the phone the question went to) and hands the answer to the notification's workflow (`HeraldClient.respond`).
+A link is burned only once the workflow took its answer, under one update id per link, so a refused answer or a
+worker that didn't answer in time (503 with Retry-After) leaves it working, and its retries are one answer.
+A notification the caller may not see is answered exactly as an unknown id (404).
 """
 
 from __future__ import annotations
 
 import html
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 from xml.sax.saxutils import escape as xml_escape
 
@@ -16,16 +21,25 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from herald.answers import AnswerToken, TokenError, parse_sms_reply, phone_key, sms_prompt, verify_token
-from herald.api.auth import CallerDep, authorize
+from herald import search
+from herald.answers import (
+    AnswerToken,
+    TokenError,
+    link_update_id,
+    parse_sms_reply,
+    phone_key,
+    sms_prompt,
+    verify_token,
+)
+from herald.api.auth import Caller, CallerDep, authorize
 from herald.api.deps import Deps, Services
-from herald.api.errors import ApiError, ErrorBody
+from herald.api.errors import ApiError, ErrorBody, temporal_unavailable
 from herald.api.providers import signed_twilio_form
-from herald.api.views import QUERY_TIMEOUT
+from herald.api.views import QUERY_TIMEOUT, check_visible, notification_not_found
 from herald.logs import bind
 from herald.models import ID_REGEX, Action, Answer, AnswerChannel, RespondBody, utcnow
 from herald.store import AnswerStore
-from starter.client import AnswerRefused
+from starter.client import AnswerRefused, AnswerTimeout
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +50,8 @@ NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notifica
 Token = Annotated[str, Path(max_length=512, description="a signed answer link's token")]
 
 # AnswerRefused codes as HTTP statuses: a conflict with what already happened, or a request that can never work.
+# (`not_recipient` only comes from a link or SMS reply whose notification changed hands: the routes check the
+# caller first, and answer a notification the caller may not see as unknown.)
 REFUSAL_STATUS = {
     "unknown_action": 422,
     "not_recipient": 403,
@@ -67,6 +83,7 @@ PAGE_HEADERS = {
 LINK_ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorBody, "content": {"application/json": {}}} for status in (403, 404, 409, 410, 422, 503)
 }
+LINK_USED = "this answer link was already used: each link works once"
 
 
 def page(title: str, content: str) -> HTMLResponse:
@@ -92,7 +109,8 @@ class _Answering:
 
 
 async def _answering(services: Services, notification_id: str) -> _Answering:
-    """The notified user and the offered actions: from the recorded outcome once it finished, else its workflow."""
+    """The notified user and the offered actions: from the recorded outcome once it finished, else its workflow
+    (a query: a worker answers it)."""
     outcome = await services.store.get_outcome(notification_id)
     if outcome is None:
         herald = await services.client()
@@ -100,23 +118,91 @@ async def _answering(services: Services, notification_id: str) -> _Answering:
             outcome = await herald.get_handle(notification_id).status(rpc_timeout=QUERY_TIMEOUT)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
-                raise ApiError(404, "not_found", f"no notification {notification_id}", "notification_id") from None
-            raise ApiError(503, "temporal_unavailable", "Temporal did not answer; retry") from exc
+                raise notification_not_found(notification_id) from None
+            raise temporal_unavailable("Temporal did not answer; retry") from exc
     return _Answering(outcome.user_id, outcome.actions)
 
 
-async def _respond(
-    services: Services, notification_id: str, action_id: str, user_id: str, channel: AnswerChannel
-) -> Answer:
-    bind(notification_id=notification_id)
+async def _label(services: Services, notification_id: str, action_id: str) -> str:
+    """The label of the action just answered, for the page that says so; its id when the question can't be read."""
+    try:
+        return (await _answering(services, notification_id)).label(action_id)
+    except ApiError:
+        return _Answering("", []).label(action_id)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a notification went to, and which agent sent it: what deciding who may answer it needs."""
+
+    user_id: str
+    agent_id: str
+
+
+async def recipient_of(services: Services, notification_id: str) -> Recipient:
+    """The notification's user and agent: from the recorded outcome once it finished, else from its workflow's
+    search attributes (Temporal's server answers: a question can be answered while no worker runs, and the answer
+    is taken once one does), else, for a workflow started without them, from its status query."""
+    outcome = await services.store.get_outcome(notification_id)
+    if outcome is not None:
+        return Recipient(outcome.user_id, outcome.agent_id)
     herald = await services.client()
     try:
-        return await herald.respond(notification_id, action_id, user_id, channel, store=services.store)
+        workflow = herald.temporal.get_workflow_handle(f"notification/{notification_id}")
+        described = await workflow.describe(rpc_timeout=QUERY_TIMEOUT)
     except RPCError as exc:
-        raise ApiError(503, "temporal_unavailable", "Temporal did not take the answer; retry") from exc
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise notification_not_found(notification_id) from None
+        raise temporal_unavailable("Temporal did not answer; retry") from exc
+    user_id = described.typed_search_attributes.get(search.USER_ID)
+    agent_id = described.typed_search_attributes.get(search.AGENT_ID)
+    if user_id is not None and agent_id is not None:
+        return Recipient(user_id, agent_id)
+    try:
+        status = await herald.get_handle(notification_id).status(rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as exc:
+        raise temporal_unavailable("Temporal did not answer; retry") from exc
+    return Recipient(status.user_id, status.agent_id)
 
 
-def _refused(exc: AnswerRefused) -> ApiError:
+async def _respond(
+    services: Services,
+    notification_id: str,
+    action_id: str,
+    user_id: str,
+    channel: AnswerChannel,
+    *,
+    update_id: str | None = None,
+) -> Answer:
+    """Hand the answer to the workflow; a worker that doesn't take it in time is a 503 with Retry-After."""
+    bind(notification_id=notification_id)
+    herald = await services.client()
+    timeout = timedelta(seconds=services.settings.answer_timeout_seconds)
+    try:
+        return await herald.respond(
+            notification_id, action_id, user_id, channel, store=services.store, update_id=update_id, rpc_timeout=timeout
+        )
+    except AnswerTimeout as exc:
+        raise temporal_unavailable(str(exc)) from None
+    except RPCError as exc:
+        raise temporal_unavailable("Temporal did not take the answer; retry") from exc
+
+
+async def answer_as(
+    services: Services, caller: Caller, notification_id: str, action_id: str, channel: AnswerChannel
+) -> Answer:
+    """Answer as the notified user, for a caller that authenticated as them (or the admin). A notification the
+    caller may not see is answered as unknown (404, as for an id that names nothing); its agent may see it but not
+    answer (403). Raises AnswerRefused for the workflow's refusals, ApiError otherwise."""
+    recipient = await recipient_of(services, notification_id)
+    check_visible(caller, notification_id, recipient.user_id, recipient.agent_id)
+    authorize(caller, users=[recipient.user_id], field="notification_id")
+    return await _respond(services, notification_id, action_id, recipient.user_id, channel)
+
+
+def _refused(exc: AnswerRefused, notification_id: str) -> ApiError:
+    if exc.code == "not_found":  # gone between the look-up and the answer: as unknown as any other id
+        return notification_not_found(notification_id)
     return ApiError(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.reason, "action_id")
 
 
@@ -175,15 +261,28 @@ async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
         action_id = body.action_id
     if action_id is None:
         raise ApiError(422, "invalid_request", "action_id: is required", "action_id")
-    answering = await _answering(deps, claims.notification_id)
-    if not await AnswerStore(deps.store).use_link(claims.nonce, claims.notification_id, float(claims.expires_at)):
-        raise ApiError(409, "link_used", "this answer link was already used: each link works once", "token")
+    links = AnswerStore(deps.store)
+    if await links.link_used(claims.nonce):
+        raise ApiError(409, "link_used", LINK_USED, "token")
+    recipient = await recipient_of(deps, claims.notification_id)
+    # The answer first, under the link's own update id (its retries are this one answer); the link is burned
+    # only once the workflow took it, so a refusal or a timeout leaves it working.
     try:
-        answer = await _respond(deps, claims.notification_id, action_id, answering.user_id, claims.channel)
+        answer = await _respond(
+            deps,
+            claims.notification_id,
+            action_id,
+            recipient.user_id,
+            claims.channel,
+            update_id=link_update_id(claims),
+        )
     except AnswerRefused as exc:
-        raise _refused(exc) from None
+        raise _refused(exc, claims.notification_id) from None
+    if not await links.use_link(claims.nonce, claims.notification_id, float(claims.expires_at)):
+        raise ApiError(409, "link_used", LINK_USED, "token")  # a request with the same link got there first
     if is_form:
-        return page("Answer received", f"<p>{html.escape(answered_message(answer, answering.label(action_id)))}</p>")
+        label = await _label(deps, claims.notification_id, action_id)
+        return page("Answer received", f"<p>{html.escape(answered_message(answer, label))}</p>")
     return JSONResponse(answer.model_dump(mode="json"))
 
 
@@ -191,17 +290,16 @@ async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
     "/v1/notifications/{notification_id}/respond",
     response_model=Answer,
     tags=["notifications"],
-    responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={status: {"model": ErrorBody} for status in (403, 404, 409, 422, 503)},
 )
 async def respond(notification_id: NotificationId, body: RespondBody, caller: CallerDep, deps: Deps) -> Answer:
     """Answer as the notified user (their user token; the admin key answers for them): one of the notification's
-    actions, `ack` or `snooze`. Agent keys may not answer: an agent asks, a person answers."""
-    answering = await _answering(deps, notification_id)
-    authorize(caller, users=[answering.user_id], field="notification_id")
+    actions, `ack` or `snooze`. Agent keys may not answer: an agent asks, a person answers (its own notification
+    is a 403). A notification of someone else's is a 404, exactly as an unknown id."""
     try:
-        return await _respond(deps, notification_id, body.action_id, answering.user_id, AnswerChannel.api)
+        return await answer_as(deps, caller, notification_id, body.action_id, AnswerChannel.api)
     except AnswerRefused as exc:
-        raise _refused(exc) from None
+        raise _refused(exc, notification_id) from None
 
 
 # --- SMS replies (Twilio's inbound-message webhook) ---------------------------------------------------------------

@@ -34,9 +34,11 @@ from herald.api.views import (
     NotificationPage,
     NotificationView,
     TemporalUnavailable,
+    check_visible,
     list_notifications,
     listing_scope,
     load_notification,
+    notification_not_found,
 )
 from herald.channels.push import PushHub
 from herald.channels.redis_push import RedisPushRelay
@@ -193,7 +195,9 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        response = error_response(exc.status, exc.code, exc.message, exc.field)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(AuthError)
     async def _auth_error(_request: Request, exc: AuthError) -> JSONResponse:
@@ -260,18 +264,19 @@ def create_app(
         "/v1/notifications/{notification_id}",
         response_model=NotificationView,
         tags=["notifications"],
-        responses=auth_errors,
+        responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
     )
     async def get_notification(notification_id: NotificationId, caller: CallerDep, deps: Deps) -> NotificationView:
-        """Status, per-channel state and every delivery attempt: for its user, its sending agent, or the admin."""
+        """Status, per-channel state and every delivery attempt: for its user, its sending agent, or the admin.
+        Anyone else gets the 404 an unknown id gets, so status calls can't probe which ids exist."""
         bind(notification_id=notification_id)
         try:
             view = await load_notification(deps.store, await deps.client(), notification_id)
         except TemporalUnavailable as exc:
             raise ApiError(503, "temporal_unavailable", str(exc)) from exc
         if view is None:
-            raise ApiError(404, "not_found", f"no notification {notification_id}", "notification_id")
-        authorize(caller, users=[view.user_id], agents=[view.agent_id], field="notification_id")
+            raise notification_not_found(notification_id)
+        check_visible(caller, notification_id, view.user_id, view.agent_id)
         return view
 
     @app.get(

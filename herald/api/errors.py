@@ -12,9 +12,22 @@ from starlette.routing import Match, Route
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+# How long a client should wait before it sends a request again that Temporal could not serve.
+TEMPORAL_RETRY_AFTER_SECONDS = 5
+
+
+def temporal_unavailable(message: str) -> ApiError:
+    """503 `temporal_unavailable` with Retry-After: Temporal (or every worker) did not answer in time; nothing was
+    refused, so the same request again may well work."""
+    return ApiError(503, "temporal_unavailable", message, headers={"Retry-After": str(TEMPORAL_RETRY_AFTER_SECONDS)})
 
 
 class ErrorDetail(BaseModel):

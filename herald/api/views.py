@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
 from herald.api.auth import AuthError, Caller, access_problem
+from herald.api.errors import ApiError
 from herald.models import (
     Action,
     Answer,
@@ -165,6 +166,23 @@ async def list_notifications(
         limit=limit + 1,
     )
     return page_of(recorded, limit)
+
+
+def notification_not_found(notification_id: str) -> ApiError:
+    """The one answer for an id that names no notification and for one the caller may not see: the same status
+    and body, so that no caller learns which ids exist."""
+    return ApiError(404, "not_found", f"no notification {notification_id}", "notification_id")
+
+
+def check_visible(caller: Caller, notification_id: str, user_id: str, agent_id: str) -> None:
+    """Who may see a notification: its user, its sending agent and the admin. Anyone else is told it doesn't exist
+    (`notification_not_found`), never that it is someone else's."""
+    problem = access_problem(caller, users=[user_id], agents=[agent_id], field="notification_id")
+    if problem is None:
+        return
+    if problem.status == 401:
+        raise problem
+    raise notification_not_found(notification_id)
 
 
 class TemporalUnavailable(Exception):

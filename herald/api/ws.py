@@ -4,7 +4,8 @@ Protocol, server to client: `{"type": "ready", "user_id", "connection_id"}` once
 then `{"type": "notification", ...}` frames, `{"type": "pong"}` and `{"type": "error", "message"}`.
 Client to server: `{"type": "ack", "notification_id"}` (delivery counts only once acked) and `{"type": "ping"}`;
 `{"type": "respond", "notification_id", "action_id"}` answers a question as the token's user, and the server
-replies `{"type": "response", "notification_id", "action_id", "accepted", ...}` (`answer`, or `code` and `reason`).
+replies `{"type": "response", "notification_id", "action_id", "accepted", ...}` (`answer`, or `code` and `reason`);
+another user's notification gets the reply an unknown id gets (`not_found`), as on the HTTP route.
 
 A bad or missing token is answered by accepting and then closing with 1008 (policy violation): refusing the
 handshake would show browsers only 1006, with no way to tell "log in again" from "server down".
@@ -23,8 +24,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from temporalio.service import RPCError
 
+from herald.api.answers import answer_as
+from herald.api.auth import Caller
 from herald.api.deps import Services
 from herald.api.errors import ApiError
+from herald.api.views import notification_not_found
 from herald.auth import resolve_token
 from herald.channels.push import PushConnection
 from herald.models import ACTION_ID_REGEX, ID_REGEX, AnswerChannel
@@ -194,7 +198,9 @@ async def _receive(websocket: WebSocket, connection: PushConnection, send: Send)
 
 
 async def _respond(services: Services, user_id: str, message: ClientMessage) -> dict[str, Any]:
-    """Answer as the socket's user (the token said who); the reply says whether the answer was taken, and why not."""
+    """Answer as the socket's user (the token said who), authorized as `POST /v1/notifications/{id}/respond` is:
+    another user's notification gets the reply an unknown id gets, and nothing about it (no action ids) and
+    nothing is kept. The reply says whether the answer was taken, and why not."""
     assert message.notification_id is not None and message.action_id is not None
     reply: dict[str, Any] = {
         "type": "response",
@@ -202,12 +208,15 @@ async def _respond(services: Services, user_id: str, message: ClientMessage) -> 
         "action_id": message.action_id,
     }
     try:
-        herald = await services.client()
-        answer = await herald.respond(
-            message.notification_id, message.action_id, user_id, AnswerChannel.push, store=services.store
+        answer = await answer_as(
+            services, Caller("user", user_id), message.notification_id, message.action_id, AnswerChannel.push
         )
     except AnswerRefused as exc:
+        if exc.code == "not_found":
+            exc = AnswerRefused("not_found", notification_not_found(message.notification_id).message)
         return {**reply, "accepted": False, "code": exc.code, "reason": exc.reason}
-    except (ApiError, RPCError):
+    except ApiError as exc:  # unknown or someone else's (404), Temporal or the store unavailable (503)
+        return {**reply, "accepted": False, "code": exc.code, "reason": exc.message}
+    except RPCError:
         return {**reply, "accepted": False, "code": "temporal_unavailable", "reason": "try again shortly"}
     return {**reply, "accepted": True, "answer": answer.model_dump(mode="json")}

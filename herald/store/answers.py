@@ -11,7 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.models import AnswerChannel, Preferences, RefusedAnswer, Snooze, utcnow
+from herald.answers import bounded_reason
+from herald.models import REFUSED_ANSWERS_MAX, AnswerChannel, Preferences, RefusedAnswer, Snooze, utcnow
 from herald.store import schema
 from herald.store.sql import Store, preferences_from
 
@@ -48,13 +49,16 @@ snoozes = sa.Table(
 )
 
 
-# Answers refused once the notification had finished (a running workflow keeps its own in the outcome).
+_ACTION_ID_CHARS = 32  # action ids are 1-32 characters (ACTION_ID_REGEX)
+
+# Answers the workflow refused without recording them (its validator's refusals, and any once it had finished; a
+# running workflow keeps the rest in its outcome): at most REFUSED_ANSWERS_MAX per notification, reasons bounded.
 refused_answers = sa.Table(
     "refused_answers",
     schema.metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("notification_id", sa.String(128), nullable=False, index=True),
-    sa.Column("action_id", sa.String(32), nullable=False),
+    sa.Column("action_id", sa.String(_ACTION_ID_CHARS), nullable=False),
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", Timestamp, nullable=False),
@@ -83,8 +87,15 @@ class AnswerStore:
     def __init__(self, store: Store) -> None:
         self._store = store
 
+    async def link_used(self, nonce: str) -> bool:
+        """Whether an answer link was used already (its answer taken)."""
+        t = used_answer_links
+        query = sa.select(t.c.nonce).where(t.c.nonce == nonce)
+        return await self._store.read(lambda conn: conn.execute(query).first() is not None)
+
     async def use_link(self, nonce: str, notification_id: str, expires_at: float) -> bool:
-        """Record an answer link as used; False when it was used before (links are single-use)."""
+        """Record an answer link as used, once its answer was taken; False when it was used before (links are
+        single-use)."""
         t = used_answer_links
         stmt = self._store._insert(t).values(nonce=nonce, notification_id=notification_id, expires_at=expires_at)
         stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.nonce])
@@ -122,12 +133,31 @@ class AnswerStore:
             return None
         return SmsQuestion(str(row.notification_id), str(row.user_id), [str(a) for a in row.action_ids])
 
-    async def record_refusal(self, notification_id: str, refused: RefusedAnswer) -> None:
-        """Keep a refused answer for the record (the reason names no person: ids, channels and times only)."""
+    async def record_refusal(self, notification_id: str, refused: RefusedAnswer) -> bool:
+        """Keep a refused answer for the record (the reason names no person: ids, channels and times only): the
+        first REFUSED_ANSWERS_MAX of a notification, each reason cut to `bounded_reason`, so a flood of bad answers
+        can't grow the store. False when the notification's record was full and nothing was kept."""
+        t = refused_answers
         values = refused.model_dump(mode="python")
-        values.update(notification_id=notification_id, channel=refused.channel.value, at=_utc(refused.at))
-        stmt = sa.insert(refused_answers).values(**values)
-        await self._store.write(lambda conn: conn.execute(stmt))
+        values.update(
+            notification_id=notification_id,
+            action_id=refused.action_id[:_ACTION_ID_CHARS],
+            channel=refused.channel.value,
+            reason=bounded_reason(refused.reason),
+            at=_utc(refused.at),
+        )
+        kept = sa.select(sa.func.count()).select_from(t).where(t.c.notification_id == notification_id)
+        row = sa.select(*(sa.literal(value, type_=t.c[name].type) for name, value in values.items()))
+        # One statement: SQLite takes its write lock before it counts, so two refusals can't pass the cap together.
+        stmt = sa.insert(t).from_select(list(values), row.where(kept.scalar_subquery() < REFUSED_ANSWERS_MAX))
+        postgres = self._store.engine.dialect.name == "postgresql"
+
+        def work(conn: sa.Connection) -> bool:
+            if postgres:  # PostgreSQL counts before it writes: one refusal per notification at a time
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"refused:{notification_id}"))))
+            return bool(conn.execute(stmt).rowcount)
+
+        return await self._store.write(work)
 
     async def refusals(self, notification_id: str) -> list[RefusedAnswer]:
         t = refused_answers

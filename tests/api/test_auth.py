@@ -229,14 +229,17 @@ async def test_notifications_are_read_by_their_user_their_agent_or_the_admin(her
             response = await secured.call("GET", status_url, who)
             assert response.status_code == 200, (who, response.text)
             assert response.json()["user_id"] == "ada"
+        # Anyone else is told it doesn't exist, exactly as for an unknown id (tests/hostile/test_access.py).
+        nid = sent.json()["notification_id"]
         for who in ("bob", "other-agent"):
             response = await secured.call("GET", status_url, who)
-            assert response.status_code == 403, who
-            assert response.json()["error"]["message"] == (
-                "this needs a user token for ada, an agent key for support-agent or the admin key"
-            )
+            assert response.status_code == 404, who
+            assert response.json()["error"] == {
+                "code": "not_found",
+                "message": f"no notification {nid}",
+                "field": "notification_id",
+            }
         assert (await secured.call("GET", status_url, None)).status_code == 401
-        # An unknown id is a 404 for anyone who may ask at all.
         assert (await secured.call("GET", "/v1/notifications/never-sent", "bob")).status_code == 404
         admin_sent = await secured.call("POST", "/v1/notifications", "admin", {**notification, "title": "By admin"})
         assert admin_sent.status_code == 202

@@ -10,16 +10,19 @@ import pytest
 from pydantic import ValidationError
 
 from herald.answers import (
+    REFUSED_REASON_MAX_CHARS,
     AnswerKind,
     AnswerLinks,
     AnswerToken,
     Refusal,
     TokenError,
     answer_deadline,
+    bounded_reason,
     check_respond_by,
     invalid_answer,
     kind_of,
     late_answer,
+    link_update_id,
     parse_sms_reply,
     phone_key,
     sign_token,
@@ -240,6 +243,23 @@ def test_each_link_is_distinct_and_expires_with_the_question() -> None:
     open_ended = verify_token(SECRET, respond_url.rsplit("/", 1)[1], NOW)
     assert open_ended.action_id is None and open_ended.channel is AnswerChannel.webhook
     assert open_ended.expires_at == int((NOW + timedelta(seconds=60)).timestamp())
+
+
+def test_a_links_answer_has_one_update_id_that_shows_no_nonce() -> None:
+    links = AnswerLinks(SECRET, "https://h.example")
+    first, second = (
+        verify_token(SECRET, links.respond_url(question(), AnswerChannel.webhook).rsplit("/", 1)[1], NOW)
+        for _ in range(2)
+    )
+    assert link_update_id(first) == link_update_id(first)  # the link's retries are one answer
+    assert link_update_id(first) != link_update_id(second)  # another link is another answer
+    assert link_update_id(first).startswith("link/") and first.nonce not in link_update_id(first)
+
+
+def test_refusal_reasons_are_bounded() -> None:
+    assert bounded_reason("unknown action x") == "unknown action x"
+    cut = bounded_reason("y" * 10_000)
+    assert len(cut) == REFUSED_REASON_MAX_CHARS and cut.endswith("…")
 
 
 # --- SMS -----------------------------------------------------------------------------------------------------------

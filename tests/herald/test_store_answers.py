@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
-from herald.answers import phone_key
-from herald.models import NotificationOutcome, NotificationStatus, Preferences, Priority, Snooze
+from herald.answers import REFUSED_REASON_MAX_CHARS, phone_key
+from herald.models import (
+    REFUSED_ANSWERS_MAX,
+    AnswerChannel,
+    NotificationOutcome,
+    NotificationStatus,
+    Preferences,
+    Priority,
+    RefusedAnswer,
+    Snooze,
+)
 from herald.store import AnswerStore, SmsQuestion, Store
 from tests.herald.test_store import store  # noqa: F401  (the SQLite + PostgreSQL fixture)
 
@@ -19,6 +29,33 @@ async def test_an_answer_link_works_once(store: Store) -> None:  # noqa: F811
     assert await answers.use_link("nonce-1", "q1", expires) is True
     assert await answers.use_link("nonce-1", "q1", expires) is False
     assert await answers.use_link("nonce-2", "q1", expires) is True
+
+
+async def test_a_link_counts_as_used_only_once_it_is_used(store: Store) -> None:  # noqa: F811
+    answers = AnswerStore(store)
+    assert await answers.link_used("nonce-1") is False
+    assert await answers.use_link("nonce-1", "q1", (NOW + timedelta(hours=1)).timestamp()) is True
+    assert await answers.link_used("nonce-1") is True and await answers.link_used("nonce-2") is False
+
+
+async def test_refused_answers_are_kept_up_to_a_cap_each_bounded(store: Store) -> None:  # noqa: F811
+    """Refused answers used to be stored one row each, without end and whatever their reason's size: a socket
+    sending bad answers in a loop grew the table for ever. Now a notification keeps REFUSED_ANSWERS_MAX of them,
+    even when they arrive all at once, and each reason is cut to REFUSED_REASON_MAX_CHARS."""
+    answers = AnswerStore(store)
+
+    def refusal(number: int, reason: str = "unknown action") -> RefusedAnswer:
+        return RefusedAnswer(action_id=f"a{number}", channel=AnswerChannel.push, at=NOW, reason=reason)
+
+    huge = await answers.record_refusal("q-flood", refusal(0, "x" * 100_000))
+    kept = await asyncio.gather(*(answers.record_refusal("q-flood", refusal(n)) for n in range(1, 60)))
+    stored = await answers.refusals("q-flood")
+    assert len(stored) == REFUSED_ANSWERS_MAX
+    assert len(stored[0].reason) == REFUSED_REASON_MAX_CHARS and stored[0].reason.endswith("…")
+    assert huge is True and kept.count(True) == REFUSED_ANSWERS_MAX - 1  # says whether it kept each one
+    # Another notification has its own record.
+    assert await answers.record_refusal("q-other", refusal(1)) is True
+    assert [r.action_id for r in await answers.refusals("q-other")] == ["a1"]
 
 
 async def test_an_sms_reply_finds_the_newest_open_question(store: Store) -> None:  # noqa: F811

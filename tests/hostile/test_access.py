@@ -14,6 +14,9 @@ import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,17 +28,28 @@ from temporalio.api.history.v1 import History
 from temporalio.testing import WorkflowEnvironment
 from websockets.asyncio.client import connect
 
+from herald.api.app import create_app
 from herald.auth import issue_token
 from herald.codec import codec_from_keys
-from herald.models import AgentNotification, ChannelName, NotificationStatus
-from herald.store import Store
+from herald.models import (
+    REFUSED_ANSWERS_MAX,
+    Action,
+    AgentNotification,
+    ChannelName,
+    Contact,
+    NotificationStatus,
+    utcnow,
+)
+from herald.store import AnswerStore, Store
 from starter import HeraldClient
-from tests.conftest import WEBHOOK_SECRET
+from tests.channels.test_websocket import serve
+from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings
 from tests.fakes.http import FakeHTTPServer, start_fake
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.fakes.twilio import FakeTwilio
-from tests.hostile.conftest import CODEC_KEY, LiveStack, live_stack
+from tests.hostile.conftest import ADMIN_KEY, CODEC_KEY, LiveStack, live_stack
 from tests.workflows.test_encrypted_history import clear_text
+from worker import create_worker, open_runtime
 
 ACCOUNT_SID = "AC" + "5ec7" * 8
 TWILIO_TOKEN = "twilio-" + "t" * 32
@@ -261,3 +275,150 @@ async def decode_payloads(document: Any) -> bytes:
     encrypted = [p for p in found if p.metadata.get("encoding") == b"binary/encrypted"]
     assert encrypted, "the stack encrypts its payloads"
     return b"\n".join(p.data for p in await codec.decode(encrypted))
+
+
+@dataclass
+class Secured:
+    """A worker and the API with auth on (one process, one push hub), and a token per person."""
+
+    client: HeraldClient
+    store: Store
+    port: int
+    tokens: dict[str, str]
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+@pytest.fixture
+async def secured(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Secured]:
+    settings = make_settings(tmp_path / "herald", auth=True, admin_key=ADMIN_KEY)
+    queue = f"hostile-{uuid.uuid4().hex[:10]}"
+    async with (
+        open_runtime(settings) as runtime,
+        create_worker(temporal_env.client, runtime, queue, workflow_failure_exception_types=[Exception]),
+    ):
+        client = HeraldClient(temporal_env.client, queue, FAST_POLICY, store=runtime.store)
+        tokens = {
+            who: await issue_token(runtime.store, kind, who)
+            for who, kind in [("ada", "user"), ("bob", "user"), ("support-agent", "agent"), ("other-agent", "agent")]
+        }
+        app = create_app(settings, store=runtime.store, client=client, hub=runtime.hub)
+        async with serve(app) as port:
+            yield Secured(client, runtime.store, port, tokens)
+
+
+async def open_question(secured: Secured) -> AgentNotification:
+    """A question from support-agent to ada, delivered (to the outbox) and waiting for her answer."""
+    await secured.store.put_contact("ada", Contact(email="ada@example.com"))
+    question = AgentNotification(
+        agent_id="support-agent",
+        user_id="ada",
+        title="Roll back the release?",
+        channels=[ChannelName.email],
+        actions=[Action(id="approve", label="Approve"), Action(id="deny", label="Deny")],
+        respond_by=utcnow() + timedelta(minutes=10),
+    )
+    handle = await secured.client.notify(question)
+    for _ in range(400):
+        status = await handle.status()
+        if ChannelName.email in status.channels and status.channels[ChannelName.email].status == "delivered":
+            return question
+        await asyncio.sleep(0.025)
+    raise AssertionError("the question was not delivered")
+
+
+def as_unknown(text: str, notification_id: str) -> str:
+    return text.replace(notification_id, "<id>")
+
+
+async def test_another_users_notification_reads_as_unknown_on_every_route(secured: Secured) -> None:
+    """A foreign notification id used to answer 403 `forbidden` ("this needs a user token for ada...") where an
+    unknown one answered 404, so any token could tell which ids exist, and whose they are. Now status, respond and
+    read marks answer a foreign id exactly as a missing one: same status, same body but for the id."""
+    question = await open_question(secured)
+    nid, missing = question.notification_id, f"never-sent-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{secured.port}", timeout=30) as api:
+        probes = [
+            ("GET", "/v1/notifications/{id}", None, "bob"),
+            ("GET", "/v1/notifications/{id}", None, "other-agent"),
+            ("POST", "/v1/notifications/{id}/respond", {"action_id": "approve"}, "bob"),
+            ("POST", "/v1/notifications/{id}/respond", {"action_id": "maybe"}, "bob"),
+            ("POST", "/v1/notifications/{id}/respond", {"action_id": "approve"}, "other-agent"),
+        ]
+        for method, path, body, who in probes:
+            answers = []
+            for target in (nid, missing):
+                sent = json.loads(json.dumps(body).replace("{id}", target)) if body else None
+                response = await api.request(
+                    method, path.replace("{id}", target), json=sent, headers=secured.headers(who)
+                )
+                answers.append((response.status_code, as_unknown(response.text, target)))
+            foreign, unknown = answers
+            assert foreign == unknown, (method, path, who, foreign, unknown)
+            assert foreign[0] == 404, (method, path, who, foreign)
+            assert "approve" not in foreign[1] and "ada" not in foreign[1], foreign
+        # Read marks take any id as the caller's own mark, looked up nowhere: a foreign id and a missing one alike.
+        for target in (nid, missing):
+            marked = await api.post(
+                "/v1/users/bob/notifications/read", json={"notification_ids": [target]}, headers=secured.headers("bob")
+            )
+            assert marked.status_code == 200 and target in marked.json()["read_ids"], marked.text
+        assert (await secured.store.get_inbox_state("ada")).read_ids == {}
+        # Those who may see it still do; its agent sees it but may not answer for ada.
+        assert (await api.get(f"/v1/notifications/{nid}", headers=secured.headers("ada"))).status_code == 200
+        assert (await api.get(f"/v1/notifications/{nid}", headers=secured.headers("support-agent"))).status_code == 200
+        by_agent = await api.post(
+            f"/v1/notifications/{nid}/respond", json={"action_id": "approve"}, headers=secured.headers("support-agent")
+        )
+        assert (by_agent.status_code, by_agent.json()["error"]["code"]) == (403, "forbidden")
+        # None of it answered the question or was kept as a refusal on ada's notification.
+        status = await secured.client.get_handle(nid).status()
+        assert status.answer is None and status.refused_answers == []
+        assert await AnswerStore(secured.store).refusals(nid) == []
+        answered = await api.post(
+            f"/v1/notifications/{nid}/respond", json={"action_id": "deny"}, headers=secured.headers("ada")
+        )
+        assert answered.status_code == 200, answered.text
+
+
+async def test_a_socket_answers_only_its_users_questions_and_floods_are_bounded(secured: Secured) -> None:
+    """The WebSocket's `respond` used to skip the recipient check the HTTP route makes: the workflow refused
+    another user's answer, but the reply named the question's action ids ("this notification offers approve,
+    deny, ...") to a socket that sent an unknown action, told a foreign id from an unknown one (`not_recipient`
+    versus `not_found`), and every refusal was stored, without bound, on the victim's notification. Now a foreign
+    id gets the reply an unknown one gets, nothing is stored, and the user's own bad answers are capped."""
+    question = await open_question(secured)
+    nid, missing = question.notification_id, f"never-sent-{uuid.uuid4().hex[:8]}"
+    url = f"ws://127.0.0.1:{secured.port}/v1/ws"
+    async with (
+        connect(f"{url}?token={secured.tokens['bob']}") as bob,
+        connect(f"{url}?token={secured.tokens['ada']}") as ada,
+    ):
+        assert (await recv(bob))["type"] == "ready" and (await recv(ada))["type"] == "ready"
+        for action in ("approve", "maybe", "ack", "snooze"):
+            replies = []
+            for target in (nid, missing):
+                await bob.send(json.dumps({"type": "respond", "notification_id": target, "action_id": action}))
+                reply = await recv(bob)
+                replies.append(as_unknown(json.dumps(reply, sort_keys=True), target))
+            foreign, unknown = replies
+            assert foreign == unknown, (action, foreign, unknown)
+            assert '"accepted": false' in foreign and '"code": "not_found"' in foreign
+            assert "deny" not in foreign and "ada" not in foreign, foreign
+        assert await AnswerStore(secured.store).refusals(nid) == []
+
+        # Ada's own socket: bad answers are refused with the reason (she may know the choices), and kept capped.
+        for number in range(REFUSED_ANSWERS_MAX + 15):
+            await ada.send(json.dumps({"type": "respond", "notification_id": nid, "action_id": f"no-{number}"}))
+            reply = await recv(ada)
+            assert (reply["accepted"], reply["code"]) == (False, "unknown_action")
+        assert "approve, deny" in reply["reason"]
+        await ada.send(json.dumps({"type": "respond", "notification_id": nid, "action_id": "approve"}))
+        assert (await recv(ada))["accepted"] is True
+    kept = await AnswerStore(secured.store).refusals(nid)
+    assert len(kept) == REFUSED_ANSWERS_MAX
+    assert all(len(r.reason) <= 500 for r in kept)
+    outcome = await secured.client.get_handle(nid).outcome()
+    assert outcome.status is NotificationStatus.answered and outcome.answer is not None
+    assert outcome.answer.user_id == "ada"

@@ -43,7 +43,7 @@ from herald.models import (
     utcnow,
 )
 from herald.store import AnswerStore, Store
-from starter import AnswerRefused, HeraldClient
+from starter import AnswerRefused, AnswerTimeout, HeraldClient
 from tests.channels.test_websocket import recv_json, serve
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings
 from tests.fakes.http import FakeHTTPServer, start_fake
@@ -270,12 +270,13 @@ async def test_an_approval_answered_in_the_websocket_inbox(stack: Stack) -> None
         assert frame["actions"] == [{"id": "approve", "label": "Approve"}, {"id": "deny", "label": "Deny"}]
         await ws.send(json.dumps({"type": "ack", "notification_id": question.notification_id}))
 
-        # Another user's socket cannot answer it; an action the question does not offer is refused.
+        # Another user's socket cannot answer it (to that socket it doesn't exist); an action the question does not
+        # offer is refused.
         await intruder.send(
             json.dumps({"type": "respond", "notification_id": question.notification_id, "action_id": "approve"})
         )
         refused = await recv_json(intruder)
-        assert (refused["accepted"], refused["code"]) == (False, "not_recipient")
+        assert (refused["accepted"], refused["code"]) == (False, "not_found")
         await ws.send(json.dumps({"type": "respond", "notification_id": question.notification_id, "action_id": "ok"}))
         unknown = await recv_json(ws)
         assert (unknown["accepted"], unknown["code"]) == (False, "unknown_action")
@@ -523,3 +524,94 @@ async def test_the_agent_is_called_back_with_the_answer(stack: Stack, fake_http:
     assert event["data"]["answer"]["action_id"] == "deny" and event["data"]["answer"]["user_id"] == user
     with pytest.raises(ValueError, match="callback_url"):
         AgentNotification(agent_id="a", user_id=user, title="no question", callback_url=url)
+
+
+async def test_a_refused_answer_leaves_the_link_usable(stack: Stack, fake_http: FakeHTTPServer) -> None:
+    """A webhook's respond_url used to be marked used before the workflow had looked at the answer: an action the
+    question doesn't offer was refused and burned the link, so the real answer after it got 409 `link_used`.
+    Now the link is burned with the answer the workflow took, and only then."""
+    user = f"lu-{uuid.uuid4().hex[:6]}"
+    hook = f"/answers/{user}"
+    await stack.store.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
+    question = stack.question(user, [ChannelName.webhook])
+    handle = await stack.client.notify(question)
+    [delivered] = await eventually(lambda: fake_http.received(hook), "the webhook")
+    event = Webhook(WEBHOOK_SECRET).verify(delivered.body, dict(delivered.headers.items()))
+    path = str(event["data"]["respond_url"]).removeprefix(PUBLIC_URL)
+
+    wrong = await stack.api.post(path, json={"action_id": "maybe"})
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (422, "unknown_action"), wrong.text
+    answered = await stack.api.post(path, json={"action_id": "approve"})
+    assert answered.status_code == 200, answered.text
+    assert (answered.json()["action_id"], answered.json()["channel"]) == ("approve", "webhook")
+    outcome = await handle.outcome()
+    assert outcome.status is NotificationStatus.answered and outcome.answer is not None
+    assert outcome.answer.action_id == "approve"
+    again = await stack.api.post(path, json={"action_id": "deny"})
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "link_used")
+
+
+async def test_no_worker_is_a_503_with_retry_after_and_the_link_answers_once_a_worker_is_back(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, fake_http: FakeHTTPServer
+) -> None:
+    """With no worker on the task queue, answering used to wait on the update forever (`HeraldClient.respond` set
+    no RPC timeout, and neither it nor the API handled WorkflowUpdateRPCTimeoutOrCancelledError), and the link
+    route burned the link first; the API gave up on its status query instead, with a 503 that said nothing of
+    when to retry. Now the answer waits `HERALD_ANSWER_TIMEOUT_SECONDS`: a 503 `temporal_unavailable` with
+    Retry-After from the API, AnswerTimeout from the client, the link still works, and once a worker is back the
+    same link answers, once: the answer the server held while the worker was away and the retry are one."""
+    task_queue = f"answers-down-{uuid.uuid4().hex[:8]}"
+    user = f"nw-{uuid.uuid4().hex[:6]}"
+    hook = f"/answers/{user}"
+    async with fake_providers() as (sendgrid, twilio):
+        settings = answer_settings(tmp_path / "herald", sendgrid, twilio).model_copy(
+            update={"answer_timeout_seconds": 1.0}
+        )
+        api_store = await Store.open(settings.resolved_database_url)
+        client = HeraldClient(temporal_env.client, task_queue, FAST_POLICY, store=api_store)
+        app = create_app(settings, store=api_store, client=client)
+        try:
+            async with serve(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+                async with running_worker(temporal_env, settings, task_queue) as runtime:
+                    await runtime.store.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
+                    question = AgentNotification(
+                        agent_id="deploy-agent",
+                        user_id=user,
+                        title="Ship it?",
+                        channels=[ChannelName.webhook],
+                        actions=ACTIONS,
+                        respond_by=utcnow() + timedelta(minutes=10),
+                    )
+                    handle = await client.notify(question)
+                    [delivered] = await eventually(lambda: fake_http.received(hook), "the webhook")
+                    await eventually(lambda: _delivered_on(handle.status, ChannelName.webhook), "delivery")
+                event = Webhook(WEBHOOK_SECRET).verify(delivered.body, dict(delivered.headers.items()))
+                path = str(event["data"]["respond_url"]).removeprefix(PUBLIC_URL)
+
+                # No worker now.
+                down = await api.post(path, json={"action_id": "approve"})
+                assert down.status_code == 503, down.text
+                assert down.json()["error"]["code"] == "temporal_unavailable"
+                assert int(down.headers["Retry-After"]) > 0
+                with pytest.raises(AnswerTimeout):
+                    await client.respond(question.notification_id, "ack", user, rpc_timeout=timedelta(seconds=1))
+
+                async with running_worker(temporal_env, settings, task_queue):
+                    answered = await api.post(path, json={"action_id": "approve"})
+                    assert answered.status_code == 200, answered.text
+                    assert (answered.json()["action_id"], answered.json()["channel"]) == ("approve", "webhook")
+                    outcome = await handle.outcome()
+                    used = await api.post(path, json={"action_id": "approve"})
+                assert (used.status_code, used.json()["error"]["code"]) == (409, "link_used")
+        finally:
+            await api_store.close()
+    assert outcome.status is NotificationStatus.answered and outcome.answer is not None
+    assert (outcome.answer.action_id, outcome.answer.channel) == ("approve", AnswerChannel.webhook)
+    # One answer: the retry attached to the update the server held, so nothing came second.
+    assert [r.action_id for r in outcome.refused_answers] == []
+
+
+async def _delivered_on(status: Any, channel: ChannelName) -> NotificationOutcome | None:
+    outcome: NotificationOutcome = await status()
+    result = outcome.channels.get(channel)
+    return outcome if result is not None and result.status is ChannelStatus.delivered else None
