@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
 from herald.auth import resolve_token
+from herald.codec import CodecConfigError, CodecError
 from herald.config import Settings
 from herald.models import (
     AgentNotification,
@@ -262,6 +263,8 @@ class HeraldTools:
             return await self.herald.emit(agent_id, metrics, event_id=event_id, rules=self.rules)
         except ValidationError as exc:
             raise ToolError(problems(exc)) from None
+        except CodecError as exc:  # what the workers encrypted, this server can't read: the message says what to set
+            raise ToolError(str(exc)) from None
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
 
@@ -271,6 +274,8 @@ class HeraldTools:
         if outcome is None:
             try:
                 outcome = await self.herald.get_handle(notification_id).status(rpc_timeout=STATUS_QUERY_TIMEOUT)
+            except CodecError as exc:
+                raise ToolError(str(exc)) from None
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND:
                     raise _temporal_unavailable(exc) from None
@@ -473,6 +478,8 @@ async def serve(
         agent = await keys.agent_for(None) if transport == "stdio" else None
         try:
             herald = await HeraldClient.connect(settings)
+        except (CodecError, CodecConfigError) as exc:  # the workers' keys aren't this server's, or a bad key list
+            raise ServeError(str(exc)) from None
         except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
             raise ServeError(f"TEMPORAL_ADDRESS: no Temporal at {settings.temporal_address} ({exc})") from None
         try:
