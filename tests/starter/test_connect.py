@@ -6,15 +6,17 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
+from herald.api.app import create_app
 from herald.codec import CodecKey, CodecMismatch, EncryptionCodec
 from herald.config import Settings
 from starter.client import TemporalSettingsError, connect_temporal, temporal_api_key, temporal_tls
 from tests.conftest import make_settings
-from worker import ensure_retention_schedule
+from worker import ensure_retention_schedule, open_runtime
 
 K1 = CodecKey("k1", bytes(range(32)))
 
@@ -171,6 +173,16 @@ async def test_connect_stops_when_its_key_cannot_read_the_workers_payloads(
             f"payload encrypted with key k1, but this process has no codec key: neither HERALD_CODEC_KEYS is set "
             f"nor {empty.resolve() / 'codec.key'} exists"
         )
+        # The API connects on its first call: a 503 that names the problem, the details in the operator's log.
+        async with open_runtime(settings(empty)) as runtime:
+            app = create_app(settings(empty, codec_keys=k2.entry()), store=runtime.store)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as api:
+                refused = await api.post("/v1/notifications", json={"agent_id": "a", "user_id": "ada", "title": "t"})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "codec_mismatch"
+        assert "k1" not in refused.text and str(tmp_path) not in refused.text
+
         impostor = CodecKey("k1", bytes(32))  # the same id, another key
         with pytest.raises(CodecMismatch, match="payload encrypted with key k1 failed authentication"):
             await connect_temporal(settings(empty, codec_keys=impostor.entry()))
