@@ -208,7 +208,7 @@ class HeraldTools:
     async def notify(self, notification: AgentNotification) -> NotifyResult:
         try:
             handle = await self.herald.notify(notification)
-        except ValueError as exc:  # a respond_by already past, or another agent's id: the message names the field
+        except ValueError as exc:  # a respond_by already past, another agent's id, a CodecError: the message says which
             raise ToolError(str(exc)) from None
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
@@ -240,7 +240,7 @@ class HeraldTools:
                 message = progress_message(notification.notification_id, live, notification.respond_by)
                 await ctx.report_progress(elapsed, total, message)
             outcome = asking.result()
-        except ValueError as exc:  # a respond_by already past: the message names the field
+        except ValueError as exc:  # a respond_by already past (names the field), or a CodecError (names the setting)
             raise ToolError(str(exc)) from None
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
