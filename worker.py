@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     Schedule,
@@ -38,6 +39,7 @@ from activities import build_activities
 from herald.answers import links_from_settings
 from herald.callbacks import AgentCallbacks
 from herald.channels import Channel, PushHub, build_channels
+from herald.codec import KEY_ID_METADATA, EncryptionCodec
 from herald.config import Settings
 from herald.logs import configure_logging
 from herald.metrics import serve_metrics
@@ -133,6 +135,13 @@ async def _schedule_matches(client: Client, current: Schedule, wanted: Schedule)
         return False
     if (have.workflow, have.task_queue) != (want.workflow, want.task_queue) or len(have.args) != 1:
         return False
+    codec = client.data_converter.payload_codec
+    if isinstance(codec, EncryptionCodec):
+        # Written with an older key: write it again with the current one, so that the clients' startup check
+        # (starter.client.check_codec_matches) keeps working once the old key is dropped.
+        [raw] = have.args
+        if not isinstance(raw, Payload) or raw.metadata.get(KEY_ID_METADATA) != codec.key_id.encode():
+            return False
     try:
         [request] = await client.data_converter.decode(list(have.args), [RetentionRequest])
     except Exception:  # an input this version cannot read: replace it

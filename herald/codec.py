@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,7 +30,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
+if TYPE_CHECKING:
+    from herald.config import Settings
+
 ENV_NAME = "HERALD_CODEC_KEYS"
+# `herald dev` keeps its key here, under HERALD_HOME; every other process finds it there (find_codec_keys).
+KEY_FILE = "codec.key"
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
 KEY_BYTES = 32  # AES-256
@@ -53,6 +59,31 @@ class UnknownCodecKey(CodecError):
             f"payload encrypted with key {key_id}, which {source} doesn't hold; add it back to read old histories"
         )
         self.key_id = key_id
+
+
+class MissingCodecKey(CodecError):
+    """An encrypted payload reached a process that loaded no key (instead of the SDK's KeyError on its encoding)."""
+
+    def __init__(self, key_id: str, key_file: Path) -> None:
+        super().__init__(
+            f"payload encrypted with key {key_id}, but this process has no codec key: neither {ENV_NAME} is set "
+            f"nor {key_file} exists. Set {ENV_NAME} to the workers' value, or HERALD_HOME to the directory "
+            f"whose {KEY_FILE} `herald dev` made"
+        )
+        self.key_id = key_id
+
+
+class CodecMismatch(CodecError):
+    """Found at startup: what the workers encrypted, this process can't decrypt. The message says what to set."""
+
+    def __init__(self, problem: CodecError, schedule_id: str) -> None:
+        super().__init__(
+            f"{problem}. Found at startup in the {schedule_id} schedule, which a Herald worker wrote: give this "
+            f"process the workers' keys ({ENV_NAME}, or HERALD_HOME set to the `herald dev` directory whose "
+            f"{KEY_FILE} they use). If that key is gone for good, delete the schedule "
+            f"(`temporal schedule delete --schedule-id {schedule_id}`); the next worker makes it again"
+        )
+        self.problem = problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,14 +201,35 @@ class EncryptionCodec(PayloadCodec):
         return [self.decrypt(payload) for payload in payloads]
 
 
+class NoKeyCodec(PayloadCodec):
+    """What a process without keys decodes with: plain payloads pass, an encrypted one raises MissingCodecKey
+    naming the settings to fix. Encoding is left alone: without a key, payloads go out as they are."""
+
+    def __init__(self, key_file: Path) -> None:
+        self.key_file = key_file
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        for payload in payloads:
+            if payload.metadata.get("encoding") == ENCODING:
+                key_id = payload.metadata.get(KEY_ID_METADATA, b"?").decode(errors="replace")
+                raise MissingCodecKey(key_id, self.key_file)
+        return list(payloads)
+
+
 def codec_data_converter(codec: PayloadCodec | None) -> DataConverter:
     """Herald's converter (pydantic), encrypted when there is a codec.
 
     With a codec, failure messages and stack traces go into an encoded attribute too: they stay out of
-    the history's clear text, and the codec endpoint shows them in the UI.
+    the history's clear text, and the codec endpoint shows them in the UI. A NoKeyCodec only guards decoding:
+    failures stay as the SDK writes them.
     """
     if codec is None:
         return pydantic_data_converter
+    if isinstance(codec, NoKeyCodec):
+        return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
     return dataclasses.replace(
         pydantic_data_converter,
         payload_codec=codec,
@@ -188,8 +240,9 @@ def codec_data_converter(codec: PayloadCodec | None) -> DataConverter:
 _warned_unencrypted = False
 
 
-def codec_from_keys(configured: SecretStr | None) -> EncryptionCodec | None:
-    """The codec for HERALD_CODEC_KEYS (validated now), or None with a warning, once per process, when unset."""
+def codec_from_keys(configured: SecretStr | None, source: str = ENV_NAME) -> EncryptionCodec | None:
+    """The codec for HERALD_CODEC_KEYS (validated now), or None with a warning, once per process, when unset.
+    `source` is where the keys came from (the variable, or `herald dev`'s key file), for messages."""
     global _warned_unencrypted
     if configured is None:
         if not _warned_unencrypted:
@@ -200,7 +253,45 @@ def codec_from_keys(configured: SecretStr | None) -> EncryptionCodec | None:
                 ENV_NAME,
             )
         return None
-    return EncryptionCodec(parse_codec_keys(configured.get_secret_value()))
+    return EncryptionCodec(parse_codec_keys(configured.get_secret_value(), source), source)
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecKeys:
+    """The keys a process found, and where: HERALD_CODEC_KEYS, or the key file's path (what messages name)."""
+
+    keys: SecretStr | None
+    source: str
+    key_file: Path
+
+
+def find_codec_keys(settings: Settings, *, create: bool = False) -> CodecKeys:
+    """The one place every process (worker, API, client, MCP, CLI, `herald dev`) finds its codec keys:
+    HERALD_CODEC_KEYS when set, else HERALD_HOME/codec.key when it exists (`herald dev` keeps its key there;
+    `create=True`, as `herald dev` does, makes it first), else none. A malformed file raises CodecConfigError
+    naming its path."""
+    key_file = settings.home.resolve() / KEY_FILE
+    if settings.codec_keys is not None:
+        return CodecKeys(settings.codec_keys, ENV_NAME, key_file)
+    if create:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        return CodecKeys(SecretStr(load_or_create_key_file(key_file)), str(key_file), key_file)
+    try:
+        text = key_file.read_text().strip()
+    except FileNotFoundError:
+        return CodecKeys(None, ENV_NAME, key_file)
+    except OSError as exc:
+        raise CodecConfigError(f"{key_file}: can't be read ({exc.strerror}); fix it or set {ENV_NAME}") from None
+    parse_codec_keys(text, source=str(key_file))
+    return CodecKeys(SecretStr(text), str(key_file), key_file)
+
+
+def codec_for(settings: Settings, *, create: bool = False) -> EncryptionCodec | NoKeyCodec:
+    """The payload codec for these settings (find_codec_keys): encrypting with the keys found, or, with none,
+    one that names the missing key when it meets an encrypted payload (and a warning, once per process)."""
+    found = find_codec_keys(settings, create=create)
+    codec = codec_from_keys(found.keys, found.source)
+    return codec if codec is not None else NoKeyCodec(found.key_file)
 
 
 def load_or_create_key_file(path: Path) -> str:

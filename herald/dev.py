@@ -21,7 +21,7 @@ from herald.answers import load_or_create_secret
 from herald.api.app import API_SHUTDOWN_SECONDS, create_app
 from herald.auth import issue_token
 from herald.channels import PushHub, providers
-from herald.codec import CodecConfigError, codec_from_keys, load_or_create_key_file
+from herald.codec import KEY_FILE, CodecConfigError, codec_for, find_codec_keys
 from herald.config import Settings, temporal_binary
 from herald.inbox import login_link
 from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, Priority, utcnow
@@ -67,7 +67,7 @@ def temporal_command(home: Path, ports: DevPorts) -> list[str]:
     return command
 
 
-CODEC_KEY_FILE = "codec.key"
+CODEC_KEY_FILE = KEY_FILE
 ANSWER_KEY_FILE = "answer.key"
 
 
@@ -76,8 +76,9 @@ def dev_codec_settings(settings: Settings, home: Path, ports: DevPorts) -> dict[
     HERALD_HOME/codec.key (mode 0600). The dev UI's origin may call the codec endpoint, and production
     TLS / API key settings are dropped: the dev server speaks plain gRPC on 127.0.0.1."""
     try:
-        keys = settings.codec_keys or SecretStr(load_or_create_key_file(home / CODEC_KEY_FILE))
-        codec_from_keys(keys)  # a broken key list stops `herald dev` here, with the reason
+        # The same lookup every other process makes (find_codec_keys), except that dev makes the file.
+        keys = find_codec_keys(settings.model_copy(update={"home": home}), create=True).keys
+        codec_for(settings.model_copy(update={"codec_keys": keys}))  # a broken key list stops `herald dev` here
     except CodecConfigError as exc:
         raise RuntimeError(str(exc)) from None
     origins = [*settings.ui_origins, f"http://127.0.0.1:{ports.ui}", f"http://localhost:{ports.ui}"]
@@ -238,7 +239,8 @@ async def connect_with_retry(settings: Settings, attempts: int = 50) -> Client:
     last: Exception | None = None
     for _ in range(attempts):
         try:
-            return await connect_temporal(settings)
+            # No codec check: dev made or read its own key, and rewrites the schedule the check reads.
+            return await connect_temporal(settings, check_codec=False)
         except Exception as exc:  # the server listens a moment before it serves
             last = exc
             await asyncio.sleep(0.2)

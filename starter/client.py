@@ -9,6 +9,7 @@ from pathlib import Path
 
 from temporalio.client import (
     Client,
+    ScheduleActionStartWorkflow,
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -19,7 +20,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from herald import answers, search
-from herald.codec import codec_data_converter, codec_from_keys
+from herald.codec import CodecError, CodecMismatch, codec_data_converter, codec_for
 from herald.config import Settings
 from herald.events import in_plan_order, match_event, plan_firings, split_by_cooldown
 from herald.models import (
@@ -42,6 +43,7 @@ from herald.models import (
     NotificationRequest,
     NotificationStatus,
     RefusedAnswer,
+    RetentionRequest,
     Snooze,
     utcnow,
 )
@@ -100,16 +102,42 @@ def temporal_tls(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect_temporal(settings: Settings) -> Client:
-    """A Temporal client with Herald's data conversion (pydantic, encrypted with HERALD_CODEC_KEYS) and the
-    connection settings (namespace, TLS, API key); the one way the worker, the starter and the API connect."""
-    return await Client.connect(
+async def connect_temporal(settings: Settings, *, check_codec: bool = True) -> Client:
+    """A Temporal client with Herald's data conversion (pydantic, encrypted with the keys `codec_for` finds:
+    HERALD_CODEC_KEYS, else HERALD_HOME/codec.key) and the connection settings (namespace, TLS, API key); the one
+    way the worker, the starter, the MCP server, the CLI and the API connect.
+
+    With `check_codec` (all but `herald dev`, which makes its own key) a codec that can't read what the workers
+    wrote stops here with CodecMismatch (`check_codec_matches`), not at the first outcome."""
+    client = await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=codec_data_converter(codec_from_keys(settings.codec_keys)),
+        data_converter=codec_data_converter(codec_for(settings)),
         tls=temporal_tls(settings),
         api_key=temporal_api_key(settings),
     )
+    if check_codec:
+        await check_codec_matches(client, settings.retention_schedule_id)
+    return client
+
+
+async def check_codec_matches(client: Client, schedule_id: str) -> None:
+    """Decode the one payload every Herald worker keeps in Temporal, the retention schedule's input (re-encrypted
+    with the current key at each worker start): CodecMismatch when this client's keys can't read it (another key,
+    or no key at all). No schedule yet (no worker ran), or none readable here, means nothing to compare."""
+    try:
+        described = await client.get_schedule_handle(schedule_id).describe()
+    except RPCError:
+        return
+    action = described.schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow) or not action.args:
+        return
+    try:
+        await client.data_converter.decode(list(action.args), [RetentionRequest])
+    except CodecError as exc:
+        raise CodecMismatch(exc, schedule_id) from None
+    except Exception:  # an input another version wrote: not a codec question
+        return
 
 
 # How often `send_event` asks the monitor, and the first pause between tries (doubling each time).
@@ -216,6 +244,9 @@ class HeraldClient:
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> HeraldClient:
+        """Connect with the environment's settings (TEMPORAL_ADDRESS, HERALD_TASK_QUEUE, ...): beside `herald dev`,
+        HERALD_HOME and TEMPORAL_ADDRESS are enough, as the codec key is found in HERALD_HOME/codec.key.
+        CodecMismatch when the workers' payloads are encrypted with a key this process doesn't have."""
         settings = settings or Settings()
         return cls(
             await connect_temporal(settings),

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
 from herald.auth import resolve_token
+from herald.codec import CodecConfigError, CodecError
 from herald.config import Settings
 from herald.models import (
     AgentNotification,
@@ -207,7 +208,7 @@ class HeraldTools:
     async def notify(self, notification: AgentNotification) -> NotifyResult:
         try:
             handle = await self.herald.notify(notification)
-        except ValueError as exc:  # a respond_by already past, or another agent's id: the message names the field
+        except ValueError as exc:  # a respond_by already past, another agent's id, a CodecError: the message says which
             raise ToolError(str(exc)) from None
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
@@ -239,7 +240,7 @@ class HeraldTools:
                 message = progress_message(notification.notification_id, live, notification.respond_by)
                 await ctx.report_progress(elapsed, total, message)
             outcome = asking.result()
-        except ValueError as exc:  # a respond_by already past: the message names the field
+        except ValueError as exc:  # a respond_by already past (names the field), or a CodecError (names the setting)
             raise ToolError(str(exc)) from None
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
@@ -262,6 +263,8 @@ class HeraldTools:
             return await self.herald.emit(agent_id, metrics, event_id=event_id, rules=self.rules)
         except ValidationError as exc:
             raise ToolError(problems(exc)) from None
+        except CodecError as exc:  # what the workers encrypted, this server can't read: the message says what to set
+            raise ToolError(str(exc)) from None
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
 
@@ -271,6 +274,8 @@ class HeraldTools:
         if outcome is None:
             try:
                 outcome = await self.herald.get_handle(notification_id).status(rpc_timeout=STATUS_QUERY_TIMEOUT)
+            except CodecError as exc:
+                raise ToolError(str(exc)) from None
             except RPCError as exc:
                 if exc.status is not RPCStatusCode.NOT_FOUND:
                     raise _temporal_unavailable(exc) from None
@@ -473,6 +478,8 @@ async def serve(
         agent = await keys.agent_for(None) if transport == "stdio" else None
         try:
             herald = await HeraldClient.connect(settings)
+        except (CodecError, CodecConfigError) as exc:  # the workers' keys aren't this server's, or a bad key list
+            raise ServeError(str(exc)) from None
         except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
             raise ServeError(f"TEMPORAL_ADDRESS: no Temporal at {settings.temporal_address} ({exc})") from None
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
 from temporalio.client import Client, WorkflowExecutionStatus
+
+from herald.auth import issue_token
+from herald.codec import CodecKey, CodecMismatch
+from herald.config import Settings
+from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus
+from herald.store import Store
+from starter import HeraldClient
+from tests.starter.cli import HERALD, run_cli
 
 
 def free_port() -> int:
@@ -96,3 +106,120 @@ async def test_dev_stack_runs_demo_and_keeps_data_across_restarts(tmp_path: Path
         assert stop(process) == 0
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", ports["temporal"])) != 0, "the Temporal dev server was stopped too"
+
+
+def agent_env(**values: str) -> dict[str, str]:
+    """An agent's shell beside `herald dev`: none of Herald's or Temporal's settings but `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
+    return env | values
+
+
+async def test_agents_beside_dev_read_outcomes_with_only_home_and_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent beside `herald dev` with HERALD_HOME and TEMPORAL_ADDRESS only: `HeraldClient.connect()`, `herald
+    notify --wait`, `herald status` and `herald mcp`'s ask_user / notification_status read what dev's worker
+    encrypted; a process with another key, or none, is stopped at connect by a message that says what to set.
+
+    It used to die in `outcome()` with `KeyError: 'Unknown payload encoding binary/encrypted'` (and ask_user
+    with a bare "Error executing tool ask_user"): only `herald dev` loaded HERALD_HOME/codec.key."""
+    home = tmp_path / ".herald"
+    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
+    log = tmp_path / "dev.log"
+    address = f"127.0.0.1:{ports['temporal']}"
+    beside = {"HERALD_HOME": str(home), "TEMPORAL_ADDRESS": address}
+    for name in [k for k in os.environ if k.startswith(("HERALD_", "TEMPORAL_"))]:
+        monkeypatch.delenv(name)
+    for name, value in beside.items():
+        monkeypatch.setenv(name, value)
+
+    process = start_dev(tmp_path, ports, log)
+    try:
+        wait_for_line(log, "email -> ", process)
+        assert (home / "codec.key").exists()
+        store = await Store.open(Settings().resolved_database_url)  # dev's own SQLite store, as the CLI opens it
+        try:
+            await store.put_contact("ada", Contact(email="ada@example.com"))
+            agent_key = await issue_token(store, "agent", "deploy-bot")
+        finally:
+            await store.close()
+
+        # The README's first example, as written.
+        herald = await HeraldClient.connect()
+        handle = await herald.notify(
+            AgentNotification(agent_id="support-agent", user_id="ada", title="Deploy finished", channels=["email"])
+        )
+        outcome = await asyncio.wait_for(handle.outcome(), 60)
+        assert outcome.status is NotificationStatus.delivered and outcome.user_id == "ada"
+        assert outcome.channels[ChannelName.email].status == "delivered"
+
+        code, out, err = await run_cli(
+            agent_env(**beside), "notify", "--agent", "cli-agent", "--user", "ada", "--title", "t", "--channel",
+            "email", "--wait",
+        )  # fmt: skip
+        assert code == 0, err
+        sent = json.loads(out)
+        assert sent["outcome"]["status"] == "delivered", out
+        code, out, err = await run_cli(agent_env(**beside), "status", sent["notification_id"])
+        assert code == 0, err
+        assert out.startswith(f"notification/{sent['notification_id']}: delivered"), out
+
+        # `herald mcp` as the README starts it: the key, and HERALD_HOME / TEMPORAL_ADDRESS.
+        params = StdioServerParameters(
+            command=HERALD, args=["mcp"], env=agent_env(HERALD_AGENT_KEY=agent_key, **beside)
+        )
+        arguments = {
+            "user_id": "ada",
+            "question": "Deploy the fix?",
+            "actions": [{"id": "approve", "label": "Approve"}, {"id": "deny", "label": "Deny"}],
+            "timeout_seconds": 600,
+            "channels": ["email"],
+            "notification_id": "ask-beside-dev",
+        }
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            asking = asyncio.create_task(session.call_tool("ask_user", arguments))
+            question = herald.get_handle("ask-beside-dev")
+            for _ in range(300):  # until the question reached ada: then her answer is taken
+                assert not asking.done(), asking.result()
+                try:
+                    live = await question.status()
+                    if live.channels.get(ChannelName.email) and live.channels[ChannelName.email].status == "delivered":
+                        break
+                except Exception:  # not started yet
+                    pass
+                await asyncio.sleep(0.2)
+            await herald.respond("ask-beside-dev", "approve", "ada", "email")
+            result = await asyncio.wait_for(asking, 60)
+            assert not result.is_error, result.content
+            assert result.structured_content is not None
+            assert result.structured_content["status"] == "answered"
+            assert result.structured_content["answer"]["action_id"] == "approve"
+            status = await session.call_tool("notification_status", {"notification_id": "ask-beside-dev"})
+            assert not status.is_error, status.content
+            assert status.structured_content is not None and status.structured_content["status"] == "answered"
+
+        # Another key: stopped at connect, naming the setting, with what to do; the key's value never shows.
+        other = CodecKey("k-other", bytes(range(32))).entry()
+        monkeypatch.setenv("HERALD_CODEC_KEYS", other)
+        with pytest.raises(CodecMismatch) as caught:
+            await HeraldClient.connect()
+        message = str(caught.value)
+        assert "which HERALD_CODEC_KEYS doesn't hold" in message and "herald-retention schedule" in message
+        assert "give this process the workers' keys" in message and other.split(":")[1] not in message
+        monkeypatch.delenv("HERALD_CODEC_KEYS")
+
+        # No key at all (HERALD_HOME elsewhere): the same, naming the file it looked for.
+        elsewhere = tmp_path / "elsewhere"
+        monkeypatch.setenv("HERALD_HOME", str(elsewhere))
+        with pytest.raises(CodecMismatch) as caught:
+            await HeraldClient.connect()
+        assert f"neither HERALD_CODEC_KEYS is set nor {elsewhere / 'codec.key'} exists" in str(caught.value)
+        lost = agent_env(HERALD_HOME=str(elsewhere), TEMPORAL_ADDRESS=address)
+        code, out, err = await run_cli(lost, "status", sent["notification_id"])
+        assert code == 2 and "error: payload encrypted with key" in err and "Traceback" not in err, err
+        code, out, err = await run_cli(agent_env(HERALD_AGENT_KEY=agent_key, HERALD_CODEC_KEYS=other, **beside), "mcp")
+        assert code == 2 and out == "" and "Traceback" not in err, err
+        assert "error: payload encrypted with key" in err and "which HERALD_CODEC_KEYS doesn't hold" in err, err
+    finally:
+        assert stop(process) == 0, log.read_text(errors="replace")

@@ -22,7 +22,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from herald.api.auth import AdminOnly, AuthError
 from herald.api.deps import services_of
 from herald.api.errors import ApiError, ErrorBody, error_response
-from herald.codec import CodecError, EncryptionCodec, codec_from_keys
+from herald.codec import CodecError, EncryptionCodec, codec_for
 from herald.config import Settings
 
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Namespace")
@@ -112,11 +112,13 @@ class CodecRoute(APIRoute):
 
 
 def codec_router(settings: Settings) -> APIRouter:
-    """The codec routes, with the codec from HERALD_CODEC_KEYS (checked now, so a bad key list stops startup).
+    """The codec routes, with the codec from HERALD_CODEC_KEYS or HERALD_HOME/codec.key (codec_for; checked
+    now, so a bad key list stops startup).
 
     Without keys, payloads pass through unchanged: there is nothing to decrypt.
     """
-    codec: EncryptionCodec | None = codec_from_keys(settings.codec_keys)
+    found = codec_for(settings)
+    codec: EncryptionCodec | None = found if isinstance(found, EncryptionCodec) else None
     router = APIRouter(prefix="/codec", tags=["codec"], route_class=CodecRoute)
     responses: dict[int | str, dict[str, object]] = {
         200: {"description": "the payloads, transformed", "content": {"application/json": {"schema": PAYLOADS_SCHEMA}}},

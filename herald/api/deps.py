@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -9,11 +10,14 @@ from temporalio.service import RPCError
 
 from herald.api.errors import ApiError
 from herald.channels.push import PushHub
+from herald.codec import CodecMismatch
 from herald.config import Settings
 from herald.models import ID_REGEX
 from herald.rule_cache import RuleCache
 from herald.store import Store
 from starter.client import HeraldClient
+
+log = logging.getLogger("herald.api")
 
 UserId = Annotated[str, Path(pattern=ID_REGEX, description="the user's id")]
 
@@ -46,6 +50,12 @@ class Services:
         if self._client is None:
             try:
                 self._client = await HeraldClient.connect(self.settings)
+            except CodecMismatch as exc:
+                # The message names key ids, the setting and this server's paths: for the operator's log only.
+                log.error("%s", exc)
+                raise ApiError(
+                    503, "codec_mismatch", "this server's codec keys can't read the workers' payloads; see its log"
+                ) from None
             except (RPCError, RuntimeError, OSError) as exc:
                 raise ApiError(
                     503, "temporal_unavailable", f"cannot reach Temporal at {self.settings.temporal_address}; retry"

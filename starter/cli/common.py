@@ -41,6 +41,9 @@ P = ParamSpec("P")
 def skips_teardown(command: Callable[P, None]) -> Callable[P, None]:
     """End a command that opened a Temporal client with os._exit, after flushing its output.
 
+    A codec problem (herald/codec.py: the workers' payloads need a key this process lacks, or a key list is
+    malformed) ends the command with its message on stderr and exit code 2, not a traceback.
+
     The client's Rust core keeps threads that can abort CPython's finalization in a short-lived process
     (temporalio/sdk-python#300: "PyGILState_Release ... must be current", exit 134). Skipping the
     teardown is the known workaround; the command's own work and exit code are unchanged.
@@ -53,6 +56,13 @@ def skips_teardown(command: Callable[P, None]) -> Callable[P, None]:
             code = 0
         except typer.Exit as exc:
             code = exc.exit_code
+        except ValueError as exc:
+            from herald.codec import CodecConfigError, CodecError
+
+            if not isinstance(exc, CodecError | CodecConfigError):
+                raise
+            # A codec key that can't read the workers' payloads, or a malformed key list: say what to set.
+            code = fail(str(exc)).exit_code
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -21,9 +21,13 @@ from herald.codec import (
     CodecError,
     CodecKey,
     EncryptionCodec,
+    MissingCodecKey,
+    NoKeyCodec,
     UnknownCodecKey,
     codec_data_converter,
+    codec_for,
     codec_from_keys,
+    find_codec_keys,
     load_or_create_key_file,
     new_codec_key,
     parse_codec_keys,
@@ -260,3 +264,48 @@ def test_new_keys_are_random_and_named_by_when_they_were_made() -> None:
     assert parse_codec_keys(dated.entry()) == [dated]
     with pytest.raises(CodecConfigError, match="key id must be"):
         new_codec_key("has space")
+
+
+def test_every_process_finds_the_key_where_dev_keeps_it(tmp_path: Path) -> None:
+    """HERALD_CODEC_KEYS, else HERALD_HOME/codec.key, else none. Only `herald dev` used to read the file."""
+    assert find_codec_keys(make_settings(tmp_path)).keys is None
+    assert isinstance(codec_for(make_settings(tmp_path)), NoKeyCodec)
+    assert not (tmp_path / CODEC_KEY_FILE).exists(), "only herald dev makes the file"
+
+    dev_codec_settings(make_settings(tmp_path), tmp_path, DevPorts())  # `herald dev` makes and keeps it
+    [kept] = parse_codec_keys((tmp_path / CODEC_KEY_FILE).read_text())
+    found = find_codec_keys(make_settings(tmp_path))
+    assert found.source == str(tmp_path.resolve() / CODEC_KEY_FILE)
+    codec = codec_for(make_settings(tmp_path))
+    assert isinstance(codec, EncryptionCodec) and codec.key_ids == [kept.key_id]
+    # Messages name the file the key came from.
+    with pytest.raises(UnknownCodecKey, match=f"which {re.escape(found.source)} doesn't hold"):
+        codec.decrypt(EncryptionCodec([K2]).encrypt(payload_of("x")))
+
+    configured = codec_for(make_settings(tmp_path, codec_keys=K1.entry()))
+    assert isinstance(configured, EncryptionCodec) and configured.key_ids == ["k1"], "the variable wins"
+
+    (tmp_path / CODEC_KEY_FILE).write_text("k1:short\n")
+    with pytest.raises(CodecConfigError) as caught:
+        codec_for(make_settings(tmp_path))
+    assert str(caught.value).startswith(f"{tmp_path.resolve() / CODEC_KEY_FILE} entry 1 (key k1)")
+
+
+async def test_without_a_key_an_encrypted_payload_names_what_to_set(tmp_path: Path) -> None:
+    """It used to be the SDK's `KeyError: 'Unknown payload encoding binary/encrypted'`."""
+    key_file = tmp_path / CODEC_KEY_FILE
+    codec = NoKeyCodec(key_file)
+    plain = payload_of(NOTE)
+    assert await codec.encode([plain]) == [plain] and await codec.decode([plain]) == [plain]
+    sealed = EncryptionCodec([K1]).encrypt(plain)
+    with pytest.raises(MissingCodecKey) as caught:
+        await codec.decode([plain, sealed])
+    assert str(caught.value) == (
+        f"payload encrypted with key k1, but this process has no codec key: neither HERALD_CODEC_KEYS is set "
+        f"nor {key_file} exists. Set HERALD_CODEC_KEYS to the workers' value, or HERALD_HOME to the directory "
+        "whose codec.key `herald dev` made"
+    )
+    converter = codec_data_converter(codec)
+    assert converter.failure_converter_class is pydantic_data_converter.failure_converter_class, "failures unchanged"
+    with pytest.raises(MissingCodecKey):
+        await converter.decode([sealed], [AgentNotification])

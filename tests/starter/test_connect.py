@@ -3,16 +3,22 @@ namespace, and the codec; clear errors naming the variable. Nothing here connect
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
-from herald.codec import CodecKey, EncryptionCodec
+from herald.api.app import create_app
+from herald.codec import CodecKey, CodecMismatch, EncryptionCodec
 from herald.config import Settings
 from starter.client import TemporalSettingsError, connect_temporal, temporal_api_key, temporal_tls
 from tests.conftest import make_settings
+from worker import ensure_retention_schedule, open_runtime
+
+K1 = CodecKey("k1", bytes(range(32)))
 
 VARIABLES = [
     "TEMPORAL_TLS",
@@ -121,3 +127,73 @@ async def test_connect_temporal_passes_the_api_key_namespace_and_codec(
 
     with pytest.raises(TemporalSettingsError, match="TEMPORAL_TLS_CA: no such file"):
         await connect_temporal(settings.model_copy(update={"temporal_tls": None, "temporal_tls_ca": tmp_path / "x"}))
+
+
+async def test_connect_stops_when_its_key_cannot_read_the_workers_payloads(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A worker keeps one payload in Temporal, its retention schedule's input, encrypted with its key; connecting
+    with keys that can't read it stops at once, saying what to set. Rotation re-encrypts it with the new key, so
+    dropping the old one later still connects.
+
+    It used to connect without a word, and the first outcome died with the SDK's
+    `KeyError: 'Unknown payload encoding binary/encrypted'` (no key) or an error about the key (another key)."""
+    schedule_id = f"retention-{uuid.uuid4().hex[:8]}"
+    k2 = CodecKey("k2", bytes(range(100, 132)))
+    worker_home = tmp_path / "worker"
+    worker_home.mkdir()
+    (worker_home / "codec.key").write_text(K1.entry() + "\n")  # as `herald dev` keeps it
+
+    def settings(home: Path, **values: object) -> Settings:
+        return make_settings(
+            home,
+            temporal_address=temporal_env.client.service_client.config.target_host,
+            retention_schedule_id=schedule_id,
+            **values,
+        )
+
+    worker_client = await connect_temporal(settings(worker_home))  # no schedule yet: nothing to compare
+    await ensure_retention_schedule(worker_client, settings(worker_home))
+    try:
+        codec = (await connect_temporal(settings(worker_home))).data_converter.payload_codec
+        assert isinstance(codec, EncryptionCodec) and codec.key_id == "k1", "the key found in HERALD_HOME/codec.key"
+
+        with pytest.raises(CodecMismatch) as caught:
+            await connect_temporal(settings(worker_home, codec_keys=k2.entry()))
+        message = str(caught.value)
+        assert message.startswith("payload encrypted with key k1, which HERALD_CODEC_KEYS doesn't hold")
+        assert f"Found at startup in the {schedule_id} schedule" in message
+        assert "give this process the workers' keys (HERALD_CODEC_KEYS, or HERALD_HOME" in message
+        assert k2.entry().split(":")[1] not in message and K1.entry().split(":")[1] not in message
+
+        empty = tmp_path / "elsewhere"
+        with pytest.raises(CodecMismatch) as caught:
+            await connect_temporal(settings(empty))
+        assert str(caught.value).startswith(
+            f"payload encrypted with key k1, but this process has no codec key: neither HERALD_CODEC_KEYS is set "
+            f"nor {empty.resolve() / 'codec.key'} exists"
+        )
+        # The API connects on its first call: a 503 that names the problem, the details in the operator's log.
+        async with open_runtime(settings(empty)) as runtime:
+            app = create_app(settings(empty, codec_keys=k2.entry()), store=runtime.store)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as api:
+                refused = await api.post("/v1/notifications", json={"agent_id": "a", "user_id": "ada", "title": "t"})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "codec_mismatch"
+        assert "k1" not in refused.text and str(tmp_path) not in refused.text
+
+        impostor = CodecKey("k1", bytes(32))  # the same id, another key
+        with pytest.raises(CodecMismatch, match="payload encrypted with key k1 failed authentication"):
+            await connect_temporal(settings(empty, codec_keys=impostor.entry()))
+
+        # Rotation: the new key first, the old one kept; the worker's next start re-encrypts with the new one.
+        rotated = settings(empty, codec_keys=f"{k2.entry()},{K1.entry()}")
+        await ensure_retention_schedule(await connect_temporal(rotated), rotated)
+        await connect_temporal(settings(empty, codec_keys=k2.entry()))  # k1 dropped: still reads the schedule
+        with pytest.raises(CodecMismatch) as caught:
+            await connect_temporal(settings(worker_home))  # the old key file alone no longer does
+        key_file = worker_home.resolve() / "codec.key"
+        assert str(caught.value).startswith(f"payload encrypted with key k2, which {key_file} doesn't hold")
+    finally:
+        await worker_client.get_schedule_handle(schedule_id).delete()
