@@ -7,7 +7,9 @@ only add latency.
 Events arrive as updates (update-with-start, the update id is the event id), so the caller learns at once
 which rules fired and which a cooldown held. Updates run one at a time against the workflow's state: a
 burst of events for one rule fires it once, whichever API process or worker each event came through, and
-the server drops a repeated update id, so a retried event never fires twice. Each firing starts one
+the server drops a repeated update id, so a retried event never fires twice. A retry that reaches a later run
+(after a continue-as-new) finds its notifications already started, finished ones too (REJECT_DUPLICATE): the same
+firing, reported again and started nothing, and the cooldown stays as it was. Each firing starts one
 NotificationWorkflow per user as an abandoned child, so notifications outlive the monitor. The monitor
 continues as new before its history grows large, and completes once nothing is cooling down and it has
 been quiet a while; the next event starts it again.
