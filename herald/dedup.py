@@ -20,6 +20,15 @@ def content_key(notification: AgentNotification) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def own_key(kind: str, notification_id: str) -> str:
+    """A dedup_key only this notification holds: it dedups against its own retries and nothing else.
+
+    For notifications whose sameness something else decides: a rule's firing (its cooldown), a digest (its
+    period), a test notification (the person asked for it).
+    """
+    return f"{kind}/{notification_id}"
+
+
 def _join(*fields: str) -> str:
     """Join with `:`, escaping `\\` and `:` inside fields, so that `a:b` + `c` never equals `a` + `b:c`.
 

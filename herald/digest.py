@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
+from herald.dedup import own_key
 from herald.models import (
     BODY_MAX_BYTES,
     AgentNotification,
@@ -74,7 +75,11 @@ def _fit(lines: list[str], limit_bytes: int) -> str:
 
 
 def digest_notification(user_id: str, digest_id: str, items: list[DigestItem], now: datetime) -> AgentNotification:
-    """The notification that carries a digest: one email, sent through the usual pipeline."""
+    """The notification that carries a digest: one email, sent through the usual pipeline.
+
+    It dedups only against itself (its own key): each period's digest is one email, and two periods with the
+    same counts share a title but are different digests.
+    """
     return AgentNotification(
         notification_id=digest_id,
         agent_id=DIGEST_AGENT,
@@ -85,4 +90,5 @@ def digest_notification(user_id: str, digest_id: str, items: list[DigestItem], n
         channels=[ChannelName.email],
         metadata={"digest_of": len(items)},
         created_at=now,
+        dedup_key=own_key("digest", digest_id),
     )

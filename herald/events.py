@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from herald.dedup import own_key
 from herald.models import AgentEvent, AgentNotification, FiredRule, Firing, FiringPlan, MonitorState
 from herald.rules import RuleBook
 
@@ -29,29 +30,38 @@ def match_event(book: RuleBook, event: AgentEvent) -> list[Firing]:
 
 
 def plan_firings(agent_id: str, event_id: str, firings: Iterable[Firing], now: datetime) -> list[FiringPlan]:
-    """One plan per matched rule, with one notification per target user."""
+    """One plan per matched rule, with one notification per target user.
+
+    A rule's notification dedups per firing (its own key): the rule's cooldown is its dedup, decided before
+    the event's answer says "fired", so a firing the cooldown let through is never suppressed afterwards by
+    the content window. A retried event is held by the notification ids instead. The rule's rendered
+    `dedup_key` scopes its cooldown (`cooldown_scope`): the rule cools down per key.
+    """
     return [
         FiringPlan(
             rule=firing.rule,
             cooldown_seconds=firing.cooldown_seconds,
-            notifications=[
-                AgentNotification(
-                    notification_id=notification_id_for(agent_id, event_id, firing.rule, user_id),
-                    agent_id=agent_id,
-                    user_id=user_id,
-                    title=firing.title,
-                    body=firing.body,
-                    priority=firing.priority,
-                    channels=firing.channels,
-                    dedup_key=firing.dedup_key,
-                    metadata=firing.metadata,
-                    created_at=now,
-                )
-                for user_id in firing.user_ids
-            ],
+            cooldown_key=firing.dedup_key,
+            notifications=[_notification(agent_id, event_id, firing, user_id, now) for user_id in firing.user_ids],
         )
         for firing in firings
     ]
+
+
+def _notification(agent_id: str, event_id: str, firing: Firing, user_id: str, now: datetime) -> AgentNotification:
+    notification_id = notification_id_for(agent_id, event_id, firing.rule, user_id)
+    return AgentNotification(
+        notification_id=notification_id,
+        agent_id=agent_id,
+        user_id=user_id,
+        title=firing.title,
+        body=firing.body,
+        priority=firing.priority,
+        channels=firing.channels,
+        dedup_key=own_key("firing", notification_id),
+        metadata=firing.metadata,
+        created_at=now,
+    )
 
 
 def split_by_cooldown(plans: Iterable[FiringPlan]) -> tuple[list[FiringPlan], list[FiringPlan]]:
@@ -78,6 +88,14 @@ def in_plan_order(plans: Iterable[FiringPlan], fired: Iterable[FiredRule]) -> li
     return sorted(fired, key=lambda f: order.get(f.rule, len(order)))
 
 
+def cooldown_scope(plan: FiringPlan) -> str:
+    """What a plan's cooldown holds: the rule, or the rule for one rendered dedup_key (`<rule>/<key>`).
+
+    Rule names never contain `/`, so a scoped name never equals another rule's.
+    """
+    return plan.rule if plan.cooldown_key is None else f"{plan.rule}/{plan.cooldown_key}"
+
+
 def cooling(state: MonitorState, rule: str, now: datetime) -> datetime | None:
     """Until when `rule` is held by its cooldown, or None when it may fire now."""
     until = state.cooling_until.get(rule)
@@ -86,6 +104,19 @@ def cooling(state: MonitorState, rule: str, now: datetime) -> datetime | None:
 
 def record_firing(state: MonitorState, rule: str, cooldown_seconds: int, now: datetime) -> None:
     state.cooling_until[rule] = now + timedelta(seconds=cooldown_seconds)
+
+
+def undo_firing(
+    state: MonitorState, scope: str, cooldown_seconds: int, fired_at: datetime, before: datetime | None
+) -> None:
+    """Take back a firing that started nothing (every notification existed: a retried event), unless another
+    firing of the scope has moved its cooldown since."""
+    if state.cooling_until.get(scope) != fired_at + timedelta(seconds=cooldown_seconds):
+        return
+    if before is None:
+        state.cooling_until.pop(scope, None)
+    else:
+        state.cooling_until[scope] = before
 
 
 def pruned(state: MonitorState, now: datetime) -> MonitorState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from herald.dedup import own_key
 from herald.models import AgentNotification, ChannelName, Priority
 from herald.models.inbox import READ_IDS_MAX, InboxReadState
 
@@ -69,6 +70,6 @@ def build_test_notification(
         priority=Priority.high,
         channels=[channel],
         created_at=now,
-        dedup_key=f"test-notification/{notification_id}",
+        dedup_key=own_key("test-notification", notification_id),
         metadata={"test": True},
     )

@@ -4,7 +4,9 @@ Items arrive by signal-with-start (`add`) from NotificationWorkflow. At the next
 zone (the top of the hour, or the chosen daily hour; read from the preferences at each cycle, so a cadence
 change applies from the next boundary), the pending items go out as one notification through the usual
 pipeline (the email channel, its retries and fallback) and the workflow continues as new with whatever
-arrived meanwhile. With nothing pending it waits for the next item without a timer. An item is held once
+arrived meanwhile. With nothing pending it waits for the next item without a timer. A period that gathers many
+items (each one a signal in the history) continues as new before its boundary when the server suggests it or
+after `items_per_run` items, carrying the pending items and the boundary it waits for. An item is held once
 per notification id, so a repeated signal adds nothing; `flush` sends now, `pending` lists what waits.
 
 Like NotificationWorkflow it runs outside the sandbox. Idle digests outnumber the SDK's workflow cache, so
@@ -27,6 +29,10 @@ with workflow.unsafe.imports_passed_through():
     from herald.models import DigestItem, DigestRecord, DigestSchedule, DigestStart, NotificationRequest
     from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT, NotificationWorkflow
 
+# New runs continue as new mid-period when the history grows (the server's suggestion, or `items_per_run`
+# items), keeping what is pending and the boundary; older histories replay the run that only rotated after a send.
+ROTATE_PATCH = "digest-rotate-v1"
+
 
 @workflow.defn(name="DigestWorkflow", sandboxed=False)
 class DigestWorkflow:
@@ -37,10 +43,12 @@ class DigestWorkflow:
         self._sent = start.sent
         self._flush_requested = False
         self._last_digest_id: str | None = None
+        self._added = 0  # items signalled to this run (each one an event in its history)
 
     @workflow.signal
     def add(self, item: DigestItem) -> None:
         """Hold an item for the next digest; the same notification twice is held once."""
+        self._added += 1
         self._items.setdefault(item.notification_id, item)
 
     @workflow.query
@@ -63,15 +71,27 @@ class DigestWorkflow:
             workflow.upsert_search_attributes(
                 search.missing_updates(workflow.info().typed_search_attributes, search.digest_attributes(start.user_id))
             )
-        # Nothing pending: wait for the first item without a timer, so an idle user costs no history.
+        if not workflow.patched(ROTATE_PATCH):
+            await self._run_before_rotation(start)
+            return
+        due = start.due  # set when continued mid-period: the boundary is known, the items are pending
+        if due is None:
+            # Nothing pending: wait for the first item without a timer, so an idle user costs no history.
+            await workflow.wait_condition(lambda: bool(self._items) or self._should_rotate())
+            if not self._items:
+                await self._rotate(None)
+            due = await self._next_digest_at(start)
+        await self._wait_until(due, rotate=True)
+        if not self._flush_requested and due is not None and workflow.now() < due and self._should_rotate():
+            await self._rotate(due)  # returns only when a flush came in meanwhile: send now
+        await self._send()
+        while not await self._rotate(None):  # a flush for items that came in during the send: send them too
+            await self._send()
+
+    async def _run_before_rotation(self, start: DigestStart) -> None:
+        """Runs recorded before ROTATE_PATCH: one period per run, no rotation while it waits."""
         await workflow.wait_condition(lambda: bool(self._items))
-        due = await workflow.execute_activity_method(
-            DigestActivities.next_digest_at,
-            DigestSchedule(user_id=start.user_id, after=workflow.now()),
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-            summary="next digest boundary",
-        )
+        due = await self._next_digest_at(start)
         await self._wait_until(due)
         await self._send()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -79,8 +99,39 @@ class DigestWorkflow:
             DigestStart(user_id=start.user_id, items=self.pending(), sent=self._sent, policy=start.policy)
         )
 
-    async def _wait_until(self, due: datetime | None) -> None:
-        """Until the boundary, or a flush. No boundary (the digest was switched off): send what is held now."""
+    async def _next_digest_at(self, start: DigestStart) -> datetime | None:
+        return await workflow.execute_activity_method(
+            DigestActivities.next_digest_at,
+            DigestSchedule(user_id=start.user_id, after=workflow.now()),
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary="next digest boundary",
+        )
+
+    def _should_rotate(self) -> bool:
+        return self._added >= self._start.items_per_run or workflow.info().is_continue_as_new_suggested()
+
+    async def _rotate(self, due: datetime | None) -> bool:
+        """Continue as new with what is pending (and, mid-period, the boundary it waits for) once every handler
+        has finished; False, without rotating, when a flush came in meanwhile (it waits for a send)."""
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self._flush_requested)
+        if self._flush_requested:
+            return False
+        start = self._start
+        workflow.continue_as_new(
+            DigestStart(
+                user_id=start.user_id,
+                items=self.pending(),
+                sent=self._sent,
+                policy=start.policy,
+                due=due,
+                items_per_run=start.items_per_run,
+            )
+        )
+
+    async def _wait_until(self, due: datetime | None, *, rotate: bool = False) -> None:
+        """Until the boundary, or a flush (or, with `rotate`, until the run should continue as new). No boundary
+        (the digest was switched off): send what is held now."""
         if due is None:
             return
         wait = (due - workflow.now()).total_seconds()
@@ -88,7 +139,9 @@ class DigestWorkflow:
             return
         try:
             await workflow.wait_condition(
-                lambda: self._flush_requested, timeout=timedelta(seconds=wait), timeout_summary="next digest"
+                lambda: self._flush_requested or (rotate and self._should_rotate()),
+                timeout=timedelta(seconds=wait),
+                timeout_summary="next digest",
             )
         except TimeoutError:
             pass

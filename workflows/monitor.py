@@ -7,7 +7,9 @@ only add latency.
 Events arrive as updates (update-with-start, the update id is the event id), so the caller learns at once
 which rules fired and which a cooldown held. Updates run one at a time against the workflow's state: a
 burst of events for one rule fires it once, whichever API process or worker each event came through, and
-the server drops a repeated update id, so a retried event never fires twice. Each firing starts one
+the server drops a repeated update id, so a retried event never fires twice. A retry that reaches a later run
+(after a continue-as-new) finds its notifications already started, finished ones too (REJECT_DUPLICATE): the same
+firing, reported again and started nothing, and the cooldown stays as it was. Each firing starts one
 NotificationWorkflow per user as an abandoned child, so notifications outlive the monitor. The monitor
 continues as new before its history grows large, and completes once nothing is cooling down and it has
 been quiet a while; the next event starts it again.
@@ -15,9 +17,10 @@ been quiet a while; the next event starts it again.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -33,6 +36,12 @@ with workflow.unsafe.imports_passed_through():
         NotificationRequest,
     )
     from workflows.notification import SEARCHABLE_PATCH, NotificationWorkflow
+
+# New runs start each notification with REJECT_DUPLICATE, so an event retried after a continue-as-new (its update
+# id is new to the run) cannot start a notification that already ran; a firing whose notifications all exist
+# already is that same firing again and leaves the cooldown as it was. Their rules cool down per rendered
+# dedup_key (`events.cooldown_scope`). Older histories replay the default reuse policy and per-rule cooldowns.
+FIRINGS_PATCH = "monitor-firings-v1"
 
 
 @workflow.defn(name="MonitorWorkflow")
@@ -83,21 +92,29 @@ class MonitorWorkflow:
     async def event(self, request: EventRequest) -> EmitResult:
         """Apply each matched rule's cooldown; start the notifications of the rules that fire."""
         now = workflow.now()
+        once = workflow.patched(FIRINGS_PATCH)
         self._events_this_run += 1
         self._state.last_event_at = now
         result = EmitResult(event_id=request.event_id)
-        firing: list[FiringPlan] = []
+        firing: list[tuple[FiringPlan, str, datetime | None]] = []
         # Decide every rule before the first await, so a concurrent event sees these cooldowns.
         for plan in request.plans:
-            until = events.cooling(self._state, plan.rule, now)
+            scope = events.cooldown_scope(plan) if once else plan.rule
+            until = events.cooling(self._state, scope, now)
             if until is not None:
                 result.cooled_down.append(CooledDownRule(rule=plan.rule, until=until))
                 continue
-            events.record_firing(self._state, plan.rule, plan.cooldown_seconds, now)
-            firing.append(plan)
-        for plan in firing:
-            for notification in plan.notifications:
-                await self._start(NotificationRequest(notification=notification, policy=request.policy))
+            before = self._state.cooling_until.get(scope)
+            events.record_firing(self._state, scope, plan.cooldown_seconds, now)
+            firing.append((plan, scope, before))
+        for plan, scope, before in firing:
+            started = [
+                await self._start(NotificationRequest(notification=notification, policy=request.policy), once)
+                for notification in plan.notifications
+            ]
+            if once and plan.notifications and not any(started):
+                # The event came again (after a continue-as-new): the same firing, not a new one.
+                events.undo_firing(self._state, scope, plan.cooldown_seconds, now, before)
             result.fired.append(
                 FiredRule(rule=plan.rule, notification_ids=[n.notification_id for n in plan.notifications])
             )
@@ -112,7 +129,10 @@ class MonitorWorkflow:
     def state(self) -> MonitorState:
         return self._state
 
-    async def _start(self, request: NotificationRequest) -> None:
+    async def _start(self, request: NotificationRequest, once: bool) -> bool:
+        """Start the notification; False when it already exists (running, or finished: `once` runs never reuse
+        a notification's id, older runs only refused a running one)."""
+        reuse = WorkflowIDReusePolicy.REJECT_DUPLICATE if once else WorkflowIDReusePolicy.ALLOW_DUPLICATE
         try:
             await workflow.start_child_workflow(
                 NotificationWorkflow.run,
@@ -121,6 +141,8 @@ class MonitorWorkflow:
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 search_attributes=search.notification_attributes(request.notification),
                 static_summary=search.notification_summary(request.notification),
+                id_reuse_policy=reuse,
             )
         except WorkflowAlreadyStartedError:
-            pass  # this event's notification already exists (the event came again in a later run)
+            return False  # this event's notification already exists (the event came again in a later run)
+        return True

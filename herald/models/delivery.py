@@ -123,6 +123,12 @@ class DigestStart(BaseModel):
     items: list[DigestItem] = Field(default_factory=list)
     sent: int = Field(default=0, description="digests sent so far: numbers the next digest's id")
     policy: DeliveryPolicy = Field(default_factory=lambda: DeliveryPolicy())
+    due: datetime | None = Field(
+        default=None, description="the boundary a run continued mid-period still waits for (its items are pending)"
+    )
+    items_per_run: int = Field(
+        default=2000, ge=1, description="continue as new mid-period after this many items arrived in one run"
+    )
 
 
 class DeliveryRequest(BaseModel):

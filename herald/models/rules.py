@@ -105,6 +105,9 @@ class FiringPlan(BaseModel):
     rule: str
     cooldown_seconds: int
     notifications: list[AgentNotification]
+    cooldown_key: str | None = Field(
+        default=None, description="the rule's rendered dedup_key: the rule cools down per key (None: per rule)"
+    )
 
 
 class EventRequest(BaseModel):

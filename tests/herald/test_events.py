@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from herald.dedup import content_key
 from herald.events import (
     MONITOR_LINGER,
+    cooldown_scope,
     cooling,
     in_plan_order,
     notification_id_for,
@@ -14,6 +16,7 @@ from herald.events import (
     quiet_at,
     record_firing,
     split_by_cooldown,
+    undo_firing,
 )
 from herald.models import ChannelName, FiredRule, Firing, MonitorState, Priority
 
@@ -41,7 +44,10 @@ def test_plan_makes_one_notification_per_user_with_stable_ids() -> None:
     first = plan.notifications[0]
     assert first.agent_id == "checkout" and first.title == "Error rate 0.07 on checkout"
     assert first.priority is Priority.high and first.channels == [ChannelName.email]
-    assert first.dedup_key == "checkout-errors" and first.created_at == NOW
+    assert first.created_at == NOW
+    # Each notification dedups per firing; the rule's rendered dedup_key scopes its cooldown instead.
+    assert first.dedup_key == f"firing/{first.notification_id}"
+    assert plan.cooldown_key == "checkout-errors"
     # The same event plans the same ids; another event, rule or user plans others.
     again = plan_firings("checkout", "evt-1", [firing()], NOW + timedelta(seconds=5))[0]
     assert [n.notification_id for n in again.notifications] == [n.notification_id for n in plan.notifications]
@@ -113,3 +119,41 @@ def test_quiet_after_cooldowns_and_the_linger() -> None:
     assert quiet_at(state) == NOW + MONITOR_LINGER
     record_firing(state, "long", 3600, NOW)
     assert quiet_at(state) == NOW + timedelta(seconds=3600)
+
+
+def test_a_rules_notifications_never_share_a_content_key_across_firings() -> None:
+    """They used to: two firings of a rule had the same title (or rendered dedup_key), so a firing its cooldown
+    let through was suppressed as a duplicate of the last one by the 300 s content window."""
+    first = plan_firings("checkout", "evt-1", [firing()], NOW)[0].notifications[0]
+    later = plan_firings("checkout", "evt-2", [firing()], NOW + timedelta(seconds=5))[0].notifications[0]
+    assert first.title == later.title
+    assert content_key(first) != content_key(later)
+    retried = plan_firings("checkout", "evt-1", [firing()], NOW + timedelta(seconds=5))[0].notifications[0]
+    assert content_key(retried) == content_key(first), "a retried event is the same notification"
+
+
+def test_a_dedup_key_scopes_the_rules_cooldown() -> None:
+    keyed = plan_firings("checkout", "evt-1", [firing()], NOW)[0]
+    plain = plan_firings("checkout", "evt-1", [firing().model_copy(update={"dedup_key": None})], NOW)[0]
+    assert cooldown_scope(plain) == "high-errors"
+    assert cooldown_scope(keyed) == "high-errors/checkout-errors"
+    state = MonitorState(agent_id="checkout")
+    record_firing(state, cooldown_scope(keyed), 300, NOW)
+    assert cooling(state, cooldown_scope(keyed), NOW) is not None
+    assert cooling(state, cooldown_scope(plain), NOW) is None, "another key (or none) of the rule is not held"
+
+
+def test_undo_firing_restores_the_cooldown_unless_another_firing_moved_it() -> None:
+    state = MonitorState(agent_id="a")
+    record_firing(state, "r", 10, NOW)
+    undo_firing(state, "r", 10, NOW, None)
+    assert "r" not in state.cooling_until
+    earlier = NOW - timedelta(seconds=3)
+    state.cooling_until["r"] = earlier
+    record_firing(state, "r", 10, NOW)
+    undo_firing(state, "r", 10, NOW, earlier)
+    assert state.cooling_until["r"] == earlier
+    record_firing(state, "r", 10, NOW)
+    record_firing(state, "r", 10, NOW + timedelta(seconds=1))  # a later firing
+    undo_firing(state, "r", 10, NOW, earlier)
+    assert state.cooling_until["r"] == NOW + timedelta(seconds=11)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,55 @@ async def test_a_repeated_item_is_held_once_and_flush_sends_now(digests: Harness
     assert isinstance(message, dict)
     text = message["content"][0]["value"]
     assert text.count("once") == 1
+
+
+async def test_two_digests_with_the_same_counts_are_both_sent(digests: Harness) -> None:
+    """The second used to end `suppressed_duplicate`: both were "Your digest: 1 notification from 1 agent" from
+    the digest agent to the same user, so the 300 s content window took the second for a repeat of the first."""
+    h = digests
+    user = await user_with_hourly_digest(h)
+    for index in range(2):
+        handle = await h.client.notify(note(user, f"period {index}"))
+        assert (await handle.outcome()).status is NotificationStatus.digested
+        await wait_for_digests(h, index + 1)  # the period ends and its digest goes out before the next item
+    outcomes = [await h.client.get_handle(f.stem).outcome() for f in sorted(h.outbox("email").glob("digest-*.json"))]
+    assert [o.status for o in outcomes] == [NotificationStatus.delivered] * 2
+    emails = digest_emails(h)
+    assert all("Your digest: 1 notification from 1 agent" in json.dumps(e) for e in emails)
+    assert (
+        sum("period 0" in json.dumps(e) for e in emails) == 1 and sum("period 1" in json.dumps(e) for e in emails) == 1
+    )
+
+
+async def test_a_digest_continues_as_new_mid_period_and_sends_what_was_pending(herald: Harness) -> None:
+    """It never used to continue as new before its boundary: a daily digest's run kept every item's signal in one
+    history. Now a run continues as new after `items_per_run` items (or when the server suggests it), carrying
+    the pending items and the boundary, and the digest still sends them all."""
+    h = herald
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    await h.store.put_contact(user, Contact(email="ada@example.com"))
+    hour = (datetime.now(UTC).hour + 12) % 24  # the boundary is hours away: only a flush sends
+    await h.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": hour}}))
+    await h.client.temporal.start_workflow(
+        DigestWorkflow.run,
+        DigestStart(user_id=user, policy=FAST_POLICY, items_per_run=2),
+        id=f"digest/{user}",
+        task_queue=h.client.task_queue,
+    )
+    titles = [f"item {i}" for i in range(5)]
+    for title in titles:
+        assert (await (await h.client.notify(note(user, title))).outcome()).status is NotificationStatus.digested
+    handle = digest_handle(h, user)
+    for _ in range(100):
+        pending = await handle.query(DigestWorkflow.pending)
+        if len(pending) == len(titles):
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(i.title for i in pending) == titles
+    started = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id, "the run holding the items was continued as new"
+    digest_id = await handle.execute_update(DigestWorkflow.flush)
+    assert digest_id is not None
+    [email] = await wait_for_digests(h, 1)
+    assert all(title in json.dumps(email) for title in titles)
+    assert (await h.client.get_handle(digest_id).outcome()).status is NotificationStatus.delivered

@@ -212,3 +212,71 @@ async def test_rules_with_and_without_cooldown_in_one_event(herald: Harness) -> 
             for nid in fired.notification_ids:
                 assert (await herald.client.get_handle(nid).outcome()).agent_id == a
     assert await monitor_exists(herald, a), "the rules with a cooldown went through the monitor"
+
+
+async def wait_until_fired(herald: Harness, a: str, metrics: dict[str, int | str], cache: RuleCache) -> list[str]:
+    """Emit until the rule's cooldown lets it fire (each held emit reports `cooled_down`, as it should)."""
+    for _ in range(100):
+        result = await herald.client.emit(a, metrics, rules=cache)
+        if result.fired:
+            [fired] = result.fired
+            return fired.notification_ids
+        assert result.cooled_down, "a match is either fired or held by the cooldown"
+        await asyncio.sleep(0.2)
+    raise AssertionError("the cooldown never ended")
+
+
+async def test_a_rule_that_fires_after_its_cooldown_delivers_again(herald: Harness) -> None:
+    """It used to end `suppressed_duplicate`: the second firing had the first one's title, and the 300 s
+    content dedup window outlasted the 1 s cooldown, so the API said "fired" for a notification never sent."""
+    a, user = agent(), f"user-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    cache = await rules(
+        herald,
+        TriggerRule(
+            name=f"stuck-{a}",
+            agent_id=a,
+            condition="queue_depth > 100",
+            cooldown_seconds=1,
+            channels=[ChannelName.email],
+            user_ids=[user],
+            title="Queue stuck on {{ agent_id }}",  # the same title every time
+        ),
+    )
+    [first] = await wait_until_fired(herald, a, {"queue_depth": 500}, cache)
+    [second] = await wait_until_fired(herald, a, {"queue_depth": 700}, cache)
+    assert first != second
+    for nid in (first, second):
+        outcome = await herald.client.get_handle(nid).outcome()
+        assert outcome.status is NotificationStatus.delivered, (nid, outcome.status, outcome.duplicate_of)
+    sent = sorted(p.stem for p in herald.outbox("email").glob("*.json"))
+    assert sent == sorted([first, second]), "two emails reached the outbox, one per firing"
+
+
+async def test_a_rules_dedup_key_scopes_its_cooldown(herald: Harness) -> None:
+    """A rendered dedup_key used to dedup content only (and for 300 s, whatever the cooldown); the cooldown held
+    the whole rule, so a second host's first alarm was reported `cooled_down` and never sent."""
+    a, user = agent(), f"user-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    cache = await rules(
+        herald,
+        TriggerRule(
+            name=f"disk-{a}",
+            agent_id=a,
+            condition="disk_used > 0.9",
+            cooldown_seconds=300,
+            channels=[ChannelName.email],
+            user_ids=[user],
+            title="Disk almost full",
+            dedup_key="{{ host }}",
+        ),
+    )
+    web = await herald.client.emit(a, {"disk_used": 0.95, "host": "web-1"}, rules=cache)
+    db = await herald.client.emit(a, {"disk_used": 0.97, "host": "db-1"}, rules=cache)
+    again = await herald.client.emit(a, {"disk_used": 0.99, "host": "web-1"}, rules=cache)
+    assert [f.rule for f in web.fired] == [f"disk-{a}"] and [f.rule for f in db.fired] == [f"disk-{a}"]
+    assert again.fired == [] and [c.rule for c in again.cooled_down] == [f"disk-{a}"], "web-1 is cooling down"
+    ids = [*web.fired[0].notification_ids, *db.fired[0].notification_ids]
+    for nid in ids:
+        assert (await herald.client.get_handle(nid).outcome()).status is NotificationStatus.delivered
+    assert sorted(p.stem for p in herald.outbox("email").glob("*.json")) == sorted(ids)

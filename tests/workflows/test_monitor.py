@@ -161,3 +161,30 @@ async def test_event_for_another_agent_is_refused(herald: Harness) -> None:
         assert "sent to the monitor of" in str(exc.__cause__ or exc) or "sent to the monitor of" in str(exc)
     else:
         raise AssertionError("the validator let another agent's event in")
+
+
+async def test_an_event_retried_after_continue_as_new_does_not_run_its_notification_again(herald: Harness) -> None:
+    """It used to: the new run had never seen the event's update id, the cooldown had ended, and the child was
+    started with the default id reuse policy, so the finished `notification/<id>` ran a second time (and the
+    retry restarted the rule's cooldown, holding back the next real event)."""
+    a = agent()
+    first = request(a, ("stuck", 1))
+    result = await herald.client.send_event(first, state=MonitorState(agent_id=a, events_per_run=1))
+    [nid] = fired(result)["stuck"]
+    notification = herald.client.temporal.get_workflow_handle(f"notification/{nid}")
+    await notification.result()
+    run_id = (await notification.describe()).run_id
+    monitor = herald.client.temporal.get_workflow_handle_for(MonitorWorkflow.run, f"monitor/{a}")
+    for _ in range(100):  # one event per run: the monitor continues as new, and the 1 s cooldown ends
+        started = (await monitor.fetch_history()).events[0].workflow_execution_started_event_attributes
+        state = await monitor.query(MonitorWorkflow.state)
+        if started.continued_execution_run_id and all(t < utcnow() for t in state.cooling_until.values()):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the monitor did not continue as new")
+    retried = await herald.client.send_event(first)
+    assert fired(retried) == {"stuck": [nid]}, "the same firing: it names the same notification"
+    assert (await notification.describe()).run_id == run_id, "the finished notification was not started again"
+    fresh = await herald.client.send_event(request(a, ("stuck", 1)))
+    assert list(fired(fresh)) == ["stuck"], "the retry did not restart the cooldown"

@@ -23,6 +23,7 @@ from herald.models import (
     AgentNotification,
     ChannelName,
     Contact,
+    DigestStart,
     EventRequest,
     Firing,
     MonitorState,
@@ -301,3 +302,77 @@ async def test_record_answer_histories(herald: Harness) -> None:
     for name, handle in handles.items():
         history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
         (HISTORIES / f"NotificationWorkflow-question_{name}.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_firing_histories(herald: Harness) -> None:
+    """Runs that took `monitor-firings-v1` and `digest-rotate-v1`, recorded beside the older ones.
+
+    Record these alone (`-k record_firing`). The monitor: a firing per dedup_key, a cooled-down key, then one
+    event per run, so it continues as new and an event retried in the next run finds its notification done.
+    The digest: a run that continues as new mid-period (two items per run), and the run that sends on a flush.
+    """
+    agent_id = f"recorder-{uuid.uuid4().hex[:6]}"
+
+    def event(key: str | None, event_id: str | None = None) -> EventRequest:
+        event_id = event_id or uuid.uuid4().hex
+        firing = Firing(
+            rule="disk",
+            cooldown_seconds=1,
+            user_ids=["user-1"],
+            channels=[ChannelName.email],
+            priority=Priority.medium,
+            title="disk fired",
+            dedup_key=key,
+        )
+        return EventRequest(
+            agent_id=agent_id,
+            event_id=event_id,
+            plans=plan_firings(agent_id, event_id, [firing], utcnow()),
+            policy=herald.client.policy,
+        )
+
+    first = event("web-1")
+    result = await herald.client.send_event(first, state=MonitorState(agent_id=agent_id, events_per_run=3))
+    [nid] = result.fired[0].notification_ids
+    monitor = herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}")
+    run_id = (await monitor.describe()).run_id
+    await herald.client.send_event(event("db-1"))
+    await herald.client.send_event(event("web-1"))  # cooling down: the third event, the run continues as new
+    await herald.client.temporal.get_workflow_handle(f"notification/{nid}").result()
+    await asyncio.sleep(1.2)  # web-1's cooldown ends
+    retried = await herald.client.send_event(first)  # the next run: the notification exists, nothing starts
+    assert retried.fired[0].notification_ids == [nid]
+    history = await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}", run_id=run_id).fetch_history()
+    (HISTORIES / "MonitorWorkflow-firings_rotated.json").write_text(history.to_json())
+    next_run = (await monitor.describe()).run_id
+    await monitor.terminate("recorded")
+    history = await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}", run_id=next_run).fetch_history()
+    (HISTORIES / "MonitorWorkflow-firings_retried.json").write_text(history.to_json())
+
+    user = f"digest-recorder-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    hour = (utcnow().hour + 12) % 24
+    await herald.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": hour}}))
+    await herald.client.temporal.start_workflow(
+        DigestWorkflow.run,
+        DigestStart(user_id=user, policy=herald.client.policy, items_per_run=2),
+        id=f"digest/{user}",
+        task_queue=herald.client.task_queue,
+    )
+    digest = herald.client.temporal.get_workflow_handle_for(DigestWorkflow.run, f"digest/{user}")
+    first_run = (await digest.describe()).run_id
+    for title in ("one", "two", "three"):
+        low = AgentNotification(agent_id="recorder", user_id=user, title=title, priority="low", channels=["email"])
+        assert (await (await herald.client.notify(low)).outcome()).status is NotificationStatus.digested
+    for _ in range(100):
+        if len(await digest.query(DigestWorkflow.pending)) == 3:
+            break
+        await asyncio.sleep(0.1)
+    last_run = (await digest.describe()).run_id
+    assert last_run != first_run
+    assert await digest.execute_update(DigestWorkflow.flush) is not None
+    history = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=first_run).fetch_history()
+    (HISTORIES / "DigestWorkflow-rotated.json").write_text(history.to_json())
+    history = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=last_run).fetch_history()
+    (HISTORIES / "DigestWorkflow-rotated_flushed.json").write_text(history.to_json())
