@@ -619,3 +619,36 @@ async def test_a_critical_question_that_reaches_nobody_alerts_ops_and_calls_back
         event = Webhook(WEBHOOK_SECRET).verify(called.body, dict(called.headers.items()))
         assert event["type"] == f"notification.{status}"
         assert event["data"]["notification_id"] == question.notification_id and event["data"]["answer"] is None
+
+
+async def test_an_expired_question_its_duplicate_and_a_failed_one_call_the_agent_back(
+    stack: Stack, fake_http: FakeHTTPServer
+) -> None:
+    """Every ending calls back: an expiry, a duplicate of a question that expires (it used to end
+    `suppressed_duplicate` and never call back), and a question whose every channel failed."""
+    user, unreachable = f"ob-{uuid.uuid4().hex[:6]}", f"pa-{uuid.uuid4().hex[:6]}"
+    await stack.store.put_contact(user, Contact(email="ob@example.com"))
+    paths = {kind: f"/agent-callback/{user}/{kind}" for kind in ("expired", "repeat", "failed")}
+    urls = {kind: fake_http.script(path, 200) for kind, path in paths.items()}
+    deadline = utcnow() + timedelta(seconds=2)
+    expiring = stack.question(user, [ChannelName.email], respond_by=deadline, callback_url=urls["expired"])
+    handle = await stack.client.notify(expiring)
+    await eventually(lambda: stack.sendgrid.requests, "the email")
+    repeat = stack.question(user, [ChannelName.email], respond_by=deadline, callback_url=urls["repeat"])
+    failing = stack.question(unreachable, [ChannelName.email], callback_url=urls["failed"])  # no contact at all
+    repeated, failed = await asyncio.gather(stack.client.ask(repeat), stack.client.ask(failing))
+    assert (await handle.outcome()).status is NotificationStatus.expired
+    assert repeated.status is NotificationStatus.expired and repeated.duplicate_of == expiring.notification_id
+    assert failed.status is NotificationStatus.failed
+    assert len(stack.sendgrid.requests) == 1
+    for kind, question, status in (
+        ("expired", expiring, "expired"),
+        ("repeat", repeat, "expired"),
+        ("failed", failing, "failed"),
+    ):
+        [called] = fake_http.received(paths[kind])
+        event = Webhook(WEBHOOK_SECRET).verify(called.body, dict(called.headers.items()))
+        assert event["type"] == f"notification.{status}", kind
+        assert event["data"]["notification_id"] == question.notification_id and event["data"]["answer"] is None
+    [called] = fake_http.received(paths["repeat"])
+    assert json.loads(called.body)["data"]["duplicate_of"] == expiring.notification_id
