@@ -53,6 +53,7 @@ def build_activities(
         delivery.deliver,
         audit.record_outcome,
         audit.record_ops_alert,
+        audit.get_outcome,
         digest.enqueue_digest,
         digest.next_digest_at,
         digest.record_digest,

@@ -1,4 +1,5 @@
-"""record_outcome and record_ops_alert: what reached whom, kept after Temporal's retention has passed."""
+"""record_outcome and record_ops_alert: what reached whom, kept after Temporal's retention has passed; get_outcome
+reads one back."""
 
 from __future__ import annotations
 
@@ -28,3 +29,9 @@ class AuditActivities:
     async def record_ops_alert(self, alert: OpsAlert) -> None:
         log.warning("ops alert %s for notification %s: %s", alert.kind, alert.notification_id, alert.message)
         await self._store.record_ops_alert(alert.notification_id, alert.kind, alert.message)
+
+    @activity.defn(name="get_outcome")
+    async def get_outcome(self, notification_id: str) -> NotificationOutcome | None:
+        """A finished notification's recorded outcome (None while it runs): a duplicate question reads the
+        answer of the question it repeats here when that one had already finished."""
+        return await self._store.get_outcome(notification_id)

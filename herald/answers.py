@@ -31,6 +31,7 @@ from herald.models import (
     AnswerChannel,
     AnswerRequest,
     NotificationOutcome,
+    NotificationStatus,
 )
 
 # A question without respond_by still ends: after this long nobody can answer it, and its links expire.
@@ -120,6 +121,17 @@ def late_answer(
         when = first.answered_at.isoformat()
         return Refusal("AlreadyAcknowledged", f"already acknowledged via {first.channel.value} at {when}")
     return None
+
+
+def joined_outcome(duplicate: NotificationOutcome, original: NotificationOutcome | None) -> NotificationOutcome:
+    """A duplicate question's ending, taken from the question it repeats: that one's status, answer and ack (the
+    person was asked once, and both agents learn what they said). Without the original's final outcome (it was
+    still open when the duplicate's own deadline passed) the duplicate has `expired`."""
+    if original is None or original.status is NotificationStatus.pending:
+        return duplicate.model_copy(update={"status": NotificationStatus.expired})
+    return duplicate.model_copy(
+        update={"status": original.status, "answer": original.answer, "acknowledged": original.acknowledged}
+    )
 
 
 def refusals_full(outcome: NotificationOutcome) -> bool:

@@ -1,4 +1,5 @@
-"""The agent's callback: when a question is answered or expires, POST the result to its `callback_url`.
+"""The agent's callback: when a question ends (answered, expired, or any other final status), POST the result to its
+`callback_url`.
 
 For agents that don't hold a connection open while a person takes hours to answer. The request is signed the
 way Herald signs webhooks (Standard Webhooks, HERALD_WEBHOOK_SECRET), with `webhook-id` `<workflow_id>/callback`
@@ -26,7 +27,8 @@ from herald.netguard import UnsafeURL, outbound_client
 
 
 def callback_body(callback: AgentCallback, now: datetime) -> dict[str, Any]:
-    """`notification.answered` or `notification.expired`, with the answer: ids, the action, the channel, times."""
+    """`notification.<status>` (`answered`, `expired`, `no_channel`, `failed`, ...), with the answer: ids, the
+    action, the channel, times; a duplicate question names the question it joined in `duplicate_of`."""
     return {
         "type": f"notification.{callback.status}",
         "timestamp": now.astimezone(UTC).isoformat(),
@@ -36,6 +38,7 @@ def callback_body(callback: AgentCallback, now: datetime) -> dict[str, Any]:
             "status": callback.status,
             "answer": callback.answer.model_dump(mode="json") if callback.answer else None,
             "respond_by": callback.respond_by.isoformat() if callback.respond_by else None,
+            "duplicate_of": callback.duplicate_of,
         },
     }
 

@@ -29,6 +29,14 @@ def own_key(kind: str, notification_id: str) -> str:
     return f"{kind}/{notification_id}"
 
 
+def question_key(notification: AgentNotification) -> str:
+    """A question's key: its content key and the action ids it offers. Only the same question asked again (same
+    agent, title or dedup_key, user and choices) joins the first one's answer; a plain notification with the same
+    title, or a question offering other choices, is a different thing to ask."""
+    raw = _join("question", content_key(notification), *(action.id for action in notification.actions))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
 def _join(*fields: str) -> str:
     """Join with `:`, escaping `\\` and `:` inside fields, so that `a:b` + `c` never equals `a` + `b:c`.
 

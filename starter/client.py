@@ -400,7 +400,9 @@ class HeraldClient:
     async def ask(self, notification: AgentNotification) -> NotificationOutcome:
         """Ask the person and wait, durably, for the answer: the outcome is `answered` (its `answer` says which
         action, from whom, through which channel) or `expired` once respond_by passes. Asking again with the same
-        notification_id waits for the same question.
+        notification_id waits for the same question. Asking the same question again under another id within the
+        dedup window (same agent, title or dedup_key, user and action ids) asks nobody: it waits for the first
+        question's ending and returns its answer, with `duplicate_of` naming it.
 
         An agent that is itself a Temporal workflow starts `NotificationWorkflow` as a child instead and awaits it.
         """

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.answers import AnswerActivities
@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
     from herald import answers, retry, routing, search
-    from herald.dedup import content_key
+    from herald.dedup import content_key, question_key
     from herald.digest import digest_item
     from herald.models import (
         AgentCallback,
@@ -62,6 +62,14 @@ LOCAL_PATCH = "local-steps-v1"
 # answer on a timer until the deadline; an ack arriving before a critical escalation skips it. Histories
 # recorded before never had actions or answers; the patch marks the runs that took the new commands.
 ANSWERS_PATCH = "answers-v1"
+# New runs of a question dedup on a key of their own (the actions count: herald.dedup.question_key); a duplicate
+# joins the question it repeats (a `join` signal, then that one's outcome by signal, or from the store when it had
+# finished) instead of ending `suppressed_duplicate` unanswered; a critical question that reaches nobody alerts
+# ops; and every ending of a question calls the agent back. Older question histories replay the old path.
+QUESTION_ENDS_PATCH = "question-ends-v1"
+# A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
+# them reads the outcome from the store at its own deadline.
+JOINERS_MAX = 100
 
 # Store activities wait out a store outage rather than lose the notification.
 STORE_TIMEOUT = timedelta(seconds=15)
@@ -115,11 +123,26 @@ class NotificationWorkflow:
             self._outcome.actions = list(n.actions)
             self._outcome.respond_by = self._deadline
         self._closing = False  # recording the outcome: no answer is taken any more
+        self._ends = False  # a question on the QUESTION_ENDS_PATCH path (set by run)
+        self._joiners: list[str] = []  # workflow ids of duplicates waiting for this question's outcome
+        self._original: NotificationOutcome | None = None  # a duplicate: the outcome of the question it repeats
 
     @workflow.query(name="status")
     def status(self) -> NotificationOutcome:
         """The live per-channel state; the final outcome once the workflow has finished."""
         return self._outcome
+
+    @workflow.signal(name="join")
+    def join(self, workflow_id: str) -> None:
+        """A duplicate of this question (its workflow id) waits for this one's outcome: told when it ends."""
+        if len(self._joiners) < JOINERS_MAX and workflow_id not in self._joiners:
+            self._joiners.append(workflow_id)
+
+    @workflow.signal(name="original_outcome")
+    def original_outcome(self, original: NotificationOutcome) -> None:
+        """The final outcome of the question this duplicate joined (from that question's workflow)."""
+        if original.notification_id == self._outcome.duplicate_of:
+            self._original = original
 
     @workflow.update(name="respond")
     def respond(self, request: AnswerRequest) -> Answer:
@@ -149,6 +172,10 @@ class NotificationWorkflow:
         """Refuse, unrecorded, what can never be taken: unknown action, another user, too late, finished."""
         if self._closing:
             raise ApplicationError(f"this notification has finished ({self._outcome.status.value})", type="Closed")
+        if self._ends and self._outcome.duplicate_of is not None:
+            raise ApplicationError(
+                f"this question repeats {self._outcome.duplicate_of}, which takes the answer", type="Closed"
+            )
         refusal = answers.invalid_answer(request, self._request.notification, workflow.now(), self._deadline)
         if refusal is None:
             late = answers.late_answer(request, self._request.notification, self._outcome)
@@ -167,17 +194,23 @@ class NotificationWorkflow:
                 search.missing_updates(workflow.info().typed_search_attributes, search.notification_attributes(n))
             )
         self._show()
+        self._ends = ends = bool(n.actions) and workflow.patched(QUESTION_ENDS_PATCH)
 
         dedup = await self._store_step(
             DedupActivities.check_duplicate,
             DedupCheck(
-                key=content_key(n), notification_id=n.notification_id, window_seconds=policy.dedup_window_seconds
+                key=question_key(n) if ends else content_key(n),
+                notification_id=n.notification_id,
+                window_seconds=policy.dedup_window_seconds,
             ),
             "check duplicate",
         )
         if dedup.duplicate:
             outcome.status = NotificationStatus.suppressed_duplicate
             outcome.duplicate_of = dedup.owner_notification_id
+            if ends:
+                await self._join(dedup.owner_notification_id)
+                await self._call_back()
             return await self._finish()
 
         # A digest email is sent as it is: its own priority must not digest or filter it again.
@@ -213,6 +246,12 @@ class NotificationWorkflow:
         plan = routing.plan_channels(n, self._enabled)
         if not plan:
             outcome.status = NotificationStatus.no_channel
+            if ends:
+                if n.priority is Priority.critical:
+                    await self._alert_ops(
+                        "critical_no_channel", "critical question reached nobody: no channel is enabled for it"
+                    )
+                await self._call_back()
             return await self._finish()
 
         self._use(plan)
@@ -234,23 +273,81 @@ class NotificationWorkflow:
         outcome.status = routing.final_status(n.priority, fulfilled, confirmed, policy.critical_confirmations)
         if outcome.status is NotificationStatus.unconfirmed and acked:
             outcome.status = NotificationStatus.confirmed  # a person acked it: confirmed, no escalation needed
-        # A critical question alerts ops only if nobody answers or acks it by its deadline (_await_answer).
+        # A critical question alerts ops only if nobody answers or acks it by its deadline (_await_answer), or,
+        # on the QUESTION_ENDS_PATCH path, at once when it reached nobody (there is no answer to wait for).
         asks = bool(n.actions) and workflow.patched(ANSWERS_PATCH)
-        if outcome.status is NotificationStatus.unconfirmed and not asks:
-            outcome.ops_alert = (
+        reached = bool(outcome.delivered_channels)
+        if outcome.status is NotificationStatus.unconfirmed and (not asks or (ends and not reached)):
+            await self._alert_ops(
+                "critical_unconfirmed",
                 f"critical notification confirmed on {confirmed} of the {policy.critical_confirmations} "
-                "channels required, after escalating to every enabled channel"
+                "channels required, after escalating to every enabled channel",
             )
-            await self._store_step(
-                AuditActivities.record_ops_alert,
-                OpsAlert(notification_id=n.notification_id, kind="critical_unconfirmed", message=outcome.ops_alert),
-                "record ops alert",
-            )
-        if asks and outcome.delivered_channels:
+        if asks and reached:
             await self._await_answer()
-        if asks and n.callback_url:
-            await self._call_agent(n.callback_url)
+        if asks:
+            await self._call_back()
         return await self._finish()
+
+    async def _alert_ops(self, kind: str, message: str) -> None:
+        """Raise an ops alert: kept in the outcome and recorded in the store."""
+        self._outcome.ops_alert = message
+        await self._store_step(
+            AuditActivities.record_ops_alert,
+            OpsAlert(notification_id=self._outcome.notification_id, kind=kind, message=message),
+            "record ops alert",
+        )
+
+    async def _call_back(self) -> None:
+        """Call the agent back with the question's ending, if it gave a callback_url."""
+        if self._request.notification.callback_url:
+            await self._call_agent(self._request.notification.callback_url)
+
+    async def _join(self, original_id: str) -> None:
+        """A duplicate question: wait for the question it repeats to end and take its ending (`joined_outcome`).
+
+        The person is asked once. The original learns of this duplicate by a `join` signal and, when it ends,
+        signals its outcome back; if it had already finished (the signal finds no running workflow), or has not
+        answered by the duplicate's own deadline, its outcome comes from the store.
+        """
+        outcome = self._outcome
+        outcome.status = NotificationStatus.pending  # polling agents see `pending` until the original ends
+        self._show()
+        try:
+            await workflow.get_external_workflow_handle(f"notification/{original_id}").signal(
+                "join", outcome.workflow_id
+            )
+        except FailureError:
+            pass  # it has finished: its outcome is in the store
+        else:
+            wait = (self._deadline - workflow.now()).total_seconds()
+            if wait > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._original is not None, timeout=wait, timeout_summary="wait for the original"
+                    )
+                except TimeoutError:
+                    pass
+        if self._original is None:
+            self._original = await self._store_step(
+                AuditActivities.get_outcome, original_id, "read the original's outcome"
+            )
+        joined = answers.joined_outcome(outcome, self._original)
+        outcome.status, outcome.answer, outcome.acknowledged = joined.status, joined.answer, joined.acknowledged
+
+    async def _tell_joiners(self) -> None:
+        """Signal this question's outcome to every duplicate waiting for it, those joining meanwhile too.
+        A duplicate that has ended already (its own deadline passed) is skipped."""
+        told = 0
+        while told < len(self._joiners):
+            waiting, told = self._joiners[told:], len(self._joiners)
+            await asyncio.gather(*(self._tell(joiner) for joiner in waiting))
+
+    async def _tell(self, joiner: str) -> None:
+        try:
+            await workflow.get_external_workflow_handle(joiner).signal("original_outcome", self._outcome)
+        except FailureError:
+            pass
 
     def _acked(self) -> bool:
         """Whether the person already answered or acked (only runs that took the answers patch can have)."""
@@ -298,6 +395,7 @@ class NotificationWorkflow:
             status=outcome.status.value,
             answer=outcome.answer,
             respond_by=outcome.respond_by,
+            duplicate_of=outcome.duplicate_of,
         )
         try:
             await workflow.execute_activity_method(
@@ -423,6 +521,8 @@ class NotificationWorkflow:
         await self._store_step(
             AuditActivities.record_outcome, self._outcome, f"record outcome: {self._outcome.status.value}"
         )
+        if self._ends:
+            await self._tell_joiners()
         return self._outcome
 
     async def _store_step(self, activity: Callable[[Any, A], Awaitable[R]], arg: A, summary: str) -> R:

@@ -116,12 +116,15 @@ class RespondBody(BaseModel):
 
 
 class AgentCallback(BaseModel):
-    """What the `call_agent` activity POSTs to a question's callback_url once it is answered or expired."""
+    """What the `call_agent` activity POSTs to a question's callback_url once the question has ended, however it
+    ended: answered, expired, no_channel, failed, unconfirmed, ... (a duplicate with the ending of the question it
+    repeats, naming it in `duplicate_of`)."""
 
     url: str
     notification_id: str
     workflow_id: str
     agent_id: str
-    status: str  # answered or expired
+    status: str  # the outcome's final status
     answer: Answer | None = None
     respond_by: datetime | None = None
+    duplicate_of: str | None = None

@@ -20,6 +20,7 @@ from herald.answers import (
     bounded_reason,
     check_respond_by,
     invalid_answer,
+    joined_outcome,
     kind_of,
     late_answer,
     link_update_id,
@@ -38,6 +39,7 @@ from herald.models import (
     AnswerChannel,
     AnswerRequest,
     NotificationOutcome,
+    NotificationStatus,
     Priority,
 )
 
@@ -295,3 +297,29 @@ def test_phones_are_found_by_hash() -> None:
     assert phone_key("+14155550100") == phone_key(" +14155550100 ")
     assert phone_key("+14155550100") != phone_key("+14155550101")
     assert "4155550100" not in phone_key("+14155550100")
+
+
+def test_a_duplicate_question_takes_the_ending_of_the_one_it_joined() -> None:
+    def outcome(notification_id: str, **fields: object) -> NotificationOutcome:
+        return NotificationOutcome.model_validate(
+            {
+                "notification_id": notification_id,
+                "workflow_id": f"notification/{notification_id}",
+                "agent_id": "a",
+                "user_id": "u",
+                "priority": Priority.high,
+                **fields,
+            }
+        )
+
+    answer = Answer(action_id="approve", user_id="u", channel=AnswerChannel.sms, answered_at=NOW)
+    duplicate = outcome("dup", duplicate_of="orig")
+    original = outcome("orig", status=NotificationStatus.answered, answer=answer, ops_alert="theirs")
+    joined = joined_outcome(duplicate, original)
+    assert (joined.status, joined.answer, joined.notification_id) == (NotificationStatus.answered, answer, "dup")
+    assert joined.ops_alert is None and joined.duplicate_of == "orig"  # the original's alert stays its own
+    no_channel = joined_outcome(duplicate, outcome("orig", status=NotificationStatus.no_channel))
+    assert no_channel.status is NotificationStatus.no_channel and no_channel.answer is None
+    # The original still open at the duplicate's deadline (or unknown): the duplicate has expired.
+    assert joined_outcome(duplicate, None).status is NotificationStatus.expired
+    assert joined_outcome(duplicate, outcome("orig")).status is NotificationStatus.expired

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from herald.dedup import content_key
-from herald.models import AgentNotification
+from herald.dedup import content_key, question_key
+from herald.models import Action, AgentNotification
 
 
 def make(agent_id: str = "batch-agent", title: str = "Job finished", user_id: str = "alice", **kw: object) -> str:
@@ -118,3 +118,16 @@ def test_explicit_key_of_one_agent_never_silences_another_agent_or_person() -> N
 
 def test_title_key_never_collides_with_an_explicit_key() -> None:
     assert make(agent_id="key", title="a", user_id="b:c") != make(agent_id="a", user_id="b", dedup_key="c")
+
+
+def test_a_question_has_a_key_of_its_own_that_its_action_ids_decide() -> None:
+    def ask(*ids: str, **kw: object) -> AgentNotification:
+        actions = [Action(id=i, label=i.title()) for i in ids]
+        return AgentNotification.model_validate(
+            {"agent_id": "a", "user_id": "u", "title": "Ship?", "actions": actions, **kw}
+        )
+
+    assert question_key(ask("yes", "no")) == question_key(ask("yes", "no", body="other text"))
+    assert question_key(ask("yes", "no")) != question_key(ask("yes"))  # other choices: another question
+    assert question_key(ask("yes", "no")) != content_key(ask("yes", "no"))  # never a plain notification's key
+    assert question_key(ask("yes", "no")) != question_key(ask("yes", "no", user_id="v"))

@@ -516,3 +516,41 @@ async def test_http_ask_user_expires_and_refuses_bad_deadlines(herald: Harness) 
         assert "actions: has 6 actions; the limit is 5" in refused(
             await session.call_tool("ask_user", question | {"actions": six})
         )
+
+
+async def test_http_ask_user_twice_asks_once_and_both_calls_get_the_answer(herald: Harness) -> None:
+    """`ask_user` called again with the same question (a retrying agent) used to return `suppressed_duplicate`
+    with no answer; now both calls return the person's one answer, and one email went out."""
+    agent, user = name("agent"), name("user")
+    await with_contact(herald, user)
+    key = await issue_token(herald.store, "agent", agent)
+    question = {
+        "user_id": user,
+        "question": "Roll back the release?",
+        "actions": [{"id": "yes", "label": "Yes"}, {"id": "no", "label": "No"}],
+        "channels": ["email"],
+        "timeout_seconds": 600,
+    }
+    first_id, again_id = name("ask"), name("ask")
+    async with http_server(herald) as url, http_session(url, key) as session:
+        first = asyncio.create_task(session.call_tool("ask_user", question | {"notification_id": first_id}))
+        for _ in range(400):
+            if list(herald.outbox("email").glob("*.json")):
+                break
+            await asyncio.sleep(0.025)
+        again = asyncio.create_task(session.call_tool("ask_user", question | {"notification_id": again_id}))
+        for _ in range(400):
+            try:
+                if (await herald.client.get_handle(again_id).status()).duplicate_of == first_id:
+                    break
+            except Exception:  # not started yet
+                pass
+            await asyncio.sleep(0.025)
+        await herald.client.respond(first_id, "no", user, "email")
+        results = [ok(await asyncio.wait_for(call, 60)) for call in (first, again)]
+    assert [(r["notification_id"], r["status"], r["label"]) for r in results] == [
+        (first_id, "answered", "No"),
+        (again_id, "answered", "No"),
+    ]
+    assert all(r["answer"]["action_id"] == "no" and r["answer"]["user_id"] == user for r in results)
+    assert [p.stem for p in herald.outbox("email").glob("*.json")] == [first_id]

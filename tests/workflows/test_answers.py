@@ -39,6 +39,7 @@ from herald.models import (
     NotificationOutcome,
     NotificationRequest,
     NotificationStatus,
+    Preferences,
     Priority,
     utcnow,
 )
@@ -615,3 +616,131 @@ async def _delivered_on(status: Any, channel: ChannelName) -> NotificationOutcom
     outcome: NotificationOutcome = await status()
     result = outcome.channels.get(channel)
     return outcome if result is not None and result.status is ChannelStatus.delivered else None
+
+
+# --- duplicates, no channel, and the agent's callback on every ending ------------------------------------------
+
+
+async def test_the_same_question_asked_twice_is_asked_once_and_both_askers_get_the_answer(
+    stack: Stack, fake_http: FakeHTTPServer
+) -> None:
+    """An agent retrying `ask` within the dedup window used to get `suppressed_duplicate` and no answer (and its
+    callback never fired); now the repeat waits for the first question's answer, and the person is asked once."""
+    user = f"lu-{uuid.uuid4().hex[:6]}"
+    await stack.store.put_contact(user, Contact(email="lu@example.com"))
+    callback_path = f"/agent-callback/{user}/repeat"
+    url = fake_http.script(callback_path, 200)
+    first = stack.question(user, [ChannelName.email])
+    asking_first = asyncio.create_task(stack.client.ask(first))
+    await eventually(lambda: stack.sendgrid.requests, "the email")
+    repeat = stack.question(user, [ChannelName.email], callback_url=url)
+    asking_repeat = asyncio.create_task(stack.client.ask(repeat))
+    waiting = await eventually(
+        lambda: _joined(stack.client, repeat.notification_id, first.notification_id), "the repeat waiting"
+    )
+    assert waiting.status is NotificationStatus.pending and not asking_first.done() and not asking_repeat.done()
+    # The repeat takes no answer of its own: the question it repeats does.
+    with pytest.raises(AnswerRefused) as elsewhere:
+        await stack.client.respond(repeat.notification_id, "approve", user)
+    assert elsewhere.value.code == "closed" and first.notification_id in elsewhere.value.reason
+
+    await stack.client.respond(first.notification_id, "deny", user, AnswerChannel.email)
+    first_outcome, repeat_outcome = await asking_first, await asking_repeat
+    for outcome in (first_outcome, repeat_outcome):
+        assert outcome.status is NotificationStatus.answered and outcome.answer is not None
+        assert (outcome.answer.action_id, outcome.answer.user_id, outcome.answer.channel) == (
+            "deny",
+            user,
+            AnswerChannel.email,
+        )
+    assert repeat_outcome.duplicate_of == first.notification_id and repeat_outcome.channels == {}
+    # Asked once: one email reached SendGrid, for the first question.
+    [mail] = stack.sendgrid.requests
+    assert mail.json()["custom_args"]["notification_id"] == first.notification_id
+    [called] = fake_http.received(callback_path)
+    event = Webhook(WEBHOOK_SECRET).verify(called.body, dict(called.headers.items()))
+    assert event["type"] == "notification.answered" and event["data"]["notification_id"] == repeat.notification_id
+    assert event["data"]["duplicate_of"] == first.notification_id and event["data"]["answer"]["action_id"] == "deny"
+
+    # Asked again after the first has finished (still within the dedup window): the answer comes from the store.
+    late = await stack.client.ask(stack.question(user, [ChannelName.email]))
+    assert late.status is NotificationStatus.answered and late.duplicate_of == first.notification_id
+    assert late.answer == first_outcome.answer
+    assert len(stack.sendgrid.requests) == 1
+    # Other choices make another question: it is asked.
+    other = stack.question(user, [ChannelName.email], actions=[Action(id="yes", label="Yes")])
+    await stack.client.notify(other)
+    await eventually(lambda: len(stack.sendgrid.requests) == 2, "the other question's email")
+
+
+async def _joined(client: HeraldClient, notification_id: str, original_id: str) -> NotificationOutcome | None:
+    try:
+        outcome = await client.get_handle(notification_id).status()
+    except Exception:  # not started yet
+        return None
+    return outcome if outcome.duplicate_of == original_id else None
+
+
+async def test_a_critical_question_that_reaches_nobody_alerts_ops_and_calls_back(
+    stack: Stack, fake_http: FakeHTTPServer
+) -> None:
+    """A critical question with no channel left (the user turned every channel off) used to end `no_channel`
+    with no ops alert and no callback; one whose every channel failed ended `unconfirmed` without an ops alert
+    (a question's alert waited for an expiry that never came, as nothing reached anybody to wait for)."""
+    off, unreachable = f"mo-{uuid.uuid4().hex[:6]}", f"nu-{uuid.uuid4().hex[:6]}"
+    await stack.store.put_preferences(
+        off,
+        Preferences.model_validate({"default": {"push": False, "email": False, "sms": False, "webhook": False}}),
+    )
+    urls = {u: fake_http.script(f"/agent-callback/{u}", 200) for u in (off, unreachable)}
+    nobody = stack.question(off, [ChannelName.email], priority=Priority.critical, callback_url=urls[off])
+    no_contact = stack.question(
+        unreachable, [ChannelName.email], priority=Priority.critical, callback_url=urls[unreachable]
+    )
+    outcome = await stack.client.ask(nobody)
+    assert outcome.status is NotificationStatus.no_channel and outcome.channels == {}
+    assert outcome.ops_alert == "critical question reached nobody: no channel is enabled for it"
+    assert [a["kind"] for a in await stack.store.ops_alerts(nobody.notification_id)] == ["critical_no_channel"]
+
+    failed = await stack.client.ask(no_contact)  # no email address, no phone, no browser: every channel fails
+    assert failed.status is NotificationStatus.unconfirmed and failed.delivered_channels == []
+    assert [a["kind"] for a in await stack.store.ops_alerts(no_contact.notification_id)] == ["critical_unconfirmed"]
+
+    for user, question, status in ((off, nobody, "no_channel"), (unreachable, no_contact, "unconfirmed")):
+        [called] = fake_http.received(f"/agent-callback/{user}")
+        event = Webhook(WEBHOOK_SECRET).verify(called.body, dict(called.headers.items()))
+        assert event["type"] == f"notification.{status}"
+        assert event["data"]["notification_id"] == question.notification_id and event["data"]["answer"] is None
+
+
+async def test_an_expired_question_its_duplicate_and_a_failed_one_call_the_agent_back(
+    stack: Stack, fake_http: FakeHTTPServer
+) -> None:
+    """Every ending calls back: an expiry, a duplicate of a question that expires (it used to end
+    `suppressed_duplicate` and never call back), and a question whose every channel failed."""
+    user, unreachable = f"ob-{uuid.uuid4().hex[:6]}", f"pa-{uuid.uuid4().hex[:6]}"
+    await stack.store.put_contact(user, Contact(email="ob@example.com"))
+    paths = {kind: f"/agent-callback/{user}/{kind}" for kind in ("expired", "repeat", "failed")}
+    urls = {kind: fake_http.script(path, 200) for kind, path in paths.items()}
+    deadline = utcnow() + timedelta(seconds=2)
+    expiring = stack.question(user, [ChannelName.email], respond_by=deadline, callback_url=urls["expired"])
+    handle = await stack.client.notify(expiring)
+    await eventually(lambda: stack.sendgrid.requests, "the email")
+    repeat = stack.question(user, [ChannelName.email], respond_by=deadline, callback_url=urls["repeat"])
+    failing = stack.question(unreachable, [ChannelName.email], callback_url=urls["failed"])  # no contact at all
+    repeated, failed = await asyncio.gather(stack.client.ask(repeat), stack.client.ask(failing))
+    assert (await handle.outcome()).status is NotificationStatus.expired
+    assert repeated.status is NotificationStatus.expired and repeated.duplicate_of == expiring.notification_id
+    assert failed.status is NotificationStatus.failed
+    assert len(stack.sendgrid.requests) == 1
+    for kind, question, status in (
+        ("expired", expiring, "expired"),
+        ("repeat", repeat, "expired"),
+        ("failed", failing, "failed"),
+    ):
+        [called] = fake_http.received(paths[kind])
+        event = Webhook(WEBHOOK_SECRET).verify(called.body, dict(called.headers.items()))
+        assert event["type"] == f"notification.{status}", kind
+        assert event["data"]["notification_id"] == question.notification_id and event["data"]["answer"] is None
+    [called] = fake_http.received(paths["repeat"])
+    assert json.loads(called.body)["data"]["duplicate_of"] == expiring.notification_id

@@ -376,3 +376,44 @@ async def test_record_firing_histories(herald: Harness) -> None:
     (HISTORIES / "DigestWorkflow-rotated.json").write_text(history.to_json())
     history = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=last_run).fetch_history()
     (HISTORIES / "DigestWorkflow-rotated_flushed.json").write_text(history.to_json())
+
+
+async def test_record_question_end_histories(herald: Harness) -> None:
+    """Questions on the `question-ends-v1` patch: an original a duplicate joined (it signals its outcome back), the
+    duplicate, a duplicate of a question that had finished (read from the store), and a critical question that
+    reached nobody (ops alert). Record these alone (`-k record_question_end`), beside the older histories."""
+    user, off = f"ends-{uuid.uuid4().hex[:6]}", f"ends-off-{uuid.uuid4().hex[:6]}"
+    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.put_preferences(
+        off, Preferences.model_validate({"default": {"push": False, "email": False, "sms": False, "webhook": False}})
+    )
+
+    def question(user_id: str, **fields: Any) -> AgentNotification:
+        return AgentNotification(
+            **{
+                "agent_id": "recorder",
+                "user_id": user_id,
+                "title": "Ship it?",
+                "channels": [ChannelName.email],
+                "actions": [Action(id="approve", label="Approve"), Action(id="deny", label="Deny")],
+                "respond_by": utcnow() + timedelta(seconds=600),
+                **fields,
+            }
+        )
+
+    original = await herald.client.notify(question(user))
+    joined = await herald.client.notify(question(user))
+    for _ in range(400):
+        if (await joined.status()).status is NotificationStatus.pending:
+            break
+        await asyncio.sleep(0.025)
+    await herald.client.respond(original.notification_id, "approve", user)
+    assert (await joined.outcome()).status is NotificationStatus.answered
+    finished = await herald.client.notify(question(user))
+    assert (await finished.outcome()).answer is not None
+    unreached = await herald.client.notify(question(off, priority=Priority.critical))
+    assert (await unreached.outcome()).ops_alert is not None
+    handles = {"original": original, "joined": joined, "joined_finished": finished, "no_channel": unreached}
+    for name, handle in handles.items():
+        history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-question_end_{name}.json").write_text(history.to_json())
