@@ -54,8 +54,11 @@ def assert_refusal_is_clear(exc: ValidationError, fields: set[str], document: di
         assert problem.field, problem
         assert problem.field.split(".")[0] in fields | set(document), problem
         assert problem.message.strip(), problem
+    # The same problems with every input blanked out: what a message says whatever the input was. A value found
+    # only there is the message's own wording (Hypothesis mines string literals from the code), not an echo.
+    own_words = " ".join(p.message for p in describe([{**e, "input": None, "ctx": e.get("ctx")} for e in exc.errors()]))
     for value in _strings(document):
-        if len(value) >= 12 and not value.isspace():
+        if len(value) >= 12 and not value.isspace() and value not in own_words:
             assert all(value not in problem.message for problem in problems), "the message quotes the input"
 
 
