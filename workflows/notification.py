@@ -67,6 +67,9 @@ ANSWERS_PATCH = "answers-v1"
 # finished) instead of ending `suppressed_duplicate` unanswered; a critical question that reaches nobody alerts
 # ops; and every ending of a question calls the agent back. Older question histories replay the old path.
 QUESTION_ENDS_PATCH = "question-ends-v1"
+# New runs of a critical notification (not only a question) that no channel can carry raise an ops alert, as an
+# unconfirmed one does; runs before it ended no_channel silently.
+CRITICAL_NO_CHANNEL_PATCH = "critical-no-channel-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -246,11 +249,12 @@ class NotificationWorkflow:
         plan = routing.plan_channels(n, self._enabled)
         if not plan:
             outcome.status = NotificationStatus.no_channel
+            if n.priority is Priority.critical and (ends or workflow.patched(CRITICAL_NO_CHANNEL_PATCH)):
+                what = "question" if n.actions else "notification"
+                await self._alert_ops(
+                    "critical_no_channel", f"critical {what} reached nobody: no channel is enabled for it"
+                )
             if ends:
-                if n.priority is Priority.critical:
-                    await self._alert_ops(
-                        "critical_no_channel", "critical question reached nobody: no channel is enabled for it"
-                    )
                 await self._call_back()
             return await self._finish()
 

@@ -302,3 +302,18 @@ async def test_status_query_shows_live_channel_state(patient_push: Harness) -> N
         outcome = await handle.outcome()
     assert outcome.status is NotificationStatus.delivered
     assert (await handle.status()).status is NotificationStatus.delivered
+
+
+async def test_a_critical_notification_no_channel_can_carry_alerts_ops(herald: Harness) -> None:
+    """Every channel off for the person: a critical notification ends no_channel with an ops alert.
+
+    It used to end no_channel silently (only a critical question alerted), so a critical alert could reach
+    nobody without anyone being told."""
+    off = {"default": {"push": False, "email": False, "sms": False, "webhook": False}}
+    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.put_preferences("user-1", Preferences.model_validate(off))
+    outcome = await (await herald.client.notify(note(priority="critical", channels=[EMAIL]))).outcome()
+    assert outcome.status is NotificationStatus.no_channel
+    [alert] = await herald.store.ops_alerts(outcome.notification_id)
+    assert alert["kind"] == "critical_no_channel"
+    assert outcome.ops_alert == "critical notification reached nobody: no channel is enabled for it"

@@ -417,3 +417,21 @@ async def test_record_question_end_histories(herald: Harness) -> None:
     for name, handle in handles.items():
         history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
         (HISTORIES / f"NotificationWorkflow-question_end_{name}.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_critical_no_channel_history(herald: Harness) -> None:
+    """A critical notification no channel can carry (`critical-no-channel-v1`): no_channel with an ops alert.
+
+    Record it alone (`-k record_critical_no_channel`), beside the older histories.
+    """
+    user = f"unreachable-{uuid.uuid4().hex[:6]}"
+    off = {"default": {"push": False, "email": False, "sms": False, "webhook": False}}
+    await herald.store.put_preferences(user, Preferences.model_validate(off))
+    critical = AgentNotification(
+        agent_id="recorder", user_id=user, title="prod down", priority=Priority.critical, channels=[ChannelName.email]
+    )
+    handle = await herald.client.notify(critical)
+    assert (await handle.outcome()).status is NotificationStatus.no_channel
+    history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+    (HISTORIES / "NotificationWorkflow-critical_no_channel.json").write_text(history.to_json())
