@@ -378,6 +378,7 @@ async def test_record_firing_histories(herald: Harness) -> None:
     (HISTORIES / "DigestWorkflow-rotated_flushed.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
 async def test_record_question_end_histories(herald: Harness) -> None:
     """Questions on the `question-ends-v1` patch: an original a duplicate joined (it signals its outcome back), the
     duplicate, a duplicate of a question that had finished (read from the store), and a critical question that
