@@ -69,7 +69,9 @@ async def test_an_answer_given_on_another_channel_reaches_the_page(session: Sess
     """The page used to keep showing an open question (and no answer) after it was answered by email link or API."""
     page, herald = session.page, session.herald
     await sign_in(session)
-    asked = question("Scale the cluster?", actions=[{"id": "yes", "label": "Scale up"}, {"id": "no", "label": "Leave it"}])
+    asked = question(
+        "Scale the cluster?", actions=[{"id": "yes", "label": "Scale up"}, {"id": "no", "label": "Leave it"}]
+    )
     handle = await herald.client.notify(asked)
     item = page.locator(f'li[data-id="{asked.notification_id}"]')
     await expect(item.get_by_role("button", name="Scale up")).to_be_enabled(timeout=WAIT_MS)
