@@ -5,6 +5,10 @@
 // Inbox: live frames over /v1/ws, each acked at once; history from GET /v1/notifications (newest first, cursor
 // paging). The audit list holds finished notifications only, so a live frame shows first and its outcome merges
 // in by notification_id. After a reconnect the page re-reads the list since the newest outcome it had.
+// Questions: each action, plus Seen (ack) and Snooze, is a button; a click sends {"type": "respond"} over the socket
+// (POST /v1/notifications/{id}/respond when it is down) and the `response` reply, taken or refused with its reason,
+// shows on the item. While a question is open the page re-reads GET /v1/notifications/{id}, so an answer given on
+// another channel (an email link, SMS, the API) shows here too; answered or past respond_by, the buttons disable.
 
 const TOKEN_KEY = "herald.token";
 const PRIORITIES = ["low", "medium", "high", "critical"];
@@ -580,9 +584,9 @@ function announce(text) {
   setTimeout(() => (announcer.textContent = text), 50);
 }
 
-function showInboxError(err) {
+function showInboxError(err, prefix = "Could not load notifications") {
   const banner = $("inbox-error");
-  banner.textContent = `Could not load notifications: ${err.message}`;
+  banner.textContent = `${prefix}: ${err.message}`;
   banner.hidden = false;
 }
 
@@ -625,7 +629,7 @@ function connect() {
     } else if (message.type === "response") {
       onResponseFrame(message);
     } else if (message.type === "error") {
-      showInboxError(new Error(message.message || "the server refused a message"));
+      showInboxError(new Error(message.message || "no reason given"), "The server refused a message");
     }
   });
   socket.addEventListener("close", (event) => {
