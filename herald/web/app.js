@@ -5,6 +5,10 @@
 // Inbox: live frames over /v1/ws, each acked at once; history from GET /v1/notifications (newest first, cursor
 // paging). The audit list holds finished notifications only, so a live frame shows first and its outcome merges
 // in by notification_id. After a reconnect the page re-reads the list since the newest outcome it had.
+// Questions: each action, plus Seen (ack) and Snooze, is a button; a click sends {"type": "respond"} over the socket
+// (POST /v1/notifications/{id}/respond when it is down) and the `response` reply, taken or refused with its reason,
+// shows on the item. While a question is open the page re-reads GET /v1/notifications/{id}, so an answer given on
+// another channel (an email link, SMS, the API) shows here too; answered or past respond_by, the buttons disable.
 
 const TOKEN_KEY = "herald.token";
 const PRIORITIES = ["low", "medium", "high", "critical"];
@@ -21,7 +25,18 @@ const STATUS_LABELS = {
   no_channel: "No channel allowed",
   digested: "In your digest",
   failed: "Failed",
+  answered: "Answered",
+  expired: "Expired",
 };
+// Where an answer came from (Answer.channel); `push` is this page or a browser notification.
+const ANSWER_CHANNEL_LABELS = { push: "Push", email: "Email link", sms: "SMS", webhook: "Webhook", api: "the API" };
+// The built-in answers every question takes besides its own actions (herald/models/answers.py).
+const BUILTIN_ACTIONS = [
+  { id: "ack", label: "Seen" },
+  { id: "snooze", label: "Snooze 1 h" },
+];
+// While a question is open the page re-reads it this often: an answer given on another channel shows here too.
+const QUESTION_REFRESH_MS = 2000;
 const PAGE_SIZE = 20;
 const NOT_ACCEPTED = "This token was not accepted. Open a new login link from `herald tokens issue`, or paste a token.";
 const SYNC_EVERY_MS = 15000;
@@ -43,6 +58,8 @@ const state = {
   reconnectTimer: null,
   syncTimer: null,
   pollTimer: null,
+  questionTimer: null,
+  answering: new Map(), // notification_id -> {action_id, error}: an answer sent and not yet confirmed
   stopped: true,
   preferences: null,
 };
@@ -116,6 +133,7 @@ async function signIn(token) {
   await Promise.all([loadReadMarks(), loadFirstPage()]).catch((err) => showInboxError(err));
   connect();
   state.pollTimer = setInterval(() => sync(), SYNC_EVERY_MS);
+  state.questionTimer = setInterval(() => refreshOpenQuestions(), QUESTION_REFRESH_MS);
 }
 
 // Close the socket and stop every timer: before signing out, and before signing in again with another link.
@@ -124,6 +142,8 @@ function stopLive() {
   clearTimeout(state.reconnectTimer);
   clearTimeout(state.syncTimer);
   clearInterval(state.pollTimer);
+  clearInterval(state.questionTimer);
+  state.answering.clear();
   const socket = state.socket;
   state.socket = null;
   if (socket) socket.close(1000, "signed out");
@@ -193,6 +213,8 @@ function upsertFromFrame(frame) {
     title: frame.title,
     body: frame.body || "",
     created_at: frame.created_at,
+    actions: frame.actions || existing.actions || [],
+    respond_by: frame.respond_by ?? existing.respond_by ?? null,
     live: true,
   });
 }
@@ -210,10 +232,163 @@ function upsertFromSummary(summary) {
     title: summary.title ?? existing.title ?? null,
     body: summary.body ?? existing.body ?? "",
     created_at: summary.created_at || existing.created_at || summary.completed_at,
+    ...questionFields(summary, existing),
   });
   if (!state.newestCompletedAt || summary.completed_at > state.newestCompletedAt) {
     state.newestCompletedAt = summary.completed_at;
   }
+}
+
+// What a notification view or summary says about a question: its actions, deadline, answer and ack.
+function questionFields(view, existing) {
+  return {
+    actions: view.actions && view.actions.length ? view.actions : existing.actions || [],
+    respond_by: view.respond_by ?? existing.respond_by ?? null,
+    answer: view.answer ?? existing.answer ?? null,
+    acknowledged: view.acknowledged ?? existing.acknowledged ?? null,
+  };
+}
+
+// A notification re-read with GET /v1/notifications/{id}: the live state of a question still waiting.
+function upsertFromView(view) {
+  const existing = state.items.get(view.notification_id);
+  if (!existing) return;
+  state.items.set(view.notification_id, {
+    ...existing,
+    status: view.status,
+    channels: view.channels || existing.channels,
+    ...questionFields(view, existing),
+  });
+}
+
+const isQuestion = (item) => Boolean(item.actions && item.actions.length);
+
+// Whether a question still takes answers: not answered, not finished, its deadline not passed (pure).
+function questionOpen(item, now = Date.now()) {
+  if (!isQuestion(item) || item.answer) return false;
+  if (item.status !== "pending") return false;
+  return !(item.respond_by && new Date(item.respond_by).getTime() <= now);
+}
+
+// Re-read every open question, so an answer given elsewhere (an email link, SMS, the API) reaches the page,
+// and re-render, so a deadline that passed disables the buttons.
+async function refreshOpenQuestions() {
+  if (state.stopped) return;
+  const open = [...state.items.values()].filter((item) => isQuestion(item) && item.status === "pending" && !item.answer);
+  if (!open.length) return;
+  await Promise.all(
+    open.map(async (item) => {
+      try {
+        upsertFromView(await api("GET", `/v1/notifications/${encodeURIComponent(item.notification_id)}`));
+      } catch {
+        // offline or not started yet: the next round asks again
+      }
+    }),
+  );
+  renderInbox();
+}
+
+// --- answering ------------------------------------------------------------------------------------------
+
+function actionLabel(item, actionId) {
+  const action = [...(item.actions || []), ...BUILTIN_ACTIONS].find((a) => a.id === actionId);
+  return action ? action.label : actionId;
+}
+
+// Send the answer over the live socket when it is open (the reply is a `response` frame), else over HTTP.
+async function respond(item, actionId) {
+  const id = item.notification_id;
+  state.answering.set(id, { action_id: actionId, error: null });
+  renderInbox();
+  const socket = state.socket;
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ type: "respond", notification_id: id, action_id: actionId }));
+    return;
+  }
+  try {
+    const answer = await api("POST", `/v1/notifications/${encodeURIComponent(id)}/respond`, { action_id: actionId });
+    answerTaken(id, actionId, answer);
+  } catch (err) {
+    answerRefused(id, err.message);
+  }
+}
+
+// The server's reply to a `respond` frame: {"type": "response", notification_id, action_id, accepted, answer | code, reason}.
+function onResponseFrame(message) {
+  if (!message.notification_id) return;
+  if (message.accepted) answerTaken(message.notification_id, message.action_id, message.answer);
+  else answerRefused(message.notification_id, message.reason || message.code || "the answer was not taken");
+}
+
+function answerTaken(id, actionId, answer) {
+  state.answering.delete(id);
+  const item = state.items.get(id);
+  if (item && answer) {
+    const builtin = BUILTIN_ACTIONS.some((a) => a.id === actionId);
+    if (builtin) item.acknowledged = item.acknowledged || answer;
+    else item.answer = answer;
+    announce(`Answered ${actionLabel(item, actionId)}: ${item.title || item.agent_id}`);
+  }
+  renderInbox();
+  refreshOpenQuestions();
+  syncSoon();
+}
+
+function answerRefused(id, reason) {
+  state.answering.set(id, { action_id: null, error: reason });
+  renderInbox();
+  refreshOpenQuestions(); // a refusal (already answered, too late) usually means the page is behind
+}
+
+function answeredText(item, answer, verb) {
+  const who = answer.user_id === (state.me && state.me.user_id) ? "you" : answer.user_id;
+  const where = ANSWER_CHANNEL_LABELS[answer.channel] || answer.channel;
+  return `${verb} by ${who} via ${where}, ${formatTime(answer.answered_at)}`;
+}
+
+function renderQuestion(item, titleId) {
+  const open = questionOpen(item);
+  const pending = state.answering.get(item.notification_id);
+  const sending = Boolean(pending && pending.action_id);
+  const acked = Boolean(item.acknowledged);
+  const group = element("div", { className: "answer-buttons", role: "group", "aria-label": "Answer", "aria-describedby": titleId });
+  for (const action of item.actions) {
+    const button = element("button", {
+      type: "button",
+      className: "answer primary",
+      "data-action": action.id,
+      text: action.label,
+      disabled: !open || sending,
+    });
+    button.addEventListener("click", () => respond(item, action.id));
+    group.append(button);
+  }
+  for (const action of BUILTIN_ACTIONS) {
+    const button = element("button", {
+      type: "button",
+      className: "answer secondary",
+      "data-action": action.id,
+      text: action.label,
+      disabled: !open || sending || acked,
+    });
+    button.addEventListener("click", () => respond(item, action.id));
+    group.append(button);
+  }
+  const lines = [];
+  if (item.answer) {
+    lines.push(element("p", { className: "answered", text: answeredText(item, item.answer, `“${actionLabel(item, item.answer.action_id)}”`) }));
+  } else if (!open) {
+    const when = item.respond_by ? `, ${formatTime(item.respond_by)}` : "";
+    lines.push(element("p", { className: "expired", text: `Expired: no longer takes answers${when}` }));
+  } else if (item.respond_by) {
+    lines.push(element("p", { className: "deadline", text: `Answer by ${formatTime(item.respond_by)}` }));
+  }
+  if (acked) {
+    lines.push(element("p", { className: "acknowledged", text: answeredText(item, item.acknowledged, actionLabel(item, item.acknowledged.action_id)) }));
+  }
+  if (sending) lines.push(element("p", { className: "sending", text: `Sending “${actionLabel(item, pending.action_id)}”…` }));
+  if (pending && pending.error) lines.push(element("p", { className: "answer-error", role: "alert", text: `Not taken: ${pending.error}` }));
+  return element("div", { className: "question" }, group, ...lines);
 }
 
 function isRead(item) {
@@ -330,7 +505,9 @@ function channelSummary(item) {
 function renderItem(item) {
   const read = isRead(item);
   const titleId = `title-${item.notification_id}`;
-  const status = STATUS_LABELS[item.status] || item.status;
+  let status = STATUS_LABELS[item.status] || item.status;
+  if (isQuestion(item) && item.answer) status = STATUS_LABELS.answered;
+  else if (isQuestion(item) && questionOpen(item)) status = "Waiting for your answer";
   const title = item.title || `Notification from ${item.agent_id}`;
   const li = element("li", {
     className: `item ${read ? "read" : "unread"}`,
@@ -364,10 +541,11 @@ function renderItem(item) {
         document.createTextNode(title),
       ),
       item.body ? element("p", { className: "body", text: item.body }) : null,
+      isQuestion(item) ? renderQuestion(item, titleId) : null,
       element(
         "div",
         { className: "foot" },
-        element("span", { className: `status status-${item.status}`, text: `${status}${channelSummary(item)}` }),
+        element("span", { className: `status status-${item.status}`, text: `${status}${isQuestion(item) && channelSummary(item) ? ` (sent${channelSummary(item)})` : channelSummary(item)}` }),
         markButton,
       ),
     ),
@@ -406,9 +584,9 @@ function announce(text) {
   setTimeout(() => (announcer.textContent = text), 50);
 }
 
-function showInboxError(err) {
+function showInboxError(err, prefix = "Could not load notifications") {
   const banner = $("inbox-error");
-  banner.textContent = `Could not load notifications: ${err.message}`;
+  banner.textContent = `${prefix}: ${err.message}`;
   banner.hidden = false;
 }
 
@@ -448,11 +626,18 @@ function connect() {
       renderInbox();
       announce(`${PRIORITY_LABELS[message.priority] || ""} notification from ${message.agent_id}: ${message.title}`);
       syncSoon();
+    } else if (message.type === "response") {
+      onResponseFrame(message);
+    } else if (message.type === "error") {
+      showInboxError(new Error(message.message || "no reason given"), "The server refused a message");
     }
   });
   socket.addEventListener("close", (event) => {
     if (state.socket !== socket) return;
     state.socket = null;
+    for (const [id, pending] of state.answering) {
+      if (pending.action_id) state.answering.set(id, { action_id: null, error: "the connection dropped before the server replied; try again" });
+    }
     if (state.stopped) return;
     if (event.code === 1008) {
       signOut("The server refused this token. Open a new login link.");
