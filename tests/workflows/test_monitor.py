@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from herald.events import plan_firings
 from herald.models import (
@@ -27,7 +27,7 @@ from herald.models import (
 )
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, Harness
-from worker import create_worker
+from tests.faults.procs import herald_env, herald_worker
 from workflows.monitor import MonitorWorkflow
 
 
@@ -113,23 +113,25 @@ async def test_a_repeated_event_id_fires_once_even_without_a_cooldown(herald: Ha
     await herald.client.temporal.get_workflow_handle(f"monitor/{a}").describe()  # the monitor answered these
 
 
-async def test_cooldown_survives_a_worker_restart_mid_burst(herald: Harness, temporal_env: WorkflowEnvironment) -> None:
-    """The worker stops while a burst is in flight and another takes over: still exactly one firing."""
+async def test_cooldown_survives_a_worker_sigkill_mid_burst(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """The `herald worker` process is killed with SIGKILL while a burst is in flight and a new one takes over:
+    still exactly one firing. (It used to shut an in-process worker down gracefully.)"""
     a, queue = agent(), f"restart-{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "herald"
+    env = herald_env(home, temporal_env.client.service_client.config.target_host, queue)
+    worker = herald_worker(tmp_path / "worker.log", env)
     client = HeraldClient(temporal_env.client, queue, FAST_POLICY)
-
-    def worker() -> Worker:
-        return create_worker(temporal_env.client, herald.runtime, queue, workflow_failure_exception_types=[Exception])
-
-    first = worker()
-    running = asyncio.create_task(first.run())
-    burst = [asyncio.create_task(client.send_event(request(a, ("stuck", 300)))) for _ in range(25)]
-    await asyncio.wait(burst, return_when=asyncio.FIRST_COMPLETED)
-    await first.shutdown()
-    await running
-    async with worker():
+    try:
+        await worker.start()
+        burst = [asyncio.create_task(client.send_event(request(a, ("stuck", 300)))) for _ in range(25)]
+        await asyncio.wait(burst, return_when=asyncio.FIRST_COMPLETED)
+        await worker.kill()
         burst += [asyncio.create_task(client.send_event(request(a, ("stuck", 300)))) for _ in range(25)]
-        results = await asyncio.gather(*burst)
+        await worker.start()
+        results = await asyncio.wait_for(asyncio.gather(*burst), 120)
+    finally:
+        await worker.kill()
+        await temporal_env.client.get_schedule_handle(f"retention-{queue}").delete()
     assert sum(bool(r.fired) for r in results) == 1
     assert sum(bool(r.cooled_down) for r in results) == 49
 
