@@ -23,6 +23,8 @@ class OutboundMessage:
     # where the holder POSTs its choice for webhooks and Web Push. Empty without HERALD_ANSWER_SECRET.
     action_urls: Mapping[str, str] = field(default_factory=dict)
     respond_url: str | None = None
+    # An email's signed one-click unsubscribe link (herald.unsubscribe); None without HERALD_ANSWER_SECRET.
+    unsubscribe_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Email through SendGrid's v3 /mail/send, with the idempotency key in `custom_args`.
+"""Email through SendGrid's v3 /mail/send, with the idempotency key in `personalizations[0].custom_args`.
 
 The `sendgrid` client is blocking (urllib), so every call runs in a worker thread, never on the event loop.
 """
@@ -17,7 +17,7 @@ from python_http_client.exceptions import HTTPError  # type: ignore[import-untyp
 from sendgrid import SendGridAPIClient  # type: ignore[import-untyped]
 
 from herald.channels.base import OutboundMessage, SendResult
-from herald.channels.render import email_payload, notification_link
+from herald.channels.render import email_payload, notification_link, preferences_link
 from herald.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
 
@@ -92,7 +92,7 @@ class SendGridChannel:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         link = notification_link(self._link_base, message.notification.notification_id)
-        payload = email_payload(message, self._sender, link)  # raises ContactMissing
+        payload = email_payload(message, self._sender, link, preferences_link(self._link_base))  # ContactMissing
         try:
             status, headers = await asyncio.to_thread(self._post, payload)
         except HTTPError as exc:
