@@ -98,7 +98,7 @@ BAD_SENDERS = ["herald@localhost", "not an address", "Herald <herald@localhost>"
 def test_with_sendgrid_a_sender_sendgrid_refuses_stops_startup(sender: str) -> None:
     """Before, any HERALD_EMAIL_FROM was taken, and with SendGrid every email then failed with a 400."""
     settings = Settings.model_validate({"SENDGRID_API_KEY": "SG.key", "email_from": sender})
-    with pytest.raises(SettingsError, match="^HERALD_EMAIL_FROM ") as info:
+    with pytest.raises(SettingsError, match=r"^HERALD_EMAIL_FROM ") as info:
         check_settings(settings)
     assert "SENDGRID_API_KEY" in str(info.value)
 
