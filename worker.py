@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +41,7 @@ from herald.answers import links_from_settings
 from herald.callbacks import AgentCallbacks
 from herald.channels import Channel, PushHub, build_channels
 from herald.codec import KEY_ID_METADATA, EncryptionCodec
-from herald.config import Settings
+from herald.config import Settings, SettingsError, check_settings
 from herald.logs import configure_logging
 from herald.metrics import serve_metrics
 from herald.models import ChannelName, RetentionRequest
@@ -231,6 +232,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 def main() -> None:
     settings = Settings()
+    try:
+        check_settings(settings)
+    except SettingsError as exc:
+        print(f"herald worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(settings.log_format or "json", settings.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(settings))

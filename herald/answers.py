@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from herald.config import Settings
 from herald.models import (
@@ -36,6 +37,7 @@ from herald.models import (
 
 # A question without respond_by still ends: after this long nobody can answer it, and its links expire.
 DEFAULT_ANSWER_WINDOW_SECONDS = 7 * 24 * 3600
+DEFAULT_UNSUBSCRIBE_WINDOW_SECONDS = 90 * 24 * 3600
 TOKEN_VERSION = 1
 TOKEN_MAX_CHARS = 512
 _SIGNING_CONTEXT = b"herald-answer-link-v1"
@@ -203,14 +205,41 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(secret: bytes, payload: str) -> bytes:
-    key = hmac.new(secret, _SIGNING_CONTEXT, hashlib.sha256).digest()  # a key for this use only
+def _mac(secret: bytes, payload: str, context: bytes = _SIGNING_CONTEXT) -> bytes:
+    key = hmac.new(secret, context, hashlib.sha256).digest()  # a key for this use only
     return hmac.new(key, payload.encode(), hashlib.sha256).digest()
+
+
+def sign_claims(secret: bytes, claims: dict[str, object], context: bytes) -> str:
+    """`<payload>.<mac>`, both base64url: the claims as JSON, HMAC-SHA256 with a key derived from the server's
+    secret for `context` alone, so a token made for one use (an answer link) never verifies as another's."""
+    payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    return f"{payload}.{_b64(_mac(secret, payload, context))}"
+
+
+def verify_claims(secret: bytes, raw: str, context: bytes, what: str) -> dict[str, Any]:
+    """The claims of a token `sign_claims` made for `context`; TokenError (`malformed`, `forged`) naming `what`."""
+    if len(raw) > TOKEN_MAX_CHARS or raw.count(".") != 1:
+        raise TokenError("malformed", f"this {what} is not one Herald made")
+    payload, mac = raw.split(".")
+    try:
+        given = _unb64(mac)
+    except (binascii.Error, ValueError):
+        raise TokenError("malformed", f"this {what} is not one Herald made") from None
+    if not hmac.compare_digest(given, _mac(secret, payload, context)):
+        raise TokenError("forged", f"this {what}'s signature does not match: it was altered or not made here")
+    try:
+        claims = json.loads(_unb64(payload))
+    except (binascii.Error, ValueError):
+        raise TokenError("malformed", f"this {what} is not one Herald made") from None
+    if not isinstance(claims, dict):
+        raise TokenError("malformed", f"this {what} is not one Herald made")
+    return claims
 
 
 def sign_token(secret: bytes, token: AnswerToken) -> str:
     """`<payload>.<mac>`, both base64url: HMAC-SHA256 with a key derived from the server's answer secret."""
-    body = {
+    body: dict[str, object] = {
         "v": TOKEN_VERSION,
         "n": token.notification_id,
         "e": token.expires_at,
@@ -219,23 +248,13 @@ def sign_token(secret: bytes, token: AnswerToken) -> str:
     }
     if token.action_id is not None:
         body["a"] = token.action_id
-    payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
-    return f"{payload}.{_b64(_mac(secret, payload))}"
+    return sign_claims(secret, body, _SIGNING_CONTEXT)
 
 
 def verify_token(secret: bytes, raw: str, now: datetime) -> AnswerToken:
     """The token's content if its signature holds and it has not expired; else TokenError saying which."""
-    if len(raw) > TOKEN_MAX_CHARS or raw.count(".") != 1:
-        raise TokenError("malformed", "this answer link is not one Herald made")
-    payload, mac = raw.split(".")
+    body = verify_claims(secret, raw, _SIGNING_CONTEXT, "answer link")
     try:
-        given = _unb64(mac)
-    except (binascii.Error, ValueError):
-        raise TokenError("malformed", "this answer link is not one Herald made") from None
-    if not hmac.compare_digest(given, _mac(secret, payload)):
-        raise TokenError("forged", "this answer link's signature does not match: it was altered or not made here")
-    try:
-        body = json.loads(_unb64(payload))
         token = AnswerToken(
             notification_id=str(body["n"]),
             action_id=str(body["a"]) if "a" in body else None,
@@ -243,7 +262,7 @@ def verify_token(secret: bytes, raw: str, now: datetime) -> AnswerToken:
             nonce=str(body["j"]),
             channel=AnswerChannel(body["c"]),
         )
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         raise TokenError("malformed", "this answer link is not one Herald made") from None
     if body.get("v") != TOKEN_VERSION:
         raise TokenError("malformed", "this answer link comes from another Herald version")
@@ -262,6 +281,8 @@ class AnswerLinks:
     secret: bytes
     base_url: str
     window_seconds: float = DEFAULT_ANSWER_WINDOW_SECONDS
+    # How long an email's one-click unsubscribe link (herald.unsubscribe) works, signed with the same secret.
+    unsubscribe_window_seconds: float = DEFAULT_UNSUBSCRIBE_WINDOW_SECONDS
 
     def token(self, notification: AgentNotification, action_id: str | None, channel: AnswerChannel) -> str:
         expires = int(answer_deadline(notification, self.window_seconds).timestamp())
@@ -321,7 +342,10 @@ def links_from_settings(settings: Settings) -> AnswerLinks | None:
     if settings.answer_secret is None:
         return None
     return AnswerLinks(
-        settings.answer_secret.get_secret_value().encode(), settings.api_url, settings.answer_window_seconds
+        settings.answer_secret.get_secret_value().encode(),
+        settings.api_url,
+        settings.answer_window_seconds,
+        settings.unsubscribe_window_seconds,
     )
 
 

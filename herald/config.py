@@ -1,8 +1,9 @@
-"""Settings from the environment, in one object. Names as docs/design.md gives them."""
+"""Settings from the environment, in one object, and the checks that stop a process starting with bad ones."""
 
 from __future__ import annotations
 
 import json
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,6 +11,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from herald.models import DEFAULT_FALLBACK_ORDER, ChannelName, DeliveryPolicy, RetrySettings
+from herald.models.users import is_email_address
+
+DEFAULT_EMAIL_FROM = "herald@localhost"
+
+
+class SettingsError(ValueError):
+    """A setting a process must not start with; the message names the variable and what to set instead."""
 
 
 class Settings(BaseSettings):
@@ -53,7 +61,8 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr | None = Field(default=None, validation_alias="SENDGRID_API_KEY")
     sendgrid_api_host: str = Field(default="https://api.sendgrid.com", validation_alias="SENDGRID_API_HOST")
     smtp_url: SecretStr | None = Field(default=None, validation_alias="SMTP_URL")
-    email_from: str = "herald@localhost"
+    # `herald@example.com` or `Herald <herald@example.com>`; with SendGrid, a real address (check_settings).
+    email_from: str = DEFAULT_EMAIL_FROM
     twilio_account_sid: str | None = Field(default=None, validation_alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: SecretStr | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
     sms_from: str | None = Field(default=None, validation_alias="TWILIO_FROM")
@@ -71,6 +80,9 @@ class Settings(BaseSettings):
     # How long the API waits for a worker to take an answer; then a 503 with Retry-After (the answer may still
     # be taken once a worker runs; an answer link's retry is the same answer).
     answer_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # An email's one-click unsubscribe link (signed with HERALD_ANSWER_SECRET) works this long after it was sent.
+    unsubscribe_window_seconds: float = Field(default=90 * 24 * 3600.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Webhook URLs that resolve to loopback, private or link-local addresses are refused (SSRF) unless this
     # is set; `herald dev` sets it, so a receiver on your own machine works there.
@@ -143,6 +155,32 @@ class Settings(BaseSettings):
             fallback_order=self.fallback_order,
             send_timeout_seconds=self.send_timeout_seconds,
             answer_window_seconds=self.answer_window_seconds,
+        )
+
+
+def split_sender(value: str) -> tuple[str, str]:
+    """HERALD_EMAIL_FROM as (display name, address): `Herald <herald@example.com>` or a bare address."""
+    name, address = parseaddr(value)
+    return name, address
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse settings that would fail every send, before a worker, the API or `herald dev` starts.
+
+    With SendGrid configured, HERALD_EMAIL_FROM must be an email address SendGrid accepts: its mail/send
+    refuses `herald@localhost` (the default, fine for the outbox and a local SMTP server) with a 400.
+    """
+    if settings.sendgrid_api_key is None:
+        return
+    _, address = split_sender(settings.email_from)
+    if not is_email_address(address):
+        if settings.email_from == DEFAULT_EMAIL_FROM:
+            problem = f"is unset, and its default {DEFAULT_EMAIL_FROM} is not an address SendGrid accepts"
+        else:
+            problem = "is not an email address SendGrid accepts"
+        raise SettingsError(
+            f"HERALD_EMAIL_FROM {problem}: with SENDGRID_API_KEY set, give a sender on a domain verified "
+            "with SendGrid, e.g. herald@example.com or 'Herald <herald@example.com>'"
         )
 
 

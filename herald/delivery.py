@@ -27,6 +27,7 @@ from herald.models import (
 )
 from herald.models.inbox import NotificationContent
 from herald.store import AnswerStore, Store
+from herald.unsubscribe import unsubscribe_url
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,12 @@ class DeliveryService:
         """The message to send; for a question, with its answer links, and an SMS question remembered by phone
         before it goes out, so that a quick reply finds it."""
         n, key = request.notification, request.idempotency_key
-        if not n.actions:
-            return OutboundMessage(n, request.channel, key, contact)
         links = self.answer_links
+        unsubscribe = None
+        if links is not None and request.channel is ChannelName.email:
+            unsubscribe = unsubscribe_url(links, n, utcnow())  # every email: RFC 8058 one-click unsubscribe
+        if not n.actions:
+            return OutboundMessage(n, request.channel, key, contact, unsubscribe_url=unsubscribe)
         if request.channel is ChannelName.sms and contact.phone:
             await AnswerStore(self.store).record_sms_question(
                 phone_key(contact.phone),
@@ -110,7 +114,15 @@ class DeliveryService:
         respond_url = None
         if request.channel in (ChannelName.webhook, ChannelName.push):
             respond_url = links.respond_url(n, AnswerChannel(request.channel.value))
-        return OutboundMessage(n, request.channel, key, contact, action_urls=action_urls, respond_url=respond_url)
+        return OutboundMessage(
+            n,
+            request.channel,
+            key,
+            contact,
+            action_urls=action_urls,
+            respond_url=respond_url,
+            unsubscribe_url=unsubscribe,
+        )
 
     async def _log(
         self,

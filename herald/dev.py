@@ -21,8 +21,13 @@ from herald.answers import load_or_create_secret
 from herald.api.app import API_SHUTDOWN_SECONDS, create_app
 from herald.auth import issue_token
 from herald.channels import PushHub, providers
-from herald.codec import KEY_FILE, CodecConfigError, codec_for, find_codec_keys
-from herald.config import Settings, temporal_binary
+from herald.codec import (
+    KEY_FILE,
+    CodecConfigError,
+    codec_for,
+    find_codec_keys,
+)
+from herald.config import Settings, SettingsError, check_settings, temporal_binary
 from herald.inbox import login_link
 from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, Priority, utcnow
 from herald.search import SERVER_REGISTRATIONS
@@ -140,6 +145,10 @@ async def demo_login_link(store: Store, api_url: str) -> str:
 async def run_dev(
     settings: Settings, ports: DevPorts, *, demo: bool = False, auth: bool = False, link: bool = False
 ) -> None:
+    try:
+        check_settings(settings)  # before anything starts: a sender SendGrid refuses would fail every email
+    except SettingsError as exc:
+        raise RuntimeError(str(exc)) from None
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     # Dev mode: webhooks may point at a receiver on this machine (the SSRF guard is for `herald api`),

@@ -109,6 +109,8 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         # The fake providers listen on 127.0.0.1, as a receiver on a developer's machine would.
         "allow_private_webhooks": True,
         "auth": False,  # tests of auth turn it on
+        # A sender SendGrid accepts: its fake refuses herald@localhost, as SendGrid's mail/send does.
+        "email_from": "herald@example.com",
     }
     values.update(overrides)
     return Settings.model_validate(values)

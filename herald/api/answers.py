@@ -206,7 +206,7 @@ def _refused(exc: AnswerRefused, notification_id: str) -> ApiError:
     return ApiError(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.reason, "action_id")
 
 
-def _secret(services: Services) -> bytes:
+def link_secret(services: Services) -> bytes:
     secret = services.settings.answer_secret
     if secret is None:
         raise ApiError(404, "answer_links_off", "answer links are not configured here: HERALD_ANSWER_SECRET is unset")
@@ -215,7 +215,7 @@ def _secret(services: Services) -> bytes:
 
 def _verified(services: Services, token: str) -> AnswerToken:
     try:
-        return verify_token(_secret(services), token, utcnow())
+        return verify_token(link_secret(services), token, utcnow())
     except TokenError as exc:
         raise ApiError(TOKEN_STATUS[exc.code], f"link_{exc.code}", str(exc), "token") from None
 

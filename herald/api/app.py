@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from herald.answers import check_respond_by
-from herald.api import answers, codec, events, inbox, providers, push, rules, users, web, ws
+from herald.api import answers, codec, events, inbox, providers, push, rules, unsubscribe, users, web, ws
 from herald.api.auth import AuthError, CallerDep, authorize
 from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody, allowed_methods, error_response, store_outage, store_unavailable
@@ -326,6 +326,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(providers.router)
     app.include_router(answers.router)
+    app.include_router(unsubscribe.router)
     app.include_router(ws.router)
     app.include_router(codec.codec_router(settings))
     app.include_router(inbox.router)

@@ -9,7 +9,13 @@ from herald.channels.base import Channel, ContactBook, OutboundMessage, SendResu
 from herald.channels.outbox import OutboxChannel
 from herald.channels.push import PushChannel, PushConnection, PushHub, PushPublisher
 from herald.channels.redis_push import RedisPushPublisher
-from herald.channels.render import email_payload, notification_link, sms_payload, webhook_outbox_payload
+from herald.channels.render import (
+    email_payload,
+    notification_link,
+    preferences_link,
+    sms_payload,
+    webhook_outbox_payload,
+)
 from herald.channels.sendgrid import SendGridChannel
 from herald.channels.smtp import SmtpChannel
 from herald.channels.twilio import TwilioSmsChannel
@@ -96,7 +102,10 @@ def _email(settings: Settings) -> Channel:
             link_base=settings.api_url,
             timeout=_within_send(settings),
         )
-    return _outbox(settings, ChannelName.email, lambda m, link: email_payload(m, settings.email_from, link))
+    preferences = preferences_link(settings.api_url)
+    return _outbox(
+        settings, ChannelName.email, lambda m, link: email_payload(m, settings.email_from, link, preferences)
+    )
 
 
 def _sms(settings: Settings, book: ContactBook) -> Channel:

@@ -32,6 +32,9 @@ class OutboundMessage:
         """The channel's own timeout, shortened to what this send's activity leaves it."""
         return configured if self.timeout is None else min(configured, self.timeout)
 
+    # An email's signed one-click unsubscribe link (herald.unsubscribe); None without HERALD_ANSWER_SECRET.
+    unsubscribe_url: str | None = None
+
 
 @dataclass(frozen=True)
 class SendResult:

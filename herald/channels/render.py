@@ -14,8 +14,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from herald.answers import sms_prompt
 from herald.channels.base import OutboundMessage
 from herald.channels.sms_text import fit_sms
+from herald.config import split_sender
 from herald.errors import ContactMissing
 from herald.models import Priority
+from herald.unsubscribe import ONE_CLICK_POST, scope_of, what_it_stops
 
 
 def subject(message: OutboundMessage) -> str:
@@ -53,7 +55,22 @@ def notification_link(link_base: str | None, notification_id: str) -> str | None
     return f"{link_base.rstrip('/')}/v1/notifications/{notification_id}"
 
 
-def email_bodies(message: OutboundMessage, link: str | None) -> tuple[str, str]:
+def preferences_link(link_base: str | None) -> str | None:
+    """The preference center, the browser page's Preferences view: `{api_url}/#preferences`."""
+    if not link_base:
+        return None
+    return f"{link_base.rstrip('/')}/#preferences"
+
+
+def unsubscribe_headers(message: OutboundMessage) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe: `List-Unsubscribe` with the signed link, and `List-Unsubscribe-Post`
+    saying a POST of `List-Unsubscribe=One-Click` there does it. None without a link (no answer secret)."""
+    if not message.unsubscribe_url:
+        return {}
+    return {"List-Unsubscribe": f"<{message.unsubscribe_url}>", "List-Unsubscribe-Post": ONE_CLICK_POST}
+
+
+def email_bodies(message: OutboundMessage, link: str | None, preferences: str | None = None) -> tuple[str, str]:
     """The (text, html) bodies of an email, the same for SendGrid, SMTP and the outbox."""
     n = message.notification
     context = {
@@ -70,6 +87,10 @@ def email_bodies(message: OutboundMessage, link: str | None) -> tuple[str, str]:
         "actions": [(a.label, message.action_urls[a.id]) for a in n.actions if a.id in message.action_urls],
         "asks": bool(n.actions),
         "respond_by": n.respond_by.isoformat() if n.respond_by else None,
+        # The footer: the preference center, and the one-click link saying what it stops.
+        "preferences": preferences,
+        "unsubscribe": message.unsubscribe_url,
+        "unsubscribe_stops": what_it_stops(scope_of(n), n.priority),
     }
     text = _EMAIL_TEMPLATES.get_template("email.txt.j2").render(context)
     html = _EMAIL_TEMPLATES.get_template("email.html.j2").render(context)
@@ -83,19 +104,32 @@ def _metadata_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
-def email_payload(message: OutboundMessage, sender: str, link: str | None = None) -> dict[str, Any]:
-    """A SendGrid v3 /mail/send body; SendGrid wants text/plain before text/html."""
+def email_payload(
+    message: OutboundMessage, sender: str, link: str | None = None, preferences: str | None = None
+) -> dict[str, Any]:
+    """A SendGrid v3 /mail/send body; SendGrid wants text/plain before text/html.
+
+    The idempotency key rides in `personalizations[0].custom_args` (an object there; the top-level
+    `custom_args` is a string in SendGrid's spec), which SendGrid returns on every event webhook of the message.
+    """
     if not message.contact.email:
         raise ContactMissing("the user has no email address on file")
     n = message.notification
-    text, html = email_bodies(message, link)
-    return {
-        "personalizations": [{"to": [{"email": message.contact.email}]}],
-        "from": {"email": sender},
-        "subject": email_subject(message),
-        "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+    text, html = email_bodies(message, link, preferences)
+    name, address = split_sender(sender)
+    personalization: dict[str, Any] = {
+        "to": [{"email": message.contact.email}],
         "custom_args": {"idempotency_key": message.idempotency_key, "notification_id": n.notification_id},
     }
+    payload: dict[str, Any] = {
+        "personalizations": [personalization],
+        "from": {"email": address or sender, **({"name": name} if name else {})},
+        "subject": email_subject(message),
+        "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+    }
+    if headers := unsubscribe_headers(message):
+        payload["headers"] = headers
+    return payload
 
 
 def sms_payload(message: OutboundMessage, sender: str | None, link: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Email through SendGrid's v3 /mail/send, with the idempotency key in `custom_args`.
+"""Email through SendGrid's v3 /mail/send, with the idempotency key in `personalizations[0].custom_args`.
 
 The `sendgrid` client is blocking (urllib), so every call runs in a worker thread, never on the event loop.
 """
@@ -22,7 +22,7 @@ from herald.channels.base import (
     SendResult,
     cap_retry_after,
 )
-from herald.channels.render import email_payload, notification_link
+from herald.channels.render import email_payload, notification_link, preferences_link
 from herald.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
 from herald.store.bounds import MAX_PROVIDER_ID_CHARS, bound_text
@@ -96,7 +96,7 @@ class SendGridChannel:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         link = notification_link(self._link_base, message.notification.notification_id)
-        payload = email_payload(message, self._sender, link)  # raises ContactMissing
+        payload = email_payload(message, self._sender, link, preferences_link(self._link_base))  # ContactMissing
         try:
             status, headers = await asyncio.to_thread(self._post, payload, message.provider_timeout(self._timeout))
         except HTTPError as exc:

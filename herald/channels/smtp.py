@@ -17,7 +17,13 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from herald.channels.base import OutboundMessage, SendResult
-from herald.channels.render import email_bodies, email_subject, notification_link
+from herald.channels.render import (
+    email_bodies,
+    email_subject,
+    notification_link,
+    preferences_link,
+    unsubscribe_headers,
+)
 from herald.errors import ContactMissing, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName
 
@@ -81,6 +87,8 @@ def build_email(message: OutboundMessage, sender: str, text: str, html: str, dat
     email["Message-ID"] = message_id(message.idempotency_key, sender)
     email["X-Herald-Notification-Id"] = message.notification.notification_id
     email["X-Herald-Idempotency-Key"] = message.idempotency_key
+    for name, value in unsubscribe_headers(message).items():  # RFC 8058 one-click unsubscribe
+        email[name] = value
     email.set_content(text)
     email.add_alternative(html, subtype="html")
     return email
@@ -139,7 +147,7 @@ class SmtpChannel:
         if not message.contact.email:
             raise ContactMissing("the user has no email address on file")
         link = notification_link(self._link_base, message.notification.notification_id)
-        text, html = email_bodies(message, link)
+        text, html = email_bodies(message, link, preferences_link(self._link_base))
         email = build_email(message, self._sender, text, html, datetime.now(UTC))
         target = self._target
         try:

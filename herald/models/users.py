@@ -32,6 +32,11 @@ _PREFERENCE_OBJECT_EXAMPLES = {
 _CHANNEL_SETTING_EXPECTED = 'must be true, false or an object with "enabled" (true or false) and "min_priority"'
 
 
+def is_email_address(value: str) -> bool:
+    """`name@example.com`: one @, no spaces, a dot in the domain (what providers accept as an address)."""
+    return len(value) <= 254 and _EMAIL.fullmatch(value) is not None
+
+
 def parse_quiet_window(value: str) -> tuple[time, time]:
     """`"22:00-07:00"` as its (start, end) wall-clock times; a start after the end crosses midnight."""
     match = _QUIET_WINDOW.fullmatch(value)
@@ -215,7 +220,7 @@ class Contact(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 254 or not _EMAIL.fullmatch(value)):
+        if value is not None and not is_email_address(value):
             raise ValueError("is not an email address (expected name@example.com)")
         return value
 

@@ -192,6 +192,31 @@ class Store:
     async def put_preferences(self, user_id: str, preferences: Preferences) -> None:
         await self._put_json(schema.preferences, user_id, preferences.model_dump(mode="json", exclude_none=True))
 
+    async def update_preferences(
+        self, user_id: str, change: Callable[[Preferences], Preferences]
+    ) -> tuple[Preferences, Preferences]:
+        """Apply `change` to the user's preferences in one transaction (the row locked on PostgreSQL, so a PUT
+        at the same moment is not lost); (before, after). Nothing is written when `change` changes nothing."""
+        table = schema.preferences
+
+        def update(conn: sa.Connection) -> tuple[Preferences, Preferences]:
+            query = sa.select(table.c.data).where(table.c.user_id == user_id).with_for_update()
+            before = preferences_from(conn.scalar(query))
+            after = change(before)
+            if after != before:
+                stmt = self._insert(table).values(
+                    user_id=user_id, data=after.model_dump(mode="json", exclude_none=True), updated_at=utcnow()
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[table.c.user_id],
+                        set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at},
+                    )
+                )
+            return before, after
+
+        return await self.write(update)
+
     async def get_contact(self, user_id: str) -> Contact | None:
         return _contact_from(await self._get_json(schema.contacts, user_id))
 

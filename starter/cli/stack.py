@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from herald.config import Settings
-from starter.cli.common import app, skips_teardown, wants_link
+from herald.config import Settings, SettingsError, check_settings
+from starter.cli.common import app, fail, skips_teardown, wants_link
 
 
 @app.command()
@@ -60,6 +60,10 @@ def api(
     from herald.logs import configure_logging
 
     settings = Settings().model_copy(update={"auth": True})
+    try:
+        check_settings(settings)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
     configure_logging(settings.log_format or "json", settings.log_level)
     if settings.admin_key is None:
         typer.echo("# HERALD_ADMIN_KEY is unset: /v1/rules is closed; manage rules with `herald rules`", err=True)

@@ -80,11 +80,15 @@ def test_email_payload_carries_text_then_html_and_the_idempotency_key() -> None:
     payload = email_payload(message, "herald@example.com", LINK)
     text, html = email_bodies(message, LINK)
     assert payload == {
-        "personalizations": [{"to": [{"email": "alice@example.com"}]}],
+        "personalizations": [
+            {
+                "to": [{"email": "alice@example.com"}],
+                "custom_args": {"idempotency_key": "notification/n-123/email", "notification_id": "n-123"},
+            }
+        ],
         "from": {"email": "herald@example.com"},
         "subject": "[CRITICAL] Deploy failed",
         "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
-        "custom_args": {"idempotency_key": "notification/n-123/email", "notification_id": "n-123"},
     }
 
 

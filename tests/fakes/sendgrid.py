@@ -1,6 +1,9 @@
 """A fake SendGrid v3 API on 127.0.0.1: records every request and answers from a script, one reply per call.
 
-With no script left it answers 202 with an `X-Message-Id`, as SendGrid does for an accepted message.
+With no script left it answers 202 with an `X-Message-Id`, as SendGrid does for an accepted message. Every
+`/v3/mail/send` body is first validated against SendGrid's published OpenAPI description
+(`tests/fakes/specs/tsg_mail_v3.json`): one that does not conform gets SendGrid's 400 with the fields named,
+whatever the script says, so a request the real API would refuse fails the test that sent it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.http import read_body
+from tests.fakes.openapi import SENDGRID_MAIL_SEND
+
+MAIL_SEND_PATH = "/v3/mail/send"
 
 
 @dataclass
@@ -30,6 +36,7 @@ class SendGridRequest:
     headers: dict[str, str]
     body: bytes
     probe: Any = None  # what `on_request` returned while this request was being handled
+    problems: list[tuple[str, str]] = field(default_factory=list)  # why the spec refuses it (then a 400)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -61,8 +68,12 @@ class FakeSendGrid:
         body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         probe = self.on_request() if self.on_request else None
-        self.requests.append(SendGridRequest(scope["method"], scope["path"], headers, body, probe))
-        reply = self.replies.pop(0) if self.replies else Reply()
+        problems = mail_send_problems(body) if scope["path"] == MAIL_SEND_PATH else []
+        self.requests.append(SendGridRequest(scope["method"], scope["path"], headers, body, probe, problems))
+        if problems:
+            reply = Reply(400, body={"errors": [{"message": m, "field": f, "help": None} for f, m in problems]})
+        else:
+            reply = self.replies.pop(0) if self.replies else Reply()
         if reply.delay:
             await asyncio.sleep(reply.delay)
         reply_headers = dict(reply.headers)
@@ -79,3 +90,12 @@ class FakeSendGrid:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+
+def mail_send_problems(body: bytes) -> list[tuple[str, str]]:
+    """What SendGrid's spec refuses in a /v3/mail/send body: (field, message) pairs, none when it conforms."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return [("body", "is not JSON")]
+    return SENDGRID_MAIL_SEND.problems(document)

@@ -1,7 +1,10 @@
 """A loopback stand-in for Twilio's Messages API: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`.
 
 It checks HTTP Basic auth like Twilio (account SID and auth token), records each form body, and answers
-201 with a Twilio-shaped message, or the next scripted error in Twilio's error JSON shape.
+201 with a Twilio-shaped message, or the next scripted error in Twilio's error JSON shape. Each form body is
+first validated against Twilio's published OpenAPI description (`tests/fakes/specs/twilio_api_v2010.json`,
+CreateMessage, with its conditional From/MessagingServiceSid and Body/MediaUrl/ContentSid): one that does not
+conform gets Twilio's 400 (code 21602 or 21603 for a missing body or sender, else 20001), whatever the script says.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tests.fakes.http import read_body
+from tests.fakes.openapi import TWILIO_CREATE_MESSAGE, twilio_conditional_problems
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-zA-Z]+)/Messages\.json$")
 
@@ -26,6 +30,7 @@ class TwilioRequest:
     headers: dict[str, str]
     form: dict[str, list[str]]
     status: int
+    problems: list[tuple[str, str]] = field(default_factory=list)  # why the spec refuses it (then a 400)
 
     def one(self, name: str) -> str | None:
         values = self.form.get(name)
@@ -67,14 +72,20 @@ class FakeTwilio:
         if self.hang:
             await self.release.wait()
         form = parse_qs(body.decode(), keep_blank_values=True)
-        status, reply, extra = self._answer(scope["method"], scope["path"], headers, form)
-        self.requests.append(TwilioRequest(scope["path"], headers, form, status))
+        problems = create_message_problems(form) if MESSAGES_PATH.match(scope["path"]) else []
+        status, reply, extra = self._answer(scope["method"], scope["path"], headers, form, problems)
+        self.requests.append(TwilioRequest(scope["path"], headers, form, status, problems))
         out = [(b"content-type", b"application/json")] + [(k.encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": json.dumps(reply).encode()})
 
     def _answer(
-        self, method: str, path: str, headers: dict[str, str], form: dict[str, list[str]]
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        form: dict[str, list[str]],
+        problems: list[tuple[str, str]],
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         match = MESSAGES_PATH.match(path)
         if method != "POST" or match is None:
@@ -82,6 +93,10 @@ class FakeTwilio:
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if headers.get("authorization") != expected or match["account"] != self.account_sid:
             return 401, error_body(20003, 401, "Authenticate"), {}
+        if problems:
+            field_name, message = problems[0]
+            code = {"Body": 21602, "From": 21603}.get(field_name, 20001)
+            return 400, error_body(code, 400, f"Invalid parameter {field_name}: {message}"), {}
         if self.errors:
             error = self.errors.pop(0)
             return error.status, error_body(error.code, error.status, error.message), error.headers
@@ -122,3 +137,9 @@ def error_body(code: int, status: int, message: str) -> dict[str, Any]:
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
+
+
+def create_message_problems(form: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """What Twilio's spec refuses in a Messages.create form: (field, message) pairs, none when it conforms."""
+    document = TWILIO_CREATE_MESSAGE.form(form)
+    return TWILIO_CREATE_MESSAGE.problems(document) + twilio_conditional_problems(document)

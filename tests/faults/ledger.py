@@ -2,7 +2,7 @@
 
 Counting at the provider is the only honest way to say "nothing lost": Herald's own log could be wrong in
 the same way as the code under test. Each accepted request is counted under the key Herald sent with it
-(SendGrid `custom_args.idempotency_key`, the webhook's `webhook-id`), which is `<workflow_id>/<channel>`;
+(SendGrid `personalizations[0].custom_args.idempotency_key`, the webhook's `webhook-id`), which is `<workflow_id>/<channel>`;
 a key accepted twice is a duplicate the person would have seen twice.
 
 Faults on demand: an error rate (503s at random), a channel that is down (503 until told otherwise) and
@@ -71,7 +71,7 @@ class Ledger:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path = scope["path"]
         if path == SENDGRID_PATH:
-            channel, key, ok = "email", json.loads(body)["custom_args"]["idempotency_key"], 202
+            channel, key, ok = "email", json.loads(body)["personalizations"][0]["custom_args"]["idempotency_key"], 202
         elif path.startswith(HOOK_PREFIX):
             channel, key, ok = "webhook", headers["webhook-id"], 200
         else:

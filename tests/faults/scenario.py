@@ -49,6 +49,7 @@ def provider_env(ledger: Ledger) -> dict[str, str]:
     """Real SendGrid and signed-webhook channels, both pointed at the ledger."""
     return {
         "SENDGRID_API_KEY": "SG.faults",
+        "HERALD_EMAIL_FROM": "herald@example.com",  # SendGrid refuses the default herald@localhost
         "SENDGRID_API_HOST": ledger.sendgrid_host,
         "HERALD_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "HERALD_ALLOW_PRIVATE_WEBHOOKS": "true",

@@ -1,4 +1,4 @@
-"""Settings read the names docs/design.md gives, and nothing else (HOME is not HERALD_HOME)."""
+"""Settings read the names Herald documents, and nothing else (HOME is not HERALD_HOME)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from herald.config import Settings
+from herald.config import Settings, SettingsError, check_settings
 from herald.models import ChannelName
 
 NAMES = [
@@ -19,6 +19,9 @@ NAMES = [
     "HERALD_FALLBACK_ORDER",
     "HERALD_WEBHOOK_SECRET",
     "TWILIO_FROM",
+    "SENDGRID_API_KEY",
+    "SMTP_URL",
+    "HERALD_EMAIL_FROM",
 ]
 
 
@@ -84,3 +87,33 @@ def test_retry_settings_reach_the_delivery_policy(monkeypatch: pytest.MonkeyPatc
     assert policy.retry.initial_interval_seconds == 1.5
     assert policy.retry.maximum_retries == 5
     assert policy.dedup_window_seconds == 60
+
+
+# --- HERALD_EMAIL_FROM with SendGrid: checked before anything starts ---------------------------------------
+
+BAD_SENDERS = ["herald@localhost", "not an address", "Herald <herald@localhost>", "@example.com"]
+
+
+@pytest.mark.parametrize("sender", BAD_SENDERS)
+def test_with_sendgrid_a_sender_sendgrid_refuses_stops_startup(sender: str) -> None:
+    """Before, any HERALD_EMAIL_FROM was taken, and with SendGrid every email then failed with a 400."""
+    settings = Settings.model_validate({"SENDGRID_API_KEY": "SG.key", "email_from": sender})
+    with pytest.raises(SettingsError, match=r"^HERALD_EMAIL_FROM ") as info:
+        check_settings(settings)
+    assert "SENDGRID_API_KEY" in str(info.value)
+
+
+def test_the_unset_default_is_named_as_the_default() -> None:
+    with pytest.raises(SettingsError, match="HERALD_EMAIL_FROM is unset, and its default herald@localhost"):
+        check_settings(Settings.model_validate({"SENDGRID_API_KEY": "SG.key"}))
+
+
+@pytest.mark.parametrize("sender", ["herald@example.com", "Herald <herald@mail.example.com>"])
+def test_a_real_sender_passes(sender: str) -> None:
+    check_settings(Settings.model_validate({"SENDGRID_API_KEY": "SG.key", "email_from": sender}))
+
+
+def test_without_sendgrid_the_default_sender_is_fine() -> None:
+    """The outbox and a local SMTP server take herald@localhost: only SendGrid refuses it."""
+    check_settings(Settings())
+    check_settings(Settings.model_validate({"SMTP_URL": "smtp://127.0.0.1:25"}))

@@ -169,6 +169,7 @@ async def provider_stack(
     sendgrid.port, twilio.port = servers[0][2], servers[1][2]
     extra = {
         "SENDGRID_API_KEY": SENDGRID_KEY,
+        "HERALD_EMAIL_FROM": "herald@example.com",  # SendGrid refuses the default herald@localhost
         "SENDGRID_API_HOST": sendgrid.host,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
