@@ -36,6 +36,7 @@ from herald.models import (
     utcnow,
 )
 from herald.search import SEARCH_ATTRIBUTE_KEYS
+from herald.store import Store
 from starter import HeraldClient
 from starter.client import NotificationHandle
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings
@@ -70,6 +71,17 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
+async def quiet_webhook_user(store: Store, webhook_url: str, window: str) -> None:
+    """ada, reached by webhook only, with quiet hours `window` in Berlin time."""
+    await store.put_contact("ada", Contact(webhook_url=webhook_url))
+    prefs = {
+        "time_zone": "Europe/Berlin",
+        "default": {"push": False, "email": False},
+        "quiet_hours": {"window": window},
+    }
+    await store.put_preferences("ada", Preferences.model_validate(prefs))
+
+
 async def test_quiet_hours_hold_then_send_once_when_the_window_ends(
     skipping: WorkflowEnvironment, tmp_path: Path, fake_http: FakeHTTPServer
 ) -> None:
@@ -80,13 +92,7 @@ async def test_quiet_hours_hold_then_send_once_when_the_window_ends(
     queue = f"quiet-{uuid.uuid4().hex[:8]}"
     path = f"/quiet/{queue}"
     async with open_runtime(settings) as runtime, create_worker(skipping.client, runtime, queue):
-        await runtime.store.put_contact("ada", Contact(webhook_url=fake_http.script(path, 204)))
-        prefs = {
-            "time_zone": "Europe/Berlin",
-            "default": {"push": False, "email": False},
-            "quiet_hours": {"window": window},
-        }
-        await runtime.store.put_preferences("ada", Preferences.model_validate(prefs))
+        await quiet_webhook_user(runtime.store, fake_http.script(path, 204), window)
         client = HeraldClient(skipping.client, queue, FAST_POLICY)
         handle = await client.notify(
             AgentNotification(
@@ -131,13 +137,7 @@ async def test_a_held_notification_survives_a_worker_sigkill_and_is_sent_once(
     )
     worker = herald_worker(tmp_path / "worker.log", env)
     async with open_runtime(settings) as runtime:
-        await runtime.store.put_contact("ada", Contact(webhook_url=fake_http.script(path, 204)))
-        prefs = {
-            "time_zone": "Europe/Berlin",
-            "default": {"push": False, "email": False},
-            "quiet_hours": {"window": window},
-        }
-        await runtime.store.put_preferences("ada", Preferences.model_validate(prefs))
+        await quiet_webhook_user(runtime.store, fake_http.script(path, 204), window)
     client = HeraldClient(temporal_env.client, queue, FAST_POLICY)
     try:
         await worker.start()
