@@ -16,8 +16,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import FastAPI, Path, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,7 +28,7 @@ from temporalio.service import RPCError
 
 from herald.answers import check_respond_by
 from herald.api import answers, codec, events, inbox, providers, push, rules, users, web, ws
-from herald.api.auth import AuthError, CallerDep, authorize
+from herald.api.auth import AuthError, CallerDep, authorize, current_caller
 from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody, allowed_methods, error_response, store_outage, store_unavailable
 from herald.api.views import (
@@ -126,6 +128,30 @@ class RequestLog:
                     status,
                     extra={"method": method, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 1)},
                 )
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def depends_on(dependant: Dependant, call: object) -> bool:
+    """Whether `call` is among a route's dependencies, however deep."""
+    return any(d.call is call or depends_on(d, call) for d in dependant.dependencies)
+
+
+def document_errors(app: FastAPI) -> None:
+    """List in each operation the refusals it can answer, so the published schema names every status:
+    400 and 413 wherever a body is read (the body guard: not UTF-8, too large), 401 and 403 wherever a
+    caller is identified and authorized."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        statuses: list[int] = []
+        if (route.methods or set()) & BODY_METHODS:
+            statuses += [400, 413]
+        if depends_on(route.dependant, current_caller):
+            statuses += [401, 403]
+        for status in statuses:
+            route.responses.setdefault(status, {"model": ErrorBody})
 
 
 class NotificationAccepted(BaseModel):
@@ -325,6 +351,7 @@ def create_app(
     app.include_router(codec.codec_router(settings))
     app.include_router(inbox.router)
     app.include_router(web.router)
+    document_errors(app)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics() -> Response:
