@@ -50,7 +50,19 @@ _URL = re.compile(URL_REGEX)
 class AgentNotification(BaseModel):
     """What an agent sends: one message for one person, on one or more channels."""
 
-    model_config = ConfigDict(extra="forbid")
+    # respond_by and callback_url only with actions: the schema says so with if/then.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"required": [field], "properties": {field: {"type": "string"}}},
+                    "then": {"required": ["actions"], "properties": {"actions": {"minItems": 1}}},
+                }
+                for field in ("respond_by", "callback_url")
+            ]
+        },
+    )
 
     notification_id: Identifier = Field(default_factory=new_notification_id)
     agent_id: Identifier

@@ -49,7 +49,8 @@ class TriggerRule(BaseModel):
 MetricValue = bool | int | float | str
 METRICS_MAX = 200
 METRIC_STRING_MAX_CHARS = 256
-_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+METRIC_NAME_REGEX = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_METRIC_NAME = re.compile(METRIC_NAME_REGEX)
 
 
 class AgentEvent(BaseModel):
@@ -58,7 +59,20 @@ class AgentEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent_id: Identifier
-    metrics: dict[str, MetricValue] = Field(description="up to 200 metrics: numbers, booleans or short strings")
+    metrics: dict[str, MetricValue] = Field(
+        description="up to 200 metrics: numbers, booleans or short strings",
+        json_schema_extra={
+            "maxProperties": METRICS_MAX,
+            "propertyNames": {"pattern": METRIC_NAME_REGEX},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "boolean"},
+                    {"type": "number"},
+                    {"type": "string", "maxLength": METRIC_STRING_MAX_CHARS},
+                ]
+            },
+        },
+    )
     event_id: Identifier = Field(
         default_factory=new_notification_id, description="send the same id again to retry safely"
     )

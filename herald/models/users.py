@@ -190,7 +190,10 @@ class Preferences(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default: ChannelSwitches = Field(default_factory=ChannelSwitches)
-    agents: dict[Identifier, ChannelSwitches] = Field(default_factory=dict)
+    # Keys are agent ids: pydantic publishes them as patternProperties, and nothing else is a key.
+    agents: dict[Identifier, ChannelSwitches] = Field(
+        default_factory=dict, json_schema_extra={"additionalProperties": False}
+    )
     time_zone: str | None = Field(
         default=None,
         description="IANA zone for quiet hours and digests (unset: UTC)",
