@@ -13,7 +13,7 @@ from pydantic import (
     field_validator,
 )
 
-from herald.models.common import ChannelName, Identifier, Priority, _identifier, new_notification_id
+from herald.models.common import ID_REGEX, ChannelName, Identifier, Priority, _identifier, new_notification_id
 from herald.models.delivery import DeliveryPolicy
 from herald.models.notification import AgentNotification
 
@@ -28,7 +28,11 @@ class TriggerRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Identifier
-    agent_id: str = Field(default="*", description="the agent whose events this rule sees, or * for every agent")
+    agent_id: str = Field(
+        default="*",
+        description="the agent whose events this rule sees, or * for every agent",
+        json_schema_extra={"pattern": f"^(\\*|{ID_REGEX[1:-1]})$"},
+    )
     condition: str = Field(min_length=1, max_length=2000, description="a CEL expression over the metrics")
     channels: list[ChannelName] = Field(default_factory=lambda: [ChannelName.push, ChannelName.email], min_length=1)
     priority: Priority = Priority.medium
