@@ -11,22 +11,26 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute, APIRouter
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from herald.answers import check_respond_by
 from herald.api import answers, codec, events, inbox, providers, push, rules, unsubscribe, users, web, ws
-from herald.api.auth import AuthError, CallerDep, authorize
+from herald.api.auth import AuthError, CallerDep, authorize, current_caller
 from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody, allowed_methods, error_response, store_outage, store_unavailable
 from herald.api.views import (
@@ -128,6 +132,37 @@ class RequestLog:
                     status,
                     extra={"method": method, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 1)},
                 )
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def depends_on(dependant: Dependant | Callable[..., Any], call: object) -> bool:
+    """Whether `call` is among a route's (or a dependency's) dependencies, however deep."""
+    if not isinstance(dependant, Dependant):
+        dependant = get_dependant(path="", call=dependant)
+    return dependant.call is call or any(depends_on(d, call) for d in dependant.dependencies)
+
+
+def document_errors(routes: Sequence[BaseRoute], router_dependencies: Sequence[Any] = ()) -> None:
+    """List in each operation the refusals it can answer, so the published schema names every status:
+    400 and 413 wherever a body is read (the body guard: not UTF-8, too large), 401 and 403 wherever a
+    caller is identified and authorized. Included routers are walked, with their own dependencies."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if isinstance(included, APIRouter):
+            document_errors(included.routes, [*router_dependencies, *included.dependencies])
+            continue
+        if not isinstance(route, APIRoute):
+            continue
+        statuses: list[int] = []
+        if (route.methods or set()) & BODY_METHODS:
+            statuses += [400, 413]
+        authorized = any(depends_on(d.dependency, current_caller) for d in router_dependencies if d.dependency)
+        if authorized or depends_on(route.dependant, current_caller):
+            statuses += [401, 403]
+        for status in statuses:
+            route.responses.setdefault(status, {"model": ErrorBody})
 
 
 class NotificationAccepted(BaseModel):
@@ -331,6 +366,7 @@ def create_app(
     app.include_router(codec.codec_router(settings))
     app.include_router(inbox.router)
     app.include_router(web.router)
+    document_errors(app.routes)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics() -> Response:

@@ -77,8 +77,8 @@ def parse_payloads(body: bytes) -> list[Payload]:
     """The protocol's JSON, read with protobuf's own JSON rules (base64 for bytes, as the UI sends)."""
     try:
         data = json.loads(body)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
+        if not isinstance(data, dict) or not isinstance(data.get("payloads"), list):
+            raise ValueError("not an object with a payloads list")
         message = json_format.ParseDict(data, Payloads(), ignore_unknown_fields=True)
     # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError is JSON nested absurdly deep.
     except (json_format.ParseError, ValueError, RecursionError):

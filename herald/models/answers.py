@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from herald.models.common import Identifier
+from herald.models.common import NOT_SPACE, SPACE, Identifier
 
 ACTIONS_MAX = 5
 ACTION_LABEL_MAX_CHARS = 64
@@ -34,7 +34,15 @@ def _action_id(value: str) -> str:
     return value
 
 
-ActionId = Annotated[str, AfterValidator(_action_id)]
+ActionId = Annotated[
+    str,
+    AfterValidator(_action_id),
+    WithJsonSchema({"type": "string", "pattern": ACTION_ID_REGEX, "minLength": 1, "maxLength": 32}),
+]
+# A label is 1-64 characters once each run of whitespace is one space and the ends are stripped.
+ACTION_LABEL_REGEX = (
+    f"^{SPACE}*{NOT_SPACE}(?:{SPACE}+(?={NOT_SPACE})|{NOT_SPACE}){{0,{ACTION_LABEL_MAX_CHARS - 1}}}{SPACE}*$"
+)
 
 
 class Action(BaseModel):
@@ -43,7 +51,10 @@ class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: ActionId
-    label: str
+    label: str = Field(
+        description=f"1-{ACTION_LABEL_MAX_CHARS} characters once whitespace runs are collapsed and the ends stripped",
+        json_schema_extra={"pattern": ACTION_LABEL_REGEX},
+    )
 
     @field_validator("label")
     @classmethod

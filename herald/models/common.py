@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import (
-    AfterValidator,
-)
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 TITLE_MAX_CHARS = 200
 BODY_MAX_BYTES = 10 * 1024
@@ -71,7 +69,49 @@ def _identifier(value: str) -> str:
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_identifier)]
+Identifier = Annotated[
+    str,
+    AfterValidator(_identifier),
+    WithJsonSchema({"type": "string", "pattern": ID_REGEX, "minLength": 1, "maxLength": 128}),
+]
+
+# Whitespace as Python's str.strip() and str.split() see it, spelled out: `\s` differs between Python's regexes
+# and JSON Schema's (ECMA 262), and a published pattern must mean the same to a client as to the server.
+WHITESPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+SPACE, NOT_SPACE = f"[{WHITESPACE}]", f"[^{WHITESPACE}]"
+URL_REGEX = f"^https?://[^{WHITESPACE}/]+(/{NOT_SPACE}*)?$"
+
+
+def stripped_text_pattern(max_chars: int) -> str:
+    """The JSON Schema pattern of a text that, stripped of surrounding whitespace, is 1 to `max_chars` characters."""
+    return f"^{SPACE}*{NOT_SPACE}(?:[\\s\\S]{{0,{max_chars - 2}}}{NOT_SPACE})?{SPACE}*$"
+
+
+def _json_integer(value: object) -> object:
+    """JSON Schema's integer: a number without a fraction. Pydantic alone would also take `true` and `"8"`."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
+# An int field exactly as the schema's `"type": "integer"` says (8 and 8.0, never true or "8").
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+# What a time field takes: an ISO 8601 date and time (a datetime in Python). Pydantic alone would also take a
+# number (seconds since 1970), a string of digits or a bare date, none of which the schema's date-time allows.
+_DATE_TIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+DATE_TIME_PROBLEM = "must be an ISO 8601 date and time, for example 2026-11-21T17:00:00Z"
+
+
+def _date_time(value: object) -> object:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TIME_TEXT.match(value):
+        raise ValueError(DATE_TIME_PROBLEM)
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_date_time)]
 
 
 def new_notification_id() -> str:

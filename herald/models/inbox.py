@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from herald.models.common import ChannelName, Identifier, Priority
+from herald.models.common import ChannelName, Identifier, Priority, Timestamp
 
 # Individually read ids kept past the read-up-to mark. "Mark all read" folds them into the mark, so the list only
 # grows with single clicks between two of those; past the cap the oldest marks are forgotten (shown unread again).
@@ -40,10 +40,19 @@ class InboxReadState(BaseModel):
 class MarkRead(BaseModel):
     """`POST /v1/users/{user_id}/notifications/read`: some notifications by id, or everything up to a time."""
 
-    model_config = ConfigDict(extra="forbid")
+    # At least one of the two, as the validator below insists.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["notification_ids"], "properties": {"notification_ids": {"minItems": 1}}},
+                {"required": ["up_to"], "properties": {"up_to": {"type": "string"}}},
+            ]
+        },
+    )
 
     notification_ids: list[Identifier] = Field(default_factory=list, max_length=MARK_IDS_MAX)
-    up_to: datetime | None = Field(
+    up_to: Timestamp | None = Field(
         default=None, description='"mark all read": everything created at or before this time (ISO 8601)'
     )
 

@@ -22,10 +22,13 @@ from herald.models.common import (
     METADATA_MAX_BYTES,
     METADATA_MAX_DEPTH,
     TITLE_MAX_CHARS,
+    URL_REGEX,
     ChannelName,
     Identifier,
     Priority,
+    Timestamp,
     new_notification_id,
+    stripped_text_pattern,
     utcnow,
 )
 
@@ -41,31 +44,64 @@ def json_depth(value: object) -> int:
     return deepest
 
 
-_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_URL = re.compile(URL_REGEX)
 
 
 class AgentNotification(BaseModel):
     """What an agent sends: one message for one person, on one or more channels."""
 
-    model_config = ConfigDict(extra="forbid")
+    # respond_by and callback_url only with actions: the schema says so with if/then.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"required": [field], "properties": {field: {"type": "string"}}},
+                    "then": {"required": ["actions"], "properties": {"actions": {"minItems": 1}}},
+                }
+                for field in ("respond_by", "callback_url")
+            ]
+        },
+    )
 
     notification_id: Identifier = Field(default_factory=new_notification_id)
     agent_id: Identifier
     user_id: Identifier
-    title: str
-    body: str = ""
+    # The schema says what the validators below enforce, as far as JSON Schema can (see each description).
+    title: str = Field(
+        description=f"1-{TITLE_MAX_CHARS} characters once surrounding whitespace is stripped",
+        json_schema_extra={"pattern": stripped_text_pattern(TITLE_MAX_CHARS)},
+    )
+    body: str = Field(
+        default="",
+        description=f"at most {BODY_MAX_BYTES} bytes as UTF-8 (10 KB)",
+        json_schema_extra={"maxLength": BODY_MAX_BYTES},
+    )
     priority: Priority = Priority.medium
-    channels: list[ChannelName] = Field(default_factory=lambda: [ChannelName.push, ChannelName.email])
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime = Field(default_factory=utcnow)
-    dedup_key: str | None = None
+    channels: list[ChannelName] = Field(
+        default_factory=lambda: [ChannelName.push, ChannelName.email], json_schema_extra={"minItems": 1}
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"any JSON object, at most {METADATA_MAX_BYTES} bytes as JSON, nested at most {METADATA_MAX_DEPTH} deep",
+    )
+    created_at: Timestamp = Field(default_factory=utcnow, description="without a time zone: UTC")
+    dedup_key: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": DEDUP_KEY_MAX_CHARS})
     # A question: the choices offered (up to 5) and, optionally, until when an answer is taken.
-    actions: list[Action] = Field(default_factory=list, description="choices the person may answer with (max 5)")
-    respond_by: datetime | None = Field(
-        default=None, description="answers are taken until then (needs actions; a time zone is required)"
+    actions: list[Action] = Field(
+        default_factory=list,
+        description=f"choices the person may answer with (at most {ACTIONS_MAX}, ids unique)",
+        json_schema_extra={"maxItems": ACTIONS_MAX},
+    )
+    respond_by: Timestamp | None = Field(
+        default=None,
+        description="answers are taken until then: in the future, with a time zone, and only with actions",
     )
     callback_url: str | None = Field(
-        default=None, description="where Herald POSTs the answer (or the expiry), signed like its webhooks"
+        default=None,
+        description="where Herald POSTs the answer (or the expiry), signed like its webhooks; a public address, "
+        "and only with actions",
+        json_schema_extra={"pattern": URL_REGEX, "maxLength": 2048},
     )
 
     @field_validator("title")

@@ -13,7 +13,7 @@ from pydantic import (
     field_validator,
 )
 
-from herald.models.common import ChannelName, Identifier, Priority, _identifier, new_notification_id
+from herald.models.common import ID_REGEX, ChannelName, Identifier, Priority, _identifier, new_notification_id
 from herald.models.delivery import DeliveryPolicy
 from herald.models.notification import AgentNotification
 
@@ -28,7 +28,11 @@ class TriggerRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Identifier
-    agent_id: str = Field(default="*", description="the agent whose events this rule sees, or * for every agent")
+    agent_id: str = Field(
+        default="*",
+        description="the agent whose events this rule sees, or * for every agent",
+        json_schema_extra={"pattern": f"^(\\*|{ID_REGEX[1:-1]})$"},
+    )
     condition: str = Field(min_length=1, max_length=2000, description="a CEL expression over the metrics")
     channels: list[ChannelName] = Field(default_factory=lambda: [ChannelName.push, ChannelName.email], min_length=1)
     priority: Priority = Priority.medium
@@ -49,7 +53,8 @@ class TriggerRule(BaseModel):
 MetricValue = bool | int | float | str
 METRICS_MAX = 200
 METRIC_STRING_MAX_CHARS = 256
-_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+METRIC_NAME_REGEX = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_METRIC_NAME = re.compile(METRIC_NAME_REGEX)
 
 
 class AgentEvent(BaseModel):
@@ -58,7 +63,20 @@ class AgentEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent_id: Identifier
-    metrics: dict[str, MetricValue] = Field(description="up to 200 metrics: numbers, booleans or short strings")
+    metrics: dict[str, MetricValue] = Field(
+        description="up to 200 metrics: numbers, booleans or short strings",
+        json_schema_extra={
+            "maxProperties": METRICS_MAX,
+            "propertyNames": {"pattern": METRIC_NAME_REGEX},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "boolean"},
+                    {"type": "number"},
+                    {"type": "string", "maxLength": METRIC_STRING_MAX_CHARS},
+                ]
+            },
+        },
+    )
     event_id: Identifier = Field(
         default_factory=new_notification_id, description="send the same id again to retry safely"
     )

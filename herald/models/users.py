@@ -5,26 +5,35 @@ from __future__ import annotations
 import re
 from datetime import time
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
 )
+from pydantic.config import JsonDict, JsonValue
 
-from herald.models.common import ChannelName, Identifier, Priority
+from herald.models.common import URL_REGEX, WHITESPACE, ChannelName, Identifier, JsonInt, Priority
 
 DEFAULT_TIME_ZONE = "UTC"
 DEFAULT_DIGEST_HOUR = 8
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
-_QUIET_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+E164_REGEX = r"^\+[1-9][0-9]{6,14}$"
+EMAIL_REGEX = f"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\\.[^@{WHITESPACE}]+$"
+_E164 = re.compile(E164_REGEX)
+_EMAIL = re.compile(EMAIL_REGEX)
+_URL = re.compile(URL_REGEX)
+_HH_MM = "([01][0-9]|2[0-3]):([0-5][0-9])"
+_QUIET_WINDOW = re.compile(f"^{_HH_MM}-{_HH_MM}$")
+# The same, as the schema says it: and the window must not end where it starts.
+QUIET_WINDOW_REGEX = r"^(?!(\d\d:\d\d)-\1$)" + f"{_HH_MM}-{_HH_MM}$"
+# The zones the schema lists: every IANA name this machine's tz database has (the server loads any of them).
+TIME_ZONES: list[JsonValue] = list(sorted(available_timezones()))
 _PREFERENCE_OBJECT_EXAMPLES = {
     "quiet_hours": '{"window": "22:00-07:00", "during": "hold"}',
     "digest": '{"cadence": "daily", "hour": 8, "priorities": "low"}',
@@ -62,7 +71,7 @@ class ChannelPreference(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool | None = Field(default=None, description="unset: inherit (the default level: on)")
+    enabled: StrictBool | None = Field(default=None, description="unset: inherit (the default level: on)")
     min_priority: Priority | None = Field(default=None, description="the lowest priority this channel carries")
 
 
@@ -115,7 +124,10 @@ class QuietHours(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    window: str = Field(description="HH:MM-HH:MM, 24-hour local time; 22:00-07:00 crosses midnight")
+    window: str = Field(
+        description="HH:MM-HH:MM, 24-hour local time; 22:00-07:00 crosses midnight; it may not end where it starts",
+        json_schema_extra={"pattern": QUIET_WINDOW_REGEX},
+    )
     during: QuietHoursAction | None = Field(
         default=None,
         description="hold (when unset): send when the window ends; digest: put them in the digest instead",
@@ -153,7 +165,11 @@ class DigestSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cadence: DigestCadence
-    hour: int | None = Field(default=None, description="daily: the local hour it goes out, 0-23 (unset: 8)")
+    hour: JsonInt | None = Field(
+        default=None,
+        description="daily: the local hour it goes out, 0-23 (unset: 8)",
+        json_schema_extra={"minimum": 0, "maximum": 23},
+    )
     priorities: DigestPriorities | None = Field(default=None, description="low (when unset) or low_and_medium")
 
     @field_validator("hour")
@@ -179,8 +195,15 @@ class Preferences(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default: ChannelSwitches = Field(default_factory=ChannelSwitches)
-    agents: dict[Identifier, ChannelSwitches] = Field(default_factory=dict)
-    time_zone: str | None = Field(default=None, description="IANA zone for quiet hours and digests (unset: UTC)")
+    # Keys are agent ids: pydantic publishes them as patternProperties, and nothing else is a key.
+    agents: dict[Identifier, ChannelSwitches] = Field(
+        default_factory=dict, json_schema_extra={"additionalProperties": False}
+    )
+    time_zone: str | None = Field(
+        default=None,
+        description="IANA zone for quiet hours and digests (unset: UTC)",
+        json_schema_extra={"anyOf": [{"type": "string", "enum": TIME_ZONES}, {"type": "null"}]},
+    )
     quiet_hours: QuietHours | None = None
     digest: DigestSettings | None = Field(default=None, description="unset: off")
 
@@ -204,18 +227,32 @@ class Preferences(BaseModel):
         return ZoneInfo(self.time_zone or DEFAULT_TIME_ZONE)
 
 
+_READ_ONLY: JsonDict = {"readOnly": True}
+
+
 class Contact(BaseModel):
     """Where a user can be reached. Personal data: it stays in the store, never in workflow history."""
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str | None = None
-    phone: str | None = None
-    webhook_url: str | None = None
+    email: str | None = Field(default=None, json_schema_extra={"pattern": EMAIL_REGEX, "maxLength": 254})
+    phone: str | None = Field(
+        default=None,
+        description="E.164, and a number that exists for its country code",
+        json_schema_extra={"pattern": E164_REGEX},
+    )
+    webhook_url: str | None = Field(
+        default=None, description="an http(s) URL of a public address", json_schema_extra={"pattern": URL_REGEX}
+    )
     # Set by Herald, never by the user: why a provider refused the number or the endpoint. Sends to a
-    # refused address stop at once (and fall back); saving the contact again clears the mark.
-    phone_rejected: str | None = None
-    webhook_disabled: str | None = None
+    # refused address stop at once (and fall back); saving the contact again clears the mark (so a PUT that
+    # sends them sets nothing: they are read-only).
+    phone_rejected: str | None = Field(
+        default=None, description="set by Herald: why the SMS provider refused the number", json_schema_extra=_READ_ONLY
+    )
+    webhook_disabled: str | None = Field(
+        default=None, description="set by Herald: why webhooks to the URL stopped", json_schema_extra=_READ_ONLY
+    )
 
     @field_validator("email")
     @classmethod
@@ -253,9 +290,13 @@ class PushSubscription(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    endpoint: str = Field(max_length=2048, description="the push service URL for this browser")
+    endpoint: str = Field(
+        max_length=2048,
+        description="the push service URL for this browser (a public address)",
+        json_schema_extra={"pattern": URL_REGEX},
+    )
     keys: PushKeys
-    expirationTime: int | None = None
+    expirationTime: JsonInt | None = None
 
     @field_validator("endpoint")
     @classmethod
