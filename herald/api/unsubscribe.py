@@ -35,6 +35,11 @@ router = APIRouter(tags=["unsubscribe"])
 
 Token = Annotated[str, Path(max_length=512, description="a signed unsubscribe link's token")]
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+ONE_CLICK_FORM = {
+    "type": "object",
+    "properties": {ONE_CLICK_FIELD: {"type": "string", "enum": [ONE_CLICK_VALUE]}},
+    "required": [ONE_CLICK_FIELD],
+}
 
 
 def _verified(deps: Deps, token: str) -> UnsubscribeToken:
@@ -67,6 +72,10 @@ async def unsubscribe_page(token: Token, deps: Deps) -> HTMLResponse:
     "/v1/unsubscribe/{token}",
     response_class=HTMLResponse,
     responses={200: {"content": {"text/html": {}}}, **LINK_ERRORS, 415: LINK_ERRORS[422]},
+    # The body is read by hand (a form, two encodings): the schema says what the route takes.
+    openapi_extra={
+        "requestBody": {"required": True, "content": {media: {"schema": ONE_CLICK_FORM} for media in FORM_TYPES}}
+    },
 )
 async def unsubscribe(token: Token, request: Request, deps: Deps) -> HTMLResponse:
     """RFC 8058 one-click: the body is the form `List-Unsubscribe=One-Click` (urlencoded or multipart), sent by
