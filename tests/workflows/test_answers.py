@@ -656,7 +656,7 @@ async def test_the_same_question_asked_twice_is_asked_once_and_both_askers_get_t
     assert repeat_outcome.duplicate_of == first.notification_id and repeat_outcome.channels == {}
     # Asked once: one email reached SendGrid, for the first question.
     [mail] = stack.sendgrid.requests
-    assert mail.json()["custom_args"]["notification_id"] == first.notification_id
+    assert mail.json()["personalizations"][0]["custom_args"]["notification_id"] == first.notification_id
     [called] = fake_http.received(callback_path)
     event = Webhook(WEBHOOK_SECRET).verify(called.body, dict(called.headers.items()))
     assert event["type"] == "notification.answered" and event["data"]["notification_id"] == repeat.notification_id
