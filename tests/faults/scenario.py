@@ -147,7 +147,10 @@ def record_result(name: str, counted: Tally, **details: object) -> None:
     if not folder:
         return
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=False)
+    # Changes to the code, not the results this run is writing.
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", ":!bench/results"], capture_output=True, text=True, check=False
+    )
     document = {
         "name": name,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
