@@ -148,13 +148,30 @@ async def test_the_service_worker_shows_a_web_push_message_from_the_root_scope(s
     )
     assert scope == f"{session.api.url}/"
     cdp = await page.context.new_cdp_session(page)
-    registrations: list[dict[str, object]] = []
-    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
+    registrations: dict[str, str] = {}  # scope URL -> registration id, live ones only
+    activated: set[str] = set()  # registration ids whose version is activated and running
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.update(
+            {r["scopeURL"]: r["registrationId"] for r in event["registrations"] if not r["isDeleted"]}
+        ),
+    )
+    cdp.on(
+        "ServiceWorker.workerVersionUpdated",
+        lambda event: activated.update(
+            v["registrationId"]
+            for v in event["versions"]
+            if v["status"] == "activated" and v["runningStatus"] == "running"
+        ),
+    )
     await cdp.send("ServiceWorker.enable")
-    for _ in range(100):
-        if registrations:
+    # DevTools reports the registration before its version runs; a push handed over before the worker was
+    # reported running was sometimes never shown (1 run in 20 on a loaded machine, and once in CI).
+    for _ in range(WAIT_MS // 50):
+        if registrations.get(scope) in activated:
             break
         await page.wait_for_timeout(50)
+    assert registrations.get(scope) in activated, f"no running worker for {scope}: {registrations}, {activated}"
     payload = {
         "type": "notification",
         "notification_id": "n-push-1",
@@ -165,18 +182,19 @@ async def test_the_service_worker_shows_a_web_push_message_from_the_root_scope(s
     }
     await cdp.send(
         "ServiceWorker.deliverPushMessage",
-        {"origin": session.api.url, "registrationId": registrations[0]["registrationId"], "data": json.dumps(payload)},
+        {"origin": session.api.url, "registrationId": registrations[scope], "data": json.dumps(payload)},
     )
     shown = await page.evaluate(
-        """async () => {
+        """async (tries) => {
             const registration = await navigator.serviceWorker.ready;
-            for (let i = 0; i < 100; i += 1) {
+            for (let i = 0; i < tries; i += 1) {
                 const [n] = await registration.getNotifications();
                 if (n) return {title: n.title, body: n.body, tag: n.tag, sticky: n.requireInteraction};
                 await new Promise((resolve) => setTimeout(resolve, 50));
             }
             return null;
-        }"""
+        }""",
+        WAIT_MS // 50,
     )
     assert shown == {
         "title": "Payments are failing",
