@@ -12,7 +12,6 @@ import os
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
@@ -50,6 +49,7 @@ from herald.config import Settings
 from herald.logs import bind, log_scope
 from herald.metrics import HTTP_LATENCY, HTTP_REQUESTS, NOTIFICATIONS_ACCEPTED, exposition
 from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority, utcnow
+from herald.models.common import Timestamp
 from herald.store import Store
 from herald.validation import describe
 from starter.client import HeraldClient, NotificationIdTaken
@@ -331,7 +331,7 @@ def create_app(
         ] = None,
         status: NotificationStatus | None = None,
         priority: Priority | None = None,
-        since: Annotated[datetime | None, Query(description="recorded at or after this time (ISO 8601)")] = None,
+        since: Annotated[Timestamp | None, Query(description="recorded at or after this time (ISO 8601)")] = None,
         limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 50,
         cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
     ) -> NotificationPage:

@@ -36,9 +36,15 @@ PAYLOADS_SCHEMA: dict[str, object] = {
             "type": "array",
             "items": {
                 "type": "object",
+                # Protobuf's JSON mapping: a field given as null takes its default (empty).
                 "properties": {
-                    "metadata": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
-                    "data": {"type": "string", "format": "byte"},
+                    "metadata": {
+                        "anyOf": [
+                            {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
+                            {"type": "null"},
+                        ]
+                    },
+                    "data": {"anyOf": [{"type": "string", "format": "byte"}, {"type": "null"}]},
                 },
             },
         }
@@ -79,6 +85,8 @@ def parse_payloads(body: bytes) -> list[Payload]:
         data = json.loads(body)
         if not isinstance(data, dict) or not isinstance(data.get("payloads"), list):
             raise ValueError("not an object with a payloads list")
+        if not all(isinstance(payload, dict) for payload in data["payloads"]):
+            raise ValueError("a payload that is not an object")
         message = json_format.ParseDict(data, Payloads(), ignore_unknown_fields=True)
     # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError is JSON nested absurdly deep.
     except (json_format.ParseError, ValueError, RecursionError):

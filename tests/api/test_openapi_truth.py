@@ -140,3 +140,28 @@ async def test_herald_set_contact_fields_are_read_only(api: httpx.AsyncClient, f
     response = await api.put("/v1/users/ada/contact", json={"email": "ada@example.com", field: "set by a client"})
     assert response.status_code == 200, response.text
     assert field not in response.json()
+
+
+async def test_since_is_a_date_time_not_a_number(api: httpx.AsyncClient) -> None:
+    """`since=0.5` was read as 0.5 seconds after 1970 and answered 200, though the parameter is published
+    as an ISO 8601 date-time; now it is a 422 that names `since`."""
+    parameters = {p["name"]: p for p in operation("get", "/v1/notifications")["parameters"]}
+    since = parameters["since"]["schema"]
+    published = since.get("anyOf", [since])[0]
+    assert published == {"type": "string", "format": "date-time"}
+    response = await api.get("/v1/notifications", params={"user_id": "ada", "since": "0.5"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "since"
+    fine = await api.get("/v1/notifications", params={"user_id": "ada", "since": "2026-12-01T00:00:00Z"})
+    assert fine.status_code == 200, fine.text
+
+
+@pytest.mark.parametrize("route", ["/codec/encode", "/codec/decode"])
+async def test_codec_refuses_a_payload_that_is_not_an_object(api: httpx.AsyncClient, route: str) -> None:
+    """`{"payloads": ["AAA"]}` was decoded as protobuf's base64 form of a whole message and answered 200, though
+    the schema says each payload is an object; now it is a 400 that names `payloads`."""
+    assert not body_ok("post", route, {"payloads": ["AAA"]})
+    response = await api.post(route, json={"payloads": ["AAA"]})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "payloads"
+    assert body_ok("post", route, {"payloads": [{"metadata": None, "data": None}]}), "protobuf JSON allows null"
