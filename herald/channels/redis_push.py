@@ -413,7 +413,7 @@ class RedisPushRelay:
 async def _close(pubsub: PubSub) -> None:
     """Close a PubSub and its connection, which drops its subscriptions on the server too."""
     with contextlib.suppress(RedisError, OSError):
-        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves PubSub untyped
+        await pubsub.aclose()
 
 
 def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
