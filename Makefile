@@ -43,7 +43,7 @@ run: install
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy herald workflows activities starter worker.py
+	$(BIN)/mypy herald herald_cli workflows activities starter worker.py
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: install
@@ -51,7 +51,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy herald workflows activities starter worker.py
+	$(BIN)/mypy herald herald_cli workflows activities starter worker.py
 
 ## Re-record tests/histories after an intended, versioned workflow change.
 histories: install

@@ -37,15 +37,15 @@ from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
 from activities import build_activities
-from herald.answers import links_from_settings
-from herald.callbacks import AgentCallbacks
-from herald.channels import Channel, PushHub, build_channels
-from herald.codec import KEY_ID_METADATA, EncryptionCodec
+from herald.adapters.channels import Channel, PushHub, build_channels
+from herald.adapters.codec import KEY_ID_METADATA, EncryptionCodec
+from herald.adapters.logs import configure_logging
+from herald.adapters.metrics import serve_metrics
+from herald.adapters.store import Store
 from herald.config import Settings, SettingsError, check_settings
-from herald.logs import configure_logging
-from herald.metrics import serve_metrics
+from herald.domain.answers import links_from_settings
 from herald.models import ChannelName, RetentionRequest
-from herald.store import Store
+from herald.services.callbacks import AgentCallbacks
 from starter.client import connect_temporal
 from workflows import ALL_WORKFLOWS
 from workflows.retention import RetentionWorkflow

@@ -12,12 +12,12 @@ from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
 from activities.retention import RetentionActivities
-from herald.answers import AnswerLinks
-from herald.callbacks import AgentCallbacks
-from herald.channels import Channel
-from herald.delivery import DeliveryService
+from herald.adapters.channels import Channel
+from herald.adapters.store import Store
+from herald.domain.answers import AnswerLinks
 from herald.models import ChannelName
-from herald.store import Store
+from herald.services.callbacks import AgentCallbacks
+from herald.services.delivery import DeliveryService
 
 __all__ = [
     "AnswerActivities",

@@ -6,9 +6,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.delivery import to_application_error
-from herald.callbacks import AgentCallbacks
-from herald.errors import DeliveryError
+from herald.domain.errors import DeliveryError
 from herald.models import AgentCallback, utcnow
+from herald.services.callbacks import AgentCallbacks
 
 
 class AnswerActivities:

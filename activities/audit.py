@@ -7,9 +7,9 @@ import logging
 
 from temporalio import activity
 
-from herald import metrics
+from herald.adapters import metrics
+from herald.adapters.store import Store
 from herald.models import NotificationOutcome, OpsAlert
-from herald.store import Store
 
 log = logging.getLogger("herald.ops")
 audit_log = logging.getLogger("herald.audit")

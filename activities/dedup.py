@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from herald.adapters.store import Store
 from herald.models import DedupCheck, DedupResult
-from herald.store import Store
 
 
 class DedupActivities:

@@ -7,10 +7,10 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from herald.channels.base import cap_retry_after
-from herald.delivery import DeliveryService
-from herald.errors import DeliveryError, TransientDeliveryError
+from herald.adapters.channels.base import cap_retry_after
+from herald.domain.errors import DeliveryError, TransientDeliveryError
 from herald.models import DeliveryReceipt, DeliveryRequest
+from herald.services.delivery import DeliveryService
 
 
 def to_application_error(error: DeliveryError, attempt: int, *, local: bool = False) -> ApplicationError:

@@ -7,11 +7,11 @@ from datetime import datetime
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
-from herald import metrics
+from herald.adapters import metrics
+from herald.adapters.store import Store
+from herald.domain.schedule import next_digest_at
 from herald.models import DigestEnqueue, DigestRecord, DigestSchedule, DigestStart
 from herald.models.inbox import NotificationContent
-from herald.schedule import next_digest_at
-from herald.store import Store
 
 
 class DigestActivities:

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from temporalio import activity
 
-from herald.answers import snooze_scopes
+from herald.adapters.store import AnswerStore, Store
+from herald.domain.answers import snooze_scopes
+from herald.domain.routing import merge_preferences, route_for
 from herald.models import ChannelName, EnabledChannels, PreferenceQuery, Priority, utcnow
-from herald.routing import merge_preferences, route_for
-from herald.store import AnswerStore, Store
 
 
 class PreferenceActivities:

@@ -7,9 +7,9 @@ import logging
 
 from temporalio import activity
 
-from herald import metrics
+from herald.adapters import metrics
+from herald.adapters.store import AnswerStore, Store
 from herald.models import PurgeRequest, RetentionReport
-from herald.store import AnswerStore, Store
 
 log = logging.getLogger("herald.retention")
 

@@ -106,8 +106,8 @@ class Sinks:
     async def _open(self, home: Path) -> None:
         from bench.pipeline import USERS
         from bench.stack import BenchSettings
-        from herald.channels import PushHub, build_channels
-        from herald.store import Store
+        from herald.adapters.channels import PushHub, build_channels
+        from herald.adapters.store import Store
 
         self.settings = BenchSettings(home=home, auth=False, log_level="WARNING")
         self.store = await Store.open(self.settings.resolved_database_url)
@@ -131,9 +131,9 @@ class Sinks:
 
     async def deliver(self, payload: dict[str, Any], channel_name: str) -> str:
         """A hand-written notifier's task body: preferences, contact, send."""
-        from herald.channels.base import OutboundMessage
+        from herald.adapters.channels.base import OutboundMessage
+        from herald.domain.routing import route
         from herald.models import AgentNotification, ChannelName, Contact, utcnow
-        from herald.routing import route
 
         notification = AgentNotification.model_validate(payload)
         channel = ChannelName(channel_name)
@@ -469,7 +469,7 @@ def celery_home() -> Iterator[Path]:
 async def prepare_celery_store(home: Path) -> None:
     from bench.pipeline import prepare
     from bench.stack import BenchSettings
-    from herald.store import Store
+    from herald.adapters.store import Store
 
     store = await Store.open(BenchSettings(home=home, auth=False).resolved_database_url)
     try:

@@ -32,11 +32,11 @@ import httpx
 import psutil
 
 from bench.common import ROOT, save_result
-from herald.dev import stop_process
+from herald.adapters.store import Store
+from herald.domain.rules import RuleBook
 from herald.models import TriggerRule
-from herald.rule_cache import RuleCache
-from herald.rules import RuleBook
-from herald.store import Store
+from herald.services.rule_cache import RuleCache
+from herald_cli.dev import stop_process
 
 RULE_COUNT = 100
 AGENT_ID = "bench-agent"

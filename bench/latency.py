@@ -29,9 +29,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.common import save_result
 from bench.empty import EmptyWorkflow
 from bench.stack import TASK_QUEUE, Stack, console, embedded_stack, median, percentile, progress_bar, run_main
-from herald.auth import issue_token
+from herald.adapters.store import Store
 from herald.models import ChannelName, Contact, TriggerRule
-from herald.store import Store
+from herald.services.auth import issue_token
 
 AGENT = "bench-agent"
 USER = "bench-user"

@@ -34,6 +34,7 @@ from bench.stack import (
     summarize_profile,
     write_text,
 )
+from herald.adapters.store import Store
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -45,7 +46,6 @@ from herald.models import (
     Preferences,
     Priority,
 )
-from herald.store import Store
 
 AGENT = "bench-agent"
 USERS = [f"bench-user-{i}" for i in range(10)]

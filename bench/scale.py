@@ -31,8 +31,8 @@ from bench.common import RESULTS, save_result
 from bench.pipeline import USERS, fully_delivered, notification
 from bench.pipeline import prepare as prepare_pipeline_users
 from bench.stack import Batch, Stack, console, drive, embedded_stack, measure, progress_bar, run_main, settle
+from herald.adapters.store import Store, schema
 from herald.models import DigestCadence, DigestItem, DigestSettings, DigestStart, Preferences, Priority, utcnow
-from herald.store import Store, schema
 
 IN_FLIGHT = 200
 FULL_NOTIFICATIONS = [1000, 5000, 20000]

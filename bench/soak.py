@@ -37,8 +37,8 @@ import psutil
 import sqlalchemy as sa
 
 from bench.common import RESULTS, save_result
+from herald.adapters.store import Store, schema
 from herald.models import AgentNotification, ChannelName
-from herald.store import Store, schema
 from tests.fakes.http import start_fake
 from tests.faults.ledger import Ledger, keys, tally
 from tests.faults.procs import HeraldApi, TemporalServer, herald_env, herald_worker

@@ -48,11 +48,11 @@ from temporalio.worker import Worker
 
 from bench.common import ROOT
 from bench.empty import EmptyWorkflow
+from herald.adapters.channels import PushConnection, PushHub
+from herald.adapters.store import Store
 from herald.api.app import create_app
-from herald.channels import PushConnection, PushHub
 from herald.config import Settings
-from herald.dev import DevPorts, connect_with_retry, dev_codec_settings, stop_process, temporal_command
-from herald.store import Store
+from herald_cli.dev import DevPorts, connect_with_retry, dev_codec_settings, stop_process, temporal_command
 from starter.client import HeraldClient
 from worker import Runtime, create_worker, open_runtime
 

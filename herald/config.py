@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = Field(default=None, validation_alias="TEMPORAL_TLS_SERVER_NAME")
     temporal_api_key: SecretStr | None = Field(default=None, validation_alias="TEMPORAL_API_KEY")
     # `keyid:base64key[,keyid:base64key...]`: the first key encrypts Temporal payloads, every key decrypts
-    # (herald/codec.py). Unset: the keys in HERALD_HOME/codec.key, which `herald dev` makes, when that file exists
+    # (herald/adapters/codec.py). Unset: the keys in HERALD_HOME/codec.key, which `herald dev` makes, when that file exists
     # (herald.codec.find_codec_keys, for every process); else payloads go unencrypted.
     codec_keys: SecretStr | None = None
     # Browser origins of the Temporal UI allowed to call the codec endpoint (comma-separated).

@@ -19,10 +19,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from herald import answers, search
-from herald.codec import CodecError, CodecMismatch, codec_data_converter, codec_for
+from herald.adapters.codec import CodecError, CodecMismatch, codec_data_converter, codec_for
+from herald.adapters.store import AnswerStore, Store
 from herald.config import Settings
-from herald.events import in_plan_order, match_event, plan_firings, split_by_cooldown
+from herald.domain import answers, search
+from herald.domain.events import in_plan_order, match_event, plan_firings, split_by_cooldown
 from herald.models import (
     SNOOZE_ACTION,
     SNOOZE_SECONDS,
@@ -47,8 +48,7 @@ from herald.models import (
     Snooze,
     utcnow,
 )
-from herald.rule_cache import RuleCache
-from herald.store import AnswerStore, Store
+from herald.services.rule_cache import RuleCache
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 

@@ -14,11 +14,11 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from herald.channels import PushConnection
+from herald.adapters.channels import PushConnection
+from herald.adapters.store import Store
 from herald.config import Settings, temporal_binary
+from herald.domain.search import SEARCH_ATTRIBUTE_KEYS
 from herald.models import DeliveryPolicy, RetrySettings
-from herald.search import SEARCH_ATTRIBUTE_KEYS
-from herald.store import Store
 from starter import HeraldClient
 from tests.fakes.http import FakeHTTPServer, start_fake
 from worker import Runtime, create_worker, open_runtime

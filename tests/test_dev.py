@@ -17,11 +17,11 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from herald.auth import issue_token
-from herald.codec import CodecKey, CodecMismatch
+from herald.adapters.codec import CodecKey, CodecMismatch
+from herald.adapters.store import Store
 from herald.config import Settings
 from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus
-from herald.store import Store
+from herald.services.auth import issue_token
 from starter import HeraldClient
 from tests.starter.cli import HERALD, run_cli
 

@@ -24,8 +24,8 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.digest import DigestActivities
-    from herald import search
-    from herald.digest import digest_notification
+    from herald.domain import search
+    from herald.domain.digest import digest_notification
     from herald.models import DigestItem, DigestRecord, DigestSchedule, DigestStart, NotificationRequest
     from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT, NotificationWorkflow
 

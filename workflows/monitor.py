@@ -25,7 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from herald import events, search
+    from herald.domain import events, search
     from herald.models import (
         CooledDownRule,
         EmitResult,

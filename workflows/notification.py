@@ -27,9 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
-    from herald import answers, retry, routing, search
-    from herald.dedup import content_key, question_key
-    from herald.digest import digest_item
+    from herald.domain import answers, retry, routing, search
+    from herald.domain.dedup import content_key, question_key
+    from herald.domain.digest import digest_item
     from herald.models import (
         AgentCallback,
         Answer,

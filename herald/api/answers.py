@@ -21,8 +21,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from herald import search
-from herald.answers import (
+from herald.adapters.logs import bind
+from herald.adapters.store import AnswerStore
+from herald.api.auth import Caller, CallerDep, authorize
+from herald.api.deps import Deps, Services
+from herald.api.errors import ApiError, ErrorBody, temporal_unavailable
+from herald.api.providers import signed_twilio_form
+from herald.api.views import QUERY_TIMEOUT, check_visible, notification_not_found
+from herald.domain import search
+from herald.domain.answers import (
     AnswerToken,
     TokenError,
     link_update_id,
@@ -31,14 +38,7 @@ from herald.answers import (
     sms_prompt,
     verify_token,
 )
-from herald.api.auth import Caller, CallerDep, authorize
-from herald.api.deps import Deps, Services
-from herald.api.errors import ApiError, ErrorBody, temporal_unavailable
-from herald.api.providers import signed_twilio_form
-from herald.api.views import QUERY_TIMEOUT, check_visible, notification_not_found
-from herald.logs import bind
 from herald.models import ID_REGEX, Action, Answer, AnswerChannel, RespondBody, utcnow
-from herald.store import AnswerStore
 from starter.client import AnswerRefused, AnswerTimeout
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,11 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
-from herald.answers import check_respond_by
+from herald.adapters.channels.push import PushHub
+from herald.adapters.channels.redis_push import RedisPushRelay
+from herald.adapters.logs import bind, log_scope
+from herald.adapters.metrics import HTTP_LATENCY, HTTP_REQUESTS, NOTIFICATIONS_ACCEPTED, exposition
+from herald.adapters.store import Store
 from herald.api import answers, codec, events, inbox, providers, push, rules, unsubscribe, users, web, ws
 from herald.api.auth import AuthError, CallerDep, authorize, current_caller
 from herald.api.deps import Deps, Services
@@ -43,15 +47,11 @@ from herald.api.views import (
     load_notification,
     notification_not_found,
 )
-from herald.channels.push import PushHub
-from herald.channels.redis_push import RedisPushRelay
 from herald.config import Settings
-from herald.logs import bind, log_scope
-from herald.metrics import HTTP_LATENCY, HTTP_REQUESTS, NOTIFICATIONS_ACCEPTED, exposition
+from herald.domain.answers import check_respond_by
+from herald.domain.validation import describe
 from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority, utcnow
 from herald.models.common import Timestamp
-from herald.store import Store
-from herald.validation import describe
 from starter.client import HeraldClient, NotificationIdTaken
 
 NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]

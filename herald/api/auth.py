@@ -16,11 +16,11 @@ from typing import Annotated, Literal
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from herald.adapters.store import Store
 from herald.api.deps import Deps, UserId
 from herald.api.errors import ApiError
-from herald.auth import resolve_token
 from herald.config import Settings
-from herald.store import Store
+from herald.services.auth import resolve_token
 
 bearer_scheme = HTTPBearer(
     auto_error=False,

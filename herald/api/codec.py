@@ -19,10 +19,10 @@ from fastapi.routing import APIRoute
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from herald.adapters.codec import CodecError, EncryptionCodec, codec_for
 from herald.api.auth import AdminOnly, AuthError
 from herald.api.deps import services_of
 from herald.api.errors import ApiError, ErrorBody, error_response
-from herald.codec import CodecError, EncryptionCodec, codec_for
 from herald.config import Settings
 
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Namespace")

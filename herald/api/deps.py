@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from temporalio.service import RPCError
 
+from herald.adapters.channels.push import PushHub
+from herald.adapters.codec import CodecMismatch
+from herald.adapters.store import Store
 from herald.api.errors import ApiError
-from herald.channels.push import PushHub
-from herald.codec import CodecMismatch
 from herald.config import Settings
 from herald.models import ID_REGEX
-from herald.rule_cache import RuleCache
-from herald.store import Store
+from herald.services.rule_cache import RuleCache
 from starter.client import HeraldClient
 
 log = logging.getLogger("herald.api")

@@ -15,14 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from herald.adapters.metrics import EVENTS_FIRED, EVENTS_RECEIVED
 from herald.api.auth import CallerDep, authorize
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
 from herald.api.guard import body_problem
-from herald.events import match_event
-from herald.metrics import EVENTS_FIRED, EVENTS_RECEIVED
+from herald.domain.events import match_event
 from herald.models import AgentEvent, EmitResult
-from herald.rule_cache import RuleCache
+from herald.services.rule_cache import RuleCache
 from starter.client import HeraldClient
 
 router = APIRouter(tags=["events"])

@@ -1,7 +1,7 @@
 """What the browser page needs beyond the public surface: who a token is, read marks, and test notifications.
 
 `GET /v1/me` names the token's user, so a page opened from a login link knows whose inbox it shows.
-Read marks are a read-up-to time plus ids read one by one (herald/inbox.py decides); the page marks items
+Read marks are a read-up-to time plus ids read one by one (herald/domain/inbox.py decides); the page marks items
 read and "mark all read", and applies the same rule to what it shows. A test notification is an ordinary
 NotificationWorkflow from agent `herald`, on the one channel asked for, without fallback to other channels.
 """
@@ -15,14 +15,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from temporalio.service import RPCError
 
+from herald.adapters.logs import bind
 from herald.api.auth import MISSING_TOKEN, UNKNOWN_TOKEN, PathUserOnly, bearer_scheme, is_admin_key, unauthorized
 from herald.api.deps import Deps, UserId
 from herald.api.errors import ApiError, ErrorBody
-from herald.auth import resolve_token
-from herald.inbox import build_test_notification, mark_read
-from herald.logs import bind
+from herald.domain.inbox import build_test_notification, mark_read
 from herald.models import new_notification_id, utcnow
 from herald.models.inbox import InboxReadState, MarkRead, TestNotificationRequest
+from herald.services.auth import resolve_token
 from starter.client import HeraldClient
 
 router = APIRouter(tags=["inbox"])

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from herald.adapters.channels.webpush import subscription_keys_problem
+from herald.adapters.vapid import application_server_key
 from herald.api.auth import PathUserOnly
 from herald.api.deps import Deps, UserId
 from herald.api.errors import ApiError, ErrorBody
-from herald.channels.webpush import subscription_keys_problem
 from herald.models import PushSubscription
-from herald.vapid import application_server_key
 
 router = APIRouter(tags=["push"])
 

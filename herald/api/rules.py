@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from herald.api.auth import AdminOnly
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
+from herald.domain.rules import RuleProblem, compile_rule
 from herald.models import ID_REGEX, Identifier, TriggerRule
-from herald.rules import RuleProblem, compile_rule
 
 router = APIRouter(
     tags=["rules"],

@@ -14,13 +14,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
-from herald.answers import TokenError
+from herald.adapters.channels.render import preferences_link
 from herald.api.answers import LINK_ERRORS, TOKEN_STATUS, link_secret, page
 from herald.api.deps import Deps
 from herald.api.errors import ApiError
-from herald.channels.render import preferences_link
-from herald.models import utcnow
-from herald.unsubscribe import (
+from herald.domain.answers import TokenError
+from herald.domain.unsubscribe import (
     ONE_CLICK_FIELD,
     ONE_CLICK_VALUE,
     UnsubscribeToken,
@@ -28,6 +27,7 @@ from herald.unsubscribe import (
     verify_unsubscribe,
     what_it_stops,
 )
+from herald.models import utcnow
 
 log = logging.getLogger(__name__)
 

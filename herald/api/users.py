@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from herald.adapters.netguard import UnsafeURL, check_public_url
 from herald.api.auth import PathUserOnly
 from herald.api.deps import Deps, UserId
 from herald.api.errors import ApiError, ErrorBody
 from herald.models import Contact, Preferences
-from herald.netguard import UnsafeURL, check_public_url
 
 router = APIRouter(
     tags=["users"],

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
+from herald.adapters.store import AnswerStore, RecordedOutcome, Store
 from herald.api.auth import AuthError, Caller, access_problem
 from herald.api.errors import ApiError
 from herald.models import (
@@ -23,7 +24,6 @@ from herald.models import (
     Priority,
     RefusedAnswer,
 )
-from herald.store import AnswerStore, RecordedOutcome, Store
 from starter.client import HeraldClient
 
 QUERY_TIMEOUT = timedelta(seconds=5)

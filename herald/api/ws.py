@@ -24,14 +24,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from temporalio.service import RPCError
 
+from herald.adapters.channels.push import PushConnection
 from herald.api.answers import answer_as
 from herald.api.auth import Caller
 from herald.api.deps import Services
 from herald.api.errors import ApiError
 from herald.api.views import notification_not_found
-from herald.auth import resolve_token
-from herald.channels.push import PushConnection
 from herald.models import ACTION_ID_REGEX, ID_REGEX, AnswerChannel
+from herald.services.auth import resolve_token
 from starter.client import AnswerRefused
 
 router = APIRouter(tags=["push"])

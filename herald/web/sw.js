@@ -1,5 +1,5 @@
 // Herald's service worker: shows Web Push notifications while no Herald page is open, and opens the inbox on click.
-// The payload is the JSON herald/channels/webpush.py builds: {type, notification_id, agent_id, priority, title, body, url?}.
+// The payload is the JSON herald/adapters/channels/webpush.py builds: {type, notification_id, agent_id, priority, title, body, url?}.
 
 const PRIORITY_LABELS = { low: "Low", medium: "Medium", high: "High", critical: "Critical" };
 

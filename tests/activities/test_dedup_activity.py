@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio.testing import ActivityEnvironment
 
 from activities.dedup import DedupActivities
+from herald.adapters.store import Store
 from herald.models import DedupCheck, DedupResult
-from herald.store import Store
 
 
 async def run(activities: DedupActivities, check: DedupCheck) -> DedupResult:

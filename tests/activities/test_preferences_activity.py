@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import ActivityEnvironment
 
 from activities.preferences import PreferenceActivities
+from herald.adapters.store import Store
 from herald.models import ChannelName, EnabledChannels, PreferenceQuery, Preferences, Priority
-from herald.store import Store
 
 PUSH, EMAIL, SMS, WEBHOOK = ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook
 BERLIN = ZoneInfo("Europe/Berlin")

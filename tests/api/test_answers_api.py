@@ -10,11 +10,11 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from herald.answers import AnswerToken, sign_token
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.api.ws import ClientMessage, MalformedMessage, parse_client_message
+from herald.domain.answers import AnswerToken, sign_token
 from herald.models import utcnow
-from herald.store import Store
 from tests.conftest import make_settings
 
 PUBLIC_URL = "https://herald.example.com"

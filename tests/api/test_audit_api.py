@@ -12,10 +12,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from herald.adapters.store import Store
+from herald.adapters.store import schema as tables
 from herald.api.app import create_app
 from herald.api.auth import ADMIN, ANYONE, AuthError, Caller
 from herald.api.views import InvalidCursor, decode_cursor, encode_cursor, listing_scope
-from herald.auth import issue_token
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -26,8 +27,7 @@ from herald.models import (
     NotificationStatus,
     Priority,
 )
-from herald.store import Store
-from herald.store import schema as tables
+from herald.services.auth import issue_token
 from tests.conftest import Harness, make_settings
 from tests.starter.cli import clean_env, run_cli
 

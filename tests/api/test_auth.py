@@ -18,10 +18,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.api.auth import ADMIN, ANYONE, Caller, access_problem, who_may
-from herald.auth import issue_token
-from herald.store import Store
+from herald.services.auth import issue_token
 from tests.conftest import Harness, make_settings
 
 ADMIN_KEY = "admin-" + "k" * 40

@@ -14,11 +14,11 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 
+from herald.adapters.codec import CodecConfigError, CodecKey, EncryptionCodec
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.api.codec import allowed_origin, cors_headers
-from herald.auth import issue_token
-from herald.codec import CodecConfigError, CodecKey, EncryptionCodec
-from herald.store import Store
+from herald.services.auth import issue_token
 from tests.conftest import make_settings
 
 K1 = CodecKey("k1", bytes(range(32)))

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.api.events import EVENT_BODY_LIMIT, BodyLimit
-from herald.auth import issue_token
 from herald.models import ChannelName, Contact, NotificationStatus, TriggerRule
-from herald.store import Store
+from herald.services.auth import issue_token
 from tests.conftest import Harness, make_settings
 
 

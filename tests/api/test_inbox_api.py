@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from herald.adapters.store import Store
 from herald.api.app import create_app
-from herald.auth import issue_token
-from herald.inbox import TEST_AGENT_ID
+from herald.domain.inbox import TEST_AGENT_ID
 from herald.models import AgentNotification, ChannelName, Contact
-from herald.store import Store
+from herald.services.auth import issue_token
 from tests.conftest import Harness, make_settings
 from tests.starter.cli import clean_env, run_cli
 

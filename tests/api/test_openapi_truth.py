@@ -12,9 +12,9 @@ import httpx
 import jsonschema
 import pytest
 
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.config import Settings
-from herald.store import Store
 from tests.conftest import make_settings
 
 SPEC = create_app(Settings(auth=True)).openapi()

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.models import Preferences
-from herald.store import Store
 from tests.conftest import make_settings
 
 URL = "/v1/users/ada/preferences"

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from herald.adapters.store import Store
+from herald.adapters.vapid import generate_vapid_keys
 from herald.api.app import create_app
-from herald.store import Store
-from herald.vapid import generate_vapid_keys
 from tests.conftest import make_settings
 from tests.fakes.webpush import Browser
 

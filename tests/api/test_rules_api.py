@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from herald.adapters.store import Store
 from herald.api.app import create_app
-from herald.store import Store
 from tests.conftest import make_settings
 
 

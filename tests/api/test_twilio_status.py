@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from herald.adapters.store import Store, schema
 from herald.api.app import create_app
 from herald.models import ChannelName, ChannelStatus, DeliveryAttempt
-from herald.store import Store, schema
 from tests.conftest import make_settings
 
 TOKEN = "twilio-auth-token-for-tests"

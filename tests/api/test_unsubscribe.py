@@ -15,9 +15,17 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from herald.answers import AnswerToken, sign_token
+from herald.adapters.store import Store
 from herald.api.app import create_app
-from herald.digest import DIGEST_AGENT
+from herald.domain.answers import AnswerToken, sign_token
+from herald.domain.digest import DIGEST_AGENT
+from herald.domain.unsubscribe import (
+    UnsubscribeToken,
+    sign_unsubscribe,
+    unsubscribed,
+    verify_unsubscribe,
+    what_it_stops,
+)
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -30,14 +38,6 @@ from herald.models import (
     Preferences,
     Priority,
     utcnow,
-)
-from herald.store import Store
-from herald.unsubscribe import (
-    UnsubscribeToken,
-    sign_unsubscribe,
-    unsubscribed,
-    verify_unsubscribe,
-    what_it_stops,
 )
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, make_settings

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from activities.delivery import to_application_error
-from herald.callbacks import AgentCallbacks
-from herald.channels.base import MAX_RETRY_AFTER_SECONDS, OutboundMessage, retry_after_seconds
-from herald.channels.push import PushChannel, PushHub
-from herald.channels.twilio import TwilioSmsChannel
-from herald.channels.webhook import WebhookChannel
-from herald.errors import PushNotAcked, TransientDeliveryError
+from herald.adapters.channels.base import MAX_RETRY_AFTER_SECONDS, OutboundMessage, retry_after_seconds
+from herald.adapters.channels.push import PushChannel, PushHub
+from herald.adapters.channels.twilio import TwilioSmsChannel
+from herald.adapters.channels.webhook import WebhookChannel
+from herald.adapters.store import Store
+from herald.domain.errors import PushNotAcked, TransientDeliveryError
 from herald.models import AgentCallback, AgentNotification, ChannelName, Contact
-from herald.store import Store
+from herald.services.callbacks import AgentCallbacks
 from tests.conftest import WEBHOOK_SECRET
 from tests.fakes.http import FakeHTTPServer, start_fake
 from tests.fakes.twilio import FakeTwilio

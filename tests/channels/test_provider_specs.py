@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from herald.channels.base import OutboundMessage
-from herald.channels.render import email_payload, sms_payload
-from herald.channels.sendgrid import SendGridChannel
-from herald.errors import PermanentDeliveryError
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.render import email_payload, sms_payload
+from herald.adapters.channels.sendgrid import SendGridChannel
+from herald.domain.errors import PermanentDeliveryError
 from herald.models import AgentNotification, ChannelName, Contact, Priority
 from tests.fakes.http import start_fake
 from tests.fakes.openapi import SENDGRID_MAIL_SEND, TWILIO_CREATE_MESSAGE, twilio_conditional_problems

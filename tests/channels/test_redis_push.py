@@ -20,10 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from websockets.asyncio.client import connect
 
-from herald.api.app import create_app
-from herald.auth import issue_token
-from herald.channels.push import PushChannel, PushHub
-from herald.channels.redis_push import (
+from herald.adapters.channels.push import PushChannel, PushHub
+from herald.adapters.channels.redis_push import (
     RedisPushPublisher,
     RedisPushRelay,
     Reply,
@@ -34,8 +32,10 @@ from herald.channels.redis_push import (
     encode_not_offered,
     unreached,
 )
-from herald.errors import PushNotAcked, RecipientNotConnected, TransientDeliveryError
-from herald.store import Store
+from herald.adapters.store import Store
+from herald.api.app import create_app
+from herald.domain.errors import PushNotAcked, RecipientNotConnected, TransientDeliveryError
+from herald.services.auth import issue_token
 from tests.channels.test_websocket import recv_json, serve, wait_until_disconnected
 from tests.conftest import make_settings
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from herald.channels.base import OutboundMessage
-from herald.channels.render import email_bodies, push_frame, sms_payload, webhook_body
-from herald.channels.webpush import webpush_payload
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.render import email_bodies, push_frame, sms_payload, webhook_body
+from herald.adapters.channels.webpush import webpush_payload
 from herald.models import AgentNotification, ChannelName, Contact, Priority
 
 RESPOND_BY = datetime(2026, 11, 21, 17, 0, tzinfo=UTC)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from herald.channels.base import OutboundMessage
-from herald.channels.render import email_bodies, email_payload, email_subject, notification_link
-from herald.errors import ContactMissing
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.render import email_bodies, email_payload, email_subject, notification_link
+from herald.domain.errors import ContactMissing
 from herald.models import AgentNotification, ChannelName, Contact, Priority
 
 LINK = "https://herald.example.com/v1/notifications/n-123"

@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from herald.channels.base import OutboundMessage
-from herald.channels.sendgrid import (
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.sendgrid import (
     MAX_RATE_LIMIT_WAIT_SECONDS,
     SendGridChannel,
     classify_status,
     error_fields,
     rate_limit_retry_after,
 )
-from herald.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
+from herald.domain.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
 from herald.models import AgentNotification, ChannelName, Contact, Priority
 from tests.fakes.http import start_fake
 from tests.fakes.sendgrid import FakeSendGrid, Reply

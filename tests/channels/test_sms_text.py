@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from herald.channels.base import OutboundMessage
-from herald.channels.render import sms_payload
-from herald.channels.sms_text import GSM_BASIC, GSM_EXTENSION, encoding, fit_sms, is_gsm, segments
-from herald.errors import ContactMissing
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.render import sms_payload
+from herald.adapters.channels.sms_text import GSM_BASIC, GSM_EXTENSION, encoding, fit_sms, is_gsm, segments
+from herald.domain.errors import ContactMissing
 from herald.models import AgentNotification, ChannelName, Contact
 
 LINK = "https://herald.example.com/v1/notifications/01JABCDEFGHJKMNPQRSTVWXYZ0"

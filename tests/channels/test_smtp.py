@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from herald.channels.base import OutboundMessage
-from herald.channels.smtp import (
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.smtp import (
     SmtpChannel,
     SmtpTarget,
     build_email,
@@ -25,7 +25,7 @@ from herald.channels.smtp import (
     message_id,
     parse_smtp_url,
 )
-from herald.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
+from herald.domain.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
 from herald.models import AgentNotification, ChannelName, Contact, Priority
 from tests.fakes.smtp import RecordingHandler, free_port, start_smtp
 

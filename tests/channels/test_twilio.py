@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from herald.channels.base import OutboundMessage
-from herald.channels.sms_text import encoding, segments
-from herald.channels.twilio import TwilioSmsChannel, classify_twilio_error, refused_number_reason
-from herald.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.sms_text import encoding, segments
+from herald.adapters.channels.twilio import TwilioSmsChannel, classify_twilio_error, refused_number_reason
+from herald.adapters.store import Store
+from herald.domain.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
 from herald.models import AgentNotification, ChannelName, Contact, Priority
-from herald.store import Store
 from tests.fakes.http import start_fake
 from tests.fakes.twilio import FakeTwilio, TwilioRequest
 

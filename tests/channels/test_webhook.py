@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from herald.channels.base import OutboundMessage
-from herald.channels.webhook import WebhookChannel, classify
-from herald.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.webhook import WebhookChannel, classify
+from herald.adapters.store import Store
+from herald.domain.errors import ContactMissing, PermanentDeliveryError, TransientDeliveryError
 from herald.models import AgentNotification, ChannelName, Contact, Priority
-from herald.store import Store
 from tests.conftest import WEBHOOK_SECRET
 from tests.fakes.http import FakeHTTPServer, start_fake
 

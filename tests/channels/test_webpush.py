@@ -13,9 +13,9 @@ import http_ece  # type: ignore[import-untyped]
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from herald.channels.base import OutboundMessage
-from herald.channels.push import PushChannel, PushHub
-from herald.channels.webpush import (
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.push import PushChannel, PushHub
+from herald.adapters.channels.webpush import (
     ELLIPSIS,
     MAX_PAYLOAD_BYTES,
     MAX_RETRY_AFTER_SECONDS,
@@ -29,10 +29,10 @@ from herald.channels.webpush import (
     topic,
     webpush_payload,
 )
-from herald.errors import PermanentDeliveryError, RecipientNotConnected, TransientDeliveryError
+from herald.adapters.store import Store
+from herald.adapters.vapid import application_server_key, generate_vapid_keys
+from herald.domain.errors import PermanentDeliveryError, RecipientNotConnected, TransientDeliveryError
 from herald.models import AgentNotification, ChannelName, Contact, Priority, PushSubscription
-from herald.store import Store
-from herald.vapid import application_server_key, generate_vapid_keys
 from tests.fakes.webpush import HANG, Browser, FakePushService, push_service, unb64url, verify_vapid
 
 SUBJECT = "mailto:ops@herald.test"

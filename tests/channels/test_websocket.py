@@ -17,12 +17,12 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from herald.adapters.channels.push import PushHub
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.api.ws import MalformedMessage, bearer_token, parse_client_message, redact_query_token
-from herald.auth import issue_token
-from herald.channels.push import PushHub
-from herald.errors import PushNotAcked, RecipientNotConnected
-from herald.store import Store
+from herald.domain.errors import PushNotAcked, RecipientNotConnected
+from herald.services.auth import issue_token
 from tests.conftest import make_settings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.store import Store
+from herald.adapters.store import Store
 from tests.fakes.http import start_fake
 from tests.faults.ledger import Ledger
 from tests.faults.scenario import seed_contacts

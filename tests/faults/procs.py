@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from herald.config import temporal_binary
-from herald.search import SERVER_REGISTRATIONS
+from herald.domain.search import SERVER_REGISTRATIONS
 from tests.starter.cli import HERALD, clean_env
 
 

@@ -19,8 +19,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from herald.adapters.store import Store
 from herald.models import AgentNotification, ChannelName, Contact, DeliveryPolicy, NotificationOutcome, RetrySettings
-from herald.store import Store
 from starter import HeraldClient
 from tests.conftest import WEBHOOK_SECRET
 from tests.faults.ledger import Ledger, Tally

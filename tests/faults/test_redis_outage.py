@@ -23,7 +23,6 @@ from temporalio.testing import WorkflowEnvironment
 from websockets.asyncio.client import ClientConnection, connect
 
 from herald.api.app import create_app
-from herald.auth import issue_token
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -33,6 +32,7 @@ from herald.models import (
     NotificationStatus,
     RetrySettings,
 )
+from herald.services.auth import issue_token
 from starter import HeraldClient
 from tests.channels.test_websocket import closed_with, recv_json, serve
 from tests.conftest import make_settings

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from temporalio.testing import WorkflowEnvironment
 
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.api.errors import store_outage
 from herald.models import AgentNotification, NotificationStatus
-from herald.store import Store
 from starter import HeraldClient
 from tests.conftest import make_settings
 from tests.faults.ledger import Ledger, keys, tally

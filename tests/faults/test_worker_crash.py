@@ -16,8 +16,8 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from herald.adapters.store import Store
 from herald.models import NotificationStatus
-from herald.store import Store
 from starter import HeraldClient
 from tests.faults.ledger import Ledger, keys, tally
 from tests.faults.procs import eventually, herald_env, herald_worker

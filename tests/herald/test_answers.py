@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from herald.answers import (
+from herald.domain.answers import (
     REFUSED_REASON_MAX_CHARS,
     AnswerKind,
     AnswerLinks,

@@ -14,7 +14,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 
-from herald.codec import (
+from herald.adapters.codec import (
     ENCODING,
     KEY_ID_METADATA,
     CodecConfigError,
@@ -33,8 +33,8 @@ from herald.codec import (
     parse_codec_keys,
 )
 from herald.config import Settings
-from herald.dev import CODEC_KEY_FILE, DevPorts, dev_codec_settings, temporal_command
 from herald.models import AgentNotification
+from herald_cli.dev import CODEC_KEY_FILE, DevPorts, dev_codec_settings, temporal_command
 from tests.conftest import make_settings
 from tests.starter.cli import clean_env, run_cli
 
@@ -169,9 +169,9 @@ def test_settings_read_the_keys_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_unset_keys_mean_no_codec_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    import herald.codec
+    import herald.adapters.codec
 
-    herald.codec._warned_unencrypted = False
+    herald.adapters.codec._warned_unencrypted = False
     with caplog.at_level("WARNING", logger="herald.codec"):
         assert codec_from_keys(None) is None
         assert codec_from_keys(None) is None

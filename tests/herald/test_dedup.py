@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from herald.dedup import content_key, question_key
+from herald.domain.dedup import content_key, question_key
 from herald.models import Action, AgentNotification
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from herald.digest import DIGEST_AGENT, digest_body, digest_item, digest_notification, digest_title
+from herald.domain.digest import DIGEST_AGENT, digest_body, digest_item, digest_notification, digest_title
 from herald.models import BODY_MAX_BYTES, AgentNotification, ChannelName, DigestItem, Priority
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)

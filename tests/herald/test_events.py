@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from herald.dedup import content_key
-from herald.events import (
+from herald.domain.dedup import content_key
+from herald.domain.events import (
     MONITOR_LINGER,
     cooldown_scope,
     cooling,

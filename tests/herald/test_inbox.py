@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from herald.inbox import TEST_AGENT_ID, build_test_notification, is_read, login_link, mark_read
+from herald.domain.inbox import TEST_AGENT_ID, build_test_notification, is_read, login_link, mark_read
 from herald.models import ChannelName, Priority
 from herald.models.inbox import READ_IDS_MAX, InboxReadState, MarkRead
 

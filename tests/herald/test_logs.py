@@ -12,8 +12,16 @@ from typing import Any
 import httpx
 import pytest
 
+from herald.adapters.logs import (
+    ContextFilter,
+    JsonFormatter,
+    TextFormatter,
+    bind,
+    ids_from_workflow_id,
+    log_scope,
+    make_handler,
+)
 from herald.api.app import create_app
-from herald.logs import ContextFilter, JsonFormatter, TextFormatter, bind, ids_from_workflow_id, log_scope, make_handler
 from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus
 from tests.conftest import Harness
 

@@ -14,10 +14,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.digest import DigestActivities
+from herald.adapters.metrics import REGISTRY, serve_metrics
+from herald.adapters.store import Store
 from herald.api.app import create_app
-from herald.metrics import REGISTRY, serve_metrics
 from herald.models import AgentNotification, ChannelName, Contact, DigestRecord, NotificationStatus, Priority
-from herald.store import Store
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, Harness
 from tests.fakes.http import FakeHTTPServer

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from herald.netguard import UnsafeURL, check_public_url, forbidden_reason, outbound_client
+from herald.adapters.netguard import UnsafeURL, check_public_url, forbidden_reason, outbound_client
 from tests.fakes.http import FakeHTTPServer
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from herald.domain.retry import after_first_attempt, first_retry_delay
 from herald.models import RetrySettings
-from herald.retry import after_first_attempt, first_retry_delay
 
 
 def waits(retry: RetrySettings) -> list[float]:

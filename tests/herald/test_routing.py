@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from herald.errors import ContactMissing, RecipientNotConnected, TransientDeliveryError
+from herald.domain.errors import ContactMissing, RecipientNotConnected, TransientDeliveryError
+from herald.domain.routing import (
+    channel_allowed,
+    escalation_channels,
+    fallback_channel,
+    final_status,
+    joined_channel,
+    merge_preferences,
+    plan_channels,
+)
 from herald.models import (
     DEFAULT_FALLBACK_ORDER,
     AgentNotification,
@@ -17,15 +26,6 @@ from herald.models import (
     NotificationStatus,
     Preferences,
     Priority,
-)
-from herald.routing import (
-    channel_allowed,
-    escalation_channels,
-    fallback_channel,
-    final_status,
-    joined_channel,
-    merge_preferences,
-    plan_channels,
 )
 
 PUSH, EMAIL, SMS, WEBHOOK = ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook

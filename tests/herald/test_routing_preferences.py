@@ -10,6 +10,18 @@ from zoneinfo import ZoneInfo
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from herald.domain.routing import (
+    MAX_HOLD,
+    digest_collects,
+    escalation_channels,
+    fallback_channel,
+    merge_min_priorities,
+    merge_preferences,
+    merge_user_min_priority,
+    plan_channels,
+    route,
+)
+from herald.domain.schedule import quiet_hours_end
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -24,18 +36,6 @@ from herald.models import (
     QuietHours,
     QuietHoursAction,
 )
-from herald.routing import (
-    MAX_HOLD,
-    digest_collects,
-    escalation_channels,
-    fallback_channel,
-    merge_min_priorities,
-    merge_preferences,
-    merge_user_min_priority,
-    plan_channels,
-    route,
-)
-from herald.schedule import quiet_hours_end
 
 PUSH, EMAIL, SMS, WEBHOOK = ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook
 LOW, MEDIUM, HIGH, CRITICAL = Priority.low, Priority.medium, Priority.high, Priority.critical

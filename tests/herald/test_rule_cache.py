@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from herald.adapters.store import Store
+from herald.domain.rules import RuleBook
 from herald.models import TriggerRule
-from herald.rule_cache import RuleCache
-from herald.rules import RuleBook
-from herald.store import Store
+from herald.services.rule_cache import RuleCache
 
 
 class CountingStore(Store):

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from herald.domain.rules import CompiledRule, RuleBook, RuleProblem, compile_rule
 from herald.models import (
     BODY_MAX_BYTES,
     DEDUP_KEY_MAX_CHARS,
@@ -22,7 +23,6 @@ from herald.models import (
     Priority,
     TriggerRule,
 )
-from herald.rules import CompiledRule, RuleBook, RuleProblem, compile_rule
 
 
 def rule(condition: str = "true", name: str = "r1", **fields: Any) -> TriggerRule:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from herald.domain.schedule import digest_cadence, next_digest_at, quiet_window_end, resolve_local
 from herald.models import DigestCadence, Preferences
-from herald.schedule import digest_cadence, next_digest_at, quiet_window_end, resolve_local
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

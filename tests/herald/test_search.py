@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from herald import search
+from herald.domain import search
 from herald.models import (
     AgentNotification,
     ChannelName,

@@ -13,8 +13,8 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 
-from herald.channels.webhook import WebhookChannel
-from herald.delivery import DeliveryService
+from herald.adapters.channels.webhook import WebhookChannel
+from herald.adapters.store import Store, schema
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -28,7 +28,7 @@ from herald.models import (
     Preferences,
     Priority,
 )
-from herald.store import Store, schema
+from herald.services.delivery import DeliveryService
 from tests.conftest import POSTGRES_URL, WEBHOOK_SECRET
 from tests.fakes.http import FakeHTTPServer
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from herald.answers import REFUSED_REASON_MAX_CHARS, phone_key
+from herald.adapters.store import AnswerStore, SmsQuestion, Store
+from herald.domain.answers import REFUSED_REASON_MAX_CHARS, phone_key
 from herald.models import (
     REFUSED_ANSWERS_MAX,
     AnswerChannel,
@@ -16,7 +17,6 @@ from herald.models import (
     RefusedAnswer,
     Snooze,
 )
-from herald.store import AnswerStore, SmsQuestion, Store
 from tests.herald.test_store import store  # noqa: F401  (the SQLite + PostgreSQL fixture)
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

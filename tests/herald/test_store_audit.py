@@ -7,6 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from herald.adapters.store import PURGED_TABLES, RecordedOutcome, Store
+from herald.adapters.store import schema as tables
 from herald.models import (
     ChannelName,
     ChannelResult,
@@ -17,8 +19,6 @@ from herald.models import (
     Priority,
 )
 from herald.models.inbox import InboxReadState, NotificationContent
-from herald.store import PURGED_TABLES, RecordedOutcome, Store
-from herald.store import schema as tables
 from tests.herald import test_store
 
 # test_store's parametrized store (SQLite, and PostgreSQL when it answers), as the fixture `db`.

@@ -22,10 +22,10 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from herald.adapters.codec import CodecKey
+from herald.adapters.store import Store
 from herald.api.app import create_app
-from herald.auth import issue_token
-from herald.codec import CodecKey
-from herald.store import Store
+from herald.services.auth import issue_token
 from starter import HeraldClient
 from tests.channels.test_websocket import serve
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings

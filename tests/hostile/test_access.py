@@ -28,9 +28,9 @@ from temporalio.api.history.v1 import History
 from temporalio.testing import WorkflowEnvironment
 from websockets.asyncio.client import connect
 
+from herald.adapters.codec import codec_from_keys
+from herald.adapters.store import AnswerStore, Store
 from herald.api.app import create_app
-from herald.auth import issue_token
-from herald.codec import codec_from_keys
 from herald.models import (
     REFUSED_ANSWERS_MAX,
     Action,
@@ -40,7 +40,7 @@ from herald.models import (
     NotificationStatus,
     utcnow,
 )
-from herald.store import AnswerStore, Store
+from herald.services.auth import issue_token
 from starter import HeraldClient
 from tests.channels.test_websocket import serve
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings

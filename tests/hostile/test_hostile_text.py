@@ -26,13 +26,13 @@ from hypothesis import strategies as st
 from temporalio.testing import WorkflowEnvironment
 from websockets.asyncio.client import connect
 
-from herald.auth import issue_token
-from herald.channels.base import OutboundMessage
-from herald.channels.render import email_payload, email_subject, sms_payload
-from herald.channels.smtp import build_email
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.render import email_payload, email_subject, sms_payload
+from herald.adapters.channels.smtp import build_email
+from herald.adapters.store import Store
 from herald.config import Settings
 from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus, Priority
-from herald.store import Store
+from herald.services.auth import issue_token
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, make_settings
 from tests.fakes.http import start_fake

@@ -19,7 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from herald.digest import digest_notification
+from herald.domain.digest import digest_notification
+from herald.domain.routing import route
+from herald.domain.rules import RuleProblem, compile_rule
+from herald.domain.validation import describe
 from herald.models import (
     BODY_MAX_BYTES,
     TITLE_MAX_CHARS,
@@ -30,9 +33,6 @@ from herald.models import (
     Priority,
     TriggerRule,
 )
-from herald.routing import route
-from herald.rules import RuleProblem, compile_rule
-from herald.validation import describe
 from tests.hostile.conftest import LiveStack
 
 NOT_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)  # lone surrogates are not text: the API refuses them

@@ -11,8 +11,8 @@ import pytest
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
+from herald.adapters.codec import CodecKey, CodecMismatch, EncryptionCodec
 from herald.api.app import create_app
-from herald.codec import CodecKey, CodecMismatch, EncryptionCodec
 from herald.config import Settings
 from starter.client import TemporalSettingsError, connect_temporal, temporal_api_key, temporal_tls
 from tests.conftest import make_settings

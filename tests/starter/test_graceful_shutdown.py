@@ -11,8 +11,8 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from herald.adapters.store import Store
 from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, NotificationStatus
-from herald.store import Store
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings
 from tests.fakes.http import read_body, start_fake

@@ -23,7 +23,6 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
-from herald.auth import issue_token
 from herald.models import (
     AgentNotification,
     Answer,
@@ -34,7 +33,8 @@ from herald.models import (
     Priority,
     TriggerRule,
 )
-from starter.mcp_server import (
+from herald.services.auth import issue_token
+from herald_cli.mcp_server import (
     AgentKeyError,
     AgentKeys,
     HeraldTools,

@@ -17,9 +17,9 @@ import yaml
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from herald.adapters.store import Store
 from herald.models import Contact, NotificationStatus, TriggerRule
-from herald.store import Store
-from starter.cli import (
+from herald_cli import (
     app,
     check_rules,
     diff_lines,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from herald.auth import Principal, resolve_token
-from herald.store import Store
+from herald.adapters.store import Store
+from herald.services.auth import Principal, resolve_token
 from tests.starter.cli import clean_env, run_cli
 
 

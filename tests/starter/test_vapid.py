@@ -9,11 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from herald.channels.base import OutboundMessage
-from herald.channels.webpush import WebPushSender
+from herald.adapters.channels.base import OutboundMessage
+from herald.adapters.channels.webpush import WebPushSender
+from herald.adapters.store import Store
+from herald.adapters.vapid import application_server_key, b64url, load_private_key
 from herald.models import AgentNotification, ChannelName, Contact
-from herald.store import Store
-from herald.vapid import application_server_key, b64url, load_private_key
 from tests.fakes.webpush import Browser, push_service, unb64url, verify_vapid
 from tests.starter.cli import clean_env, run_cli
 

@@ -19,7 +19,7 @@ import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from herald.api.app import create_app
-from herald.auth import issue_token
+from herald.services.auth import issue_token
 from tests.conftest import Harness, make_settings
 
 CHROMIUM = os.environ.get("HERALD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -139,7 +139,7 @@ async def test_browser_notifications_say_when_the_server_has_no_vapid_key(sessio
 
 async def test_the_service_worker_shows_a_web_push_message_from_the_root_scope(session: Session) -> None:
     """The push service's part is outside this machine; Chromium's DevTools hands the worker a push message
-    with the payload herald/channels/webpush.py builds, and the worker shows it as a notification."""
+    with the payload herald/adapters/channels/webpush.py builds, and the worker shows it as a notification."""
     page = session.page
     await page.context.grant_permissions(["notifications"], origin=session.api.url)
     await sign_in(session)

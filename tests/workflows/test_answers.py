@@ -25,10 +25,10 @@ from temporalio.testing import WorkflowEnvironment
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
-from herald.answers import AnswerToken, sign_token
+from herald.adapters.store import AnswerStore, Store
 from herald.api.app import create_app
-from herald.auth import issue_token
 from herald.config import Settings
+from herald.domain.answers import AnswerToken, sign_token
 from herald.models import (
     Action,
     AgentNotification,
@@ -43,7 +43,7 @@ from herald.models import (
     Priority,
     utcnow,
 )
-from herald.store import AnswerStore, Store
+from herald.services.auth import issue_token
 from starter import AnswerRefused, AnswerTimeout, HeraldClient
 from tests.channels.test_websocket import recv_json, serve
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings

@@ -18,8 +18,10 @@ from standardwebhooks.webhooks import Webhook
 from temporalio.testing import WorkflowEnvironment
 from twilio.request_validator import RequestValidator
 
+from herald.adapters.channels import providers
+from herald.adapters.store import Store
+from herald.adapters.vapid import generate_vapid_keys
 from herald.api.app import create_app
-from herald.channels import providers
 from herald.config import Settings
 from herald.models import (
     AgentNotification,
@@ -30,8 +32,6 @@ from herald.models import (
     Preferences,
     Priority,
 )
-from herald.store import Store
-from herald.vapid import generate_vapid_keys
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings
 from tests.fakes.http import FakeHTTPServer, start_fake

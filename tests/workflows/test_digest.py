@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
-from herald.digest import DIGEST_AGENT, digest_item
+from herald.domain.digest import DIGEST_AGENT, digest_item
 from herald.models import (
     AgentNotification,
     ChannelName,

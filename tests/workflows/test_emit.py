@@ -9,10 +9,10 @@ import uuid
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from herald import search
-from herald.events import match_event
+from herald.domain import search
+from herald.domain.events import match_event
 from herald.models import AgentEvent, ChannelName, ChannelStatus, Contact, NotificationStatus, Priority, TriggerRule
-from herald.rule_cache import RuleCache
+from herald.services.rule_cache import RuleCache
 from tests.conftest import Harness
 
 

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from herald.adapters.codec import CodecKey, UnknownCodecKey
 from herald.api.app import create_app
-from herald.codec import CodecKey, UnknownCodecKey
 from herald.config import Settings, temporal_binary
 from herald.models import AgentNotification, ChannelName, Contact, NotificationRequest, NotificationStatus, Priority
 from starter import HeraldClient

@@ -14,7 +14,7 @@ from pathlib import Path
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from herald.events import plan_firings
+from herald.domain.events import plan_firings
 from herald.models import (
     ChannelName,
     EmitResult,

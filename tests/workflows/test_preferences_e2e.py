@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from herald.api.app import create_app
+from herald.domain.schedule import quiet_window_end
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -26,7 +27,6 @@ from herald.models import (
     Priority,
     utcnow,
 )
-from herald.schedule import quiet_window_end
 from tests.conftest import Harness, acking
 from workflows.digest import DigestWorkflow
 

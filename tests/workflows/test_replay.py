@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from herald.events import plan_firings
+from herald.domain.events import plan_firings
 from herald.models import (
     Action,
     AgentNotification,

@@ -17,8 +17,8 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from herald.adapters.store import PURGED_TABLES, AnswerStore
 from herald.models import RetentionReport, RetentionRequest, Snooze, utcnow
-from herald.store import PURGED_TABLES, AnswerStore
 from tests.conftest import Harness, make_settings
 from tests.herald.test_store_audit import seed_old_and_new
 from worker import ensure_retention_schedule, run_worker

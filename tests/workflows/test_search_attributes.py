@@ -19,8 +19,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import PayloadCodec
 from temporalio.testing import WorkflowEnvironment
 
-from herald import search
-from herald.events import plan_firings
+from herald.domain import search
+from herald.domain.events import plan_firings
 from herald.models import (
     AgentNotification,
     ChannelName,

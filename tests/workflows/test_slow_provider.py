@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from herald.channels.base import OutboundMessage, SendResult, provider_timeout
-from herald.delivery import DeliveryService
-from herald.errors import TransientDeliveryError
+from herald.adapters.channels.base import OutboundMessage, SendResult, provider_timeout
+from herald.adapters.store import Store
+from herald.domain.errors import TransientDeliveryError
 from herald.models import AgentNotification, ChannelName, ChannelStatus, Contact, DeliveryRequest, Priority
-from herald.store import Store
+from herald.services.delivery import DeliveryService
 from tests.conftest import FAST_POLICY, Harness
 from tests.fakes.http import read_body, start_fake
 

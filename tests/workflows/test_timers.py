@@ -25,6 +25,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from herald.adapters.store import Store
+from herald.domain.search import SEARCH_ATTRIBUTE_KEYS
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -35,8 +37,6 @@ from herald.models import (
     Priority,
     utcnow,
 )
-from herald.search import SEARCH_ATTRIBUTE_KEYS
-from herald.store import Store
 from starter import HeraldClient
 from starter.client import NotificationHandle
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings

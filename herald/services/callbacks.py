@@ -1,0 +1,112 @@
+"""The agent's callback: when a question ends (answered, expired, or any other final status), POST the result to its
+`callback_url`.
+
+For agents that don't hold a connection open while a person takes hours to answer. The request is signed the
+way Herald signs webhooks (Standard Webhooks, HERALD_WEBHOOK_SECRET), with `webhook-id` `<workflow_id>/callback`
+so a receiver drops a repeat. Without the secret the body goes to the outbox (`outbox/callback/<id>.json`),
+like every unconfigured channel.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from herald.adapters.channels.base import provider_timeout
+from herald.adapters.channels.outbox import _write_atomically
+from herald.adapters.channels.webhook import classify, sign
+from herald.adapters.netguard import UnsafeURL, outbound_client
+from herald.config import Settings
+from herald.domain.errors import PermanentDeliveryError, TransientDeliveryError
+from herald.models import AgentCallback
+
+
+def callback_body(callback: AgentCallback, now: datetime) -> dict[str, Any]:
+    """`notification.<status>` (`answered`, `expired`, `no_channel`, `failed`, ...), with the answer: ids, the
+    action, the channel, times; a duplicate question names the question it joined in `duplicate_of`."""
+    return {
+        "type": f"notification.{callback.status}",
+        "timestamp": now.astimezone(UTC).isoformat(),
+        "data": {
+            "notification_id": callback.notification_id,
+            "agent_id": callback.agent_id,
+            "status": callback.status,
+            "answer": callback.answer.model_dump(mode="json") if callback.answer else None,
+            "respond_by": callback.respond_by.isoformat() if callback.respond_by else None,
+            "duplicate_of": callback.duplicate_of,
+        },
+    }
+
+
+class AgentCallbacks:
+    """Sends agent callbacks; raises TransientDeliveryError to retry and PermanentDeliveryError to give up."""
+
+    def __init__(
+        self,
+        secret: str | None,
+        outbox_dir: Path,
+        *,
+        allow_private: bool = False,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._secret = secret
+        self._outbox = outbox_dir / "callback"
+        self._allow_private = allow_private
+        self._timeout = timeout
+        self._client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AgentCallbacks:
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else None
+        return cls(
+            secret,
+            settings.outbox_dir,
+            allow_private=settings.allow_private_webhooks,
+            # Inside the call_agent activity's timeout (HERALD_SEND_TIMEOUT_SECONDS), as every provider call is.
+            timeout=provider_timeout(settings.send_timeout_seconds, settings.webhook_timeout_seconds),
+        )
+
+    async def send(self, callback: AgentCallback, now: datetime, activity_timeout: float | None = None) -> str:
+        """Deliver the callback once; the receiver's answer decides retry or not, as for webhooks.
+
+        The POST gives up before the activity making it would (`provider_timeout` of `activity_timeout`).
+        """
+        body = callback_body(callback, now)
+        msg_id = f"{callback.workflow_id}/callback"
+        if self._secret is None:
+            path = self._outbox / f"{callback.notification_id}.json"
+            _write_atomically(path, {"url": callback.url, "webhook-id": msg_id, "body": body})
+            return f"outbox:callback/{path.name}"
+        content = json.dumps(body, separators=(",", ":")).encode()
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self._secret, msg_id, timestamp, content),
+        }
+        timeout = self._timeout if activity_timeout is None else provider_timeout(activity_timeout, self._timeout)
+        client = self._client or outbound_client(timeout=timeout, allow_private=self._allow_private)
+        try:
+            response = await client.post(callback.url, content=content, headers=headers, timeout=timeout)
+        except UnsafeURL as exc:
+            raise PermanentDeliveryError(f"callback URL {exc}", type_name="CallbackUrlRefused") from None
+        except httpx.TimeoutException:
+            raise TransientDeliveryError("callback endpoint timed out", type_name="CallbackTimeout") from None
+        except httpx.HTTPError as exc:
+            raise TransientDeliveryError(
+                f"callback endpoint unreachable ({type(exc).__name__})", type_name="CallbackUnreachable"
+            ) from None
+        finally:
+            if self._client is None:
+                await client.aclose()
+        error = classify(response.status_code, response.headers.get("retry-after"))
+        if error is not None:
+            raise error
+        return f"callback:{response.status_code}"

@@ -1,0 +1,25 @@
+"""The `herald` command line: run the stack, send notifications and events, read outcomes, manage preferences and rules.
+
+One module per group of commands; importing them registers their commands on `app`.
+"""
+
+from herald_cli import keys, mcp, notifications, rules, stack, users
+from herald_cli.common import app
+from herald_cli.rules import check_rules, diff_lines, event_fields, parse_metric, rule_entries, rules_diff, rules_table
+
+__all__ = [
+    "app",
+    "check_rules",
+    "diff_lines",
+    "event_fields",
+    "keys",
+    "mcp",
+    "notifications",
+    "parse_metric",
+    "rule_entries",
+    "rules",
+    "rules_diff",
+    "rules_table",
+    "stack",
+    "users",
+]

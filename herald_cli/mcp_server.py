@@ -1,0 +1,505 @@
+"""`herald mcp`: Herald as MCP tools, so any agent framework can notify people, ask them, and report events.
+
+Tools: `notify_user`, `ask_user` (waits for the answer, reporting progress), `emit_event`, `notification_status`.
+Every tool speaks for one agent, named by an agent key (`herald keys issue <agent>`): over stdio the key
+given at startup (HERALD_AGENT_KEY or --agent-key), over streamable HTTP the `Authorization: Bearer` key of
+each request. A tool never acts as another agent. Keys are never logged or echoed: messages name the
+setting or header, not its value. Tool inputs are validated by the same models as the API's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.service import RPCError, RPCStatusCode
+
+from herald.adapters.codec import CodecConfigError, CodecError
+from herald.adapters.store import Store
+from herald.config import Settings
+from herald.domain.validation import describe
+from herald.models import (
+    AgentNotification,
+    ChannelName,
+    EmitResult,
+    MetricValue,
+    NotificationOutcome,
+    NotificationStatus,
+    Priority,
+    utcnow,
+)
+from herald.models.answers import Action, Answer
+from herald.services.auth import resolve_token
+from herald.services.rule_cache import RuleCache
+from starter.client import HeraldClient, NotificationIdTaken
+
+logger = logging.getLogger("herald.mcp")
+
+Transport = Literal["stdio", "http"]
+# The SDK injects the request's context into a tool parameter annotated with this type.
+ToolContext = Context[Any, Any]
+
+KEY_SETTING = "HERALD_AGENT_KEY"
+KEY_HEADER = "Authorization"
+# How often `ask_user` reports progress while it waits, and how long it waits when given no deadline.
+DEFAULT_PROGRESS_SECONDS = 5.0
+FIRST_PROGRESS_SECONDS = 0.5
+DEFAULT_ASK_TIMEOUT_SECONDS = 3600
+ASK_TIMEOUT_MAX_SECONDS = 7 * 24 * 3600
+STATUS_QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class ServeError(Exception):
+    """The server can't start; the message names the setting to fix (never a key's value)."""
+
+
+class AgentKeyError(ServeError):
+    """The agent key is missing, unknown or not an agent's. The message names where the key comes from."""
+
+
+def bearer_key(headers: Mapping[str, str]) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (any case), or None."""
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+@dataclass(frozen=True)
+class AgentKeys:
+    """Which agent a tool call speaks for: the key resolved through the store on every call, so a key
+    removed from the store stops working at once.
+
+    `configured` is the startup key. Over stdio it is the only key. Over HTTP each request brings its own
+    bearer key; a configured key then pins the server to that one key (any other is refused).
+    """
+
+    store: Store
+    transport: Transport
+    configured: str | None = None
+
+    def _source(self) -> str:
+        return f"{KEY_SETTING} (or --agent-key)" if self.transport == "stdio" else f"the {KEY_HEADER} header"
+
+    async def agent_for(self, headers: Mapping[str, str] | None) -> str:
+        """The agent id behind this call's key, or AgentKeyError saying what is wrong (never the key)."""
+        if self.transport == "stdio":
+            key = self.configured
+        else:
+            key = bearer_key(headers or {})
+            if key is not None and self.configured is not None and not _same(key, self.configured):
+                raise AgentKeyError(f"{KEY_HEADER}: this server takes only the agent key it was started with")
+        if key is None:
+            raise AgentKeyError(f"{self._source()}: an agent key is required (`herald keys issue <agent>` prints one)")
+        principal = await resolve_token(self.store, key)
+        if principal is None or principal.kind != "agent":
+            raise AgentKeyError(f"{self._source()}: not an agent key Herald issued (`herald keys issue <agent>`)")
+        return principal.subject
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time comparison, so response timing says nothing about the key."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def problems(exc: ValidationError) -> str:
+    """A validation error as `field: problem` parts, never echoing the values (they may hold personal data)."""
+    return "; ".join(str(problem) for problem in describe(exc.errors()))
+
+
+def own_agent(agent_id: str, claimed: str | None) -> None:
+    """A tool's optional `agent_id` may only repeat the key's agent: no tool acts as another agent."""
+    if claimed is not None and claimed != agent_id:
+        raise ToolError(f"agent_id: this server speaks for agent {agent_id}; it can't act as {claimed}")
+
+
+def progress_message(notification_id: str, status: NotificationOutcome | None, respond_by: datetime) -> str:
+    """What `ask_user` tells the agent while it waits: the live status and each channel's, never the text."""
+    if status is None:
+        return f"notification {notification_id}: starting; waiting for an answer until {respond_by.isoformat()}"
+    channels = ", ".join(f"{c.value} {r.status.value}" for c, r in status.channels.items()) or "no channel yet"
+    seen = f"; acknowledged via {status.acknowledged.channel.value}" if status.acknowledged else ""
+    return (
+        f"notification {notification_id}: {status.status.value} ({channels}){seen}; "
+        f"waiting for {status.user_id}'s answer until {respond_by.isoformat()}"
+    )
+
+
+def ask_deadline(now: datetime, respond_by: datetime | None, timeout_seconds: int | None) -> datetime:
+    """`respond_by`, or now + `timeout_seconds`, or now + the default timeout; refuses both at once."""
+    if respond_by is not None and timeout_seconds is not None:
+        raise ToolError("timeout_seconds: give respond_by or timeout_seconds, not both")
+    if respond_by is not None:
+        return respond_by
+    return now + timedelta(seconds=DEFAULT_ASK_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds)
+
+
+class NotifyResult(BaseModel):
+    notification_id: str
+    workflow_id: str
+
+
+class AskResult(BaseModel):
+    """How a question ended: `answered` with the person's choice, `expired` without one, or another final
+    status (e.g. `no_channel` when nothing could reach the person)."""
+
+    notification_id: str
+    status: NotificationStatus
+    answer: Answer | None = None
+    label: str | None = Field(default=None, description="the chosen action's label")
+    acknowledged: Answer | None = Field(default=None, description="the person's ack or snooze: seen, not answered")
+
+
+class ChannelState(BaseModel):
+    status: str
+    attempts: int = Field(description="delivery attempts so far")
+    last_error: str | None = None
+
+
+class StatusResult(BaseModel):
+    """A notification's status now: recorded if it finished, else live from its workflow."""
+
+    notification_id: str
+    status: NotificationStatus
+    user_id: str
+    priority: Priority
+    channels: dict[str, ChannelState]
+    respond_by: datetime | None = Field(default=None, description="a question takes answers until then")
+    answer: Answer | None = Field(default=None, description="a question's answer")
+    acknowledged: Answer | None = Field(default=None, description="the person's ack or snooze")
+
+
+class HeraldTools:
+    """The tools' behaviour, one method per tool; `build_server` registers thin wrappers around them."""
+
+    def __init__(
+        self, herald: HeraldClient, store: Store, keys: AgentKeys, progress_seconds: float = DEFAULT_PROGRESS_SECONDS
+    ) -> None:
+        self.herald = herald
+        self.store = store
+        self.keys = keys
+        self.progress_seconds = progress_seconds
+        self.rules = RuleCache(store)  # the server's own store: emit opens no second one
+
+    async def agent(self, ctx: ToolContext) -> str:
+        try:
+            return await self.keys.agent_for(ctx.headers)
+        except AgentKeyError as exc:
+            raise ToolError(str(exc)) from None
+
+    def notification(self, fields: dict[str, Any]) -> AgentNotification:
+        """The notification the tool's arguments describe, validated by the API's own model."""
+        try:
+            return AgentNotification.model_validate({k: v for k, v in fields.items() if v is not None})
+        except ValidationError as exc:
+            raise ToolError(problems(exc)) from None
+
+    async def notify(self, notification: AgentNotification) -> NotifyResult:
+        try:
+            handle = await self.herald.notify(notification)
+        except ValueError as exc:  # a respond_by already past, another agent's id, a CodecError: the message says which
+            raise ToolError(str(exc)) from None
+        except RPCError as exc:
+            raise _temporal_unavailable(exc) from None
+        return NotifyResult(notification_id=handle.notification_id, workflow_id=handle.workflow_id)
+
+    async def ask(self, notification: AgentNotification, ctx: ToolContext) -> AskResult:
+        """Start the question through `HeraldClient.ask` and wait for its outcome, reporting the live status
+        every `progress_seconds`. If the call is cancelled, the question stays open: its workflow waits
+        durably, and `notification_status` reads the answer later."""
+        assert notification.respond_by is not None
+        asking = asyncio.ensure_future(self.herald.ask(notification))
+        handle = self.herald.get_handle(notification.notification_id)
+        started = asyncio.get_running_loop().time()
+        total = max((notification.respond_by - utcnow()).total_seconds(), 1.0)
+        wait = min(FIRST_PROGRESS_SECONDS, self.progress_seconds)  # the first report soon after the start
+        try:
+            while True:
+                done, _ = await asyncio.wait({asking}, timeout=wait)
+                if done:
+                    break
+                wait = self.progress_seconds
+                try:
+                    live: NotificationOutcome | None = await handle.status(rpc_timeout=STATUS_QUERY_TIMEOUT)
+                except RPCError:
+                    live = None  # not started yet, or Temporal slow: say so and keep waiting
+                if live is not None and live.agent_id != notification.agent_id:
+                    raise _taken(notification)
+                elapsed = min(asyncio.get_running_loop().time() - started, total * 0.999)
+                message = progress_message(notification.notification_id, live, notification.respond_by)
+                await ctx.report_progress(elapsed, total, message)
+            outcome = asking.result()
+        except ValueError as exc:  # a respond_by already past (names the field), or a CodecError (names the setting)
+            raise ToolError(str(exc)) from None
+        except RPCError as exc:
+            raise _temporal_unavailable(exc) from None
+        finally:
+            asking.cancel()
+        if outcome.agent_id != notification.agent_id:
+            raise _taken(notification)
+        answer = outcome.answer
+        label = next((a.label for a in notification.actions if answer and a.id == answer.action_id), None)
+        return AskResult(
+            notification_id=outcome.notification_id,
+            status=outcome.status,
+            answer=answer,
+            label=label,
+            acknowledged=outcome.acknowledged,
+        )
+
+    async def emit(self, agent_id: str, metrics: dict[str, MetricValue], event_id: str | None) -> EmitResult:
+        try:
+            return await self.herald.emit(agent_id, metrics, event_id=event_id, rules=self.rules)
+        except ValidationError as exc:
+            raise ToolError(problems(exc)) from None
+        except CodecError as exc:  # what the workers encrypted, this server can't read: the message says what to set
+            raise ToolError(str(exc)) from None
+        except RPCError as exc:
+            raise _temporal_unavailable(exc) from None
+
+    async def status(self, agent_id: str, notification_id: str) -> StatusResult:
+        """The recorded outcome, else the live one; another agent's notification reads as unknown."""
+        outcome = await self.store.get_outcome(notification_id)
+        if outcome is None:
+            try:
+                outcome = await self.herald.get_handle(notification_id).status(rpc_timeout=STATUS_QUERY_TIMEOUT)
+            except CodecError as exc:
+                raise ToolError(str(exc)) from None
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise _temporal_unavailable(exc) from None
+        if outcome is None or outcome.agent_id != agent_id:
+            raise ToolError(f"notification_id: agent {agent_id} sent no notification {notification_id}")
+        channels = {
+            channel.value: ChannelState(status=r.status.value, attempts=r.attempt_count, last_error=r.error_type)
+            for channel, r in outcome.channels.items()
+        }
+        return StatusResult(
+            notification_id=outcome.notification_id,
+            status=outcome.status,
+            user_id=outcome.user_id,
+            priority=outcome.priority,
+            channels=channels,
+            respond_by=outcome.respond_by,
+            answer=outcome.answer,
+            acknowledged=outcome.acknowledged,
+        )
+
+
+def _taken(notification: AgentNotification) -> ToolError:
+    """Another agent's notification holds this id: its answer is not this agent's to read."""
+    return ToolError(str(NotificationIdTaken(notification.notification_id)))
+
+
+def _temporal_unavailable(exc: RPCError) -> ToolError:
+    return ToolError(f"Temporal did not answer ({exc.status.name}); retry with the same notification_id")
+
+
+# Tool parameters, described for the model that calls them. Values are checked by AgentNotification.
+UserId = Annotated[str, Field(description="the person to reach (their Herald user id)")]
+Title = Annotated[str, Field(description="one line, at most 200 characters")]
+Body = Annotated[str, Field(description="the message body, at most 10 KB")]
+Channels = Annotated[list[ChannelName] | None, Field(description="channels to try, in order (default: push, email)")]
+NotificationId = Annotated[
+    str | None, Field(description="your own id for this notification: sending it again is a no-op (safe retries)")
+]
+DedupKey = Annotated[str | None, Field(description="collapse notifications sharing this key within 5 minutes")]
+Metadata = Annotated[dict[str, Any] | None, Field(description="JSON the notification carries (at most 16 KB)")]
+ClaimedAgent = Annotated[str | None, Field(description="optional: this server's own agent id (any other is refused)")]
+
+
+def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPServer[Any]:
+    """The MCP server with Herald's four tools, each a thin wrapper over `HeraldTools`."""
+    server: MCPServer[Any] = MCPServer(
+        "herald",
+        title="Herald",
+        instructions=instructions
+        or "Notify people, ask them a question and wait for the answer, and report events to Herald's rules.",
+    )
+
+    @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=True))
+    async def notify_user(
+        ctx: ToolContext,
+        user_id: UserId,
+        title: Title,
+        body: Body = "",
+        priority: Priority = Priority.medium,
+        channels: Channels = None,
+        notification_id: NotificationId = None,
+        dedup_key: DedupKey = None,
+        metadata: Metadata = None,
+        agent_id: ClaimedAgent = None,
+    ) -> NotifyResult:
+        """Send a person a notification through Herald (deduplicated, per their preferences, with retries and
+        fallbacks). Returns at once with the notification id; read the outcome with `notification_status`."""
+        agent = await tools.agent(ctx)
+        own_agent(agent, agent_id)
+        fields = {"agent_id": agent, "user_id": user_id, "title": title, "body": body, "priority": priority}
+        extra = {"channels": channels, "notification_id": notification_id, "dedup_key": dedup_key, "metadata": metadata}
+        return await tools.notify(tools.notification(fields | extra))
+
+    @server.tool(annotations=ToolAnnotations(open_world_hint=True))
+    async def ask_user(
+        ctx: ToolContext,
+        user_id: UserId,
+        question: Annotated[str, Field(description="the question, one line, at most 200 characters")],
+        actions: Annotated[
+            list[Action],
+            Field(description="the answers the person may choose, 1 to 5, e.g. [{id: approve, label: Approve}]"),
+        ],
+        body: Body = "",
+        respond_by: Annotated[
+            datetime | None, Field(description="answers are taken until then (ISO 8601 with a time zone)")
+        ] = None,
+        timeout_seconds: Annotated[
+            int | None,
+            Field(
+                ge=1,
+                le=ASK_TIMEOUT_MAX_SECONDS,
+                description=f"instead of respond_by: wait this long (default {DEFAULT_ASK_TIMEOUT_SECONDS})",
+            ),
+        ] = None,
+        priority: Priority = Priority.high,
+        channels: Channels = None,
+        notification_id: NotificationId = None,
+        metadata: Metadata = None,
+        agent_id: ClaimedAgent = None,
+    ) -> AskResult:
+        """Ask a person a question and wait for their answer (or the deadline). Progress notifications report
+        the live delivery status while it waits. Returns `answered` with the chosen action, or `expired`."""
+        agent = await tools.agent(ctx)
+        own_agent(agent, agent_id)
+        if not actions:
+            raise ToolError("actions: must offer at least one answer")
+        deadline = ask_deadline(utcnow(), respond_by, timeout_seconds)
+        fields = {
+            "agent_id": agent,
+            "user_id": user_id,
+            "title": question,
+            "body": body,
+            "priority": priority,
+            "actions": actions,
+            "respond_by": deadline,
+        }
+        extra = {"channels": channels, "notification_id": notification_id, "metadata": metadata}
+        return await tools.ask(tools.notification(fields | extra), ctx)
+
+    @server.tool(annotations=ToolAnnotations(open_world_hint=True))
+    async def emit_event(
+        ctx: ToolContext,
+        metrics: Annotated[
+            dict[str, MetricValue],
+            Field(description="what you observed: name -> number, boolean or string, e.g. {error_rate: 0.07}"),
+        ],
+        event_id: Annotated[
+            str | None, Field(description="your own id for this event: sending it again fires nothing twice")
+        ] = None,
+        agent_id: ClaimedAgent = None,
+    ) -> EmitResult:
+        """Report metrics to Herald's trigger rules. Rules that match notify their people (once per cooldown);
+        the result lists the rules that fired, with their notification ids, and those cooling down."""
+        agent = await tools.agent(ctx)
+        own_agent(agent, agent_id)
+        return await tools.emit(agent, metrics, event_id)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def notification_status(
+        ctx: ToolContext,
+        notification_id: Annotated[str, Field(description="the id notify_user, ask_user or emit_event returned")],
+    ) -> StatusResult:
+        """A notification's status: `pending` while it runs, then delivered, answered, expired, failed, ...;
+        each channel with its attempts; the answer for a question."""
+        return await tools.status(await tools.agent(ctx), notification_id)
+
+    return server
+
+
+class RequireAgentKey:
+    """ASGI wrapper for the HTTP transport: a request without a valid agent key gets a 401 before any MCP
+    session exists (the error shape of Herald's API). Tools check the key again on every call."""
+
+    def __init__(self, app: ASGIApp, keys: AgentKeys) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                await self.keys.agent_for(headers)
+            except AgentKeyError as exc:
+                body = {"error": {"code": "unauthorized", "message": str(exc), "field": KEY_HEADER}}
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(server: MCPServer[Any], keys: AgentKeys, host: str = "127.0.0.1") -> ASGIApp:
+    """The streamable HTTP app at `/mcp`, behind the agent key check (serve it with lifespan on: the SDK's
+    session manager starts there). On a loopback host the SDK also refuses other Host and Origin headers."""
+    return RequireAgentKey(server.streamable_http_app(host=host), keys)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    transport: Transport,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    progress_seconds: float = DEFAULT_PROGRESS_SECONDS,
+) -> None:
+    """Connect to Temporal and the store, check the agent key, and serve until stopped.
+
+    Over stdio a missing or unknown key stops the server before it serves (AgentKeyError); over HTTP every
+    request is checked, and a configured key pins the server to that one key.
+    """
+    configured = settings.agent_key.get_secret_value().strip() if settings.agent_key is not None else ""
+    store = await Store.open(settings.resolved_database_url)
+    try:
+        keys = AgentKeys(store, transport, configured or None)
+        agent = await keys.agent_for(None) if transport == "stdio" else None
+        try:
+            herald = await HeraldClient.connect(settings)
+        except (CodecError, CodecConfigError) as exc:  # the workers' keys aren't this server's, or a bad key list
+            raise ServeError(str(exc)) from None
+        except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
+            raise ServeError(f"TEMPORAL_ADDRESS: no Temporal at {settings.temporal_address} ({exc})") from None
+        try:
+            tools = HeraldTools(herald, store, keys, progress_seconds)
+            about = f" You act as agent {agent}." if agent else ""
+            server = build_server(
+                tools,
+                instructions="Notify people, ask them a question and wait for the answer, and report events to "
+                f"Herald's rules.{about}",
+            )
+            if transport == "stdio":
+                logger.info("herald mcp: serving agent %s on stdio", agent)
+                await server.run_stdio_async()
+                return
+            config = uvicorn.Config(
+                http_app(server, keys, host), host=host, port=port, log_config=None, access_log=False, lifespan="on"
+            )
+            logger.info("herald mcp: serving on http://%s:%d/mcp", host, port)
+            await uvicorn.Server(config).serve()
+        finally:
+            await herald.aclose()
+    finally:
+        await store.close()

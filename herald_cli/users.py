@@ -1,0 +1,108 @@
+"""A person's side: preferences, contact, user tokens and agent keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from pydantic import ValidationError
+
+from herald.domain.validation import describe
+from herald.models import (
+    Contact,
+    Preferences,
+)
+from herald_cli.common import (
+    contact_app,
+    echo_json,
+    fail,
+    keys_app,
+    prefs_app,
+    read_json,
+    tokens_app,
+    validated,
+    wants_link,
+    with_store,
+)
+
+
+def _issue(kind: Literal["user", "agent"], subject: str, argument: str, hint: str) -> str:
+    """Print the new token once on stdout (it is stored only as a hash), and what it is for on stderr."""
+    from pydantic import TypeAdapter
+
+    from herald.models import Identifier
+    from herald.services.auth import issue_token
+
+    try:
+        TypeAdapter(Identifier).validate_python(subject)
+    except ValidationError as exc:
+        raise fail(f"{argument}: {describe(exc.errors())[0].message}") from None
+    token = with_store(lambda store: issue_token(store, kind, subject))
+    typer.echo(token)
+    typer.echo(hint, err=True)
+    return token
+
+
+@tokens_app.command("issue")
+def tokens_issue(
+    user_id: Annotated[str, typer.Argument(help="the user the token speaks for")],
+    link: Annotated[
+        bool | None,
+        typer.Option(
+            "--link/--no-link",
+            help="also print the browser login link (HERALD_PUBLIC_URL or the local API) after the token; "
+            "default: on a terminal only, so `$(herald tokens issue ada)` stays the token alone",
+        ),
+    ] = None,
+) -> None:
+    """Issue a token for USER_ID: their own preferences, contact, notifications and WebSocket, and the login link."""
+    from herald.config import Settings
+    from herald.domain.inbox import login_link
+
+    token = _issue(
+        "user",
+        user_id,
+        "user_id",
+        f"# token for user {user_id}, shown only now: Authorization: Bearer <token>, or ?token= on /v1/ws",
+    )
+    if wants_link(link):
+        # On stdout, never stderr: the link holds the token. The fragment (#token=) never reaches a server log.
+        typer.echo(login_link(Settings().api_url, token))
+        typer.echo("# open the link above to see the inbox and preferences in a browser", err=True)
+
+
+@keys_app.command("issue")
+def keys_issue(agent_id: Annotated[str, typer.Argument(help="the agent the key sends as")]) -> None:
+    """Issue a key for AGENT_ID: it may send notifications and events as that agent only."""
+    _issue("agent", agent_id, "agent_id", f"# key for agent {agent_id}, shown only now: Authorization: Bearer <key>")
+
+
+@prefs_app.command("get")
+def prefs_get(user: str) -> None:
+    """Print the user's preferences as JSON."""
+    echo_json(with_store(lambda store: store.get_preferences(user)).model_dump(mode="json", exclude_none=True))
+
+
+@prefs_app.command("set")
+def prefs_set(user: str, file: Path) -> None:
+    """Replace the user's preferences with FILE (JSON: {"default": {...}, "agents": {...}})."""
+    preferences = validated(lambda: Preferences.model_validate(read_json(file)))
+    with_store(lambda store: store.put_preferences(user, preferences))
+    typer.echo(f"saved preferences for {user}")
+
+
+@contact_app.command("get")
+def contact_get(user: str) -> None:
+    contact = with_store(lambda store: store.get_contact(user))
+    if contact is None:
+        raise fail(f"no contact saved for {user}", 1)
+    echo_json(contact.model_dump(mode="json", exclude_none=True))
+
+
+@contact_app.command("set")
+def contact_set(user: str, file: Path) -> None:
+    """Replace the user's contact with FILE (JSON: {"email", "phone", "webhook_url"})."""
+    contact = validated(lambda: Contact.model_validate(read_json(file)))
+    with_store(lambda store: store.put_contact(user, contact))
+    typer.echo(f"saved contact for {user}")
