@@ -39,16 +39,18 @@ browser:
 run: install
 	$(BIN)/herald dev --demo
 
-## Lint and type-check, then the whole suite on a real Temporal dev server, SQLite and PostgreSQL.
+## Lint (ruff, the import layers), type-check, then the whole suite on a real Temporal dev server, SQLite and PostgreSQL.
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy herald herald_cli workflows activities starter worker.py
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy herald herald_cli workflows activities starter worker.py

@@ -98,6 +98,7 @@ def serve(port: int, home: Path) -> None:
 
     from herald.api.app import create_app
     from herald.config import Settings
+    from starter import HeraldClient
 
     settings = Settings(
         home=home,
@@ -105,7 +106,7 @@ def serve(port: int, home: Path) -> None:
         auth=False,
         redis_url=None,
     )
-    app = create_app(settings)
+    app = create_app(settings, connect=HeraldClient.connect)
     noop_body = b'{"event_id":"noop","fired":[],"cooled_down":[]}'
 
     async def noop() -> Response:

@@ -58,6 +58,7 @@ def api(
 
     from herald.adapters.logs import configure_logging
     from herald.api.app import API_SHUTDOWN_SECONDS, create_app
+    from starter import HeraldClient
 
     settings = Settings().model_copy(update={"auth": True})
     try:
@@ -69,7 +70,7 @@ def api(
         typer.echo("# HERALD_ADMIN_KEY is unset: /v1/rules is closed; manage rules with `herald rules`", err=True)
     # log_config=None keeps the JSON logging configured above; the API logs each request itself.
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, connect=HeraldClient.connect),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_config=None,

@@ -48,9 +48,28 @@ from herald.models import (
     Snooze,
     utcnow,
 )
+from herald.services.gateway import (
+    RESPOND_RPC_TIMEOUT,
+    AnswerRefused,
+    AnswerTimeout,
+    NotificationIdTaken,
+    NotificationParties,
+)
 from herald.services.rule_cache import RuleCache
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
+
+# Raised by HeraldClient and defined with the Gateway (herald/services/gateway.py); agents import them from here.
+__all__ = [
+    "AnswerRefused",
+    "AnswerTimeout",
+    "HeraldClient",
+    "NotificationHandle",
+    "NotificationIdTaken",
+    "TemporalSettingsError",
+    "check_codec_matches",
+    "connect_temporal",
+]
 
 
 class TemporalSettingsError(ValueError):
@@ -152,40 +171,6 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError) or (
         isinstance(exc, RPCError) and exc.status in _RETRYABLE_RPC
     )
-
-
-class NotificationIdTaken(ValueError):
-    """The notification_id names another agent's notification: nothing was started, and the id can't be reused."""
-
-    def __init__(self, notification_id: str) -> None:
-        super().__init__(f"notification_id: {notification_id} is another agent's notification; choose another id")
-        self.notification_id = notification_id
-
-
-# How long `respond` waits for the notification's workflow to take an answer before it gives up (AnswerTimeout).
-RESPOND_RPC_TIMEOUT = timedelta(seconds=10)
-
-
-class AnswerTimeout(Exception):
-    """Temporal did not confirm an answer in time: no worker took it (none running, or all busy). It was not
-    refused, and it may still be taken once a worker picks the notification up, so retry; a retry with the same
-    `update_id` is the same answer, never a second one. The message is safe to show."""
-
-    def __init__(self, notification_id: str) -> None:
-        super().__init__(
-            f"notification {notification_id}: no worker confirmed the answer in time; it was not refused, retry shortly"
-        )
-        self.notification_id = notification_id
-
-
-class AnswerRefused(Exception):
-    """An answer Herald did not take, and why. `code`: unknown_action, not_recipient, too_late, already_answered,
-    already_acknowledged, closed (the notification has finished), not_found. The reason is safe to show."""
-
-    def __init__(self, code: str, reason: str, *, recorded: bool = False) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
-        self.recorded = recorded  # the running workflow kept it in the outcome's refused_answers
 
 
 # The workflow's refusal types (ApplicationError.type) as AnswerRefused codes.
@@ -396,6 +381,27 @@ class HeraldClient:
     def get_handle(self, notification_id: str) -> NotificationHandle:
         handle = self.temporal.get_workflow_handle_for(NotificationWorkflow.run, f"notification/{notification_id}")
         return NotificationHandle(notification_id, handle)
+
+    async def status(self, notification_id: str, rpc_timeout: timedelta | None = None) -> NotificationOutcome:
+        """The notification's per-channel state right now (`get_handle(id).status()`)."""
+        return await self.get_handle(notification_id).status(rpc_timeout=rpc_timeout)
+
+    async def parties(self, notification_id: str, rpc_timeout: timedelta | None = None) -> NotificationParties:
+        """The notification's user and agent from its workflow's search attributes, which Temporal's server
+        answers while no worker runs."""
+        workflow = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+        attributes = (await workflow.describe(rpc_timeout=rpc_timeout)).typed_search_attributes
+        return NotificationParties(attributes.get(search.USER_ID), attributes.get(search.AGENT_ID))
+
+    def without_fallback(self) -> HeraldClient:
+        """A client on the same connection whose notifications never fall back to another channel (a test
+        notification is about one channel)."""
+        policy = self.policy.model_copy(update={"fallback_order": []})
+        return HeraldClient(self.temporal, self.task_queue, policy, rules=self._rules, store=self._given_store)
+
+    async def check_health(self) -> None:
+        """Raise unless the Temporal frontend answers its health check."""
+        await self.temporal.service_client.check_health()
 
     async def ask(self, notification: AgentNotification) -> NotificationOutcome:
         """Ask the person and wait, durably, for the answer: the outcome is `answered` (its `answer` says which

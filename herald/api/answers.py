@@ -28,7 +28,6 @@ from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody, temporal_unavailable
 from herald.api.providers import signed_twilio_form
 from herald.api.views import QUERY_TIMEOUT, check_visible, notification_not_found
-from herald.domain import search
 from herald.domain.answers import (
     AnswerToken,
     TokenError,
@@ -39,7 +38,7 @@ from herald.domain.answers import (
     verify_token,
 )
 from herald.models import ID_REGEX, Action, Answer, AnswerChannel, RespondBody, utcnow
-from starter.client import AnswerRefused, AnswerTimeout
+from herald.services.gateway import AnswerRefused, AnswerTimeout
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ async def _answering(services: Services, notification_id: str) -> _Answering:
     if outcome is None:
         herald = await services.client()
         try:
-            outcome = await herald.get_handle(notification_id).status(rpc_timeout=QUERY_TIMEOUT)
+            outcome = await herald.status(notification_id, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 raise notification_not_found(notification_id) from None
@@ -148,18 +147,15 @@ async def recipient_of(services: Services, notification_id: str) -> Recipient:
         return Recipient(outcome.user_id, outcome.agent_id)
     herald = await services.client()
     try:
-        workflow = herald.temporal.get_workflow_handle(f"notification/{notification_id}")
-        described = await workflow.describe(rpc_timeout=QUERY_TIMEOUT)
+        user_id, agent_id = await herald.parties(notification_id, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
             raise notification_not_found(notification_id) from None
         raise temporal_unavailable("Temporal did not answer; retry") from exc
-    user_id = described.typed_search_attributes.get(search.USER_ID)
-    agent_id = described.typed_search_attributes.get(search.AGENT_ID)
     if user_id is not None and agent_id is not None:
         return Recipient(user_id, agent_id)
     try:
-        status = await herald.get_handle(notification_id).status(rpc_timeout=QUERY_TIMEOUT)
+        status = await herald.status(notification_id, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as exc:
         raise temporal_unavailable("Temporal did not answer; retry") from exc
     return Recipient(status.user_id, status.agent_id)

@@ -52,7 +52,7 @@ from herald.domain.answers import check_respond_by
 from herald.domain.validation import describe
 from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority, utcnow
 from herald.models.common import Timestamp
-from starter.client import HeraldClient, NotificationIdTaken
+from herald.services.gateway import Connect, Gateway, NotificationIdTaken
 
 NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
 LIST_LIMIT_MAX = 200
@@ -175,12 +175,15 @@ def create_app(
     settings: Settings | None = None,
     *,
     store: Store | None = None,
-    client: HeraldClient | None = None,
+    client: Gateway | None = None,
+    connect: Connect | None = None,
     hub: PushHub | None = None,
 ) -> FastAPI:
-    """The API. `herald dev` hands in its store, client and push hub; `herald api` lets the app open its own."""
+    """The API. It reaches Temporal only through a Gateway: `herald dev` hands in its store, HeraldClient and
+    push hub; `herald api` hands in `connect` (HeraldClient.connect), called on the first request that needs
+    Temporal. With neither, those requests answer 503 `temporal_unavailable`."""
     settings = settings or Settings()
-    services = Services(settings, store, client, hub)
+    services = Services(settings, store, client, hub, connect=connect)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -385,7 +388,7 @@ def create_app(
             checks["store"] = f"down ({type(exc).__name__})"
         try:
             herald = await deps.client()
-            await herald.temporal.service_client.check_health()
+            await herald.check_health()
             checks["temporal"] = "ok"
         except Exception as exc:
             checks["temporal"] = f"down ({type(exc).__name__})"

@@ -14,8 +14,8 @@ from herald.adapters.store import Store
 from herald.api.errors import ApiError
 from herald.config import Settings
 from herald.models import ID_REGEX
+from herald.services.gateway import Connect, Gateway
 from herald.services.rule_cache import RuleCache
-from starter.client import HeraldClient
 
 log = logging.getLogger("herald.api")
 
@@ -26,9 +26,15 @@ class Services:
     """What the routes use, opened by the app's lifespan unless the caller (e.g. `herald dev`) hands them in."""
 
     def __init__(
-        self, settings: Settings, store: Store | None, client: HeraldClient | None, hub: PushHub | None = None
+        self,
+        settings: Settings,
+        store: Store | None,
+        client: Gateway | None,
+        hub: PushHub | None = None,
+        *,
+        connect: Connect | None = None,
     ) -> None:
-        self.settings, self._store, self._client = settings, store, client
+        self.settings, self._store, self._client, self._connect = settings, store, client, connect
         self._rules: RuleCache | None = None
         # Live WebSocket connections of this process; the worker reaches them in-process or through Redis.
         self.hub = hub or PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
@@ -46,10 +52,13 @@ class Services:
             self._rules = RuleCache(self.store)
         return self._rules
 
-    async def client(self) -> HeraldClient:
+    async def client(self) -> Gateway:
+        """The Gateway the app was handed, or the one it connects on first use; 503 when it has neither."""
         if self._client is None:
+            if self._connect is None:
+                raise ApiError(503, "temporal_unavailable", "this server was started without a Temporal connection")
             try:
-                self._client = await HeraldClient.connect(self.settings)
+                self._client = await self._connect(self.settings)
             except CodecMismatch as exc:
                 # The message names key ids, the setting and this server's paths: for the operator's log only.
                 log.error("%s", exc)

@@ -22,8 +22,8 @@ from herald.api.errors import ApiError, ErrorBody
 from herald.api.guard import body_problem
 from herald.domain.events import match_event
 from herald.models import AgentEvent, EmitResult
+from herald.services.gateway import Gateway
 from herald.services.rule_cache import RuleCache
-from starter.client import HeraldClient
 
 router = APIRouter(tags=["events"])
 
@@ -31,7 +31,7 @@ EVENTS_PATH = "/v1/events"
 EVENT_BODY_LIMIT = 64 * 1024
 
 
-async def emit_event(event: AgentEvent, rules: RuleCache, client: Callable[[], Awaitable[HeraldClient]]) -> EmitResult:
+async def emit_event(event: AgentEvent, rules: RuleCache, client: Callable[[], Awaitable[Gateway]]) -> EmitResult:
     """Emit through Temporal only when some rule matches; `client` is called (and connects) only then."""
     firings = match_event(await rules.book(), event)
     if not firings:

@@ -23,7 +23,6 @@ from herald.domain.inbox import build_test_notification, mark_read
 from herald.models import new_notification_id, utcnow
 from herald.models.inbox import InboxReadState, MarkRead, TestNotificationRequest
 from herald.services.auth import resolve_token
-from starter.client import HeraldClient
 
 router = APIRouter(tags=["inbox"])
 _USER_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
@@ -101,9 +100,7 @@ async def send_test_notification(user_id: UserId, request: TestNotificationReque
     bind(notification_id=notification.notification_id)
     herald = await deps.client()
     # No fallback to other channels: the test is about this one (push that reaches no browser still rides email).
-    only_this_channel = HeraldClient(
-        herald.temporal, herald.task_queue, herald.policy.model_copy(update={"fallback_order": []})
-    )
+    only_this_channel = herald.without_fallback()
     try:
         handle = await only_this_channel.notify(notification)
     except RPCError as exc:

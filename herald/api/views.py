@@ -24,7 +24,7 @@ from herald.models import (
     Priority,
     RefusedAnswer,
 )
-from starter.client import HeraldClient
+from herald.services.gateway import Gateway
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 
@@ -197,12 +197,12 @@ def build_view(outcome: NotificationOutcome, attempts: list[DeliveryAttempt]) ->
     return NotificationView(**outcome.model_dump(exclude={"channels"}), channels=channels)
 
 
-async def load_notification(store: Store, client: HeraldClient, notification_id: str) -> NotificationView | None:
+async def load_notification(store: Store, client: Gateway, notification_id: str) -> NotificationView | None:
     """The recorded outcome if the notification finished, else the live state from its workflow; None if unknown."""
     outcome = await store.get_outcome(notification_id)
     if outcome is None:
         try:
-            outcome = await client.get_handle(notification_id).status(rpc_timeout=QUERY_TIMEOUT)
+            outcome = await client.status(notification_id, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return None

@@ -32,7 +32,7 @@ from herald.api.errors import ApiError
 from herald.api.views import notification_not_found
 from herald.models import ACTION_ID_REGEX, ID_REGEX, AnswerChannel
 from herald.services.auth import resolve_token
-from starter.client import AnswerRefused
+from herald.services.gateway import AnswerRefused
 
 router = APIRouter(tags=["push"])
 
