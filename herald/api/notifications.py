@@ -1,0 +1,137 @@
+"""The notifications routes: start one, read one, list the recorded ones."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+from temporalio.service import RPCError
+
+from herald.adapters.logs import bind
+from herald.adapters.metrics import NOTIFICATIONS_ACCEPTED
+from herald.api.auth import CallerDep, authorize
+from herald.api.deps import Deps
+from herald.api.errors import ApiError, ErrorBody
+from herald.api.views import (
+    InvalidCursor,
+    NotificationPage,
+    NotificationView,
+    TemporalUnavailable,
+    check_visible,
+    list_notifications,
+    listing_scope,
+    load_notification,
+    notification_not_found,
+)
+from herald.domain.answers import check_respond_by
+from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority, utcnow
+from herald.models.common import Timestamp
+from herald.services.gateway import NotificationIdTaken
+
+NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
+LIST_LIMIT_MAX = 200
+
+router = APIRouter()
+
+
+class NotificationAccepted(BaseModel):
+    notification_id: str
+    workflow_id: str
+    status_url: str
+
+
+auth_errors: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+
+
+@router.post(
+    "/v1/notifications",
+    status_code=202,
+    response_model=NotificationAccepted,
+    tags=["notifications"],
+    responses={**auth_errors, 409: {"model": ErrorBody}},
+)
+async def send_notification(notification: AgentNotification, caller: CallerDep, deps: Deps) -> NotificationAccepted:
+    """Start a notification (an agent key sends as its own agent only). The same notification_id again is a no-op;
+    another agent's notification_id is a 409."""
+    authorize(caller, agents=[notification.agent_id], field="agent_id")
+    bind(notification_id=notification.notification_id)
+    try:
+        check_respond_by(notification, utcnow())
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"respond_by: {exc}", "respond_by") from None
+    herald = await deps.client()
+    try:
+        handle = await herald.notify(notification)
+    except NotificationIdTaken as exc:
+        raise ApiError(409, "notification_id_taken", str(exc), "notification_id") from None
+    except RPCError as exc:
+        raise ApiError(503, "temporal_unavailable", "Temporal refused the start; retry with the same id") from exc
+    NOTIFICATIONS_ACCEPTED.inc()
+    return NotificationAccepted(
+        notification_id=handle.notification_id,
+        workflow_id=handle.workflow_id,
+        status_url=f"/v1/notifications/{handle.notification_id}",
+    )
+
+
+@router.get(
+    "/v1/notifications/{notification_id}",
+    response_model=NotificationView,
+    tags=["notifications"],
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+async def get_notification(notification_id: NotificationId, caller: CallerDep, deps: Deps) -> NotificationView:
+    """Status, per-channel state and every delivery attempt: for its user, its sending agent, or the admin.
+    Anyone else gets the 404 an unknown id gets, so status calls can't probe which ids exist."""
+    bind(notification_id=notification_id)
+    try:
+        view = await load_notification(deps.store, await deps.client(), notification_id)
+    except TemporalUnavailable as exc:
+        raise ApiError(503, "temporal_unavailable", str(exc)) from exc
+    if view is None:
+        raise notification_not_found(notification_id)
+    check_visible(caller, notification_id, view.user_id, view.agent_id)
+    return view
+
+
+@router.get(
+    "/v1/notifications",
+    response_model=NotificationPage,
+    tags=["notifications"],
+    responses=auth_errors,
+)
+async def list_recorded_notifications(
+    caller: CallerDep,
+    deps: Deps,
+    user_id: Annotated[
+        str | None, Query(pattern=ID_REGEX, description="a user token lists its own user only (the default)")
+    ] = None,
+    agent_id: Annotated[
+        str | None, Query(pattern=ID_REGEX, description="an agent key lists its own agent only (the default)")
+    ] = None,
+    status: NotificationStatus | None = None,
+    priority: Priority | None = None,
+    since: Annotated[Timestamp | None, Query(description="recorded at or after this time (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
+) -> NotificationPage:
+    """Finished notifications, newest first, from the audit record (no attempts: GET one for those).
+
+    The admin sees all; a user token only its own user's (no `user_id` means its own; another's is a 403);
+    an agent key only what its agent sent, by `agent_id` likewise. Page with `next_cursor`.
+    """
+    user_id, agent_id = listing_scope(caller, user_id, agent_id)
+    try:
+        return await list_notifications(
+            deps.store,
+            user_id=user_id,
+            agent_id=agent_id,
+            status=status,
+            priority=priority,
+            since=since,
+            cursor=cursor,
+            limit=limit,
+        )
+    except InvalidCursor as exc:
+        raise ApiError(422, "invalid_request", f"cursor: {exc}", "cursor") from None
