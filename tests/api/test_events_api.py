@@ -23,6 +23,7 @@ from herald.api.app import create_app
 from herald.api.events import EVENT_BODY_LIMIT, BodyLimit
 from herald.models import ChannelName, Contact, NotificationStatus, TriggerRule
 from herald.services.auth import issue_token
+from starter import HeraldClient
 from tests.conftest import Harness, make_settings
 
 
@@ -39,7 +40,11 @@ def api_client(app: Any) -> httpx.AsyncClient:
 @pytest.fixture
 async def offline(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """An API whose Temporal address is a closed port: anything that reaches for Temporal gets a 503."""
-    app = create_app(make_settings(tmp_path, temporal_address=f"127.0.0.1:{closed_port()}"), store=store)
+    app = create_app(
+        make_settings(tmp_path, temporal_address=f"127.0.0.1:{closed_port()}"),
+        store=store,
+        connect=HeraldClient.connect,
+    )
     async with api_client(app) as client:
         yield client
 
@@ -164,7 +169,11 @@ async def test_an_event_matching_nothing_never_touches_temporal(offline: httpx.A
 
 
 async def test_an_agent_key_emits_only_as_its_agent(store: Store, tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path, auth=True, temporal_address=f"127.0.0.1:{closed_port()}"), store=store)
+    app = create_app(
+        make_settings(tmp_path, auth=True, temporal_address=f"127.0.0.1:{closed_port()}"),
+        store=store,
+        connect=HeraldClient.connect,
+    )
     key = await issue_token(store, "agent", "support-agent")
     async with api_client(app) as api:
         headers = {"Authorization": f"Bearer {key}"}

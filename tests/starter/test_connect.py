@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from herald.adapters.codec import CodecKey, CodecMismatch, EncryptionCodec
 from herald.api.app import create_app
 from herald.config import Settings
-from starter.client import TemporalSettingsError, connect_temporal, temporal_api_key, temporal_tls
+from starter.client import HeraldClient, TemporalSettingsError, connect_temporal, temporal_api_key, temporal_tls
 from tests.conftest import make_settings
 from worker import ensure_retention_schedule, open_runtime
 
@@ -175,7 +175,7 @@ async def test_connect_stops_when_its_key_cannot_read_the_workers_payloads(
         )
         # The API connects on its first call: a 503 that names the problem, the details in the operator's log.
         async with open_runtime(settings(empty)) as runtime:
-            app = create_app(settings(empty, codec_keys=k2.entry()), store=runtime.store)
+            app = create_app(settings(empty, codec_keys=k2.entry()), store=runtime.store, connect=HeraldClient.connect)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as api:
                 refused = await api.post("/v1/notifications", json={"agent_id": "a", "user_id": "ada", "title": "t"})
