@@ -58,7 +58,7 @@ def test_an_api_key_means_tls_with_system_roots(monkeypatch: pytest.MonkeyPatch)
     settings = Settings()
     assert temporal_tls(settings) is True
     assert temporal_api_key(settings) == "cloud-api-key"
-    assert settings.temporal_namespace == "herald.a1b2c"
+    assert settings.temporal.namespace == "herald.a1b2c"
     assert "cloud-api-key" not in repr(settings)
     monkeypatch.setenv("TEMPORAL_API_KEY", " ")
     assert temporal_api_key(Settings()) is None and temporal_tls(Settings()) is False
@@ -126,7 +126,7 @@ async def test_connect_temporal_passes_the_api_key_namespace_and_codec(
     assert await client.service_client.check_health()
 
     with pytest.raises(TemporalSettingsError, match="TEMPORAL_TLS_CA: no such file"):
-        await connect_temporal(settings.model_copy(update={"temporal_tls": None, "temporal_tls_ca": tmp_path / "x"}))
+        await connect_temporal(settings.changed(temporal_tls=None, temporal_tls_ca=tmp_path / "x"))
 
 
 async def test_connect_stops_when_its_key_cannot_read_the_workers_payloads(
