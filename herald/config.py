@@ -391,11 +391,13 @@ def _env_names(model: type[BaseSettings], field: str) -> list[str]:
 
 def _flat_names() -> dict[str, tuple[str, str]]:
     names: dict[str, tuple[str, str]] = {}
+    renamed = set(_RENAMED.values())  # sendgrid.api_host is `sendgrid_api_host`, never `api_host` (api.api_host)
     for group, info in Settings.model_fields.items():
         model = info.annotation
         assert isinstance(model, type) and issubclass(model, BaseSettings)
         for field in model.model_fields:
-            names.setdefault(field, (group, field))
+            if (group, field) not in renamed:
+                names.setdefault(field, (group, field))
             for env_name in _env_names(model, field):
                 names[env_name] = (group, field)
     names.update(_RENAMED)

@@ -71,7 +71,7 @@ def api(
     # log_config=None keeps the JSON logging configured above; the API logs each request itself.
     uvicorn.run(
         create_app(settings, connect=HeraldClient.connect),
-        host=host or settings.sendgrid.api_host,
+        host=host or settings.api.api_host,
         port=port or settings.api.api_port,
         log_config=None,
         access_log=False,

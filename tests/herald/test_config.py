@@ -120,3 +120,76 @@ def test_without_sendgrid_the_default_sender_is_fine() -> None:
     """The outbox and a local SMTP server take herald@localhost: only SendGrid refuses it."""
     check_settings(Settings())
     check_settings(Settings.from_flat({"SMTP_URL": "smtp://127.0.0.1:25"}))
+
+
+# --- Groups: every variable reaches its group -------------------------------------------------------------
+
+SAMPLES = {bool: "true", int: "7", float: "2.5", str: "x-value", Path: "/tmp/x-value"}
+
+
+def _sample(name: str) -> tuple[str, object]:
+    from herald.config import ENVIRONMENT_VARIABLES
+
+    group, field = ENVIRONMENT_VARIABLES[name]
+    annotation = str(type(getattr(Settings(), group)).model_fields[field].annotation)
+    if name == "HERALD_FALLBACK_ORDER":
+        return "sms,email", [ChannelName.sms, ChannelName.email]
+    if name == "HERALD_LOG_FORMAT":
+        return "text", "text"
+    for kind, raw in SAMPLES.items():
+        if kind.__name__ in annotation or (kind is str and "SecretStr" in annotation):
+            value: object = {bool: True, int: 7, float: 2.5, str: "x-value", Path: Path("/tmp/x-value")}[kind]
+            return raw, value
+    raise AssertionError(f"no sample for {name}: {annotation}")
+
+
+def test_every_variable_is_in_the_readme() -> None:
+    from herald.config import ENVIRONMENT_VARIABLES
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [name for name in ENVIRONMENT_VARIABLES if f"`{name}" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(__import__("herald.config").config.ENVIRONMENT_VARIABLES))
+def test_each_group_reads_its_variables(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    from herald.config import ENVIRONMENT_VARIABLES
+
+    for other in ENVIRONMENT_VARIABLES:
+        monkeypatch.delenv(other, raising=False)
+    group, field = ENVIRONMENT_VARIABLES[name]
+    raw, expected = _sample(name)
+    monkeypatch.setenv(name, raw)
+    value = getattr(getattr(Settings(), group), field)
+    if hasattr(value, "get_secret_value"):
+        value = value.get_secret_value()
+    assert value == expected, f"{name} -> settings.{group}.{field}"
+
+
+# --- Temporal's own names, the profile file, and the deprecated names ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_CLIENT_CERT_PATH", "tls_client_cert_path"),
+        ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CLIENT_KEY_PATH", "tls_client_key_path"),
+        ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "tls_server_ca_cert_path"),
+    ],
+)
+def test_a_deprecated_temporal_name_still_works_and_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, old: str, new: str, field: str
+) -> None:
+    monkeypatch.delenv(new, raising=False)
+    monkeypatch.setenv(old, "/etc/herald/file.pem")
+    with caplog.at_level("WARNING", logger="herald.config"):
+        temporal = Settings().temporal
+    assert temporal.tls_file(field) == (Path("/etc/herald/file.pem"), old)
+    assert f"{old} is deprecated and will be removed in the next release: set {new} instead" in caplog.text
+
+    monkeypatch.setenv(new, "/etc/herald/file.pem")  # both, the same file: fine
+    assert Settings().temporal.tls_file(field) == (Path("/etc/herald/file.pem"), new)
+    monkeypatch.setenv(new, "/etc/herald/other.pem")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert f"{old} and {new} are both set, to different files" in str(caught.value)
