@@ -66,7 +66,7 @@ class Runtime:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, hub: PushHub | None = None) -> AsyncIterator[Runtime]:
     store = await Store.open(settings.resolved_database_url)
-    hub = hub or PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
+    hub = hub or PushHub(ack_timeout=settings.push.ack_timeout_seconds, queue_size=settings.push.queue_size)
     channels = build_channels(settings, hub, store)
     try:
         yield Runtime(settings, store, hub, channels)
@@ -95,29 +95,29 @@ def create_worker(
     """
     return Worker(
         client,
-        task_queue=task_queue or runtime.settings.task_queue,
+        task_queue=task_queue or runtime.settings.temporal.task_queue,
         workflows=[*ALL_WORKFLOWS, *extra_workflows],
         activities=build_activities(
             runtime.store,
             runtime.channels,
-            digest_period_seconds=runtime.settings.digest_period_seconds,
+            digest_period_seconds=runtime.settings.delivery.digest_period_seconds,
             answer_links=links_from_settings(runtime.settings),
             callbacks=AgentCallbacks.from_settings(runtime.settings),
         ),
         workflow_failure_exception_types=workflow_failure_exception_types,
         # On shutdown, activities in flight (a send under way) get this long to finish before they are cancelled.
-        graceful_shutdown_timeout=timedelta(seconds=runtime.settings.shutdown_grace_seconds),
+        graceful_shutdown_timeout=timedelta(seconds=runtime.settings.ops.shutdown_grace_seconds),
         **(tuning or {}),
     )
 
 
 def retention_schedule(settings: Settings, task_queue: str, schedule_id: str) -> Schedule:
     """Every `retention_interval_seconds` (daily), one RetentionWorkflow; a run still going skips the next."""
-    every = timedelta(seconds=settings.retention_interval_seconds)
+    every = timedelta(seconds=settings.retention.interval_seconds)
     return Schedule(
         action=ScheduleActionStartWorkflow(
             RetentionWorkflow.run,
-            RetentionRequest(retention_days=settings.retention_days, batch_size=settings.retention_batch_size),
+            RetentionRequest(retention_days=settings.retention.days, batch_size=settings.retention.batch_size),
             id=schedule_id,
             task_queue=task_queue,
         ),
@@ -158,8 +158,8 @@ async def ensure_retention_schedule(
     An existing schedule keeps its state (an operator may have paused it); only its spec and action change,
     and only when they differ from the settings.
     """
-    schedule_id = schedule_id or settings.retention_schedule_id
-    wanted = retention_schedule(settings, task_queue or settings.task_queue, schedule_id)
+    schedule_id = schedule_id or settings.retention.schedule_id
+    wanted = retention_schedule(settings, task_queue or settings.temporal.task_queue, schedule_id)
     try:
         return await client.create_schedule(schedule_id, wanted)
     except ScheduleAlreadyRunningError:
@@ -179,9 +179,9 @@ async def ensure_retention_schedule(
 
 def temporal_runtime(settings: Settings) -> TemporalRuntime | None:
     """A Temporal runtime exporting the SDK's own metrics (polls, slots, latencies) for Prometheus, when asked."""
-    if settings.temporal_metrics_port is None:
+    if settings.ops.temporal_metrics_port is None:
         return None
-    address = f"{settings.metrics_host}:{settings.temporal_metrics_port}"
+    address = f"{settings.ops.metrics_host}:{settings.ops.temporal_metrics_port}"
     return TemporalRuntime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
@@ -200,8 +200,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     if temporal is not None:  # before the client exists: clients and workers take the default runtime
         TemporalRuntime.set_default(temporal, error_if_already_set=False)
     metrics_server = None
-    if settings.worker_metrics_port is not None:
-        metrics_server, _ = serve_metrics(settings.worker_metrics_port, settings.metrics_host)
+    if settings.ops.worker_metrics_port is not None:
+        metrics_server, _ = serve_metrics(settings.ops.worker_metrics_port, settings.ops.metrics_host)
     try:
         client = await connect_temporal(settings)
         try:
@@ -212,16 +212,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             worker = create_worker(client, runtime)
             log.info(
                 "worker on %s, namespace %s, task queue %s",
-                settings.temporal_address,
-                settings.temporal_namespace,
-                settings.task_queue,
+                client.service_client.config.target_host,
+                client.namespace,
+                settings.temporal.task_queue,
             )
             running = asyncio.create_task(worker.run())
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             if not running.done():
-                log.info("stopping: finishing activities in flight (up to %ss)", settings.shutdown_grace_seconds)
+                log.info("stopping: finishing activities in flight (up to %ss)", settings.ops.shutdown_grace_seconds)
                 await worker.shutdown()
             await running
             log.info("worker stopped")
@@ -237,7 +237,7 @@ def main() -> None:
     except SettingsError as exc:
         print(f"herald worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(settings.log_format or "json", settings.log_level)
+    configure_logging(settings.ops.log_format or "json", settings.ops.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(settings))
 

@@ -105,13 +105,13 @@ class Sinks:
 
     async def _open(self, home: Path) -> None:
         from bench.pipeline import USERS
-        from bench.stack import BenchSettings
+        from bench.stack import bench_only_settings
         from herald.adapters.channels import PushHub, build_channels
         from herald.adapters.store import Store
 
-        self.settings = BenchSettings(home=home, auth=False, log_level="WARNING")
+        self.settings = bench_only_settings(home=home, auth=False, log_level="WARNING")
         self.store = await Store.open(self.settings.resolved_database_url)
-        self.hub = PushHub(ack_timeout=self.settings.push_ack_timeout_seconds, queue_size=self.settings.push_queue_size)
+        self.hub = PushHub(ack_timeout=self.settings.push.ack_timeout_seconds, queue_size=self.settings.push.queue_size)
         self.channels = build_channels(self.settings, self.hub, self.store)
         self.clients = [asyncio.create_task(self._acking_client(user)) for user in USERS]
 
@@ -468,10 +468,10 @@ def celery_home() -> Iterator[Path]:
 
 async def prepare_celery_store(home: Path) -> None:
     from bench.pipeline import prepare
-    from bench.stack import BenchSettings
+    from bench.stack import bench_only_settings
     from herald.adapters.store import Store
 
-    store = await Store.open(BenchSettings(home=home, auth=False).resolved_database_url)
+    store = await Store.open(bench_only_settings(home=home, auth=False).resolved_database_url)
     try:
         await prepare(store)
     finally:

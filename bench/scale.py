@@ -137,7 +137,7 @@ async def digest_sweep(stack: Stack, levels: list[int], probe: int, progress: Pr
             "DigestWorkflow",
             DigestStart(user_id=user, policy=policy),
             id=f"digest/{user}",
-            task_queue=stack.settings.task_queue,
+            task_queue=stack.settings.temporal.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal="add",
             start_signal_args=[item],

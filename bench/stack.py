@@ -40,7 +40,6 @@ from typing import Any, TypeVar
 
 import psutil
 import uvicorn
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from temporalio.client import Client
@@ -63,24 +62,14 @@ TASK_QUEUE = "herald"
 console = Console(stderr=True)
 
 
-class BenchSettings(Settings):
-    """Settings from the constructor's arguments only: nothing from the environment or a .env file."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
+def bench_only_settings(**values: object) -> Settings:
+    """Settings from these values only (flat names): nothing from the environment or a .env file."""
+    return Settings.from_flat(values)
 
 
 def bench_settings(home: Path, ports: DevPorts) -> Settings:
     """What `herald dev` would run with in `home` (open API, encrypted history, outbox channels)."""
-    base = BenchSettings(
+    base = bench_only_settings(
         home=home,
         auth=False,
         temporal_address=f"127.0.0.1:{ports.temporal}",
@@ -89,7 +78,7 @@ def bench_settings(home: Path, ports: DevPorts) -> Settings:
         allow_private_webhooks=True,
         log_level="WARNING",
     )
-    return base.model_copy(update=dev_codec_settings(base, home, ports))
+    return base.changed(**dev_codec_settings(base, home, ports))
 
 
 def free_port() -> int:
@@ -127,7 +116,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     client = await connect_with_retry(settings, attempts=100)
-    hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
+    hub = PushHub(ack_timeout=settings.push.ack_timeout_seconds, queue_size=settings.push.queue_size)
     async with open_runtime(settings, hub) as runtime:
         worker = create_worker(client, runtime, extra_workflows=[EmptyWorkflow], tuning=worker_options)
         await _serve_with(worker, settings, client, runtime, hub, ports, api=api, ack_users=ack_users, stop=stop)
@@ -150,7 +139,7 @@ async def _serve_with(
         server: uvicorn.Server | None = None
         serving: asyncio.Task[None] | None = None
         if api:
-            herald = HeraldClient(client, settings.task_queue, settings.delivery_policy())
+            herald = HeraldClient(client, settings.temporal.task_queue, settings.delivery_policy())
             app = create_app(settings, store=runtime.store, client=herald, hub=hub)
             server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=ports.api, log_level="warning"))
             serving = asyncio.create_task(server.serve())
@@ -227,7 +216,7 @@ class Stack:
 
     @property
     def herald(self) -> HeraldClient:
-        return HeraldClient(self.client, self.settings.task_queue, self.settings.delivery_policy())
+        return HeraldClient(self.client, self.settings.temporal.task_queue, self.settings.delivery_policy())
 
     @property
     def api_url(self) -> str:

@@ -79,11 +79,12 @@ ANSWER_KEY_FILE = "answer.key"
 def dev_codec_settings(settings: Settings, home: Path, ports: DevPorts) -> dict[str, object]:
     """Dev history is encrypted by default: without HERALD_CODEC_KEYS, a key is made once and kept in
     HERALD_HOME/codec.key (mode 0600). The dev UI's origin may call the codec endpoint, and production
-    TLS / API key settings are dropped: the dev server speaks plain gRPC on 127.0.0.1."""
+    TLS / API key settings, and any Temporal profile file, are dropped: the dev server speaks plain gRPC on
+    127.0.0.1."""
     try:
         # The same lookup every other process makes (find_codec_keys), except that dev makes the file.
-        keys = find_codec_keys(settings.model_copy(update={"home": home}), create=True).keys
-        codec_for(settings.model_copy(update={"codec_keys": keys}))  # a broken key list stops `herald dev` here
+        keys = find_codec_keys(settings.changed(home=home), create=True).keys
+        codec_for(settings.changed(codec_keys=keys))  # a broken key list stops `herald dev` here
     except CodecConfigError as exc:
         raise RuntimeError(str(exc)) from None
     origins = [*settings.ui_origins, f"http://127.0.0.1:{ports.ui}", f"http://localhost:{ports.ui}"]
@@ -94,8 +95,14 @@ def dev_codec_settings(settings: Settings, home: Path, ports: DevPorts) -> dict[
         "temporal_tls_cert": None,
         "temporal_tls_key": None,
         "temporal_tls_ca": None,
+        "temporal_tls_client_cert_path": None,
+        "temporal_tls_client_key_path": None,
+        "temporal_tls_server_ca_cert_path": None,
         "temporal_tls_server_name": None,
+        "temporal_tls_disable_host_verification": False,
         "temporal_api_key": None,
+        "temporal_profile": None,
+        "temporal_disable_config_file": True,
     }
 
 
@@ -149,22 +156,20 @@ async def run_dev(
         check_settings(settings)  # before anything starts: a sender SendGrid refuses would fail every email
     except SettingsError as exc:
         raise RuntimeError(str(exc)) from None
-    home = settings.home.resolve()
+    home = settings.store.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     # Dev mode: webhooks may point at a receiver on this machine (the SSRF guard is for `herald api`),
     # and the API is open unless asked for auth (`herald dev --auth`).
-    key_source = "HERALD_CODEC_KEYS" if settings.codec_keys is not None else str(home / CODEC_KEY_FILE)
-    settings = settings.model_copy(
-        update={
-            "home": home,
-            "auth": auth,
-            "temporal_address": f"127.0.0.1:{ports.temporal}",
-            "api_port": ports.api,
-            "allow_private_webhooks": True,
-            # Answer links in emails and webhooks work out of the box: a secret kept in HERALD_HOME/answer.key.
-            "answer_secret": settings.answer_secret or SecretStr(load_or_create_secret(home / ANSWER_KEY_FILE)),
-            **dev_codec_settings(settings, home, ports),
-        }
+    key_source = "HERALD_CODEC_KEYS" if settings.temporal.codec_keys is not None else str(home / CODEC_KEY_FILE)
+    settings = settings.changed(
+        home=home,
+        auth=auth,
+        temporal_address=f"127.0.0.1:{ports.temporal}",
+        api_port=ports.api,
+        allow_private_webhooks=True,
+        # Answer links in emails and webhooks work out of the box: a secret kept in HERALD_HOME/answer.key.
+        answer_secret=settings.answers.answer_secret or SecretStr(load_or_create_secret(home / ANSWER_KEY_FILE)),
+        **dev_codec_settings(settings, home, ports),
     )
     for name, port in (("Temporal", ports.temporal), ("Temporal UI", ports.ui), ("API", ports.api)):
         if _port_in_use(port):
@@ -182,10 +187,10 @@ async def run_dev(
     try:
         await _wait_for_port(ports.temporal, process, log_path)
         client = await connect_with_retry(settings)
-        hub = PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
+        hub = PushHub(ack_timeout=settings.push.ack_timeout_seconds, queue_size=settings.push.queue_size)
         async with open_runtime(settings, hub) as runtime, create_worker(client, runtime):
             await ensure_retention_schedule(client, settings)
-            herald = HeraldClient(client, settings.task_queue, settings.delivery_policy())
+            herald = HeraldClient(client, settings.temporal.task_queue, settings.delivery_policy())
             app = create_app(settings, store=runtime.store, client=herald, hub=hub)
             server = uvicorn.Server(
                 uvicorn.Config(

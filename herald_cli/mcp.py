@@ -42,9 +42,9 @@ def mcp(
 
     settings = Settings()
     if agent_key is not None:
-        settings = settings.model_copy(update={"agent_key": SecretStr(agent_key)})
+        settings = settings.changed(agent_key=SecretStr(agent_key))
     # stdout carries the protocol on stdio: logs go to stderr only.
-    configure_logging(settings.log_format or "json", settings.log_level)
+    configure_logging(settings.ops.log_format or "json", settings.ops.log_level)
     try:
         asyncio.run(serve(settings, transport=transport, host=host, port=port, progress_seconds=progress_seconds))
     except (ServeError, TemporalSettingsError) as exc:

@@ -471,7 +471,7 @@ async def serve(
     Over stdio a missing or unknown key stops the server before it serves (AgentKeyError); over HTTP every
     request is checked, and a configured key pins the server to that one key.
     """
-    configured = settings.agent_key.get_secret_value().strip() if settings.agent_key is not None else ""
+    configured = settings.api.agent_key.get_secret_value().strip() if settings.api.agent_key is not None else ""
     store = await Store.open(settings.resolved_database_url)
     try:
         keys = AgentKeys(store, transport, configured or None)

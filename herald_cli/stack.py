@@ -33,7 +33,7 @@ def dev(
     from herald_cli.dev import DevPorts, main
 
     settings = Settings()
-    configure_logging(settings.log_format or "text", settings.log_level)
+    configure_logging(settings.ops.log_format or "text", settings.ops.log_level)
     ports = DevPorts(temporal=temporal_port, ui=ui_port, api=api_port)
     main(settings, ports, demo, auth, link=wants_link(link))
 
@@ -60,19 +60,19 @@ def api(
     from herald.api.app import API_SHUTDOWN_SECONDS, create_app
     from starter import HeraldClient
 
-    settings = Settings().model_copy(update={"auth": True})
+    settings = Settings().changed(auth=True)
     try:
         check_settings(settings)
     except SettingsError as exc:
         raise fail(str(exc)) from None
-    configure_logging(settings.log_format or "json", settings.log_level)
-    if settings.admin_key is None:
+    configure_logging(settings.ops.log_format or "json", settings.ops.log_level)
+    if settings.api.admin_key is None:
         typer.echo("# HERALD_ADMIN_KEY is unset: /v1/rules is closed; manage rules with `herald rules`", err=True)
     # log_config=None keeps the JSON logging configured above; the API logs each request itself.
     uvicorn.run(
         create_app(settings, connect=HeraldClient.connect),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
+        host=host or settings.api.api_host,
+        port=port or settings.api.api_port,
         log_config=None,
         access_log=False,
         # Open WebSockets would hold a shutdown forever; browsers reconnect and catch up on their own.

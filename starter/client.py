@@ -16,12 +16,13 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, DataSource
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from herald.adapters.codec import CodecError, CodecMismatch, codec_data_converter, codec_for
 from herald.adapters.store import AnswerStore, Store
-from herald.config import Settings
+from herald.config import DEFAULT_TEMPORAL_ADDRESS, DEFAULT_TEMPORAL_NAMESPACE, Settings, TemporalSettings
 from herald.domain import answers, search
 from herald.domain.events import in_plan_order, match_event, plan_firings, split_by_cooldown
 from herald.models import (
@@ -73,7 +74,7 @@ __all__ = [
 
 
 class TemporalSettingsError(ValueError):
-    """A TEMPORAL_TLS_* / TEMPORAL_API_KEY setting is unusable; the message names the variable."""
+    """A TEMPORAL_* setting (or the profile file) is unusable; the message names the variable."""
 
 
 def _read_setting_file(variable: str, path: Path) -> bytes:
@@ -87,56 +88,134 @@ def _read_setting_file(variable: str, path: Path) -> bytes:
         raise TemporalSettingsError(f"{variable}: {path} is not readable by this user") from None
 
 
-def temporal_api_key(settings: Settings) -> str | None:
-    """TEMPORAL_API_KEY, sent as `Authorization: Bearer` on every call (Temporal Cloud); empty counts as unset."""
-    key = settings.temporal_api_key.get_secret_value().strip() if settings.temporal_api_key is not None else ""
+def _api_key(settings: Settings) -> str | None:
+    key = settings.temporal.api_key.get_secret_value().strip() if settings.temporal.api_key is not None else ""
     return key or None
 
 
+def _as_variables(settings: Settings) -> dict[str, str]:
+    """settings.temporal as the TEMPORAL_* variables envconfig reads: these override the profile file's values."""
+    temporal = settings.temporal
+    variables: dict[str, str] = {}
+    if temporal.address:
+        variables["TEMPORAL_ADDRESS"] = temporal.address
+    if temporal.namespace:
+        variables["TEMPORAL_NAMESPACE"] = temporal.namespace
+    if (key := _api_key(settings)) is not None:
+        variables["TEMPORAL_API_KEY"] = key
+    if temporal.tls is not None:
+        variables["TEMPORAL_TLS"] = "true" if temporal.tls else "false"
+    for field in ("tls_client_cert_path", "tls_client_key_path", "tls_server_ca_cert_path"):
+        path, _ = temporal.tls_file(field)
+        if path is not None:
+            variables[TemporalSettings.variable(field)] = str(path)
+    if temporal.tls_server_name:
+        variables["TEMPORAL_TLS_SERVER_NAME"] = temporal.tls_server_name
+    if temporal.profile:
+        variables["TEMPORAL_PROFILE"] = temporal.profile
+    return variables
+
+
+def temporal_profile(settings: Settings) -> ClientConfigProfile:
+    """The connection as temporalio.envconfig builds it: the profile (TEMPORAL_PROFILE, else `default`) from the
+    TOML file (TEMPORAL_CONFIG_FILE, else Temporal's default place, unless TEMPORAL_DISABLE_CONFIG_FILE), with
+    the variables in settings.temporal over it."""
+    temporal = settings.temporal
+    if temporal.tls_disable_host_verification:
+        raise TemporalSettingsError(
+            "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: the Temporal Python SDK cannot turn host verification off; "
+            "set TEMPORAL_TLS_SERVER_NAME to the name on the server's certificate instead"
+        )
+    config_file = temporal.config_file
+    if config_file is not None and not temporal.disable_config_file and not config_file.is_file():
+        raise TemporalSettingsError(f"TEMPORAL_CONFIG_FILE: no such file {config_file}")
+    try:
+        return ClientConfigProfile.load(
+            profile=temporal.profile,
+            config_source=None if temporal.disable_config_file else config_file,
+            disable_file=temporal.disable_config_file,
+            override_env_vars=_as_variables(settings),
+        )
+    except Exception as exc:  # the SDK's ConfigError: a profile that isn't there, a file that isn't TOML
+        where = f"TEMPORAL_CONFIG_FILE {config_file}" if config_file is not None else "the Temporal config file"
+        raise TemporalSettingsError(f"TEMPORAL_PROFILE / {where}: {exc}") from None
+
+
+def temporal_api_key(settings: Settings) -> str | None:
+    """TEMPORAL_API_KEY (or the profile's api_key), sent as `Authorization: Bearer` on every call (Temporal
+    Cloud); empty counts as unset."""
+    key = (temporal_profile(settings).api_key or "").strip()
+    return key or None
+
+
+def _tls_source(
+    settings: Settings, field: str, source: DataSource | None, profile_key: str
+) -> tuple[str, bytes] | None:
+    """A TLS file's bytes, and the name of what set it: the variable, or the profile file's key."""
+    if source is None:
+        return None
+    path, variable = settings.temporal.tls_file(field)
+    if path is None:  # from the profile file
+        variable = f"the profile's tls.{profile_key}"
+    if isinstance(source, Path):
+        return variable, _read_setting_file(variable, source)
+    return variable, source.encode() if isinstance(source, str) else source
+
+
 def temporal_tls(settings: Settings) -> TLSConfig | bool:
-    """The TLS settings for `Client.connect`: mTLS with TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY, the server's CA
-    from TEMPORAL_TLS_CA, its name from TEMPORAL_TLS_SERVER_NAME; TLS with system roots for TEMPORAL_API_KEY
-    (Temporal Cloud) or TEMPORAL_TLS=true; plain gRPC otherwise (the dev server), or with TEMPORAL_TLS=false."""
-    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
-    if (cert is None) != (key is None):
-        given, missing = ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")
-        if cert is None:
-            given, missing = missing, given
+    """The TLS settings for `Client.connect`: mTLS with TEMPORAL_TLS_CLIENT_CERT_PATH and _KEY_PATH, the server's
+    CA from TEMPORAL_TLS_SERVER_CA_CERT_PATH, its name from TEMPORAL_TLS_SERVER_NAME (or the profile's tls
+    table); TLS with system roots for an API key (Temporal Cloud) or TEMPORAL_TLS=true; plain gRPC otherwise
+    (the dev server), or with TEMPORAL_TLS=false."""
+    profile = temporal_profile(settings)
+    tls = profile.tls or ClientConfigTLS()
+    cert_name = settings.temporal.tls_file("tls_client_cert_path")[1]
+    key_name = settings.temporal.tls_file("tls_client_key_path")[1]
+    ca_name = settings.temporal.tls_file("tls_server_ca_cert_path")[1]
+    if (tls.client_cert is None) != (tls.client_private_key is None):
+        given, missing = (cert_name, key_name) if tls.client_cert is not None else (key_name, cert_name)
+        if given in ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"):  # name the missing one as the given one is named
+            missing = {"TEMPORAL_TLS_CERT": "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_KEY": "TEMPORAL_TLS_CERT"}[given]
         raise TemporalSettingsError(f"{given} is set but {missing} is not: mTLS needs both files")
-    ca, server_name = settings.temporal_tls_ca, settings.temporal_tls_server_name
-    tls_options = [name for name, value in (("TEMPORAL_TLS_CERT", cert), ("TEMPORAL_TLS_CA", ca)) if value is not None]
-    if server_name:
-        tls_options.append("TEMPORAL_TLS_SERVER_NAME")
-    if settings.temporal_tls is False:
-        if tls_options:
-            raise TemporalSettingsError(f"TEMPORAL_TLS is false but {', '.join(tls_options)} is set: unset one of them")
+    options = [name for name, value in ((cert_name, tls.client_cert), (ca_name, tls.server_root_ca_cert)) if value]
+    if tls.server_name:
+        options.append("TEMPORAL_TLS_SERVER_NAME")
+    if tls.disabled is True:
+        if options:
+            raise TemporalSettingsError(f"TEMPORAL_TLS is false but {', '.join(options)} is set: unset one of them")
         return False
-    if not tls_options:
-        return settings.temporal_tls is True or temporal_api_key(settings) is not None
+    if not options:
+        return tls.disabled is False or temporal_api_key(settings) is not None
+    ca = _tls_source(settings, "tls_server_ca_cert_path", tls.server_root_ca_cert, "server_ca_cert")
+    cert = _tls_source(settings, "tls_client_cert_path", tls.client_cert, "client_cert")
+    key = _tls_source(settings, "tls_client_key_path", tls.client_private_key, "client_key")
     return TLSConfig(
-        server_root_ca_cert=_read_setting_file("TEMPORAL_TLS_CA", ca) if ca is not None else None,
-        domain=server_name or None,
-        client_cert=_read_setting_file("TEMPORAL_TLS_CERT", cert) if cert is not None else None,
-        client_private_key=_read_setting_file("TEMPORAL_TLS_KEY", key) if key is not None else None,
+        server_root_ca_cert=ca[1] if ca else None,
+        domain=tls.server_name or None,
+        client_cert=cert[1] if cert else None,
+        client_private_key=key[1] if key else None,
     )
 
 
 async def connect_temporal(settings: Settings, *, check_codec: bool = True) -> Client:
     """A Temporal client with Herald's data conversion (pydantic, encrypted with the keys `codec_for` finds:
-    HERALD_CODEC_KEYS, else HERALD_HOME/codec.key) and the connection settings (namespace, TLS, API key); the one
-    way the worker, the starter, the MCP server, the CLI and the API connect.
+    HERALD_CODEC_KEYS, else HERALD_HOME/codec.key) and the connection envconfig's profile describes (address,
+    namespace, TLS, API key, gRPC metadata; `temporal_profile`); the one way the worker, the starter, the MCP
+    server, the CLI and the API connect.
 
     With `check_codec` (all but `herald dev`, which makes its own key) a codec that can't read what the workers
     wrote stops here with CodecMismatch (`check_codec_matches`), not at the first outcome."""
+    profile = temporal_profile(settings)
     client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
+        profile.address or DEFAULT_TEMPORAL_ADDRESS,
+        namespace=profile.namespace or DEFAULT_TEMPORAL_NAMESPACE,
         data_converter=codec_data_converter(codec_for(settings)),
         tls=temporal_tls(settings),
         api_key=temporal_api_key(settings),
+        rpc_metadata=dict(profile.grpc_meta),
     )
     if check_codec:
-        await check_codec_matches(client, settings.retention_schedule_id)
+        await check_codec_matches(client, settings.retention.schedule_id)
     return client
 
 
@@ -235,7 +314,7 @@ class HeraldClient:
         settings = settings or Settings()
         return cls(
             await connect_temporal(settings),
-            settings.task_queue,
+            settings.temporal.task_queue,
             settings.delivery_policy(),
             database_url=settings.resolved_database_url,
         )

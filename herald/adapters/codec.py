@@ -270,9 +270,9 @@ def find_codec_keys(settings: Settings, *, create: bool = False) -> CodecKeys:
     HERALD_CODEC_KEYS when set, else HERALD_HOME/codec.key when it exists (`herald dev` keeps its key there;
     `create=True`, as `herald dev` does, makes it first), else none. A malformed file raises CodecConfigError
     naming its path."""
-    key_file = settings.home.resolve() / KEY_FILE
-    if settings.codec_keys is not None:
-        return CodecKeys(settings.codec_keys, ENV_NAME, key_file)
+    key_file = settings.store.home.resolve() / KEY_FILE
+    if settings.temporal.codec_keys is not None:
+        return CodecKeys(settings.temporal.codec_keys, ENV_NAME, key_file)
     if create:
         key_file.parent.mkdir(parents=True, exist_ok=True)
         return CodecKeys(SecretStr(load_or_create_key_file(key_file)), str(key_file), key_file)

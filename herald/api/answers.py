@@ -173,7 +173,7 @@ async def _respond(
     """Hand the answer to the workflow; a worker that doesn't take it in time is a 503 with Retry-After."""
     bind(notification_id=notification_id)
     herald = await services.client()
-    timeout = timedelta(seconds=services.settings.answer_timeout_seconds)
+    timeout = timedelta(seconds=services.settings.answers.answer_timeout_seconds)
     try:
         return await herald.respond(
             notification_id, action_id, user_id, channel, store=services.store, update_id=update_id, rpc_timeout=timeout
@@ -203,7 +203,7 @@ def _refused(exc: AnswerRefused, notification_id: str) -> ApiError:
 
 
 def link_secret(services: Services) -> bytes:
-    secret = services.settings.answer_secret
+    secret = services.settings.answers.answer_secret
     if secret is None:
         raise ApiError(404, "answer_links_off", "answer links are not configured here: HERALD_ANSWER_SECRET is unset")
     return secret.get_secret_value().encode()

@@ -101,9 +101,9 @@ def create_app(
             services._store = await Store.open(settings.resolved_database_url)
         relay = None
         try:
-            if settings.redis_url:
+            if settings.redis.redis_url:
                 # Workers in other processes reach this process's WebSockets through Redis pub/sub.
-                relay = RedisPushRelay(services.hub, settings.redis_url)
+                relay = RedisPushRelay(services.hub, settings.redis.redis_url)
                 await relay.start()
             yield
         finally:

@@ -89,13 +89,13 @@ def authorize(
 
 def is_admin_key(settings: Settings, token: str) -> bool:
     """Constant-time comparison, so response timing says nothing about the key."""
-    admin = settings.admin_key.get_secret_value() if settings.admin_key is not None else ""
+    admin = settings.api.admin_key.get_secret_value() if settings.api.admin_key is not None else ""
     return bool(admin) and hmac.compare_digest(token.encode(), admin.encode())
 
 
 async def identify(settings: Settings, store: Store, token: str | None) -> Caller | None:
     """The caller behind `token`; None when there is no token. An unknown token is a 401 right away."""
-    if not settings.auth:
+    if not settings.api.auth:
         return ANYONE
     if not token:
         return None
@@ -112,7 +112,7 @@ async def current_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Caller:
     """Resolve the caller once per request (FastAPI caches it); no token at all is a 401."""
-    if not services.settings.auth:
+    if not services.settings.api.auth:
         return ANYONE
     caller = await identify(services.settings, services.store, credentials.credentials if credentials else None)
     if caller is None:

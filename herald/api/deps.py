@@ -37,7 +37,7 @@ class Services:
         self.settings, self._store, self._client, self._connect = settings, store, client, connect
         self._rules: RuleCache | None = None
         # Live WebSocket connections of this process; the worker reaches them in-process or through Redis.
-        self.hub = hub or PushHub(ack_timeout=settings.push_ack_timeout_seconds, queue_size=settings.push_queue_size)
+        self.hub = hub or PushHub(ack_timeout=settings.push.ack_timeout_seconds, queue_size=settings.push.queue_size)
 
     @property
     def store(self) -> Store:

@@ -51,12 +51,12 @@ async def who_am_i(
     settings = deps.settings
     token = credentials.credentials if credentials else None
     if token and is_admin_key(settings, token):
-        return Me(kind="admin", auth=settings.auth)
+        return Me(kind="admin", auth=settings.api.auth)
     principal = await resolve_token(deps.store, token) if token else None
     if principal is not None:
         subject = {"user_id": principal.subject} if principal.kind == "user" else {"agent_id": principal.subject}
-        return Me(kind=principal.kind, auth=settings.auth, **subject)
-    if settings.auth:
+        return Me(kind=principal.kind, auth=settings.api.auth, **subject)
+    if settings.api.auth:
         raise unauthorized(UNKNOWN_TOKEN if token else MISSING_TOKEN)
     return Me(kind="anyone", auth=False)
 

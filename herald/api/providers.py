@@ -38,7 +38,7 @@ async def signed_twilio_form(request: Request, services: Services) -> FormData:
     multidict, so the validator signs repeated keys the way Twilio does.
     """
     settings = services.settings
-    if settings.twilio_auth_token is None:
+    if settings.twilio.auth_token is None:
         raise ApiError(404, "twilio_not_configured", "Twilio is not configured here: TWILIO_AUTH_TOKEN is unset")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
@@ -54,7 +54,7 @@ async def signed_twilio_form(request: Request, services: Services) -> FormData:
     if not signature:
         raise ApiError(403, "invalid_signature", f"the {SIGNATURE_HEADER} header is missing", SIGNATURE_HEADER)
     url = signed_url(settings, request.url.path, request.url.query)
-    if not RequestValidator(settings.twilio_auth_token.get_secret_value()).validate(url, form, signature):
+    if not RequestValidator(settings.twilio.auth_token.get_secret_value()).validate(url, form, signature):
         raise ApiError(
             403,
             "invalid_signature",

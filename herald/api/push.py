@@ -69,7 +69,7 @@ async def remove_push_subscription(user_id: UserId, body: PushUnsubscribe, deps:
 @router.get("/v1/vapid-public-key", response_model=VapidPublicKey)
 async def vapid_public_key(deps: Deps) -> VapidPublicKey:
     """The application server key a page passes to `pushManager.subscribe`."""
-    private_key = deps.settings.vapid_private_key
+    private_key = deps.settings.webpush.vapid_private_key
     if private_key is None:
         raise ApiError(404, "vapid_not_configured", "Web Push is not configured: set VAPID_PRIVATE_KEY")
     try:

@@ -32,7 +32,7 @@ async def get_preferences(user_id: UserId, deps: Deps) -> Preferences:
 @router.put("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True)
 async def put_contact(user_id: UserId, contact: Contact, deps: Deps) -> Contact:
     """Replace the user's contact. Saving clears Herald's marks on refused numbers and disabled webhooks."""
-    if contact.webhook_url and not deps.settings.allow_private_webhooks:
+    if contact.webhook_url and not deps.settings.webhook.allow_private_webhooks:
         try:
             await check_public_url(contact.webhook_url)
         except UnsafeURL as exc:

@@ -339,13 +339,13 @@ def parse_sms_reply(body: str, action_ids: list[str]) -> str | None:
 
 def links_from_settings(settings: Settings) -> AnswerLinks | None:
     """The answer links under these settings; None without HERALD_ANSWER_SECRET (then no links are sent)."""
-    if settings.answer_secret is None:
+    if settings.answers.answer_secret is None:
         return None
     return AnswerLinks(
-        settings.answer_secret.get_secret_value().encode(),
+        settings.answers.answer_secret.get_secret_value().encode(),
         settings.api_url,
-        settings.answer_window_seconds,
-        settings.unsubscribe_window_seconds,
+        settings.answers.answer_window_seconds,
+        settings.answers.unsubscribe_window_seconds,
     )
 
 

@@ -63,13 +63,15 @@ class AgentCallbacks:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AgentCallbacks:
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else None
+        secret = (
+            settings.webhook.webhook_secret.get_secret_value() if settings.webhook.webhook_secret is not None else None
+        )
         return cls(
             secret,
             settings.outbox_dir,
-            allow_private=settings.allow_private_webhooks,
+            allow_private=settings.webhook.allow_private_webhooks,
             # Inside the call_agent activity's timeout (HERALD_SEND_TIMEOUT_SECONDS), as every provider call is.
-            timeout=provider_timeout(settings.send_timeout_seconds, settings.webhook_timeout_seconds),
+            timeout=provider_timeout(settings.delivery.send_timeout_seconds, settings.webhook.webhook_timeout_seconds),
         )
 
     async def send(self, callback: AgentCallback, now: datetime, activity_timeout: float | None = None) -> str:

@@ -182,7 +182,7 @@ async def test_unknown_notification_route_and_health(api: httpx.AsyncClient) -> 
 
 async def test_contact_webhook_url_refused_outside_dev_mode(herald: Harness) -> None:
     """`herald api` refuses webhook URLs that point inward (SSRF); the saved contact stays as it was."""
-    settings = herald.settings.model_copy(update={"allow_private_webhooks": False})
+    settings = herald.settings.changed(allow_private_webhooks=False)
     app = create_app(settings, store=herald.store, client=herald.client)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as api:
         saved = {"email": "ada@example.com"}

@@ -211,7 +211,7 @@ async def test_auth_off_lets_everything_through(store: Store, tmp_path: Path) ->
 
 
 async def test_notifications_are_read_by_their_user_their_agent_or_the_admin(herald: Harness) -> None:
-    settings = herald.settings.model_copy(update={"auth": True, "admin_key": SecretStr(ADMIN_KEY)})
+    settings = herald.settings.changed(auth=True, admin_key=SecretStr(ADMIN_KEY))
     app = create_app(settings, store=herald.store, client=herald.client)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as api:
         secured = Secured(api, await issue_all(herald.store), [])

@@ -121,7 +121,7 @@ async def test_read_marks_are_the_users_own_and_bad_bodies_name_the_field(
 
 @pytest.fixture
 async def api(herald: Harness) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(herald.settings.home, auth=True, admin_key=ADMIN_KEY)
+    settings = make_settings(herald.settings.store.home, auth=True, admin_key=ADMIN_KEY)
     app = create_app(settings, store=herald.store, client=herald.client, hub=herald.runtime.hub)
     async with client_for(app) as client:
         yield client

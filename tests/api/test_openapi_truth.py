@@ -17,7 +17,7 @@ from herald.api.app import create_app
 from herald.config import Settings
 from tests.conftest import make_settings
 
-SPEC = create_app(Settings(auth=True)).openapi()
+SPEC = create_app(Settings().changed(auth=True)).openapi()
 
 
 def operation(method: str, path: str) -> dict[str, Any]:

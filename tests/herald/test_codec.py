@@ -161,11 +161,11 @@ def test_settings_read_the_keys_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("HERALD_CODEC_KEYS", K1.entry())
     settings = Settings()
     assert K1.entry() not in repr(settings)
-    codec = codec_from_keys(settings.codec_keys)
+    codec = codec_from_keys(settings.temporal.codec_keys)
     assert codec is not None and codec.key_id == "k1"
     monkeypatch.setenv("HERALD_CODEC_KEYS", "k1:short")
     with pytest.raises(CodecConfigError, match="HERALD_CODEC_KEYS entry 1"):
-        codec_from_keys(Settings().codec_keys)
+        codec_from_keys(Settings().temporal.codec_keys)
 
 
 def test_unset_keys_mean_no_codec_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -220,7 +220,7 @@ def test_dev_encrypts_by_default_with_a_kept_key(tmp_path: Path) -> None:
         False,
         None,
     )
-    origins = settings.model_copy(update=update).ui_origins
+    origins = settings.changed(**update).ui_origins
     assert origins == [
         "http://127.0.0.1:8233",
         "http://localhost:8233",

@@ -26,7 +26,7 @@ from herald.api.app import create_app
 from herald.config import Settings
 from tests.hostile.conftest import LiveStack
 
-SPEC = create_app(Settings(auth=True)).openapi()
+SPEC = create_app(Settings().changed(auth=True)).openapi()
 schema = schemathesis.openapi.from_dict(SPEC)
 
 

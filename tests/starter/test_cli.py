@@ -17,7 +17,7 @@ from tests.starter.cli import HERALD, clean_env, run_cli
 
 def cli_env(herald: Harness, temporal_env: WorkflowEnvironment) -> dict[str, str]:
     return clean_env(
-        HERALD_HOME=str(herald.settings.home),
+        HERALD_HOME=str(herald.settings.store.home),
         TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
         HERALD_TASK_QUEUE=herald.client.task_queue,
     )

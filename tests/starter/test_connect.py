@@ -14,7 +14,14 @@ from temporalio.testing import WorkflowEnvironment
 from herald.adapters.codec import CodecKey, CodecMismatch, EncryptionCodec
 from herald.api.app import create_app
 from herald.config import Settings
-from starter.client import HeraldClient, TemporalSettingsError, connect_temporal, temporal_api_key, temporal_tls
+from starter.client import (
+    HeraldClient,
+    TemporalSettingsError,
+    connect_temporal,
+    temporal_api_key,
+    temporal_profile,
+    temporal_tls,
+)
 from tests.conftest import make_settings
 from worker import ensure_retention_schedule, open_runtime
 
@@ -29,6 +36,11 @@ VARIABLES = [
     "TEMPORAL_API_KEY",
     "TEMPORAL_NAMESPACE",
     "HERALD_CODEC_KEYS",
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_CONFIG_FILE",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
 ]
 
 
@@ -58,7 +70,7 @@ def test_an_api_key_means_tls_with_system_roots(monkeypatch: pytest.MonkeyPatch)
     settings = Settings()
     assert temporal_tls(settings) is True
     assert temporal_api_key(settings) == "cloud-api-key"
-    assert settings.temporal_namespace == "herald.a1b2c"
+    assert settings.temporal.namespace == "herald.a1b2c"
     assert "cloud-api-key" not in repr(settings)
     monkeypatch.setenv("TEMPORAL_API_KEY", " ")
     assert temporal_api_key(Settings()) is None and temporal_tls(Settings()) is False
@@ -126,7 +138,7 @@ async def test_connect_temporal_passes_the_api_key_namespace_and_codec(
     assert await client.service_client.check_health()
 
     with pytest.raises(TemporalSettingsError, match="TEMPORAL_TLS_CA: no such file"):
-        await connect_temporal(settings.model_copy(update={"temporal_tls": None, "temporal_tls_ca": tmp_path / "x"}))
+        await connect_temporal(settings.changed(temporal_tls=None, temporal_tls_ca=tmp_path / "x"))
 
 
 async def test_connect_stops_when_its_key_cannot_read_the_workers_payloads(
@@ -197,3 +209,61 @@ async def test_connect_stops_when_its_key_cannot_read_the_workers_payloads(
         assert str(caught.value).startswith(f"payload encrypted with key k2, which {key_file} doesn't hold")
     finally:
         await worker_client.get_schedule_handle(schedule_id).delete()
+
+
+def test_a_profile_file_gives_the_address_and_namespace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE, as temporalio.envconfig reads them; a variable overrides."""
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "temporal.toml"
+    config.write_text(
+        '[profile.default]\naddress = "127.0.0.1:7001"\nnamespace = "from-default"\n'
+        '[profile.prod]\naddress = "127.0.0.1:7002"\nnamespace = "from-prod"\n'
+    )
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(config))
+    profile = temporal_profile(Settings())
+    assert (profile.address, profile.namespace) == ("127.0.0.1:7001", "from-default")
+    monkeypatch.setenv("TEMPORAL_PROFILE", "prod")
+    profile = temporal_profile(Settings())
+    assert (profile.address, profile.namespace) == ("127.0.0.1:7002", "from-prod")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:7003")
+    assert temporal_profile(Settings()).address == "127.0.0.1:7003"
+
+    monkeypatch.setenv("TEMPORAL_PROFILE", "staging")
+    with pytest.raises(TemporalSettingsError, match="TEMPORAL_PROFILE"):
+        temporal_profile(Settings())
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    with pytest.raises(TemporalSettingsError, match="TEMPORAL_CONFIG_FILE: no such file"):
+        temporal_profile(Settings())
+
+
+async def test_connect_takes_the_profile_files_address_and_namespace(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    config = tmp_path / "temporal.toml"
+    target = temporal_env.client.service_client.config.target_host
+    config.write_text(f'[profile.local]\naddress = "{target}"\nnamespace = "default"\n')
+    settings = make_settings(tmp_path, TEMPORAL_CONFIG_FILE=config, TEMPORAL_PROFILE="local")
+    client = await connect_temporal(settings)
+    assert client.service_client.config.target_host == target and client.namespace == "default"
+
+
+@pytest.mark.parametrize(
+    "variable", ["TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH", "TEMPORAL_TLS_SERVER_CA_CERT_PATH"]
+)
+def test_a_tls_file_that_is_not_there_names_temporals_variable(
+    tmp_path: Path, pem_files: dict[str, Path], variable: str
+) -> None:
+    files = {
+        "TEMPORAL_TLS_CLIENT_CERT_PATH": pem_files["cert"],
+        "TEMPORAL_TLS_CLIENT_KEY_PATH": pem_files["key"],
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": pem_files["ca"],
+    }
+    files[variable] = tmp_path / "absent.pem"
+    with pytest.raises(TemporalSettingsError, match=f"^{variable}: no such file "):
+        temporal_tls(make_settings(tmp_path, **files))
+
+
+def test_disabling_host_verification_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(TemporalSettingsError, match=r"^TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: "):
+        temporal_tls(make_settings(tmp_path, TEMPORAL_TLS_DISABLE_HOST_VERIFICATION=True))

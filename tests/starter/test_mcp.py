@@ -58,7 +58,7 @@ def name(prefix: str) -> str:
 
 def server_env(herald: Harness, temporal_env: WorkflowEnvironment, **values: str) -> dict[str, str]:
     return clean_env(
-        HERALD_HOME=str(herald.settings.home),
+        HERALD_HOME=str(herald.settings.store.home),
         TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
         HERALD_TASK_QUEUE=herald.client.task_queue,
         **values,

@@ -228,7 +228,7 @@ def test_event_fields() -> None:
 async def test_event_fires_through_the_monitor(
     herald: Harness, temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    env = base_env(herald.settings.home)
+    env = base_env(herald.settings.store.home)
     env.update(
         TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
         HERALD_TASK_QUEUE=herald.client.task_queue,

@@ -48,7 +48,7 @@ class LiveApi:
     """The API on a fixed loopback port that can be stopped and started again (the page reconnects to it)."""
 
     def __init__(self, harness: Harness) -> None:
-        settings = make_settings(harness.settings.home, auth=True)
+        settings = make_settings(harness.settings.store.home, auth=True)
         # The worker's push hub: its deliveries reach the page's WebSocket in this process.
         self.app = create_app(settings, store=harness.store, client=harness.client, hub=harness.runtime.hub)
         with socket.socket() as probe:

@@ -565,9 +565,7 @@ async def test_no_worker_is_a_503_with_retry_after_and_the_link_answers_once_a_w
     user = f"nw-{uuid.uuid4().hex[:6]}"
     hook = f"/answers/{user}"
     async with fake_providers() as (sendgrid, twilio):
-        settings = answer_settings(tmp_path / "herald", sendgrid, twilio).model_copy(
-            update={"answer_timeout_seconds": 1.0}
-        )
+        settings = answer_settings(tmp_path / "herald", sendgrid, twilio).changed(answer_timeout_seconds=1.0)
         api_store = await Store.open(settings.resolved_database_url)
         client = HeraldClient(temporal_env.client, task_queue, FAST_POLICY, store=api_store)
         app = create_app(settings, store=api_store, client=client)

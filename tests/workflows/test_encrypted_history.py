@@ -143,7 +143,7 @@ async def test_with_the_codec_the_history_decodes_to_the_original(encrypted: Enc
     with pytest.raises(Exception, match="binary/encrypted"):
         await encrypted.plain.get_workflow_handle(encrypted.workflow_id).result()
     rotated_too_far = await connect_temporal(
-        encrypted.settings.model_copy(update={"codec_keys": SecretStr(CodecKey("k2", bytes(32)).entry())})
+        encrypted.settings.changed(codec_keys=SecretStr(CodecKey("k2", bytes(32)).entry()))
     )
     with pytest.raises(UnknownCodecKey, match="payload encrypted with key k1, which HERALD_CODEC_KEYS doesn't hold"):
         await rotated_too_far.get_workflow_handle(encrypted.workflow_id).result()
@@ -176,7 +176,7 @@ async def show_history(encrypted: Encrypted, endpoint: str, auth: str) -> tuple[
         "--address",
         encrypted.settings.temporal_address,
         "--namespace",
-        encrypted.settings.temporal_namespace,
+        encrypted.settings.temporal.namespace or "default",
         "--codec-endpoint",
         endpoint,
         "--codec-auth",
@@ -185,7 +185,7 @@ async def show_history(encrypted: Encrypted, endpoint: str, auth: str) -> tuple[
         "json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(encrypted.settings.home)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(encrypted.settings.store.home)},
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return out.decode() if process.returncode == 0 else "", err.decode()

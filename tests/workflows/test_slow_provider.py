@@ -47,7 +47,9 @@ async def test_a_slow_receiver_is_timed_out_by_herald_and_every_send_is_logged(h
     while the delivery log knew of one. Now the webhook gives up first (provider_timeout of the activity's 5 s),
     the timeout is a logged attempt, and the receiver's count equals the log's."""
     activity_timeout = FAST_POLICY.send_timeout_seconds
-    assert herald.settings.webhook_timeout_seconds > activity_timeout  # the configured timeout alone would outlast it
+    assert (
+        herald.settings.webhook.webhook_timeout_seconds > activity_timeout
+    )  # the configured timeout alone would outlast it
     receiver = SlowReceiver(delays=[activity_timeout + 1.0])
     server, task, receiver.port = await start_fake(receiver)
     try:

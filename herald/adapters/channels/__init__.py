@@ -50,12 +50,12 @@ def build_channels(settings: Settings, hub: PushHub, book: ContactBook) -> dict[
 
 def providers(settings: Settings) -> dict[ChannelName, str]:
     """What each channel delivers through under these settings, for banners and logs (no secrets)."""
-    push = "websocket via redis" if settings.redis_url else "websocket (in-process)"
-    if settings.vapid_private_key is not None:
+    push = "websocket via redis" if settings.redis.redis_url else "websocket (in-process)"
+    if settings.webpush.vapid_private_key is not None:
         push += ", then web push"
-    email = "sendgrid" if settings.sendgrid_api_key else "smtp" if settings.smtp_url else "outbox"
-    sms = "twilio" if settings.twilio_account_sid and settings.twilio_auth_token else "outbox"
-    webhook = "signed POST" if settings.webhook_secret else "outbox"
+    email = "sendgrid" if settings.sendgrid.api_key else "smtp" if settings.smtp.url else "outbox"
+    sms = "twilio" if settings.twilio.account_sid and settings.twilio.auth_token else "outbox"
+    webhook = "signed POST" if settings.webhook.webhook_secret else "outbox"
     return {ChannelName.push: push, ChannelName.email: email, ChannelName.sms: sms, ChannelName.webhook: webhook}
 
 
@@ -63,77 +63,79 @@ def _within_send(settings: Settings, configured: float | None = None) -> float:
     """A provider's timeout under these settings: shorter than the delivery activity's (HERALD_SEND_TIMEOUT_SECONDS),
     with a margin. Each send also gets its own activity's actual timeout (OutboundMessage.timeout), which wins
     when shorter: the workflow's policy may come from another process's settings."""
-    return provider_timeout(settings.send_timeout_seconds, configured)
+    return provider_timeout(settings.delivery.send_timeout_seconds, configured)
 
 
 def _push(settings: Settings, hub: PushHub, book: ContactBook) -> Channel:
     live: PushPublisher = hub
-    if settings.redis_url:
+    if settings.redis.redis_url:
         live = RedisPushPublisher(
-            settings.redis_url, ack_timeout=_within_send(settings, settings.push_ack_timeout_seconds)
+            settings.redis.redis_url, ack_timeout=_within_send(settings, settings.push.ack_timeout_seconds)
         )
     webpush = None
-    if settings.vapid_private_key is not None:
+    if settings.webpush.vapid_private_key is not None:
         webpush = WebPushSender(
-            settings.vapid_private_key.get_secret_value(),
+            settings.webpush.vapid_private_key.get_secret_value(),
             book=book,
-            subject=settings.vapid_subject,
-            ttl=settings.webpush_ttl_seconds,
+            subject=settings.webpush.vapid_subject,
+            ttl=settings.webpush.webpush_ttl_seconds,
             timeout=_within_send(settings),
             link_base=settings.api_url,
-            allow_private=settings.allow_private_webhooks,
+            allow_private=settings.webhook.allow_private_webhooks,
         )
     return PushChannel(live, webpush)
 
 
 def _email(settings: Settings) -> Channel:
-    if settings.sendgrid_api_key is not None:
+    if settings.sendgrid.api_key is not None:
         return SendGridChannel(
-            settings.sendgrid_api_key.get_secret_value(),
-            host=settings.sendgrid_api_host,
-            sender=settings.email_from,
+            settings.sendgrid.api_key.get_secret_value(),
+            host=settings.sendgrid.api_host,
+            sender=settings.email.email_from,
             link_base=settings.api_url,
             timeout=_within_send(settings),
         )
-    if settings.smtp_url is not None:
+    if settings.smtp.url is not None:
         return SmtpChannel(
-            settings.smtp_url.get_secret_value(),
-            sender=settings.email_from,
+            settings.smtp.url.get_secret_value(),
+            sender=settings.email.email_from,
             link_base=settings.api_url,
             timeout=_within_send(settings),
         )
     preferences = preferences_link(settings.api_url)
     return _outbox(
-        settings, ChannelName.email, lambda m, link: email_payload(m, settings.email_from, link, preferences)
+        settings, ChannelName.email, lambda m, link: email_payload(m, settings.email.email_from, link, preferences)
     )
 
 
 def _sms(settings: Settings, book: ContactBook) -> Channel:
-    sid, token = settings.twilio_account_sid, settings.twilio_auth_token
+    sid, token = settings.twilio.account_sid, settings.twilio.auth_token
     if sid and token:
         return TwilioSmsChannel(
             sid,
             token.get_secret_value(),
             book=book,
-            api_base=settings.twilio_api_base,
-            sender=settings.sms_from,
-            messaging_service_sid=settings.twilio_messaging_service_sid,
+            api_base=settings.twilio.api_base,
+            sender=settings.twilio.sms_from,
+            messaging_service_sid=settings.twilio.messaging_service_sid,
             # Twilio can only call back a public address: without HERALD_PUBLIC_URL, no callbacks.
-            status_callback_url=f"{settings.public_url}/v1/providers/twilio/status" if settings.public_url else None,
+            status_callback_url=f"{settings.api.public_url}/v1/providers/twilio/status"
+            if settings.api.public_url
+            else None,
             link_base=settings.api_url,
             timeout=_within_send(settings),
         )
-    return _outbox(settings, ChannelName.sms, lambda m, link: sms_payload(m, settings.sms_from, link))
+    return _outbox(settings, ChannelName.sms, lambda m, link: sms_payload(m, settings.twilio.sms_from, link))
 
 
 def _webhook(settings: Settings, book: ContactBook) -> Channel:
-    if settings.webhook_secret is None:
+    if settings.webhook.webhook_secret is None:
         return _outbox(settings, ChannelName.webhook, lambda m, _link: webhook_outbox_payload(m))
     return WebhookChannel(
-        settings.webhook_secret.get_secret_value(),
+        settings.webhook.webhook_secret.get_secret_value(),
         book=book,
-        timeout=_within_send(settings, settings.webhook_timeout_seconds),
-        allow_private=settings.allow_private_webhooks,
+        timeout=_within_send(settings, settings.webhook.webhook_timeout_seconds),
+        allow_private=settings.webhook.allow_private_webhooks,
     )
 
 
