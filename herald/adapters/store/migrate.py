@@ -14,13 +14,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from herald.adapters.store import schema
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_HINT = "run `herald db upgrade`"
+VERSION_TABLE = "alembic_version"  # Alembic's default name
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -61,8 +61,11 @@ def head() -> str:
 
 def current(conn: sa.Connection) -> str | None:
     """The database's revision, or None when it has no alembic_version table (empty, or made before migrations)."""
-    heads = MigrationContext.configure(conn).get_current_heads()
-    return heads[0] if heads else None
+    # Read directly, not through Alembic's MigrationContext, which logs at INFO on every Store.open.
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return None
+    version = conn.scalar(sa.text(f"SELECT version_num FROM {VERSION_TABLE}"))
+    return str(version) if version is not None else None
 
 
 def _has_herald_tables(conn: sa.Connection) -> bool:
