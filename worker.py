@@ -41,7 +41,7 @@ from herald.adapters.channels import Channel, PushHub, build_channels
 from herald.adapters.codec import KEY_ID_METADATA, EncryptionCodec
 from herald.adapters.logs import configure_logging
 from herald.adapters.metrics import serve_metrics
-from herald.adapters.store import Store
+from herald.adapters.store import SchemaOutOfDate, Store
 from herald.config import Settings, SettingsError, check_settings
 from herald.domain.answers import links_from_settings
 from herald.models import ChannelName, RetentionRequest
@@ -238,8 +238,12 @@ def main() -> None:
         print(f"herald worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.ops.log_format or "json", settings.ops.log_level)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_worker(settings))
+    except SchemaOutOfDate as exc:  # the worker never migrates: `herald db upgrade` first
+        print(f"herald worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@
 One module per group of commands; importing them registers their commands on `app`.
 """
 
-from herald_cli import keys, mcp, notifications, rules, stack, users
+from herald_cli import db, keys, mcp, notifications, rules, stack, users
 from herald_cli.common import app
 from herald_cli.rules import check_rules, diff_lines, event_fields, parse_metric, rule_entries, rules_diff, rules_table
 
 __all__ = [
     "app",
     "check_rules",
+    "db",
     "diff_lines",
     "event_fields",
     "keys",

@@ -32,6 +32,10 @@ codec_app = typer.Typer(help="Keys that encrypt Temporal payloads (HERALD_CODEC_
 app.add_typer(codec_app, name="codec")
 rules_app = typer.Typer(help="Trigger rules: which agent events become notifications.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+db_app = typer.Typer(
+    help="The store's schema: migrations (HERALD_DATABASE_URL, or HERALD_HOME's herald.db).", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -106,9 +110,12 @@ def read_json(path: Path) -> Any:
 
 def with_store(action: Callable[[Any], Awaitable[T]]) -> T:
     async def _main() -> T:
-        from herald.adapters.store import Store
+        from herald.adapters.store import SchemaOutOfDate, Store
 
-        store = await Store.open(Settings().resolved_database_url)
+        try:
+            store = await Store.open(Settings().resolved_database_url)
+        except SchemaOutOfDate as exc:
+            raise fail(str(exc)) from None
         try:
             return await action(store)
         finally:

@@ -175,6 +175,11 @@ async def run_dev(
         if _port_in_use(port):
             raise RuntimeError(f"port {port} for the {name} is taken: stop what uses it or pass another port")
 
+    # Dev upgrades the store itself (`herald db upgrade`), before the worker and the API open it.
+    upgraded = await Store.upgrade(settings.resolved_database_url)
+    if upgraded.changed:
+        print(f"  database     schema {upgraded.before or 'none'} -> {upgraded.after}", flush=True)
+
     log_path = home / "temporal.log"
     with log_path.open("ab") as temporal_log:
         process = await asyncio.create_subprocess_exec(

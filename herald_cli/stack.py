@@ -66,6 +66,7 @@ def api(
     except SettingsError as exc:
         raise fail(str(exc)) from None
     configure_logging(settings.ops.log_format or "json", settings.ops.log_level)
+    _refuse_an_old_schema(settings)
     if settings.api.admin_key is None:
         typer.echo("# HERALD_ADMIN_KEY is unset: /v1/rules is closed; manage rules with `herald rules`", err=True)
     # log_config=None keeps the JSON logging configured above; the API logs each request itself.
@@ -78,3 +79,19 @@ def api(
         # Open WebSockets would hold a shutdown forever; browsers reconnect and catch up on their own.
         timeout_graceful_shutdown=API_SHUTDOWN_SECONDS,
     )
+
+
+def _refuse_an_old_schema(settings: Settings) -> None:
+    """`herald api` never migrates: on a database behind this Herald it stops here, saying `herald db upgrade`."""
+    import asyncio
+
+    from herald.adapters.store import SchemaOutOfDate, Store
+
+    async def check() -> None:
+        store = await Store.open(settings.resolved_database_url)
+        await store.close()
+
+    try:
+        asyncio.run(check())
+    except SchemaOutOfDate as exc:
+        raise fail(str(exc)) from None

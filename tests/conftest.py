@@ -79,8 +79,10 @@ async def fake_http() -> AsyncIterator[FakeHTTPServer]:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh SQLite store for a test that needs one without a worker."""
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}")
+    """A fresh SQLite store for a test that needs one without a worker, upgraded first as `herald db upgrade` does."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}"
+    await Store.upgrade(url)
+    store = await Store.open(url)
     try:
         yield store
     finally:

@@ -29,6 +29,7 @@ async def ledger() -> AsyncIterator[Ledger]:
 async def sqlite_url(tmp_path: Path, ledger: Ledger) -> str:
     """A SQLite store file with every test user's contact in it, for worker children to open."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'home' / 'herald.db'}"
+    await Store.upgrade(url)  # as `herald db upgrade` would, before the workers start
     store = await Store.open(url)
     try:
         await seed_contacts(store, ledger)

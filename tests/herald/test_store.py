@@ -50,7 +50,9 @@ async def _postgres_reachable() -> str | None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
-        s = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}")
+        url = f"sqlite+aiosqlite:///{tmp_path / 'herald.db'}"
+        await Store.upgrade(url)
+        s = await Store.open(url)
         try:
             yield s
         finally:
@@ -64,6 +66,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             pytest.fail(f"{message}; CI must run the store tests on PostgreSQL too", pytrace=False)
         pytest.skip(message)
     schema_name = f"herald_test_{uuid.uuid4().hex}"
+    await Store.upgrade(POSTGRES_URL, schema_name=schema_name)
     s = await Store.open(POSTGRES_URL, schema_name=schema_name)
     try:
         yield s

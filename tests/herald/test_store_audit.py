@@ -212,13 +212,17 @@ async def test_purge_works_in_batches_and_reports_progress(db: Store) -> None:
     assert {t for t, _ in progress} == set(PURGED_TABLES)
 
 
-async def test_open_adds_missing_audit_indexes(tmp_path: Path) -> None:
-    """A database made before the audit indexes existed gets them when it is opened again."""
+async def test_upgrade_adds_missing_audit_indexes(tmp_path: Path) -> None:
+    """A database made before the audit indexes existed (and before migrations: no alembic_version) gets them
+    from `herald db upgrade`, which adopts it as revision 0001 (Store.open added them before migrations)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     first = await Store.open(url)
     async with first.engine.begin() as conn:
         await conn.execute(sa.text("DROP INDEX ix_notifications_completed"))
+        await conn.execute(sa.text("DROP TABLE alembic_version"))
     await first.close()
+    upgraded = await Store.upgrade(url)
+    assert upgraded.adopted
     reopened = await Store.open(url)
     try:
         async with reopened.engine.connect() as conn:

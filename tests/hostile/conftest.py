@@ -134,6 +134,7 @@ async def live_stack(
     env = stack_env(home, client, task_queue, extra or {})
     port = free_port()
     stack = LiveStack(f"http://127.0.0.1:{port}", home, task_queue, client, {}, env)
+    await Store.upgrade(stack.database_url)  # as `herald db upgrade` would: the worker and the API don't
     store = await Store.open(stack.database_url)
     try:
         stack.tokens = {

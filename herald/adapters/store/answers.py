@@ -1,6 +1,6 @@
 """What answering needs to remember outside Temporal: used answer links, SMS questions by phone, snoozes.
 
-The tables live on the store's one metadata (`Store.open` creates them); `AnswerStore` wraps an open Store.
+The tables live on the store's one metadata (the migrations create them); `AnswerStore` wraps an open Store.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ snoozes = sa.Table(
     sa.Column("scope", sa.String(160), primary_key=True),
     sa.Column("until", Timestamp, nullable=False),
 )
+
+# purge_expired's scans (migration 0002).
+sa.Index("ix_used_answer_links_expires", used_answer_links.c.expires_at)
+sa.Index("ix_sms_questions_expires", sms_questions.c.expires_at)
+sa.Index("ix_snoozes_until", snoozes.c.until)
 
 
 _ACTION_ID_CHARS = 32  # action ids are 1-32 characters (ACTION_ID_REGEX)

@@ -1,4 +1,7 @@
-"""Tables, in SQLAlchemy Core: the same definitions serve SQLite and PostgreSQL."""
+"""Tables, in SQLAlchemy Core: the same definitions serve SQLite and PostgreSQL.
+
+They describe the head revision of the migrations (herald/adapters/store/migrations/), which create them.
+"""
 
 from __future__ import annotations
 
@@ -150,7 +153,7 @@ digested = sa.Table(
 )
 
 # Keyset paging of the audit list (newest first, overall and per user or agent) and the retention cleanup's
-# "older than" scans. Store.open also adds them to databases created before they existed.
+# "older than" scans. (A change to any table here, or in answers.py, is a new revision under migrations/versions/.)
 AUDIT_INDEXES = [
     sa.Index("ix_notifications_completed", notifications.c.completed_at, notifications.c.notification_id),
     sa.Index("ix_notifications_user_completed", notifications.c.user_id, notifications.c.completed_at),

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from herald.adapters.store import schema
+from herald.adapters.store import migrate, schema
 from herald.domain.bounds import (
     ERROR_TYPE_CHARS,
     MAX_ERROR_CHARS,
@@ -129,10 +129,32 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, *, schema_name: str | None = None) -> Store:
-        """Connect and create the tables if they are missing.
+        """Connect, and check the schema is at this Herald's revision (herald/adapters/store/migrate.py).
 
+        An empty database is created at the head revision; one at an older revision, or made before migrations,
+        raises `SchemaOutOfDate` ("run `herald db upgrade`"): opening never alters an existing schema.
         `schema_name` (PostgreSQL only) keeps Herald's tables in their own schema, e.g. one per test run.
         """
+        store = cls._connect(url, schema_name)
+        try:
+            await store.write(lambda conn: migrate.check(conn, schema_name))
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @classmethod
+    async def upgrade(cls, url: str, *, schema_name: str | None = None) -> migrate.Upgraded:
+        """Take the database at `url` to the head revision (`herald db upgrade`), in one transaction on
+        PostgreSQL; say what it was at and what it is at now."""
+        store = cls._connect(url, schema_name)
+        try:
+            return await store.write(lambda conn: migrate.upgrade(conn, schema_name))
+        finally:
+            await store.close()
+
+    @classmethod
+    def _connect(cls, url: str, schema_name: str | None) -> Store:
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             database = sa.engine.make_url(url).database
@@ -143,16 +165,7 @@ class Store:
         engine = create_async_engine(url, **kwargs)
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
-
-        def create(conn: sa.Connection) -> None:
-            if schema_name and conn.dialect.name == "postgresql":
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema_name}"'))
-            schema.metadata.create_all(conn)
-            _create_missing_indexes(conn)
-
-        await store.write(create)
-        return store
+        return cls(engine)
 
     async def close(self) -> None:
         if self._sqlite is not None and self._threads is not None:
@@ -701,12 +714,6 @@ def _content(row: Any) -> NotificationContent:
     data.pop("stored_at", None)
     data["created_at"] = _aware(data["created_at"])
     return NotificationContent.model_validate(data)
-
-
-def _create_missing_indexes(conn: sa.Connection) -> None:
-    """create_all adds indexes only with new tables; a database made before an index existed gets it here."""
-    for index in schema.AUDIT_INDEXES:
-        index.create(conn, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

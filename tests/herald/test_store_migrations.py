@@ -1,0 +1,264 @@
+"""The store's migrations: a database made before them is adopted by `herald db upgrade` with its rows kept, a
+later revision applies on top, and a store on an old schema refuses to open. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from herald.adapters.store import AnswerStore, SchemaOutOfDate, Store, migrate, schema
+from herald.models import (
+    ChannelName,
+    ChannelResult,
+    ChannelStatus,
+    Contact,
+    NotificationOutcome,
+    NotificationStatus,
+    Priority,
+    TriggerRule,
+    utcnow,
+)
+from herald_cli.db import shown_url
+from tests.conftest import POSTGRES_URL
+from tests.herald.fixtures import schema_before_migrations as before
+from tests.starter.cli import clean_env, run_cli
+
+T = TypeVar("T")
+
+# What the 0002 revision adds: an old database has none of them until `herald db upgrade`.
+EXPIRY_INDEXES = {
+    "used_answer_links": "ix_used_answer_links_expires",
+    "sms_questions": "ix_sms_questions_expires",
+    "snoozes": "ix_snoozes_until",
+}
+
+
+@dataclass
+class Database:
+    url: str
+    env: dict[str, str]  # what `herald db upgrade` reads to find it
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database of its own, found by the CLI the way a user's is (HERALD_HOME or HERALD_DATABASE_URL)."""
+    if request.param == "sqlite":
+        home = tmp_path / "home"
+        home.mkdir()
+        yield Database(f"sqlite+aiosqlite:///{(home / 'herald.db').resolve()}", clean_env(HERALD_HOME=str(home)))
+        return
+    server = sa.engine.make_url(POSTGRES_URL)
+    try:
+        admin = await asyncpg.connect(server.set(drivername="postgresql").render_as_string(False), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable ({exc})", pytrace=False)
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable ({exc})")
+    # A database, not a schema: the CLI has only the URL (Store.open's schema_name is for tests and tools).
+    name = f"herald_migrations_{uuid.uuid4().hex}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(database=name).render_as_string(False)
+    try:
+        yield Database(url, clean_env(HERALD_HOME=str(tmp_path / "home"), HERALD_DATABASE_URL=url))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def on(url: str, work: Callable[[sa.Connection], T]) -> T:
+    """Run `work` in one transaction on a connection of the database's own, not through a Store."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+def revision(conn: sa.Connection) -> str | None:
+    return migrate.current(conn)
+
+
+def indexes(conn: sa.Connection, table: str) -> set[str]:
+    return {str(index["name"]) for index in sa.inspect(conn).get_indexes(table)}
+
+
+def described(conn: sa.Connection) -> dict[str, Any]:
+    """Every table's columns, primary key, indexes and unique constraints, as the database reports them."""
+    inspector = sa.inspect(conn)
+    shape: dict[str, Any] = {}
+    for table in sorted(set(inspector.get_table_names()) - {"alembic_version"}):
+        shape[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted(
+                (str(i["name"]), tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
+            ),
+            "unique": sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+        }
+    return shape
+
+
+def an_outcome() -> NotificationOutcome:
+    return NotificationOutcome(
+        notification_id="n-old",
+        workflow_id="notification/n-old",
+        agent_id="deploy-bot",
+        user_id="ada",
+        priority=Priority.high,
+        status=NotificationStatus.delivered,
+        channels={ChannelName.email: ChannelResult(channel=ChannelName.email, status=ChannelStatus.delivered)},
+    )
+
+
+def a_rule() -> TriggerRule:
+    return TriggerRule(name="disk-full", condition="disk > 90", user_ids=["ada"])
+
+
+def fill_todays_database(conn: sa.Connection) -> None:
+    """Today's schema, made the way Store.open made it, with rows written the way the Store wrote them."""
+    before.create(conn)
+    now = utcnow()
+    outcome = an_outcome()
+    conn.execute(
+        sa.insert(before.notifications).values(
+            notification_id=outcome.notification_id,
+            workflow_id=outcome.workflow_id,
+            agent_id=outcome.agent_id,
+            user_id=outcome.user_id,
+            priority=outcome.priority.value,
+            status=outcome.status.value,
+            outcome=outcome.model_dump(mode="json"),
+            completed_at=now,
+        )
+    )
+    contact = Contact(email="ada@example.com").model_dump(mode="json", exclude_none=True)
+    conn.execute(sa.insert(before.contacts).values(user_id="ada", data=contact, updated_at=now))
+    conn.execute(
+        sa.insert(before.rules).values(name="disk-full", data=a_rule().model_dump(mode="json"), updated_at=now)
+    )
+    conn.execute(sa.insert(before.versions).values(name="rules", version=3))
+    expires = now.timestamp() + 3600
+    conn.execute(
+        sa.insert(before.used_answer_links).values(nonce="nonce-1", notification_id="n-old", expires_at=expires)
+    )
+
+
+async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_rows(database: Database) -> None:
+    await on(database.url, fill_todays_database)
+
+    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0002: run `herald db upgrade`"):
+        await Store.open(database.url)
+
+    code, out, err = await run_cli(database.env, "db", "upgrade")
+    assert code == 0, out + err
+    assert "adopted a database made before migrations as 0001, then upgraded to 0002" in out, out
+    assert await on(database.url, revision) == "0002"
+    for table, index in EXPIRY_INDEXES.items():
+        assert index in await on(database.url, lambda conn, t=table: indexes(conn, t))  # type: ignore[misc]
+
+    store = await Store.open(database.url)
+    try:
+        assert await store.get_outcome("n-old") == an_outcome()
+        assert await store.get_contact("ada") == Contact(email="ada@example.com")
+        assert await store.get_rule("disk-full") == a_rule()
+        assert await store.rules_version() == 3
+        assert await AnswerStore(store).link_used("nonce-1")
+        assert not await AnswerStore(store).use_link("nonce-1", "n-old", 0.0)  # still single-use
+        # and it writes on the upgraded schema
+        await store.put_rule(a_rule().model_copy(update={"condition": "disk > 95"}))
+        assert await store.rules_version() == 4
+    finally:
+        await store.close()
+
+    code, out, err = await run_cli(database.env, "db", "upgrade")
+    assert code == 0, out + err
+    assert "already at 0002, nothing to do" in out, out
+
+
+async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(database: Database) -> None:
+    await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0001"))
+    assert await on(database.url, revision) == "0001"
+    assert "ix_snoozes_until" not in await on(database.url, lambda conn: indexes(conn, "snoozes"))
+
+    with pytest.raises(SchemaOutOfDate) as refused:
+        await Store.open(database.url)
+    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0002: run `herald db upgrade`"
+
+    code, out, err = await run_cli(database.env, "db", "upgrade")
+    assert code == 0, out + err
+    assert "upgraded the schema from 0001 to 0002" in out, out
+    assert await on(database.url, revision) == "0002"
+    assert "ix_snoozes_until" in await on(database.url, lambda conn: indexes(conn, "snoozes"))
+    store = await Store.open(database.url)
+    await store.close()
+
+
+async def test_commands_that_use_the_store_refuse_an_old_schema_naming_the_upgrade(database: Database) -> None:
+    await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0001"))
+    code, out, err = await run_cli(database.env, "contact", "get", "ada")
+    assert code == 2, out + err
+    assert "error: the database schema is at 0001, this Herald needs 0002: run `herald db upgrade`" in err, err
+    assert "Traceback" not in err, err
+
+
+async def test_a_schema_from_a_newer_herald_refuses_to_open(database: Database) -> None:
+    await Store.upgrade(database.url)
+    await on(database.url, lambda conn: conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'")))
+    with pytest.raises(SchemaOutOfDate, match=r"at 9999, which this Herald does not know .* a newer Herald"):
+        await Store.open(database.url)
+
+
+async def test_an_empty_database_is_created_at_the_head_by_the_cli_or_by_opening_it(database: Database) -> None:
+    code, out, err = await run_cli(database.env, "db", "upgrade")
+    assert code == 0, out + err
+    assert "created the schema at 0002" in out, out
+    assert await on(database.url, revision) == "0002"
+
+
+def test_the_upgrade_prints_the_database_url_without_its_password() -> None:
+    assert shown_url("postgresql+asyncpg://herald:s3cret@db.internal/herald") == (
+        "postgresql+asyncpg://herald:***@db.internal/herald"
+    )
+
+
+async def test_first_revision_makes_exactly_the_schema_store_open_made_before(database: Database) -> None:
+    """0001 on an empty database is the same tables, columns, keys, indexes and constraints as the frozen
+    create_all it replaces."""
+    await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0001"))
+    migrated = await on(database.url, described)
+    await on(database.url, lambda conn: command.downgrade(migrate._config(conn), "base"))
+    assert set(await on(database.url, lambda conn: sa.inspect(conn).get_table_names())) <= {"alembic_version"}
+    await on(database.url, before.create)
+    assert await on(database.url, described) == migrated
+
+
+async def test_the_head_revision_is_what_schema_py_and_answers_py_describe(database: Database) -> None:
+    """A table change without its revision (or a revision without the change) fails here."""
+    await Store.upgrade(database.url)
+
+    def differences(conn: sa.Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(conn), schema.metadata))
+
+    assert await on(database.url, differences) == []
+
+
+async def test_opening_an_empty_database_creates_it_at_the_head(database: Database) -> None:
+    store = await Store.open(database.url)
+    try:
+        await store.put_contact("ada", Contact(email="ada@example.com"))
+    finally:
+        await store.close()
+    assert await on(database.url, revision) == "0002"
