@@ -32,6 +32,7 @@ from herald.models.common import (
     Identifier,
     NotificationStatus,
     Priority,
+    as_utc,
     new_notification_id,
     utcnow,
 )
@@ -170,6 +171,7 @@ __all__ = [
     "RetrySettings",
     "Snooze",
     "TriggerRule",
+    "as_utc",
     "load_time_zone",
     "new_notification_id",
     "parse_quiet_window",

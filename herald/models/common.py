@@ -120,3 +120,9 @@ def new_notification_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same moment in UTC; a naive value is taken as UTC already (SQLite keeps the wall time and drops the
+    offset, so the store writes every timestamp through this)."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -491,3 +491,33 @@ def test_time_zone_errors_do_not_echo_the_value() -> None:
 def test_preference_query_without_priority_still_decodes() -> None:
     query = PreferenceQuery.model_validate({"user_id": "alice", "agent_id": "a"})
     assert query.priority is None and query.channels is None
+
+
+# --- as_utc, content_of ----------------------------------------------------------------------------
+
+
+def test_as_utc_moves_an_offset_to_utc_and_takes_a_naive_time_as_utc() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from herald.models import as_utc
+
+    paris = datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert as_utc(paris) == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert as_utc(paris).utcoffset() == timedelta(0)
+    assert as_utc(datetime(2024, 5, 1, 12, 0)) == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_content_of_a_notification_and_of_its_digest_item_is_the_same() -> None:
+    from herald.domain.digest import digest_item
+    from herald.models.inbox import content_of
+
+    n = notification(body="the nightly job took 3 hours", priority="low")
+    content = content_of(n, n.user_id)
+    assert (content.notification_id, content.agent_id, content.user_id) == (n.notification_id, "batch-agent", "alice")
+    assert (content.title, content.body, content.priority, content.created_at) == (
+        "Job finished",
+        "the nightly job took 3 hours",
+        Priority.low,
+        n.created_at,
+    )
+    assert content_of(digest_item(n), "alice") == content
