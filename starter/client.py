@@ -15,7 +15,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
@@ -58,6 +58,7 @@ from herald.services.gateway import (
 from herald.services.rule_cache import RuleCache
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
+from workflows.options import start_notification
 
 # Raised by HeraldClient and defined with the Gateway (herald/services/gateway.py); agents import them from here.
 __all__ = [
@@ -364,15 +365,8 @@ class HeraldClient:
         one with that id is not started again (the id stays taken for the namespace's retention)."""
         workflow_id = notification.workflow_id
         try:
-            handle = await self.temporal.start_workflow(
-                NotificationWorkflow.run,
-                NotificationRequest(notification=notification, policy=self.policy),
-                id=workflow_id,
-                task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=search.notification_attributes(notification),
-                static_summary=search.notification_summary(notification),
+            handle = await start_notification(
+                self.temporal, NotificationRequest(notification=notification, policy=self.policy), self.task_queue
             )
         except WorkflowAlreadyStartedError:
             return self.temporal.get_workflow_handle_for(NotificationWorkflow.run, workflow_id), False

@@ -20,14 +20,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.digest import DigestActivities
     from herald.domain import search
     from herald.domain.digest import digest_notification
     from herald.models import DigestItem, DigestRecord, DigestSchedule, DigestStart, NotificationRequest
-    from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT, NotificationWorkflow
+    from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT
+    from workflows.options import start_notification_child
 
 # New runs continue as new mid-period when the history grows (the server's suggestion, or `items_per_run`
 # items), keeping what is pending and the boundary; older histories replay the run that only rotated after a send.
@@ -152,13 +152,8 @@ class DigestWorkflow:
         digest_id = f"digest-{workflow.uuid4().hex}"
         notification = digest_notification(self._start.user_id, digest_id, items, workflow.now())
         # Abandoned: the email keeps its own retries and fallback even after this run continues as new.
-        await workflow.start_child_workflow(
-            NotificationWorkflow.run,
-            NotificationRequest(notification=notification, policy=self._start.policy, is_digest=True),
-            id=notification.workflow_id,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            search_attributes=search.notification_attributes(notification),
-            static_summary=search.notification_summary(notification),
+        await start_notification_child(
+            NotificationRequest(notification=notification, policy=self._start.policy, is_digest=True)
         )
         await workflow.execute_activity_method(
             DigestActivities.record_digest,

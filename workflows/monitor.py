@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from herald.domain import events, search
@@ -35,7 +34,8 @@ with workflow.unsafe.imports_passed_through():
         MonitorState,
         NotificationRequest,
     )
-    from workflows.notification import SEARCHABLE_PATCH, NotificationWorkflow
+    from workflows.notification import SEARCHABLE_PATCH
+    from workflows.options import start_notification_child
 
 # New runs start each notification with REJECT_DUPLICATE, so an event retried after a continue-as-new (its update
 # id is new to the run) cannot start a notification that already ran; a firing whose notifications all exist
@@ -134,15 +134,7 @@ class MonitorWorkflow:
         a notification's id, older runs only refused a running one)."""
         reuse = WorkflowIDReusePolicy.REJECT_DUPLICATE if once else WorkflowIDReusePolicy.ALLOW_DUPLICATE
         try:
-            await workflow.start_child_workflow(
-                NotificationWorkflow.run,
-                request,
-                id=request.notification.workflow_id,
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=search.notification_attributes(request.notification),
-                static_summary=search.notification_summary(request.notification),
-                id_reuse_policy=reuse,
-            )
+            await start_notification_child(request, id_reuse_policy=reuse)
         except WorkflowAlreadyStartedError:
             return False  # this event's notification already exists (the event came again in a later run)
         return True
