@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
 from herald.adapters import metrics
 from herald.adapters.store import Store
 from herald.domain.schedule import next_digest_at
-from herald.models import DigestEnqueue, DigestRecord, DigestSchedule, DigestStart
+from herald.models import DigestBoundary, DigestEnqueue, DigestRecord, DigestSchedule, DigestStart
 from herald.models.inbox import content_of
 
 
@@ -36,9 +34,9 @@ class DigestActivities:
         )
 
     @activity.defn(name="next_digest_at")
-    async def next_digest_at(self, schedule: DigestSchedule) -> datetime | None:
+    async def next_digest_at(self, schedule: DigestSchedule) -> DigestBoundary:
         preferences = await self._store.get_preferences(schedule.user_id)
-        return next_digest_at(preferences, schedule.after, self._period_seconds)
+        return DigestBoundary(at=next_digest_at(preferences, schedule.after, self._period_seconds))
 
     @activity.defn(name="record_digest")
     async def record_digest(self, record: DigestRecord) -> None:

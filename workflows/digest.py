@@ -25,7 +25,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.digest import DigestActivities
     from herald.domain import search
     from herald.domain.digest import digest_notification
-    from herald.models import DigestItem, DigestRecord, DigestSchedule, DigestStart, NotificationRequest
+    from herald.models import (
+        DigestBoundary,
+        DigestFlush,
+        DigestItem,
+        DigestRecord,
+        DigestSchedule,
+        DigestStart,
+        NotificationRequest,
+    )
     from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT
     from workflows.options import start_notification_child
 
@@ -56,14 +64,14 @@ class DigestWorkflow:
         return sorted(self._items.values(), key=lambda i: i.created_at)
 
     @workflow.update
-    async def flush(self) -> str | None:
-        """Send what is pending now; the digest notification's id, or None when nothing was pending."""
+    async def flush(self) -> DigestFlush:
+        """Send what is pending now: the digest notification's id, none when nothing was pending."""
         if not self._items:
-            return None
+            return DigestFlush()
         sent_before = self._sent
         self._flush_requested = True
         await workflow.wait_condition(lambda: self._sent > sent_before)
-        return self._last_digest_id
+        return DigestFlush(digest_id=self._last_digest_id)
 
     @workflow.run
     async def run(self, start: DigestStart) -> None:
@@ -100,13 +108,16 @@ class DigestWorkflow:
         )
 
     async def _next_digest_at(self, start: DigestStart) -> datetime | None:
-        return await workflow.execute_activity_method(
+        """The next boundary in the user's time zone; None when digests are off (send what is held now)."""
+        boundary: DigestBoundary | None = await workflow.execute_activity_method(
             DigestActivities.next_digest_at,
             DigestSchedule(user_id=start.user_id, after=workflow.now()),
             start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary="next digest boundary",
         )
+        # A bare None is what workers before DigestBoundary returned for "off" (a bare time reads as the model).
+        return boundary.at if boundary is not None else None
 
     def _should_rotate(self) -> bool:
         return self._added >= self._start.items_per_run or workflow.info().is_continue_as_new_suggested()

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ChannelStatus,
         DedupCheck,
         DedupResult,
+        DeliveryFailure,
         DeliveryReceipt,
         DeliveryRequest,
         DigestEnqueue,
@@ -53,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         NotificationRequest,
         NotificationStatus,
         OpsAlert,
+        OutcomeQuery,
         PreferenceQuery,
         Priority,
         RefusedAnswer,
@@ -164,6 +166,12 @@ def retry_policy(settings: RetrySettings) -> RetryPolicy:
 def failure_cause(err: ActivityError | ApplicationError) -> BaseException | None:
     """The activity's own error: a regular activity's comes wrapped in ActivityError, a local one's bare."""
     return err.cause if isinstance(err, ActivityError) else err
+
+
+def delivery_failure(cause: ApplicationError) -> DeliveryFailure | None:
+    """What the delivery activity said of its failed try (activities/delivery.py), None from any other error."""
+    details = cause.details[0] if cause.details else None
+    return DeliveryFailure.model_validate(details) if isinstance(details, dict) else None
 
 
 @workflow.defn(name="NotificationWorkflow", sandboxed=False)
@@ -447,7 +455,7 @@ class NotificationWorkflow:
                     pass
         if self._original is None:
             self._original = await self._store_step(
-                AuditActivities.get_outcome, original_id, "read the original's outcome"
+                AuditActivities.get_outcome, OutcomeQuery(notification_id=original_id), "read the original's outcome"
             )
         joined = answers.joined_outcome(outcome, self._original)
         outcome.status, outcome.answer, outcome.acknowledged = joined.status, joined.answer, joined.acknowledged
@@ -565,9 +573,9 @@ class NotificationWorkflow:
             if isinstance(cause, ApplicationError):
                 result.error_type = cause.type or "ApplicationError"
                 result.error = cause.message
-                details = cause.details[0] if cause.details else None
-                if isinstance(details, dict):
-                    result.attempt_count = int(details.get("attempt", 0))
+                failure = delivery_failure(cause)
+                if failure is not None:
+                    result.attempt_count = failure.attempt
             else:
                 result.error_type = type(cause).__name__ if cause else "ActivityError"
                 result.error = str(cause or err)
@@ -608,8 +616,8 @@ class NotificationWorkflow:
             later = retry.after_first_attempt(self._request.policy.retry)
             if later is None or (isinstance(cause, ApplicationError) and cause.non_retryable):
                 raise
-            details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
-            provider_delay = details.get("retry_after") if isinstance(details, dict) else None
+            failure = delivery_failure(cause) if isinstance(cause, ApplicationError) else None
+            provider_delay = failure.retry_after if failure is not None else None
             delay = retry.first_retry_delay(self._request.policy.retry, provider_delay)
         await workflow.sleep(delay, summary=f"retry {request.channel.value}")
         return await workflow.execute_activity_method(

@@ -521,3 +521,33 @@ def test_content_of_a_notification_and_of_its_digest_item_is_the_same() -> None:
         n.created_at,
     )
     assert content_of(digest_item(n), "alice") == content
+
+
+# --- activity boundaries: the bare values earlier workers sent and returned still read ----------------------
+
+
+def test_one_field_models_read_the_bare_value_an_earlier_worker_recorded() -> None:
+    from datetime import UTC, datetime
+
+    from pydantic import TypeAdapter
+
+    from herald.models import CallbackReceipt, DigestBoundary, OutcomeQuery
+
+    # As Temporal's pydantic converter reads a payload: validate_json with the activity's annotation.
+    boundary = TypeAdapter(DigestBoundary).validate_json(b'"2026-11-21T23:59:00Z"')
+    assert boundary.at == datetime(2026, 11, 21, 23, 59, tzinfo=UTC)
+    assert TypeAdapter(DigestBoundary).validate_json(b'{"at":null}').at is None
+    assert TypeAdapter(OutcomeQuery).validate_json(b'"n-1"').notification_id == "n-1"
+    assert TypeAdapter(OutcomeQuery).validate_json(b'{"notification_id":"n-2"}').notification_id == "n-2"
+    assert (
+        TypeAdapter(CallbackReceipt).validate_json(b'"outbox:callback/n-1.json"').receipt == "outbox:callback/n-1.json"
+    )
+    with pytest.raises(ValidationError):
+        TypeAdapter(OutcomeQuery).validate_json(b"[1, 2]")
+
+
+def test_delivery_failure_details_read_with_or_without_a_retry_after() -> None:
+    from herald.models import DeliveryFailure
+
+    assert DeliveryFailure.model_validate({"attempt": 3}) == DeliveryFailure(attempt=3)
+    assert DeliveryFailure.model_validate({"attempt": 1, "retry_after": 2.5}).retry_after == 2.5

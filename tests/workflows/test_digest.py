@@ -133,7 +133,7 @@ async def test_worker_sigkill_mid_period_loses_nothing(temporal_env: WorkflowEnv
             assert (await (await h.client.notify(note(user, "after"))).outcome()).status is NotificationStatus.digested
             handle = digest_handle(h, user)
             assert [i.title for i in await handle.query(DigestWorkflow.pending)] == ["before 0", "before 1", "after"]
-            digest_id = await handle.execute_update(DigestWorkflow.flush)
+            digest_id = (await handle.execute_update(DigestWorkflow.flush)).digest_id
             [email] = await wait_for_digests(h, 1)
         finally:
             await worker.kill()
@@ -160,9 +160,9 @@ async def test_a_repeated_item_is_held_once_and_flush_sends_now(digests: Harness
         )
     handle = digest_handle(h, user)
     assert [i.notification_id for i in await handle.query(DigestWorkflow.pending)] == [item.notification_id]
-    digest_id = await handle.execute_update(DigestWorkflow.flush)
+    digest_id = (await handle.execute_update(DigestWorkflow.flush)).digest_id
     assert digest_id is not None
-    assert await handle.execute_update(DigestWorkflow.flush) is None, "nothing pending, nothing sent"
+    assert (await handle.execute_update(DigestWorkflow.flush)).digest_id is None, "nothing pending, nothing sent"
     [email] = await wait_for_digests(h, 1)
     message = email["message"]
     assert isinstance(message, dict)
@@ -215,7 +215,7 @@ async def test_a_digest_continues_as_new_mid_period_and_sends_what_was_pending(h
     assert sorted(i.title for i in pending) == titles
     started = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
     assert started.continued_execution_run_id, "the run holding the items was continued as new"
-    digest_id = await handle.execute_update(DigestWorkflow.flush)
+    digest_id = (await handle.execute_update(DigestWorkflow.flush)).digest_id
     assert digest_id is not None
     [email] = await wait_for_digests(h, 1)
     assert all(title in json.dumps(email) for title in titles)
