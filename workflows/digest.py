@@ -75,26 +75,37 @@ class DigestWorkflow:
 
     @workflow.run
     async def run(self, start: DigestStart) -> None:
+        self._begin(start)
+        if not workflow.patched(ROTATE_PATCH):
+            await self._run_before_rotation(start)
+            return
+        # Continued mid-period, the boundary is known and the items are pending; else wait for the first item.
+        due = start.due if start.due is not None else await self._first_item(start)
+        await self._wait_for_boundary(due)
+        await self._send()
+        while True:  # _rotate returns only for a flush of items that came in during the send: send them too
+            await self._rotate(None)
+            await self._send()
+
+    def _begin(self, start: DigestStart) -> None:
         if workflow.patched(SEARCHABLE_PATCH):  # findable by user, whoever started it
             workflow.upsert_search_attributes(
                 search.missing_updates(workflow.info().typed_search_attributes, search.digest_attributes(start.user_id))
             )
-        if not workflow.patched(ROTATE_PATCH):
-            await self._run_before_rotation(start)
-            return
-        due = start.due  # set when continued mid-period: the boundary is known, the items are pending
-        if due is None:
-            # Nothing pending: wait for the first item without a timer, so an idle user costs no history.
-            await workflow.wait_condition(lambda: bool(self._items) or self._should_rotate())
-            if not self._items:
-                await self._rotate(None)
-            due = await self._next_digest_at(start)
+
+    async def _first_item(self, start: DigestStart) -> datetime | None:
+        """Nothing pending: wait for the first item without a timer, so an idle user costs no history (a history
+        grown large meanwhile continues as new); then the boundary it waits for."""
+        await workflow.wait_condition(lambda: bool(self._items) or self._should_rotate())
+        if not self._items:
+            await self._rotate(None)
+        return await self._next_digest_at(start)
+
+    async def _wait_for_boundary(self, due: datetime | None) -> None:
+        """Until the boundary or a flush; a history that grows large meanwhile continues as new with the boundary."""
         await self._wait_until(due, rotate=True)
         if not self._flush_requested and due is not None and workflow.now() < due and self._should_rotate():
             await self._rotate(due)  # returns only when a flush came in meanwhile: send now
-        await self._send()
-        while not await self._rotate(None):  # a flush for items that came in during the send: send them too
-            await self._send()
 
     async def _run_before_rotation(self, start: DigestStart) -> None:
         """Runs recorded before ROTATE_PATCH: one period per run, no rotation while it waits."""
@@ -122,12 +133,12 @@ class DigestWorkflow:
     def _should_rotate(self) -> bool:
         return self._added >= self._start.items_per_run or workflow.info().is_continue_as_new_suggested()
 
-    async def _rotate(self, due: datetime | None) -> bool:
+    async def _rotate(self, due: datetime | None) -> None:
         """Continue as new with what is pending (and, mid-period, the boundary it waits for) once every handler
-        has finished; False, without rotating, when a flush came in meanwhile (it waits for a send)."""
+        has finished; returns, without rotating, only when a flush came in meanwhile (it waits for a send)."""
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self._flush_requested)
         if self._flush_requested:
-            return False
+            return
         start = self._start
         workflow.continue_as_new(
             DigestStart(
