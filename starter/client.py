@@ -58,7 +58,7 @@ from herald.services.gateway import (
 from herald.services.rule_cache import RuleCache
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
-from workflows.options import start_notification
+from workflows.options import notification_start
 
 # Raised by HeraldClient and defined with the Gateway (herald/services/gateway.py); agents import them from here.
 __all__ = [
@@ -363,13 +363,20 @@ class HeraldClient:
     ) -> tuple[WorkflowHandle[NotificationWorkflow, NotificationOutcome], bool]:
         """Start `notification/<id>` once: the handle, and whether this call started it. A running or finished
         one with that id is not started again (the id stays taken for the namespace's retention)."""
-        workflow_id = notification.workflow_id
+        start = notification_start(notification)
         try:
-            handle = await start_notification(
-                self.temporal, NotificationRequest(notification=notification, policy=self.policy), self.task_queue
+            handle = await self.temporal.start_workflow(
+                NotificationWorkflow.run,
+                NotificationRequest(notification=notification, policy=self.policy),
+                id=start.id,
+                task_queue=self.task_queue,
+                id_reuse_policy=start.id_reuse_policy,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=start.search_attributes,
+                static_summary=start.static_summary,
             )
         except WorkflowAlreadyStartedError:
-            return self.temporal.get_workflow_handle_for(NotificationWorkflow.run, workflow_id), False
+            return self.temporal.get_workflow_handle_for(NotificationWorkflow.run, start.id), False
         return handle, True
 
     def get_handle(self, notification_id: str) -> NotificationHandle:

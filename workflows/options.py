@@ -1,9 +1,10 @@
 """How a NotificationWorkflow is started, wherever it is started from: HeraldClient (`notify`, a rule without a
-cooldown), the monitor's firings and the digest's email (as abandoned children). One id, one id-reuse policy, the
-same search attributes and summary, from `notification_start`.
+cooldown; starter/client.py) and, as abandoned children, the monitor's firings and the digest's email
+(`start_notification_child`). One id, one id-reuse policy, the same search attributes and summary, from
+`notification_start`. No I/O here: the client's start is HeraldClient's.
 
 A notification's id is taken once: a finished one is not started again under it (REJECT_DUPLICATE) for the
-namespace's retention. Only the monitor's runs recorded before its firings patch used the default, and pass it.
+namespace's retention. Only the monitor's runs recorded before its firings patch allowed a reuse (ALLOW_DUPLICATE), and pass it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from temporalio import workflow
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from herald.domain import search
-    from herald.models import AgentNotification, NotificationOutcome, NotificationRequest
+    from herald.models import AgentNotification, NotificationRequest
     from workflows.notification import NotificationWorkflow
 
 
@@ -39,24 +39,6 @@ def notification_start(
         id_reuse_policy=id_reuse_policy,
         search_attributes=search.notification_attributes(notification),
         static_summary=search.notification_summary(notification),
-    )
-
-
-async def start_notification(
-    client: Client, request: NotificationRequest, task_queue: str
-) -> WorkflowHandle[NotificationWorkflow, NotificationOutcome]:
-    """Start the notification from outside a workflow; WorkflowAlreadyStartedError when its id is taken (running or
-    finished): the caller's notification is that one."""
-    start = notification_start(request.notification)
-    return await client.start_workflow(
-        NotificationWorkflow.run,
-        request,
-        id=start.id,
-        task_queue=task_queue,
-        id_reuse_policy=start.id_reuse_policy,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        search_attributes=start.search_attributes,
-        static_summary=start.static_summary,
     )
 
 

@@ -14,6 +14,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from herald.models import NotificationOutcome, NotificationRequest
     from workflows.notification import NotificationWorkflow
+    from workflows.options import notification_start
 
 
 @workflow.defn(name="ApprovalAgentWorkflow")
@@ -22,8 +23,15 @@ class ApprovalAgentWorkflow:
 
     @workflow.run
     async def run(self, request: NotificationRequest) -> str:
+        # The options every start of a notification takes (its id, search attributes and summary).
+        start = notification_start(request.notification)
         outcome: NotificationOutcome = await workflow.execute_child_workflow(
-            NotificationWorkflow.run, request, id=request.notification.workflow_id
+            NotificationWorkflow.run,
+            request,
+            id=start.id,
+            id_reuse_policy=start.id_reuse_policy,
+            search_attributes=start.search_attributes,
+            static_summary=start.static_summary,
         )
         if outcome.answer is None:
             return f"no answer ({outcome.status.value})"
