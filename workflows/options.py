@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from temporalio import workflow
 from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from herald.domain import search
-    from herald.models import AgentNotification, NotificationRequest
+    from herald.models import AgentNotification, NotificationOutcome, NotificationRequest
     from workflows.notification import NotificationWorkflow
 
 
@@ -43,16 +43,20 @@ def notification_start(
 
 
 async def start_notification_child(
-    request: NotificationRequest, *, id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE
-) -> None:
-    """Start the notification from a workflow, abandoned: it outlives its parent (a monitor or a digest continuing
-    as new). WorkflowAlreadyStartedError when its id is taken."""
+    request: NotificationRequest,
+    *,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    parent_close_policy: ParentClosePolicy = ParentClosePolicy.ABANDON,
+) -> ChildWorkflowHandle[NotificationWorkflow, NotificationOutcome]:
+    """Start the notification from a workflow; await the handle for its outcome. Abandoned unless told otherwise:
+    it outlives its parent (a monitor or a digest continuing as new). WorkflowAlreadyStartedError when its id is
+    taken."""
     start = notification_start(request.notification, id_reuse_policy=id_reuse_policy)
-    await workflow.start_child_workflow(
+    return await workflow.start_child_workflow(
         NotificationWorkflow.run,
         request,
         id=start.id,
-        parent_close_policy=ParentClosePolicy.ABANDON,
+        parent_close_policy=parent_close_policy,
         id_reuse_policy=start.id_reuse_policy,
         search_attributes=start.search_attributes,
         static_summary=start.static_summary,
