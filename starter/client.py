@@ -46,6 +46,7 @@ from herald.models import (
     RefusedAnswer,
     RetentionRequest,
     Snooze,
+    notification_workflow_id,
     utcnow,
 )
 from herald.services.gateway import (
@@ -380,7 +381,9 @@ class HeraldClient:
         return handle, True
 
     def get_handle(self, notification_id: str) -> NotificationHandle:
-        handle = self.temporal.get_workflow_handle_for(NotificationWorkflow.run, f"notification/{notification_id}")
+        handle = self.temporal.get_workflow_handle_for(
+            NotificationWorkflow.run, notification_workflow_id(notification_id)
+        )
         return NotificationHandle(notification_id, handle)
 
     async def status(self, notification_id: str, rpc_timeout: timedelta | None = None) -> NotificationOutcome:
@@ -390,7 +393,7 @@ class HeraldClient:
     async def parties(self, notification_id: str, rpc_timeout: timedelta | None = None) -> NotificationParties:
         """The notification's user and agent from its workflow's search attributes, which Temporal's server
         answers while no worker runs."""
-        workflow = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+        workflow = self.temporal.get_workflow_handle(notification_workflow_id(notification_id))
         attributes = (await workflow.describe(rpc_timeout=rpc_timeout)).typed_search_attributes
         return NotificationParties(attributes.get(search.USER_ID), attributes.get(search.AGENT_ID))
 
@@ -463,7 +466,7 @@ class HeraldClient:
         update_id: str | None,
         rpc_timeout: timedelta,
     ) -> Answer:
-        handle = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+        handle = self.temporal.get_workflow_handle(notification_workflow_id(notification_id))
         if request.action_id == SNOOZE_ACTION:
             return await self._snooze(notification_id, request, store, update_id, rpc_timeout)
         try:
@@ -505,7 +508,7 @@ class HeraldClient:
         await AnswerStore(answer_store).put_snooze(snooze)
         answer = Answer(action_id=SNOOZE_ACTION, user_id=request.user_id, channel=request.channel, answered_at=now)
         if outcome.status is NotificationStatus.pending:
-            handle = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+            handle = self.temporal.get_workflow_handle(notification_workflow_id(notification_id))
             try:
                 acked: Answer = await handle.execute_update(
                     "respond", request, id=update_id, result_type=Answer, rpc_timeout=rpc_timeout

@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         Priority,
         RefusedAnswer,
         RetrySettings,
+        notification_workflow_id,
     )
 
 # New runs upsert their search attributes (status, channels) and so add commands that older histories
@@ -439,7 +440,7 @@ class NotificationWorkflow:
         outcome.status = NotificationStatus.pending  # polling agents see `pending` until the original ends
         self._show()
         try:
-            await workflow.get_external_workflow_handle(f"notification/{original_id}").signal(
+            await workflow.get_external_workflow_handle(notification_workflow_id(original_id)).signal(
                 "join", outcome.workflow_id
             )
         except FailureError:

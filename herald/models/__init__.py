@@ -64,6 +64,7 @@ from herald.models.delivery import (
 )
 from herald.models.notification import (
     AgentNotification,
+    notification_workflow_id,
 )
 from herald.models.retention import (
     PurgeRequest,
@@ -184,6 +185,7 @@ __all__ = [
     "as_utc",
     "load_time_zone",
     "new_notification_id",
+    "notification_workflow_id",
     "parse_quiet_window",
     "utcnow",
 ]
