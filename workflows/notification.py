@@ -188,7 +188,8 @@ class NotificationWorkflow:
             user_id=n.user_id,
             priority=n.priority,
         )
-        # The run's recorded path (its patches): set by run before its first step, read by every step.
+        # The run's recorded path (its patches), from run's first phase (_begin): the phases are handed it; the steps
+        # under them (store steps, sends, the channels upsert) and the answer validator read it here.
         self._paths = Paths(searchable=False, local=False, ends=False)
         self._delivery_retry = retry_policy(request.policy.retry)
         # Questions: what they offer and until when (fields only: no command, so older histories replay as before).
