@@ -7,7 +7,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.delivery import to_application_error
 from herald.domain.errors import DeliveryError
-from herald.models import AgentCallback, utcnow
+from herald.models import AgentCallback, CallbackReceipt, utcnow
 from herald.services.callbacks import AgentCallbacks
 
 
@@ -16,7 +16,7 @@ class AnswerActivities:
         self._callbacks = callbacks
 
     @activity.defn(name="call_agent")
-    async def call_agent(self, callback: AgentCallback) -> str:
+    async def call_agent(self, callback: AgentCallback) -> CallbackReceipt:
         """One POST; Temporal retries what may pass (5xx, 429, unreachable) on the delivery schedule."""
         if self._callbacks is None:
             raise ApplicationError(
@@ -25,6 +25,6 @@ class AnswerActivities:
         try:
             info = activity.info()
             timeout = info.start_to_close_timeout.total_seconds() if info.start_to_close_timeout else None
-            return await self._callbacks.send(callback, utcnow(), timeout)
+            return CallbackReceipt(receipt=await self._callbacks.send(callback, utcnow(), timeout))
         except DeliveryError as exc:
             raise to_application_error(exc, activity.info().attempt) from None

@@ -9,7 +9,7 @@ from temporalio import activity
 
 from herald.adapters import metrics
 from herald.adapters.store import Store
-from herald.models import NotificationOutcome, OpsAlert
+from herald.models import NotificationOutcome, OpsAlert, OutcomeQuery
 
 log = logging.getLogger("herald.ops")
 audit_log = logging.getLogger("herald.audit")
@@ -31,7 +31,7 @@ class AuditActivities:
         await self._store.record_ops_alert(alert.notification_id, alert.kind, alert.message)
 
     @activity.defn(name="get_outcome")
-    async def get_outcome(self, notification_id: str) -> NotificationOutcome | None:
+    async def get_outcome(self, query: OutcomeQuery) -> NotificationOutcome | None:
         """A finished notification's recorded outcome (None while it runs): a duplicate question reads the
         answer of the question it repeats here when that one had already finished."""
-        return await self._store.get_outcome(notification_id)
+        return await self._store.get_outcome(query.notification_id)

@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from herald.adapters.channels.base import cap_retry_after
 from herald.domain.errors import DeliveryError, TransientDeliveryError
-from herald.models import DeliveryReceipt, DeliveryRequest
+from herald.models import DeliveryFailure, DeliveryReceipt, DeliveryRequest
 from herald.services.delivery import DeliveryService
 
 
@@ -24,9 +24,7 @@ def to_application_error(error: DeliveryError, attempt: int, *, local: bool = Fa
     """
     # Capped here too, whichever channel raised it: no provider parks a channel longer than the one cap.
     retry_after = cap_retry_after(error.retry_after) if isinstance(error, TransientDeliveryError) else None
-    details: dict[str, float | int] = {"attempt": attempt}
-    if local and retry_after is not None:
-        details["retry_after"] = retry_after
+    details = DeliveryFailure(attempt=attempt, retry_after=retry_after if local else None)
     return ApplicationError(
         str(error),
         details,

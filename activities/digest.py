@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
 from herald.adapters import metrics
 from herald.adapters.store import Store
 from herald.domain.schedule import next_digest_at
-from herald.models import DigestEnqueue, DigestRecord, DigestSchedule, DigestStart
-from herald.models.inbox import NotificationContent
+from herald.models import DigestBoundary, DigestEnqueue, DigestRecord, DigestSchedule, DigestStart
+from herald.models.inbox import content_of
 
 
 class DigestActivities:
@@ -24,17 +22,7 @@ class DigestActivities:
         """Signal-with-start `digest/<user_id>`: it starts on the first item and keeps the rest."""
         item = request.item
         # The inbox shows digested notifications with what they said, as it does sent ones.
-        await self._store.keep_content(
-            NotificationContent(
-                notification_id=item.notification_id,
-                agent_id=item.agent_id,
-                user_id=request.user_id,
-                title=item.title,
-                body=item.body,
-                priority=item.priority,
-                created_at=item.created_at,
-            )
-        )
+        await self._store.keep_content(content_of(item, request.user_id))
         await activity.client().start_workflow(
             "DigestWorkflow",
             DigestStart(user_id=request.user_id, policy=request.policy),
@@ -46,9 +34,9 @@ class DigestActivities:
         )
 
     @activity.defn(name="next_digest_at")
-    async def next_digest_at(self, schedule: DigestSchedule) -> datetime | None:
+    async def next_digest_at(self, schedule: DigestSchedule) -> DigestBoundary:
         preferences = await self._store.get_preferences(schedule.user_id)
-        return next_digest_at(preferences, schedule.after, self._period_seconds)
+        return DigestBoundary(at=next_digest_at(preferences, schedule.after, self._period_seconds))
 
     @activity.defn(name="record_digest")
     async def record_digest(self, record: DigestRecord) -> None:

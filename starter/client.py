@@ -15,7 +15,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, DataSource
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
@@ -47,6 +47,7 @@ from herald.models import (
     RefusedAnswer,
     RetentionRequest,
     Snooze,
+    notification_workflow_id,
     utcnow,
 )
 from herald.services.gateway import (
@@ -59,6 +60,7 @@ from herald.services.gateway import (
 from herald.services.rule_cache import RuleCache
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
+from workflows.options import notification_start
 
 # Raised by HeraldClient and defined with the Gateway (herald/services/gateway.py); agents import them from here.
 __all__ = [
@@ -441,24 +443,26 @@ class HeraldClient:
     ) -> tuple[WorkflowHandle[NotificationWorkflow, NotificationOutcome], bool]:
         """Start `notification/<id>` once: the handle, and whether this call started it. A running or finished
         one with that id is not started again (the id stays taken for the namespace's retention)."""
-        workflow_id = notification.workflow_id
+        start = notification_start(notification)
         try:
             handle = await self.temporal.start_workflow(
                 NotificationWorkflow.run,
                 NotificationRequest(notification=notification, policy=self.policy),
-                id=workflow_id,
+                id=start.id,
                 task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_reuse_policy=start.id_reuse_policy,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=search.notification_attributes(notification),
-                static_summary=search.notification_summary(notification),
+                search_attributes=start.search_attributes,
+                static_summary=start.static_summary,
             )
         except WorkflowAlreadyStartedError:
-            return self.temporal.get_workflow_handle_for(NotificationWorkflow.run, workflow_id), False
+            return self.temporal.get_workflow_handle_for(NotificationWorkflow.run, start.id), False
         return handle, True
 
     def get_handle(self, notification_id: str) -> NotificationHandle:
-        handle = self.temporal.get_workflow_handle_for(NotificationWorkflow.run, f"notification/{notification_id}")
+        handle = self.temporal.get_workflow_handle_for(
+            NotificationWorkflow.run, notification_workflow_id(notification_id)
+        )
         return NotificationHandle(notification_id, handle)
 
     async def status(self, notification_id: str, rpc_timeout: timedelta | None = None) -> NotificationOutcome:
@@ -468,7 +472,7 @@ class HeraldClient:
     async def parties(self, notification_id: str, rpc_timeout: timedelta | None = None) -> NotificationParties:
         """The notification's user and agent from its workflow's search attributes, which Temporal's server
         answers while no worker runs."""
-        workflow = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+        workflow = self.temporal.get_workflow_handle(notification_workflow_id(notification_id))
         attributes = (await workflow.describe(rpc_timeout=rpc_timeout)).typed_search_attributes
         return NotificationParties(attributes.get(search.USER_ID), attributes.get(search.AGENT_ID))
 
@@ -541,7 +545,7 @@ class HeraldClient:
         update_id: str | None,
         rpc_timeout: timedelta,
     ) -> Answer:
-        handle = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+        handle = self.temporal.get_workflow_handle(notification_workflow_id(notification_id))
         if request.action_id == SNOOZE_ACTION:
             return await self._snooze(notification_id, request, store, update_id, rpc_timeout)
         try:
@@ -583,7 +587,7 @@ class HeraldClient:
         await AnswerStore(answer_store).put_snooze(snooze)
         answer = Answer(action_id=SNOOZE_ACTION, user_id=request.user_id, channel=request.channel, answered_at=now)
         if outcome.status is NotificationStatus.pending:
-            handle = self.temporal.get_workflow_handle(f"notification/{notification_id}")
+            handle = self.temporal.get_workflow_handle(notification_workflow_id(notification_id))
             try:
                 acked: Answer = await handle.execute_update(
                     "respond", request, id=update_id, result_type=Answer, rpc_timeout=rpc_timeout

@@ -20,14 +20,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.digest import DigestActivities
     from herald.domain import search
     from herald.domain.digest import digest_notification
-    from herald.models import DigestItem, DigestRecord, DigestSchedule, DigestStart, NotificationRequest
-    from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT, NotificationWorkflow
+    from herald.models import (
+        DigestBoundary,
+        DigestFlush,
+        DigestItem,
+        DigestRecord,
+        DigestSchedule,
+        DigestStart,
+        NotificationRequest,
+    )
+    from workflows.notification import SEARCHABLE_PATCH, STORE_RETRY, STORE_TIMEOUT
+    from workflows.options import start_notification_child
 
 # New runs continue as new mid-period when the history grows (the server's suggestion, or `items_per_run`
 # items), keeping what is pending and the boundary; older histories replay the run that only rotated after a send.
@@ -56,37 +64,48 @@ class DigestWorkflow:
         return sorted(self._items.values(), key=lambda i: i.created_at)
 
     @workflow.update
-    async def flush(self) -> str | None:
-        """Send what is pending now; the digest notification's id, or None when nothing was pending."""
+    async def flush(self) -> DigestFlush:
+        """Send what is pending now: the digest notification's id, none when nothing was pending."""
         if not self._items:
-            return None
+            return DigestFlush()
         sent_before = self._sent
         self._flush_requested = True
         await workflow.wait_condition(lambda: self._sent > sent_before)
-        return self._last_digest_id
+        return DigestFlush(digest_id=self._last_digest_id)
 
     @workflow.run
     async def run(self, start: DigestStart) -> None:
+        self._begin(start)
+        if not workflow.patched(ROTATE_PATCH):
+            await self._run_before_rotation(start)
+            return
+        # Continued mid-period, the boundary is known and the items are pending; else wait for the first item.
+        due = start.due if start.due is not None else await self._first_item(start)
+        await self._wait_for_boundary(due)
+        await self._send()
+        while True:  # _rotate returns only for a flush of items that came in during the send: send them too
+            await self._rotate(None)
+            await self._send()
+
+    def _begin(self, start: DigestStart) -> None:
         if workflow.patched(SEARCHABLE_PATCH):  # findable by user, whoever started it
             workflow.upsert_search_attributes(
                 search.missing_updates(workflow.info().typed_search_attributes, search.digest_attributes(start.user_id))
             )
-        if not workflow.patched(ROTATE_PATCH):
-            await self._run_before_rotation(start)
-            return
-        due = start.due  # set when continued mid-period: the boundary is known, the items are pending
-        if due is None:
-            # Nothing pending: wait for the first item without a timer, so an idle user costs no history.
-            await workflow.wait_condition(lambda: bool(self._items) or self._should_rotate())
-            if not self._items:
-                await self._rotate(None)
-            due = await self._next_digest_at(start)
+
+    async def _first_item(self, start: DigestStart) -> datetime | None:
+        """Nothing pending: wait for the first item without a timer, so an idle user costs no history (a history
+        grown large meanwhile continues as new); then the boundary it waits for."""
+        await workflow.wait_condition(lambda: bool(self._items) or self._should_rotate())
+        if not self._items:
+            await self._rotate(None)
+        return await self._next_digest_at(start)
+
+    async def _wait_for_boundary(self, due: datetime | None) -> None:
+        """Until the boundary or a flush; a history that grows large meanwhile continues as new with the boundary."""
         await self._wait_until(due, rotate=True)
         if not self._flush_requested and due is not None and workflow.now() < due and self._should_rotate():
             await self._rotate(due)  # returns only when a flush came in meanwhile: send now
-        await self._send()
-        while not await self._rotate(None):  # a flush for items that came in during the send: send them too
-            await self._send()
 
     async def _run_before_rotation(self, start: DigestStart) -> None:
         """Runs recorded before ROTATE_PATCH: one period per run, no rotation while it waits."""
@@ -100,23 +119,26 @@ class DigestWorkflow:
         )
 
     async def _next_digest_at(self, start: DigestStart) -> datetime | None:
-        return await workflow.execute_activity_method(
+        """The next boundary in the user's time zone; None when digests are off (send what is held now)."""
+        boundary: DigestBoundary | None = await workflow.execute_activity_method(
             DigestActivities.next_digest_at,
             DigestSchedule(user_id=start.user_id, after=workflow.now()),
             start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,
             summary="next digest boundary",
         )
+        # A bare None is what workers before DigestBoundary returned for "off" (a bare time reads as the model).
+        return boundary.at if boundary is not None else None
 
     def _should_rotate(self) -> bool:
         return self._added >= self._start.items_per_run or workflow.info().is_continue_as_new_suggested()
 
-    async def _rotate(self, due: datetime | None) -> bool:
+    async def _rotate(self, due: datetime | None) -> None:
         """Continue as new with what is pending (and, mid-period, the boundary it waits for) once every handler
-        has finished; False, without rotating, when a flush came in meanwhile (it waits for a send)."""
+        has finished; returns, without rotating, only when a flush came in meanwhile (it waits for a send)."""
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self._flush_requested)
         if self._flush_requested:
-            return False
+            return
         start = self._start
         workflow.continue_as_new(
             DigestStart(
@@ -152,13 +174,8 @@ class DigestWorkflow:
         digest_id = f"digest-{workflow.uuid4().hex}"
         notification = digest_notification(self._start.user_id, digest_id, items, workflow.now())
         # Abandoned: the email keeps its own retries and fallback even after this run continues as new.
-        await workflow.start_child_workflow(
-            NotificationWorkflow.run,
-            NotificationRequest(notification=notification, policy=self._start.policy, is_digest=True),
-            id=notification.workflow_id,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            search_attributes=search.notification_attributes(notification),
-            static_summary=search.notification_summary(notification),
+        await start_notification_child(
+            NotificationRequest(notification=notification, policy=self._start.policy, is_digest=True)
         )
         await workflow.execute_activity_method(
             DigestActivities.record_digest,

@@ -17,17 +17,18 @@ been quiet a while; the next event starts it again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from herald.domain import events, search
     from herald.models import (
         CooledDownRule,
+        DeliveryPolicy,
         EmitResult,
         EventRequest,
         FiredRule,
@@ -35,7 +36,26 @@ with workflow.unsafe.imports_passed_through():
         MonitorState,
         NotificationRequest,
     )
-    from workflows.notification import SEARCHABLE_PATCH, NotificationWorkflow
+    from workflows.notification import SEARCHABLE_PATCH
+    from workflows.options import start_notification_child
+
+
+@dataclass(frozen=True)
+class FiringRule:
+    """A rule that fires for this event: its plan, the cooldown scope it recorded, and that scope's cooldown before."""
+
+    plan: FiringPlan
+    scope: str
+    before: datetime | None
+
+
+@dataclass
+class Decision:
+    """What an event's rules come to before anything is started: held by a cooldown, or firing."""
+
+    cooled_down: list[CooledDownRule] = field(default_factory=list)
+    firing: list[FiringRule] = field(default_factory=list)
+
 
 # New runs start each notification with REJECT_DUPLICATE, so an event retried after a continue-as-new (its update
 # id is new to the run) cannot start a notification that already ran; a firing whose notifications all exist
@@ -95,30 +115,36 @@ class MonitorWorkflow:
         once = workflow.patched(FIRINGS_PATCH)
         self._events_this_run += 1
         self._state.last_event_at = now
-        result = EmitResult(event_id=request.event_id)
-        firing: list[tuple[FiringPlan, str, datetime | None]] = []
         # Decide every rule before the first await, so a concurrent event sees these cooldowns.
-        for plan in request.plans:
+        decision = self._decide(request.plans, now, once)
+        fired = [await self._fire(firing, request.policy, now, once) for firing in decision.firing]
+        return EmitResult(event_id=request.event_id, fired=fired, cooled_down=decision.cooled_down)
+
+    def _decide(self, plans: list[FiringPlan], now: datetime, once: bool) -> Decision:
+        """Which rules a cooldown holds, and which fire (their cooldowns recorded now, before any await)."""
+        decision = Decision()
+        for plan in plans:
             scope = events.cooldown_scope(plan) if once else plan.rule
             until = events.cooling(self._state, scope, now)
             if until is not None:
-                result.cooled_down.append(CooledDownRule(rule=plan.rule, until=until))
+                decision.cooled_down.append(CooledDownRule(rule=plan.rule, until=until))
                 continue
             before = self._state.cooling_until.get(scope)
             events.record_firing(self._state, scope, plan.cooldown_seconds, now)
-            firing.append((plan, scope, before))
-        for plan, scope, before in firing:
-            started = [
-                await self._start(NotificationRequest(notification=notification, policy=request.policy), once)
-                for notification in plan.notifications
-            ]
-            if once and plan.notifications and not any(started):
-                # The event came again (after a continue-as-new): the same firing, not a new one.
-                events.undo_firing(self._state, scope, plan.cooldown_seconds, now, before)
-            result.fired.append(
-                FiredRule(rule=plan.rule, notification_ids=[n.notification_id for n in plan.notifications])
-            )
-        return result
+            decision.firing.append(FiringRule(plan, scope, before))
+        return decision
+
+    async def _fire(self, firing: FiringRule, policy: DeliveryPolicy, now: datetime, once: bool) -> FiredRule:
+        """Start one firing rule's notifications; a firing whose notifications all exist already (the event came
+        again after a continue-as-new) is that same firing, and its cooldown goes back to what it was."""
+        plan = firing.plan
+        started = [
+            await self._start(NotificationRequest(notification=notification, policy=policy), once)
+            for notification in plan.notifications
+        ]
+        if once and plan.notifications and not any(started):
+            events.undo_firing(self._state, firing.scope, plan.cooldown_seconds, now, firing.before)
+        return FiredRule(rule=plan.rule, notification_ids=[n.notification_id for n in plan.notifications])
 
     @event.validator
     def _validate_event(self, request: EventRequest) -> None:
@@ -134,15 +160,7 @@ class MonitorWorkflow:
         a notification's id, older runs only refused a running one)."""
         reuse = WorkflowIDReusePolicy.REJECT_DUPLICATE if once else WorkflowIDReusePolicy.ALLOW_DUPLICATE
         try:
-            await workflow.start_child_workflow(
-                NotificationWorkflow.run,
-                request,
-                id=request.notification.workflow_id,
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=search.notification_attributes(request.notification),
-                static_summary=search.notification_summary(request.notification),
-                id_reuse_policy=reuse,
-            )
+            await start_notification_child(request, id_reuse_policy=reuse)
         except WorkflowAlreadyStartedError:
             return False  # this event's notification already exists (the event came again in a later run)
         return True

@@ -1,7 +1,11 @@
 """NotificationWorkflow: one notification, from dedup check to a recorded outcome. Orchestration only.
 
-dedup -> merge preferences -> plan (pure) -> deliver on each channel concurrently, each with retries and
-fallback -> critical: escalate until two channels confirm, else `unconfirmed` and an ops alert -> record.
+`run` is the table of contents, one method a phase, each handed what it needs and returning what the next one
+needs (typed: the dataclasses below): dedup -> plan (the user's preferences: digest, quiet hours, the channels) ->
+deliver on each planned channel concurrently, each with retries and fallback -> confirm critical (escalate until
+enough channels confirm, else `unconfirmed` and an ops alert) -> wait for an answer (a question) -> record. What
+stays on the instance is what the query, the update and the signals read: the outcome, the deadline, the joiners,
+and the run's path (its patches, asked once at its start).
 
 It runs outside the workflow sandbox: it is the hot path, and the sandbox's re-import of its module on every
 run cost more worker CPU than the whole notification otherwise (bench/results/pipeline-profile.txt). What the
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -32,12 +38,15 @@ with workflow.unsafe.imports_passed_through():
     from herald.domain.digest import digest_item
     from herald.models import (
         AgentCallback,
+        AgentNotification,
         Answer,
         AnswerRequest,
         ChannelName,
         ChannelResult,
         ChannelStatus,
         DedupCheck,
+        DedupResult,
+        DeliveryFailure,
         DeliveryReceipt,
         DeliveryRequest,
         DigestEnqueue,
@@ -45,10 +54,12 @@ with workflow.unsafe.imports_passed_through():
         NotificationRequest,
         NotificationStatus,
         OpsAlert,
+        OutcomeQuery,
         PreferenceQuery,
         Priority,
         RefusedAnswer,
         RetrySettings,
+        notification_workflow_id,
     )
 
 # New runs upsert their search attributes (status, channels) and so add commands that older histories
@@ -85,6 +96,64 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
+@dataclass(frozen=True)
+class Paths:
+    """Which recorded path a run takes: the patches it was started under (asked once, at its start)."""
+
+    searchable: bool  # SEARCHABLE_PATCH: upserts its status and channels
+    local: bool  # LOCAL_PATCH: store steps and first sends as local activities
+    ends: bool  # a question on the QUESTION_ENDS_PATCH path
+
+
+@dataclass(frozen=True)
+class Route:
+    """The user's preferences applied to one notification (the plan phase's input)."""
+
+    enabled: dict[ChannelName, bool]
+    digest: bool
+    hold_until: datetime | None
+
+
+@dataclass
+class Ledger:
+    """The channels of one delivery, shared by its concurrent fallback chains and the critical escalation: which
+    are enabled, which are used already, and which planned channel's chain each one serves."""
+
+    enabled: dict[ChannelName, bool]
+    used: set[ChannelName] = field(default_factory=set)
+    slot_of: dict[ChannelName, int] = field(default_factory=dict)
+
+
+class ChainEnd(StrEnum):
+    """How one planned channel's fallback chain ended."""
+
+    delivered = "delivered"  # on the channel or one of its fallbacks
+    failed = "failed"  # every fallback failed too
+    joined = "joined"  # its next fallback is another chain's channel: that chain answers for it
+
+
+@dataclass(frozen=True)
+class Chain:
+    end: ChainEnd
+    joined: ChannelName | None = None  # with ChainEnd.joined: the channel whose chain it joined
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The deliver phase's result: which planned channels were fulfilled, in plan order, and the channels used."""
+
+    fulfilled: list[bool]
+    ledger: Ledger
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """After the confirm phase: whether the run waits for an answer (a question) and whether it reached anyone."""
+
+    asks: bool
+    reached: bool
+
+
 def retry_policy(settings: RetrySettings) -> RetryPolicy:
     """Temporal's terms for a delivery's retry schedule."""
     return RetryPolicy(
@@ -100,6 +169,12 @@ def failure_cause(err: ActivityError | ApplicationError) -> BaseException | None
     return err.cause if isinstance(err, ActivityError) else err
 
 
+def delivery_failure(cause: ApplicationError) -> DeliveryFailure | None:
+    """What the delivery activity said of its failed try (activities/delivery.py), None from any other error."""
+    details = cause.details[0] if cause.details else None
+    return DeliveryFailure.model_validate(details) if isinstance(details, dict) else None
+
+
 @workflow.defn(name="NotificationWorkflow", sandboxed=False)
 class NotificationWorkflow:
     @workflow.init
@@ -113,11 +188,9 @@ class NotificationWorkflow:
             user_id=n.user_id,
             priority=n.priority,
         )
-        self._enabled: dict[ChannelName, bool] = {}
-        self._used: set[ChannelName] = set()
-        self._slot_of: dict[ChannelName, int] = {}  # which planned channel's chain a channel serves
-        self._searchable = False
-        self._local = False
+        # The run's recorded path (its patches), from run's first phase (_begin): the phases are handed it; the steps
+        # under them (store steps, sends, the channels upsert) and the answer validator read it here.
+        self._paths = Paths(searchable=False, local=False, ends=False)
         self._delivery_retry = retry_policy(request.policy.retry)
         # Questions: what they offer and until when (fields only: no command, so older histories replay as before).
         self._deadline = answers.answer_deadline(n, request.policy.answer_window_seconds)
@@ -126,7 +199,6 @@ class NotificationWorkflow:
             self._outcome.actions = list(n.actions)
             self._outcome.respond_by = self._deadline
         self._closing = False  # recording the outcome: no answer is taken any more
-        self._ends = False  # a question on the QUESTION_ENDS_PATCH path (set by run)
         self._joiners: list[str] = []  # workflow ids of duplicates waiting for this question's outcome
         self._original: NotificationOutcome | None = None  # a duplicate: the outcome of the question it repeats
 
@@ -175,7 +247,7 @@ class NotificationWorkflow:
         """Refuse, unrecorded, what can never be taken: unknown action, another user, too late, finished."""
         if self._closing:
             raise ApplicationError(f"this notification has finished ({self._outcome.status.value})", type="Closed")
-        if self._ends and self._outcome.duplicate_of is not None:
+        if self._paths.ends and self._outcome.duplicate_of is not None:
             raise ApplicationError(
                 f"this question repeats {self._outcome.duplicate_of}, which takes the answer", type="Closed"
             )
@@ -189,33 +261,68 @@ class NotificationWorkflow:
 
     @workflow.run
     async def run(self, request: NotificationRequest) -> NotificationOutcome:
-        n, policy, outcome = request.notification, request.policy, self._outcome
-        self._searchable = workflow.patched(SEARCHABLE_PATCH)
-        self._local = workflow.patched(LOCAL_PATCH)
-        if self._searchable:
+        n = request.notification
+        self._paths = paths = self._begin(n)
+        dedup = await self._dedup(request, paths)
+        if dedup.duplicate:
+            return await self._end_duplicate(dedup.owner_notification_id, paths)
+        route = await self._route(request)
+        if route.digest:
+            return await self._end_digested(request, paths)
+        await self._hold(route.hold_until)
+        plan = routing.plan_channels(n, route.enabled)
+        if not plan:
+            return await self._end_no_channel(n, paths)
+        delivery = await self._deliver_plan(plan, Ledger(enabled=route.enabled))
+        confirmation = await self._confirm_critical(request, delivery, paths)
+        if confirmation.asks and confirmation.reached:
+            await self._await_answer()
+        if confirmation.asks:
+            await self._call_back()
+        return await self._finish(paths)
+
+    # --- the phases, in the order run takes them ------------------------------------------------------------
+
+    def _begin(self, n: AgentNotification) -> Paths:
+        """Which recorded path this run takes (its patches, in the order older runs asked them), and its search
+        attributes."""
+        searchable = workflow.patched(SEARCHABLE_PATCH)
+        local = workflow.patched(LOCAL_PATCH)
+        if searchable:
             workflow.upsert_search_attributes(
                 search.missing_updates(workflow.info().typed_search_attributes, search.notification_attributes(n))
             )
         self._show()
-        self._ends = ends = bool(n.actions) and workflow.patched(QUESTION_ENDS_PATCH)
+        ends = bool(n.actions) and workflow.patched(QUESTION_ENDS_PATCH)
+        return Paths(searchable=searchable, local=local, ends=ends)
 
-        dedup = await self._store_step(
+    async def _dedup(self, request: NotificationRequest, paths: Paths) -> DedupResult:
+        """Claim the notification's dedup key (a question's own key on the question-ends path)."""
+        n = request.notification
+        return await self._store_step(
             DedupActivities.check_duplicate,
             DedupCheck(
-                key=question_key(n) if ends else content_key(n),
+                key=question_key(n) if paths.ends else content_key(n),
                 notification_id=n.notification_id,
-                window_seconds=policy.dedup_window_seconds,
+                window_seconds=request.policy.dedup_window_seconds,
             ),
             "check duplicate",
         )
-        if dedup.duplicate:
-            outcome.status = NotificationStatus.suppressed_duplicate
-            outcome.duplicate_of = dedup.owner_notification_id
-            if ends:
-                await self._join(dedup.owner_notification_id)
-                await self._call_back()
-            return await self._finish()
 
+    async def _end_duplicate(self, original_id: str, paths: Paths) -> NotificationOutcome:
+        """A duplicate asks nobody; a question on the question-ends path takes the ending of the one it repeats."""
+        outcome = self._outcome
+        outcome.status = NotificationStatus.suppressed_duplicate
+        outcome.duplicate_of = original_id
+        if paths.ends:
+            await self._join(original_id)
+            await self._call_back()
+        return await self._finish(paths)
+
+    async def _route(self, request: NotificationRequest) -> Route:
+        """The user's preferences for this notification: its enabled channels, whether it goes to the digest, how
+        long quiet hours hold it."""
+        n = request.notification
         # A digest email is sent as it is: its own priority must not digest or filter it again.
         preferences = await self._store_step(
             PreferenceActivities.merge_preferences,
@@ -228,70 +335,86 @@ class NotificationWorkflow:
             ),
             "merge preferences",
         )
-        self._enabled = preferences.enabled
-        outcome.snoozed_until = preferences.snoozed_until  # muted: nothing is enabled, so no channel follows
+        self._outcome.snoozed_until = preferences.snoozed_until  # muted: nothing is enabled, so no channel follows
         # A question is never digested: a digest carries no actions, and the answer is wanted now.
-        if preferences.digest and not (n.actions and workflow.patched(ANSWERS_PATCH)):
-            await self._store_step(
-                DigestActivities.enqueue_digest,
-                DigestEnqueue(user_id=n.user_id, item=digest_item(n), policy=policy),
-                "add to digest",
+        digest = preferences.digest and not (n.actions and workflow.patched(ANSWERS_PATCH))
+        return Route(enabled=preferences.enabled, digest=digest, hold_until=preferences.hold_until)
+
+    async def _end_digested(self, request: NotificationRequest, paths: Paths) -> NotificationOutcome:
+        n = request.notification
+        await self._store_step(
+            DigestActivities.enqueue_digest,
+            DigestEnqueue(user_id=n.user_id, item=digest_item(n), policy=request.policy),
+            "add to digest",
+        )
+        self._outcome.status = NotificationStatus.digested
+        return await self._finish(paths)
+
+    async def _hold(self, until: datetime | None) -> None:
+        """Quiet hours: a durable timer, so a worker restart during the night loses nothing."""
+        if until is None:
+            return
+        self._outcome.held_until = until
+        wait = (until - workflow.now()).total_seconds()
+        if wait > 0:
+            self._show()
+            await workflow.sleep(wait, summary="quiet hours")
+
+    async def _end_no_channel(self, n: AgentNotification, paths: Paths) -> NotificationOutcome:
+        """No channel may carry it: `no_channel`, and for a critical one an ops alert (older runs: questions only)."""
+        self._outcome.status = NotificationStatus.no_channel
+        if n.priority is Priority.critical and (paths.ends or workflow.patched(CRITICAL_NO_CHANNEL_PATCH)):
+            what = "question" if n.actions else "notification"
+            await self._alert_ops(
+                "critical_no_channel", f"critical {what} reached nobody: no channel is enabled for it"
             )
-            outcome.status = NotificationStatus.digested
-            return await self._finish()
-        if preferences.hold_until is not None:
-            # Quiet hours: a durable timer, so a worker restart during the night loses nothing.
-            outcome.held_until = preferences.hold_until
-            wait = (preferences.hold_until - workflow.now()).total_seconds()
-            if wait > 0:
-                self._show()
-                await workflow.sleep(wait, summary="quiet hours")
-        plan = routing.plan_channels(n, self._enabled)
-        if not plan:
-            outcome.status = NotificationStatus.no_channel
-            if n.priority is Priority.critical and (ends or workflow.patched(CRITICAL_NO_CHANNEL_PATCH)):
-                what = "question" if n.actions else "notification"
-                await self._alert_ops(
-                    "critical_no_channel", f"critical {what} reached nobody: no channel is enabled for it"
-                )
-            if ends:
-                await self._call_back()
-            return await self._finish()
+        if paths.ends:
+            await self._call_back()
+        return await self._finish(paths)
 
-        self._use(plan)
-        self._slot_of.update({channel: slot for slot, channel in enumerate(plan)})
-        chains = await asyncio.gather(*(self._deliver_with_fallback(slot, c) for slot, c in enumerate(plan)))
-        fulfilled = [(chains[self._slot_of[c]] if isinstance(c, ChannelName) else c) is True for c in chains]
+    async def _deliver_plan(self, plan: list[ChannelName], ledger: Ledger) -> Delivery:
+        """Every planned channel concurrently, each down its own fallback chain; which planned channels were
+        fulfilled (a chain that joined another's counts as that one does)."""
+        self._use(ledger, plan)
+        ledger.slot_of.update({channel: slot for slot, channel in enumerate(plan)})
+        chains = await asyncio.gather(*(self._deliver_with_fallback(ledger, slot, c) for slot, c in enumerate(plan)))
+        fulfilled = [
+            (chains[ledger.slot_of[chain.joined]] if chain.joined is not None else chain).end is ChainEnd.delivered
+            for chain in chains
+        ]
+        return Delivery(fulfilled=fulfilled, ledger=ledger)
 
+    async def _confirm_critical(self, request: NotificationRequest, delivery: Delivery, paths: Paths) -> Confirmation:
+        """A critical notification short of its confirmations (and not acked yet) escalates to every enabled channel
+        left; the final status, and an ops alert when it stays unconfirmed (a question's waits for its deadline)."""
+        n, policy, outcome = request.notification, request.policy, self._outcome
         acked = self._acked()
         if (
             n.priority is Priority.critical
             and len(outcome.delivered_channels) < policy.critical_confirmations
             and not acked
         ):
-            extra = routing.escalation_channels(policy.fallback_order, self._enabled, n.priority, self._used)
-            self._use(extra)
+            extra = routing.escalation_channels(
+                policy.fallback_order, delivery.ledger.enabled, n.priority, delivery.ledger.used
+            )
+            self._use(delivery.ledger, extra)
             await asyncio.gather(*(self._deliver(channel, escalation=True) for channel in extra))
 
         confirmed = len(outcome.delivered_channels)
-        outcome.status = routing.final_status(n.priority, fulfilled, confirmed, policy.critical_confirmations)
+        outcome.status = routing.final_status(n.priority, delivery.fulfilled, confirmed, policy.critical_confirmations)
         if outcome.status is NotificationStatus.unconfirmed and acked:
             outcome.status = NotificationStatus.confirmed  # a person acked it: confirmed, no escalation needed
         # A critical question alerts ops only if nobody answers or acks it by its deadline (_await_answer), or,
         # on the QUESTION_ENDS_PATCH path, at once when it reached nobody (there is no answer to wait for).
         asks = bool(n.actions) and workflow.patched(ANSWERS_PATCH)
         reached = bool(outcome.delivered_channels)
-        if outcome.status is NotificationStatus.unconfirmed and (not asks or (ends and not reached)):
+        if outcome.status is NotificationStatus.unconfirmed and (not asks or (paths.ends and not reached)):
             await self._alert_ops(
                 "critical_unconfirmed",
                 f"critical notification confirmed on {confirmed} of the {policy.critical_confirmations} "
                 "channels required, after escalating to every enabled channel",
             )
-        if asks and reached:
-            await self._await_answer()
-        if asks:
-            await self._call_back()
-        return await self._finish()
+        return Confirmation(asks=asks, reached=reached)
 
     async def _alert_ops(self, kind: str, message: str) -> None:
         """Raise an ops alert: kept in the outcome and recorded in the store."""
@@ -318,7 +441,7 @@ class NotificationWorkflow:
         outcome.status = NotificationStatus.pending  # polling agents see `pending` until the original ends
         self._show()
         try:
-            await workflow.get_external_workflow_handle(f"notification/{original_id}").signal(
+            await workflow.get_external_workflow_handle(notification_workflow_id(original_id)).signal(
                 "join", outcome.workflow_id
             )
         except FailureError:
@@ -334,7 +457,7 @@ class NotificationWorkflow:
                     pass
         if self._original is None:
             self._original = await self._store_step(
-                AuditActivities.get_outcome, original_id, "read the original's outcome"
+                AuditActivities.get_outcome, OutcomeQuery(notification_id=original_id), "read the original's outcome"
             )
         joined = answers.joined_outcome(outcome, self._original)
         outcome.status, outcome.answer, outcome.acknowledged = joined.status, joined.answer, joined.acknowledged
@@ -412,25 +535,25 @@ class NotificationWorkflow:
         except ActivityError:
             pass
 
-    async def _deliver_with_fallback(self, slot: int, channel: ChannelName) -> bool | ChannelName:
-        """Deliver on `channel`; when it fails for good, move down the fallback order.
-
-        True once delivered, False when every fallback failed, or the channel whose chain this one joined.
-        """
+    async def _deliver_with_fallback(self, ledger: Ledger, slot: int, channel: ChannelName) -> Chain:
+        """Deliver on `channel`; when it fails for good, move down the fallback order: delivered, failed when every
+        fallback failed, or joined the chain of another planned channel (which then answers for this one)."""
         policy, priority = self._request.policy, self._request.notification.priority
         current, fallback_for, tried = channel, None, [channel]
         while True:
             error_type = await self._deliver(current, fallback_for=fallback_for)
             if error_type is None:
-                return True
-            joined = routing.joined_channel(error_type, self._enabled, priority, self._used, tried)
+                return Chain(ChainEnd.delivered)
+            joined = routing.joined_channel(error_type, ledger.enabled, priority, ledger.used, tried)
             if joined is not None:
-                return joined
-            following = routing.fallback_channel(error_type, policy.fallback_order, self._enabled, priority, self._used)
+                return Chain(ChainEnd.joined, joined)
+            following = routing.fallback_channel(
+                error_type, policy.fallback_order, ledger.enabled, priority, ledger.used
+            )
             if following is None:
-                return False
-            self._use([following])
-            self._slot_of[following] = slot
+                return Chain(ChainEnd.failed)
+            self._use(ledger, [following])
+            ledger.slot_of[following] = slot
             tried.append(following)
             current, fallback_for = following, current
 
@@ -452,9 +575,9 @@ class NotificationWorkflow:
             if isinstance(cause, ApplicationError):
                 result.error_type = cause.type or "ApplicationError"
                 result.error = cause.message
-                details = cause.details[0] if cause.details else None
-                if isinstance(details, dict):
-                    result.attempt_count = int(details.get("attempt", 0))
+                failure = delivery_failure(cause)
+                if failure is not None:
+                    result.attempt_count = failure.attempt
             else:
                 result.error_type = type(cause).__name__ if cause else "ActivityError"
                 result.error = str(cause or err)
@@ -474,7 +597,7 @@ class NotificationWorkflow:
         activity, which keeps the rest of the policy's schedule.
         """
         timeout = timedelta(seconds=self._request.policy.send_timeout_seconds)
-        if not self._local:
+        if not self._paths.local:
             return await workflow.execute_activity_method(
                 DeliveryActivities.deliver,
                 request,
@@ -495,8 +618,8 @@ class NotificationWorkflow:
             later = retry.after_first_attempt(self._request.policy.retry)
             if later is None or (isinstance(cause, ApplicationError) and cause.non_retryable):
                 raise
-            details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
-            provider_delay = details.get("retry_after") if isinstance(details, dict) else None
+            failure = delivery_failure(cause) if isinstance(cause, ApplicationError) else None
+            provider_delay = failure.retry_after if failure is not None else None
             delay = retry.first_retry_delay(self._request.policy.retry, provider_delay)
         await workflow.sleep(delay, summary=f"retry {request.channel.value}")
         return await workflow.execute_activity_method(
@@ -507,31 +630,32 @@ class NotificationWorkflow:
             summary=summary,
         )
 
-    def _use(self, channels: list[ChannelName]) -> None:
+    def _use(self, ledger: Ledger, channels: list[ChannelName]) -> None:
         """Mark channels as used; the HeraldChannels search attribute lists them from now on."""
-        self._used.update(channels)
-        if self._searchable and channels:
-            workflow.upsert_search_attributes(search.channels_update(self._used))
+        ledger.used.update(channels)
+        if self._paths.searchable and channels:
+            workflow.upsert_search_attributes(search.channels_update(ledger.used))
 
     def _show(self) -> None:
         """Per-channel state for the UI's current details (no command: the UI reads it by query)."""
         workflow.set_current_details(search.current_details(self._outcome))
 
-    async def _finish(self) -> NotificationOutcome:
+    async def _finish(self, paths: Paths) -> NotificationOutcome:
+        """Record the outcome (the last phase, whichever way the run ends); a question then tells its duplicates."""
         self._closing = True
         self._show()
-        if self._searchable:
+        if paths.searchable:
             workflow.upsert_search_attributes(search.status_update(self._outcome.status))
         await self._store_step(
             AuditActivities.record_outcome, self._outcome, f"record outcome: {self._outcome.status.value}"
         )
-        if self._ends:
+        if paths.ends:
             await self._tell_joiners()
         return self._outcome
 
     async def _store_step(self, activity: Callable[[Any, A], Awaitable[R]], arg: A, summary: str) -> R:
         """A store step, retried until the store answers: local on new runs, a regular activity on older ones."""
-        if self._local:
+        if self._paths.local:
             return await workflow.execute_local_activity_method(
                 activity, arg, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY, summary=summary
             )

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from herald.models.common import NOT_SPACE, SPACE, Identifier
+from herald.models.common import NOT_SPACE, SPACE, Identifier, OneField
 
 ACTIONS_MAX = 5
 ACTION_LABEL_MAX_CHARS = 64
@@ -124,6 +124,12 @@ class RespondBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action_id: ActionId = Field(description="one of the notification's action ids, or `ack` / `snooze`")
+
+
+class CallbackReceipt(OneField):
+    """What `call_agent` reports of a delivered callback: the receiver's message id, or the outbox file."""
+
+    receipt: str
 
 
 class AgentCallback(BaseModel):

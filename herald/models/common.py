@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema, model_validator
 
 TITLE_MAX_CHARS = 200
 BODY_MAX_BYTES = 10 * 1024
@@ -120,3 +120,22 @@ def new_notification_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class OneField(BaseModel):
+    """A model of one field that also reads the bare value in its place: what a worker of an earlier version sent
+    to or returned from an activity that now takes or returns the model (recorded histories hold those values)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bare_value(cls, value: object) -> object:
+        if isinstance(value, dict | BaseModel):
+            return value
+        [name] = cls.model_fields
+        return {name: value}
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same moment in UTC; a naive value is taken as UTC already (SQLite keeps the wall time and drops the
+    offset, so the store writes every timestamp through this)."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

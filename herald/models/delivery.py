@@ -11,7 +11,7 @@ from pydantic import (
 )
 
 from herald.models.answers import Action, Answer, RefusedAnswer
-from herald.models.common import ChannelName, ChannelStatus, NotificationStatus, Priority
+from herald.models.common import ChannelName, ChannelStatus, NotificationStatus, OneField, Priority
 from herald.models.notification import AgentNotification
 
 
@@ -109,6 +109,24 @@ class DigestSchedule(BaseModel):
     after: datetime
 
 
+class DigestBoundary(OneField):
+    """When the user's next digest goes out; None when digests are off (what is held is sent now)."""
+
+    at: datetime | None
+
+
+class DigestFlush(BaseModel):
+    """What a digest's `flush` sent: the digest notification's id, None when nothing was pending."""
+
+    digest_id: str | None = None
+
+
+class OutcomeQuery(OneField):
+    """Which finished notification's recorded outcome to read (`get_outcome`)."""
+
+    notification_id: str
+
+
 class DigestRecord(BaseModel):
     """Which digest notification carried which notifications."""
 
@@ -148,6 +166,14 @@ class DeliveryReceipt(BaseModel):
     attempt: int
     provider_message_id: str | None = None
     already_delivered: bool = False
+
+
+class DeliveryFailure(BaseModel):
+    """What a failed delivery attempt tells the workflow beside its error: the details of its ApplicationError."""
+
+    attempt: int = 0  # which try failed: the workflow reports how many tries a channel took
+    # A local attempt's provider Retry-After (seconds), for the workflow's own timer before the durable retries.
+    retry_after: float | None = None
 
 
 class DeliveryAttempt(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,6 +25,36 @@ class NotificationContent(BaseModel):
     body: str = ""
     priority: Priority
     created_at: datetime
+
+
+class Said(Protocol):
+    """What a notification said, wherever it is read from: the notification itself, or its digest item."""
+
+    @property
+    def notification_id(self) -> str: ...
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def priority(self) -> Priority: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def content_of(said: Said, user_id: str) -> NotificationContent:
+    """The inbox's copy of what `said` said to `user_id` (a sent notification, or a digested one's item)."""
+    return NotificationContent(
+        notification_id=said.notification_id,
+        agent_id=said.agent_id,
+        user_id=user_id,
+        title=said.title,
+        body=said.body,
+        priority=said.priority,
+        created_at=said.created_at,
+    )
 
 
 class InboxReadState(BaseModel):

@@ -47,6 +47,11 @@ def json_depth(value: object) -> int:
 _URL = re.compile(URL_REGEX)
 
 
+def notification_workflow_id(notification_id: str) -> str:
+    """`notification/<notification_id>`: the id of the one workflow that carries a notification."""
+    return f"notification/{notification_id}"
+
+
 class AgentNotification(BaseModel):
     """What an agent sends: one message for one person, on one or more channels."""
 
@@ -198,4 +203,4 @@ class AgentNotification(BaseModel):
 
     @property
     def workflow_id(self) -> str:
-        return f"notification/{self.notification_id}"
+        return notification_workflow_id(self.notification_id)

@@ -27,7 +27,7 @@ from herald.models import (
     DeliveryRequest,
     utcnow,
 )
-from herald.models.inbox import NotificationContent
+from herald.models.inbox import content_of
 
 log = logging.getLogger("herald.delivery")
 
@@ -148,15 +148,7 @@ class DeliveryService:
         )
         n = request.notification
         # What it said goes with the attempt, so the person's inbox history can show it (herald/models/inbox.py).
-        content = NotificationContent(
-            notification_id=n.notification_id,
-            agent_id=n.agent_id,
-            user_id=n.user_id,
-            title=n.title,
-            body=n.body,
-            priority=n.priority,
-            created_at=n.created_at,
-        )
+        content = content_of(n, n.user_id)
         await self.store.record_attempt(logged, content)
         metrics.count_attempt(
             logged.channel, attempt, logged.result, request.notification.created_at, logged.finished_at

@@ -491,3 +491,63 @@ def test_time_zone_errors_do_not_echo_the_value() -> None:
 def test_preference_query_without_priority_still_decodes() -> None:
     query = PreferenceQuery.model_validate({"user_id": "alice", "agent_id": "a"})
     assert query.priority is None and query.channels is None
+
+
+# --- as_utc, content_of ----------------------------------------------------------------------------
+
+
+def test_as_utc_moves_an_offset_to_utc_and_takes_a_naive_time_as_utc() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from herald.models import as_utc
+
+    paris = datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert as_utc(paris) == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert as_utc(paris).utcoffset() == timedelta(0)
+    assert as_utc(datetime(2024, 5, 1, 12, 0)) == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_content_of_a_notification_and_of_its_digest_item_is_the_same() -> None:
+    from herald.domain.digest import digest_item
+    from herald.models.inbox import content_of
+
+    n = notification(body="the nightly job took 3 hours", priority="low")
+    content = content_of(n, n.user_id)
+    assert (content.notification_id, content.agent_id, content.user_id) == (n.notification_id, "batch-agent", "alice")
+    assert (content.title, content.body, content.priority, content.created_at) == (
+        "Job finished",
+        "the nightly job took 3 hours",
+        Priority.low,
+        n.created_at,
+    )
+    assert content_of(digest_item(n), "alice") == content
+
+
+# --- activity boundaries: the bare values earlier workers sent and returned still read ----------------------
+
+
+def test_one_field_models_read_the_bare_value_an_earlier_worker_recorded() -> None:
+    from datetime import UTC, datetime
+
+    from pydantic import TypeAdapter
+
+    from herald.models import CallbackReceipt, DigestBoundary, OutcomeQuery
+
+    # As Temporal's pydantic converter reads a payload: validate_json with the activity's annotation.
+    boundary = TypeAdapter(DigestBoundary).validate_json(b'"2026-11-21T23:59:00Z"')
+    assert boundary.at == datetime(2026, 11, 21, 23, 59, tzinfo=UTC)
+    assert TypeAdapter(DigestBoundary).validate_json(b'{"at":null}').at is None
+    assert TypeAdapter(OutcomeQuery).validate_json(b'"n-1"').notification_id == "n-1"
+    assert TypeAdapter(OutcomeQuery).validate_json(b'{"notification_id":"n-2"}').notification_id == "n-2"
+    assert (
+        TypeAdapter(CallbackReceipt).validate_json(b'"outbox:callback/n-1.json"').receipt == "outbox:callback/n-1.json"
+    )
+    with pytest.raises(ValidationError):
+        TypeAdapter(OutcomeQuery).validate_json(b"[1, 2]")
+
+
+def test_delivery_failure_details_read_with_or_without_a_retry_after() -> None:
+    from herald.models import DeliveryFailure
+
+    assert DeliveryFailure.model_validate({"attempt": 3}) == DeliveryFailure(attempt=3)
+    assert DeliveryFailure.model_validate({"attempt": 1, "retry_after": 2.5}).retry_after == 2.5

@@ -10,10 +10,11 @@ It lives in a module of its own, importing only models and workflows, so Tempora
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from herald.models import NotificationOutcome, NotificationRequest
-    from workflows.notification import NotificationWorkflow
+    from herald.models import NotificationRequest
+    from workflows.options import start_notification_child
 
 
 @workflow.defn(name="ApprovalAgentWorkflow")
@@ -22,9 +23,9 @@ class ApprovalAgentWorkflow:
 
     @workflow.run
     async def run(self, request: NotificationRequest) -> str:
-        outcome: NotificationOutcome = await workflow.execute_child_workflow(
-            NotificationWorkflow.run, request, id=request.notification.workflow_id
-        )
+        # Started as Herald starts every notification (its id, search attributes and summary); it ends with the agent.
+        child = await start_notification_child(request, parent_close_policy=ParentClosePolicy.TERMINATE)
+        outcome = await child
         if outcome.answer is None:
             return f"no answer ({outcome.status.value})"
         answer = outcome.answer

@@ -149,8 +149,7 @@ async def test_worker_sigkill_mid_period_loses_nothing(temporal_env: WorkflowEnv
                     "after",
                 ]
                 assert sendgrid.requests == [], "nothing sent before the flush"
-                digest_id = await handle.execute_update(DigestWorkflow.flush)
-                assert digest_id is not None
+                digest_id = (await handle.execute_update(DigestWorkflow.flush)).digest_id
                 digest = await h.client.get_handle(digest_id).outcome()
             finally:
                 await worker.kill()
@@ -186,9 +185,9 @@ async def test_a_repeated_item_is_held_once_and_flush_sends_now(digests: Harness
         )
     handle = digest_handle(h, user)
     assert [i.notification_id for i in await handle.query(DigestWorkflow.pending)] == [item.notification_id]
-    digest_id = await handle.execute_update(DigestWorkflow.flush)
+    digest_id = (await handle.execute_update(DigestWorkflow.flush)).digest_id
     assert digest_id is not None
-    assert await handle.execute_update(DigestWorkflow.flush) is None, "nothing pending, nothing sent"
+    assert (await handle.execute_update(DigestWorkflow.flush)).digest_id is None, "nothing pending, nothing sent"
     [email] = await wait_for_digests(h, 1)
     message = email["message"]
     assert isinstance(message, dict)
@@ -241,7 +240,7 @@ async def test_a_digest_continues_as_new_mid_period_and_sends_what_was_pending(h
     assert sorted(i.title for i in pending) == titles
     started = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
     assert started.continued_execution_run_id, "the run holding the items was continued as new"
-    digest_id = await handle.execute_update(DigestWorkflow.flush)
+    digest_id = (await handle.execute_update(DigestWorkflow.flush)).digest_id
     assert digest_id is not None
     [email] = await wait_for_digests(h, 1)
     assert all(title in json.dumps(email) for title in titles)

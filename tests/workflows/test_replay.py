@@ -145,7 +145,7 @@ async def test_record_digest_histories(herald: Harness) -> None:
     await (await herald.client.notify(low("digested two"))).outcome()
     handle = herald.client.temporal.get_workflow_handle_for(DigestWorkflow.run, f"digest/{user}")
     run_id = (await handle.describe()).run_id
-    assert await handle.execute_update(DigestWorkflow.flush) is not None
+    assert (await handle.execute_update(DigestWorkflow.flush)).digest_id is not None
     digest = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=run_id).fetch_history()
     (HISTORIES / "DigestWorkflow-flushed.json").write_text(digest.to_json())
     digested = await herald.client.temporal.get_workflow_handle(first.workflow_id).fetch_history()
@@ -216,7 +216,7 @@ async def test_record_searchable_histories(herald: Harness) -> None:
     assert (await low.outcome()).status is NotificationStatus.digested
     digest = herald.client.temporal.get_workflow_handle_for(DigestWorkflow.run, f"digest/{user}")
     run_id = (await digest.describe()).run_id
-    assert await digest.execute_update(DigestWorkflow.flush) is not None
+    assert (await digest.execute_update(DigestWorkflow.flush)).digest_id is not None
 
     for name, handle in handles.items():
         history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
@@ -371,7 +371,7 @@ async def test_record_firing_histories(herald: Harness) -> None:
         await asyncio.sleep(0.1)
     last_run = (await digest.describe()).run_id
     assert last_run != first_run
-    assert await digest.execute_update(DigestWorkflow.flush) is not None
+    assert (await digest.execute_update(DigestWorkflow.flush)).digest_id is not None
     history = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=first_run).fetch_history()
     (HISTORIES / "DigestWorkflow-rotated.json").write_text(history.to_json())
     history = await herald.client.temporal.get_workflow_handle(f"digest/{user}", run_id=last_run).fetch_history()

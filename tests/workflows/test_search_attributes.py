@@ -210,7 +210,7 @@ async def test_monitor_and_digest_workflows_are_found_by_agent_and_user(herald: 
         assert await description.static_summary() == f"high: error rate 7% on {agent_id} -> {user}"
 
         # The digest's own notification too (it is found by the user's id, and summarised).
-        digest_id = await digest.execute_update(DigestWorkflow.flush)
+        digest_id = (await digest.execute_update(DigestWorkflow.flush)).digest_id
         assert digest_id is not None
         carrier = temporal.get_workflow_handle(f"notification/{digest_id}")
         await carrier.result()

@@ -6,7 +6,7 @@ The tables live on the store's one metadata (the migrations create them); `Answe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from herald.adapters.store import schema
 from herald.adapters.store.sql import Store, preferences_from
 from herald.domain.answers import bounded_reason
-from herald.models import REFUSED_ANSWERS_MAX, AnswerChannel, Preferences, RefusedAnswer, Snooze, utcnow
+from herald.models import REFUSED_ANSWERS_MAX, AnswerChannel, Preferences, RefusedAnswer, Snooze, as_utc, utcnow
 
 Timestamp = sa.DateTime(timezone=True)
 
@@ -70,13 +70,11 @@ refused_answers = sa.Table(
 )
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _snooze_end(user_id: str, scopes: list[str], now: datetime) -> sa.Select[Any]:
     t = snoozes
-    return sa.select(sa.func.max(t.c.until)).where(t.c.user_id == user_id, t.c.scope.in_(scopes), t.c.until > _utc(now))
+    return sa.select(sa.func.max(t.c.until)).where(
+        t.c.user_id == user_id, t.c.scope.in_(scopes), t.c.until > as_utc(now)
+    )
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ class AnswerStore:
             user_id=user_id,
             action_ids=action_ids,
             sent_at=utcnow(),
-            expires_at=_utc(expires_at),
+            expires_at=as_utc(expires_at),
         )
         stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.notification_id])
         await self._store.write(lambda conn: conn.execute(stmt))
@@ -129,7 +127,9 @@ class AnswerStore:
         query = (
             sa.select(t.c.notification_id, t.c.user_id, t.c.action_ids)
             .select_from(t.outerjoin(done, done.c.notification_id == t.c.notification_id))
-            .where(t.c.phone_key == phone_key, t.c.expires_at > _utc(now or utcnow()), done.c.notification_id.is_(None))
+            .where(
+                t.c.phone_key == phone_key, t.c.expires_at > as_utc(now or utcnow()), done.c.notification_id.is_(None)
+            )
             .order_by(t.c.sent_at.desc())
             .limit(1)
         )
@@ -149,7 +149,7 @@ class AnswerStore:
             action_id=refused.action_id[:_ACTION_ID_CHARS],
             channel=refused.channel.value,
             reason=bounded_reason(refused.reason),
-            at=_utc(refused.at),
+            at=as_utc(refused.at),
         )
         kept = sa.select(sa.func.count()).select_from(t).where(t.c.notification_id == notification_id)
         row = sa.select(*(sa.literal(value, type_=t.c[name].type) for name, value in values.items()))
@@ -169,21 +169,21 @@ class AnswerStore:
         query = sa.select(t.c.action_id, t.c.channel, t.c.reason, t.c.at).where(t.c.notification_id == notification_id)
         rows = await self._store.read(lambda conn: conn.execute(query.order_by(t.c.id)).all())
         return [
-            RefusedAnswer(action_id=r.action_id, channel=AnswerChannel(r.channel), reason=r.reason, at=_utc(r.at))
+            RefusedAnswer(action_id=r.action_id, channel=AnswerChannel(r.channel), reason=r.reason, at=as_utc(r.at))
             for r in rows
         ]
 
     async def put_snooze(self, snooze: Snooze) -> None:
         """Mute a scope for a user until `snooze.until`; snoozing again moves the end."""
         t = snoozes
-        stmt = self._store._insert(t).values(user_id=snooze.user_id, scope=snooze.scope, until=_utc(snooze.until))
+        stmt = self._store._insert(t).values(user_id=snooze.user_id, scope=snooze.scope, until=as_utc(snooze.until))
         stmt = stmt.on_conflict_do_update(index_elements=[t.c.user_id, t.c.scope], set_={"until": stmt.excluded.until})
         await self._store.write(lambda conn: conn.execute(stmt))
 
     async def snoozed_until(self, user_id: str, scopes: list[str], now: datetime | None = None) -> datetime | None:
         """The latest end of a live snooze of any of `scopes` for this user, or None."""
         until = await self._store.read(lambda conn: conn.scalar(_snooze_end(user_id, scopes, now or utcnow())))
-        return _utc(until) if until is not None else None
+        return as_utc(until) if until is not None else None
 
     async def preferences_and_snooze(
         self, user_id: str, scopes: list[str] | None, now: datetime
@@ -197,14 +197,14 @@ class AnswerStore:
             return data, conn.scalar(_snooze_end(user_id, scopes, now)) if scopes else None
 
         data, until = await self._store.read(read)
-        return preferences_from(data), _utc(until) if until is not None else None
+        return preferences_from(data), as_utc(until) if until is not None else None
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Drop used links, SMS questions and snoozes that can no longer matter."""
         now = now or utcnow()
         stmts = [
             sa.delete(used_answer_links).where(used_answer_links.c.expires_at <= now.timestamp()),
-            sa.delete(sms_questions).where(sms_questions.c.expires_at <= _utc(now)),
-            sa.delete(snoozes).where(snoozes.c.until <= _utc(now)),
+            sa.delete(sms_questions).where(sms_questions.c.expires_at <= as_utc(now)),
+            sa.delete(snoozes).where(snoozes.c.until <= as_utc(now)),
         ]
         return await self._store.write(lambda conn: sum(conn.execute(stmt).rowcount or 0 for stmt in stmts))

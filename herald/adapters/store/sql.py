@@ -42,6 +42,7 @@ from herald.models import (
     Priority,
     PushSubscription,
     TriggerRule,
+    as_utc,
     utcnow,
 )
 from herald.models.inbox import InboxReadState, NotificationContent
@@ -104,11 +105,6 @@ PURGED_TABLES = (*_AGED_TABLES, "dedup_keys")
 def _aware(value: datetime) -> datetime:
     """SQLite hands timestamps back naive; everything Herald stores is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite keeps the wall time and drops the offset, so write every timestamp in UTC."""
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Store:
@@ -430,7 +426,7 @@ class Store:
         row["provider_message_id"] = bound_text(attempt.provider_message_id, MAX_PROVIDER_ID_CHARS)
         row["error"] = bound_text(attempt.error, MAX_ERROR_CHARS)
         row["error_type"] = bound_text(attempt.error_type, ERROR_TYPE_CHARS)
-        row["started_at"], row["finished_at"] = _utc(attempt.started_at), _utc(attempt.finished_at)
+        row["started_at"], row["finished_at"] = as_utc(attempt.started_at), as_utc(attempt.finished_at)
         keep = self._keep_content(content) if content is not None else None
 
         def record(conn: sa.Connection) -> None:
@@ -448,7 +444,7 @@ class Store:
     def _keep_content(self, content: NotificationContent) -> Any:
         c = schema.notification_content
         values = content.model_dump(mode="python")
-        values.update(priority=content.priority.value, created_at=_utc(content.created_at), stored_at=utcnow())
+        values.update(priority=content.priority.value, created_at=as_utc(content.created_at), stored_at=utcnow())
         return self._insert(c).values(**values).on_conflict_do_nothing(index_elements=[c.c.notification_id])
 
     async def get_content(self, notification_id: str) -> NotificationContent | None:
@@ -586,9 +582,9 @@ class Store:
         if priority is not None:
             query = query.where(t.c.priority == priority.value)
         if since is not None:
-            query = query.where(t.c.completed_at >= _utc(since))
+            query = query.where(t.c.completed_at >= as_utc(since))
         if after is not None:
-            at, notification_id = _utc(after[0]), after[1]
+            at, notification_id = as_utc(after[0]), after[1]
             query = query.where(
                 sa.or_(t.c.completed_at < at, sa.and_(t.c.completed_at == at, t.c.notification_id < notification_id))
             )
@@ -653,7 +649,7 @@ class Store:
         now = time.time() if now is None else now
         deleted: dict[str, int] = {}
         for name, (table, key, aged) in _AGED_TABLES.items():
-            deleted[name] = await self._delete_in_batches(name, table, key, aged < _utc(cutoff), batch_size, progress)
+            deleted[name] = await self._delete_in_batches(name, table, key, aged < as_utc(cutoff), batch_size, progress)
         dedup = schema.dedup_keys
         deleted["dedup_keys"] = await self._delete_in_batches(
             "dedup_keys", dedup, dedup.c.key, dedup.c.expires_at <= now, batch_size, progress
