@@ -1,18 +1,19 @@
 """What answering needs to remember outside Temporal: used answer links, SMS questions by phone, snoozes.
 
-The tables live on the store's one metadata (the migrations create them); `AnswerStore` wraps an open Store.
+The tables live on the store's one metadata (the migrations create them); `AnswerRepository` is an open Store's
+`answers`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from herald.adapters.store import schema
-from herald.adapters.store.sql import Store, preferences_from
+from herald.adapters.store.db import Database, preferences_from, utc
 from herald.domain.answers import bounded_reason
 from herald.models import REFUSED_ANSWERS_MAX, AnswerChannel, Preferences, RefusedAnswer, Snooze, utcnow
 
@@ -70,13 +71,9 @@ refused_answers = sa.Table(
 )
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _snooze_end(user_id: str, scopes: list[str], now: datetime) -> sa.Select[Any]:
     t = snoozes
-    return sa.select(sa.func.max(t.c.until)).where(t.c.user_id == user_id, t.c.scope.in_(scopes), t.c.until > _utc(now))
+    return sa.select(sa.func.max(t.c.until)).where(t.c.user_id == user_id, t.c.scope.in_(scopes), t.c.until > utc(now))
 
 
 @dataclass(frozen=True)
@@ -88,39 +85,39 @@ class SmsQuestion:
     action_ids: list[str]
 
 
-class AnswerStore:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+class AnswerRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def link_used(self, nonce: str) -> bool:
         """Whether an answer link was used already (its answer taken)."""
         t = used_answer_links
         query = sa.select(t.c.nonce).where(t.c.nonce == nonce)
-        return await self._store.read(lambda conn: conn.execute(query).first() is not None)
+        return await self._db.read(lambda conn: conn.execute(query).first() is not None)
 
     async def use_link(self, nonce: str, notification_id: str, expires_at: float) -> bool:
         """Record an answer link as used, once its answer was taken; False when it was used before (links are
         single-use)."""
         t = used_answer_links
-        stmt = self._store._insert(t).values(nonce=nonce, notification_id=notification_id, expires_at=expires_at)
+        stmt = self._db.insert(t).values(nonce=nonce, notification_id=notification_id, expires_at=expires_at)
         stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.nonce])
-        return bool(await self._store.write(lambda conn: conn.execute(stmt).rowcount))
+        return bool(await self._db.write(lambda conn: conn.execute(stmt).rowcount))
 
     async def record_sms_question(
         self, phone_key: str, notification_id: str, user_id: str, action_ids: list[str], expires_at: datetime
     ) -> None:
         """Remember a question texted to a phone (a retried send changes nothing)."""
         t = sms_questions
-        stmt = self._store._insert(t).values(
+        stmt = self._db.insert(t).values(
             notification_id=notification_id,
             phone_key=phone_key,
             user_id=user_id,
             action_ids=action_ids,
             sent_at=utcnow(),
-            expires_at=_utc(expires_at),
+            expires_at=utc(expires_at),
         )
         stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.notification_id])
-        await self._store.write(lambda conn: conn.execute(stmt))
+        await self._db.write(lambda conn: conn.execute(stmt))
 
     async def open_sms_question(self, phone_key: str, now: datetime | None = None) -> SmsQuestion | None:
         """The newest question texted to this phone that still takes answers: not expired, and its
@@ -129,11 +126,11 @@ class AnswerStore:
         query = (
             sa.select(t.c.notification_id, t.c.user_id, t.c.action_ids)
             .select_from(t.outerjoin(done, done.c.notification_id == t.c.notification_id))
-            .where(t.c.phone_key == phone_key, t.c.expires_at > _utc(now or utcnow()), done.c.notification_id.is_(None))
+            .where(t.c.phone_key == phone_key, t.c.expires_at > utc(now or utcnow()), done.c.notification_id.is_(None))
             .order_by(t.c.sent_at.desc())
             .limit(1)
         )
-        row = await self._store.read(lambda conn: conn.execute(query).first())
+        row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None:
             return None
         return SmsQuestion(str(row.notification_id), str(row.user_id), [str(a) for a in row.action_ids])
@@ -149,41 +146,41 @@ class AnswerStore:
             action_id=refused.action_id[:_ACTION_ID_CHARS],
             channel=refused.channel.value,
             reason=bounded_reason(refused.reason),
-            at=_utc(refused.at),
+            at=utc(refused.at),
         )
         kept = sa.select(sa.func.count()).select_from(t).where(t.c.notification_id == notification_id)
         row = sa.select(*(sa.literal(value, type_=t.c[name].type) for name, value in values.items()))
         # One statement: SQLite takes its write lock before it counts, so two refusals can't pass the cap together.
         stmt = sa.insert(t).from_select(list(values), row.where(kept.scalar_subquery() < REFUSED_ANSWERS_MAX))
-        postgres = self._store.engine.dialect.name == "postgresql"
+        postgres = self._db.dialect == "postgresql"
 
         def work(conn: sa.Connection) -> bool:
             if postgres:  # PostgreSQL counts before it writes: one refusal per notification at a time
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"refused:{notification_id}"))))
             return bool(conn.execute(stmt).rowcount)
 
-        return await self._store.write(work)
+        return await self._db.write(work)
 
     async def refusals(self, notification_id: str) -> list[RefusedAnswer]:
         t = refused_answers
         query = sa.select(t.c.action_id, t.c.channel, t.c.reason, t.c.at).where(t.c.notification_id == notification_id)
-        rows = await self._store.read(lambda conn: conn.execute(query.order_by(t.c.id)).all())
+        rows = await self._db.read(lambda conn: conn.execute(query.order_by(t.c.id)).all())
         return [
-            RefusedAnswer(action_id=r.action_id, channel=AnswerChannel(r.channel), reason=r.reason, at=_utc(r.at))
+            RefusedAnswer(action_id=r.action_id, channel=AnswerChannel(r.channel), reason=r.reason, at=utc(r.at))
             for r in rows
         ]
 
     async def put_snooze(self, snooze: Snooze) -> None:
         """Mute a scope for a user until `snooze.until`; snoozing again moves the end."""
         t = snoozes
-        stmt = self._store._insert(t).values(user_id=snooze.user_id, scope=snooze.scope, until=_utc(snooze.until))
+        stmt = self._db.insert(t).values(user_id=snooze.user_id, scope=snooze.scope, until=utc(snooze.until))
         stmt = stmt.on_conflict_do_update(index_elements=[t.c.user_id, t.c.scope], set_={"until": stmt.excluded.until})
-        await self._store.write(lambda conn: conn.execute(stmt))
+        await self._db.write(lambda conn: conn.execute(stmt))
 
     async def snoozed_until(self, user_id: str, scopes: list[str], now: datetime | None = None) -> datetime | None:
         """The latest end of a live snooze of any of `scopes` for this user, or None."""
-        until = await self._store.read(lambda conn: conn.scalar(_snooze_end(user_id, scopes, now or utcnow())))
-        return _utc(until) if until is not None else None
+        until = await self._db.read(lambda conn: conn.scalar(_snooze_end(user_id, scopes, now or utcnow())))
+        return utc(until) if until is not None else None
 
     async def preferences_and_snooze(
         self, user_id: str, scopes: list[str] | None, now: datetime
@@ -196,15 +193,15 @@ class AnswerStore:
             data = conn.scalar(sa.select(t.c.data).where(t.c.user_id == user_id))
             return data, conn.scalar(_snooze_end(user_id, scopes, now)) if scopes else None
 
-        data, until = await self._store.read(read)
-        return preferences_from(data), _utc(until) if until is not None else None
+        data, until = await self._db.read(read)
+        return preferences_from(data), utc(until) if until is not None else None
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Drop used links, SMS questions and snoozes that can no longer matter."""
         now = now or utcnow()
         stmts = [
             sa.delete(used_answer_links).where(used_answer_links.c.expires_at <= now.timestamp()),
-            sa.delete(sms_questions).where(sms_questions.c.expires_at <= _utc(now)),
-            sa.delete(snoozes).where(snoozes.c.until <= _utc(now)),
+            sa.delete(sms_questions).where(sms_questions.c.expires_at <= utc(now)),
+            sa.delete(snoozes).where(snoozes.c.until <= utc(now)),
         ]
-        return await self._store.write(lambda conn: sum(conn.execute(stmt).rowcount or 0 for stmt in stmts))
+        return await self._db.write(lambda conn: sum(conn.execute(stmt).rowcount or 0 for stmt in stmts))
