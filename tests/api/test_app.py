@@ -247,4 +247,8 @@ async def test_a_bug_is_a_500_in_the_error_shape_and_leaks_nothing(
     assert error["code"] == "internal_error" and error["field"] is None and error["message"]
     assert secret not in response.text
     logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
-    assert "unhandled ValueError" in logged and secret not in logged
+    assert secret not in logged
+    # Its type and its place, as the raise in `broken` above: file, line and function, and nothing more.
+    raised_at = broken.__code__.co_firstlineno + 1
+    errors = [r.getMessage() for r in caplog.records if r.name == "herald.api" and r.levelno == logging.ERROR]
+    assert errors == [f"unhandled ValueError at {Path(__file__).name}:{raised_at} in broken"]

@@ -105,6 +105,8 @@ async def test_an_agent_callbacks_retry_after_is_capped(tmp_path: Path, fake_htt
 
 
 def test_retry_after_parsing_is_bounded() -> None:
+    assert MAX_RETRY_AFTER_SECONDS == 600.0, "the README promises Retry-After is obeyed up to 600 s"
+    assert retry_after_seconds("600") == 600.0 and retry_after_seconds("601") == 600.0
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds("-5") == 0.0
     assert retry_after_seconds(TEN_DAYS) == MAX_RETRY_AFTER_SECONDS

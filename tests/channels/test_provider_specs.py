@@ -18,6 +18,7 @@ from tests.fakes.http import start_fake
 from tests.fakes.openapi import SENDGRID_MAIL_SEND, TWILIO_CREATE_MESSAGE, twilio_conditional_problems
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.fakes.twilio import FakeTwilio
+from tests.faults.ledger import Ledger
 
 ACCOUNT_SID = "AC" + "5bec" * 8
 AUTH_TOKEN = "spec-token"
@@ -67,6 +68,28 @@ async def test_the_sendgrid_fake_refuses_a_sender_sendgrid_refuses(sendgrid: Fak
     channel = SendGridChannel("SG.key", host=sendgrid.host, sender="herald@localhost")
     with pytest.raises(PermanentDeliveryError, match=r"\(400\) \(fields: from.email\)"):
         await channel.send(message())
+
+
+async def test_the_fault_tests_ledger_refuses_what_sendgrids_spec_refuses_and_counts_what_it_accepts() -> None:
+    """The fault tests' SendGrid (tests/faults/ledger.py) judges bodies as the fakes do, not just counts them."""
+    ledger = Ledger()
+    server, task, ledger.port = await start_fake(ledger)
+    try:
+        refused = SendGridChannel("SG.key", host=ledger.sendgrid_host, sender="herald@localhost")
+        with pytest.raises(PermanentDeliveryError, match=r"\(400\) \(fields: from.email\)"):
+            await refused.send(message())
+        async with httpx.AsyncClient(base_url=ledger.sendgrid_host) as client:
+            response = await client.post("/v3/mail/send", json=old_payload())
+        assert response.status_code == 400
+        assert [e["field"] for e in response.json()["errors"]] == ["custom_args"]
+        assert ledger.accepted == {}, "a refused request is not counted as delivered"
+        assert [[name for name, _ in problems] for problems in ledger.malformed] == [["from.email"], ["custom_args"]]
+
+        await SendGridChannel("SG.key", host=ledger.sendgrid_host, sender="herald@example.com").send(message())
+        assert ledger.accepted == {"notification/n-1/email": 1}
+    finally:
+        server.should_exit = True
+        await task
 
 
 def test_herald_email_payloads_conform_to_sendgrids_spec() -> None:

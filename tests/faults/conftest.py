@@ -19,6 +19,7 @@ async def ledger() -> AsyncIterator[Ledger]:
     server, task, ledger.port = await start_fake(ledger)
     try:
         yield ledger
+        assert ledger.malformed == [], "SendGrid's spec refuses these requests (answered 400, as SendGrid would)"
     finally:
         ledger.release.set()
         server.should_exit = True

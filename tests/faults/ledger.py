@@ -5,6 +5,10 @@ the same way as the code under test. Each accepted request is counted under the 
 (SendGrid `personalizations[0].custom_args.idempotency_key`, the webhook's `webhook-id`), which is `<workflow_id>/<channel>`;
 a key accepted twice is a duplicate the person would have seen twice.
 
+Each SendGrid body is first judged by SendGrid's published OpenAPI description, with the validator the
+fakes in tests/fakes use: one it refuses is answered 400 with the fields named, as SendGrid answers, is not
+counted, and is kept in `malformed` (the `ledger` fixture fails a test that leaves any there).
+
 Faults on demand: an error rate (503s at random), a channel that is down (503 until told otherwise) and
 a channel that hangs (holds each request until released).
 """
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.http import read_body
+from tests.fakes.sendgrid import mail_send_problems
 
 SENDGRID_PATH = "/v3/mail/send"
 HOOK_PREFIX = "/hook/"
@@ -38,6 +43,7 @@ class Ledger:
     held: int = 0  # requests held right now
     requests: int = 0  # requests that arrived, answered or not
     first_accepted: dict[str, float] = field(default_factory=dict)  # key -> time.monotonic() of its first 2xx
+    malformed: list[list[tuple[str, str]]] = field(default_factory=list)  # SendGrid bodies its spec refuses
     seed: int = 8
     port: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -71,6 +77,12 @@ class Ledger:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path = scope["path"]
         if path == SENDGRID_PATH:
+            problems = mail_send_problems(body)
+            if problems:
+                self.malformed.append(problems)
+                errors = [{"message": message, "field": name, "help": None} for name, message in problems]
+                await _answer(send, 400, {}, {"errors": errors})
+                return
             channel, key, ok = "email", json.loads(body)["personalizations"][0]["custom_args"]["idempotency_key"], 202
         elif path.startswith(HOOK_PREFIX):
             channel, key, ok = "webhook", headers["webhook-id"], 200
@@ -92,7 +104,10 @@ class Ledger:
         await _answer(send, ok, {"X-Message-Id": f"ledger-{next(self._ids)}"} if channel == "email" else {})
 
 
-async def _answer(send: Any, status: int, headers: dict[str, str]) -> None:
+async def _answer(send: Any, status: int, headers: dict[str, str], body: Any = None) -> None:
+    content = json.dumps(body).encode() if body is not None else b""
+    if content:
+        headers = {**headers, "content-type": "application/json"}
     await send(
         {
             "type": "http.response.start",
@@ -100,7 +115,7 @@ async def _answer(send: Any, status: int, headers: dict[str, str]) -> None:
             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         }
     )
-    await send({"type": "http.response.body", "body": b""})
+    await send({"type": "http.response.body", "body": content})
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from herald.models import (
 )
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, Harness, make_settings
+from tests.fakes.http import start_fake
+from tests.fakes.sendgrid import MAIL_SEND_PATH, FakeSendGrid
 from tests.faults.procs import herald_env, herald_worker
 from worker import create_worker, open_runtime
 from workflows.digest import DigestWorkflow
@@ -103,7 +105,8 @@ async def test_three_low_items_make_one_email_and_critical_goes_straight_through
 
 
 async def test_worker_sigkill_mid_period_loses_nothing(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
-    """A `herald worker` process killed with SIGKILL while the digest holds items: a new one sends them all.
+    """A `herald worker` process killed with SIGKILL while the digest holds items: a new one sends them all,
+    in one email counted at the SendGrid fake (not in Herald's own outbox).
 
     It used to shut an in-process worker down gracefully, and with the 3-second test period a boundary could
     fall inside the test and send "before 0" early (1 run in 40). Now the digest is daily at 03:00, so no
@@ -112,36 +115,57 @@ async def test_worker_sigkill_mid_period_loses_nothing(temporal_env: WorkflowEnv
     queue = f"restart-{uuid.uuid4().hex[:8]}"
     home = tmp_path / "herald"
     settings = make_settings(home)
+    sendgrid = FakeSendGrid()
+    server, task, sendgrid.port = await start_fake(sendgrid)
     env = herald_env(
         home,
         temporal_env.client.service_client.config.target_host,
         queue,
         HERALD_DATABASE_URL=settings.resolved_database_url,
+        SENDGRID_API_KEY="SG.digest-restart",
+        SENDGRID_API_HOST=sendgrid.host,
+        HERALD_EMAIL_FROM="herald@example.com",  # SendGrid refuses the default herald@localhost
     )
     worker = herald_worker(tmp_path / "worker.log", env)
-    async with open_runtime(settings) as runtime:
-        h = Harness(HeraldClient(temporal_env.client, queue, FAST_POLICY), runtime, settings)
-        user = await user_with_hourly_digest(h)
-        await h.store.users.put_preferences(
-            user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": 3}})
-        )
-        try:
-            await worker.start()
-            for i in range(2):
-                outcome = await (await h.client.notify(note(user, f"before {i}"))).outcome()
-                assert outcome.status is NotificationStatus.digested
-            await worker.kill()
-            await worker.start()  # a new process: everything the digest held is in Temporal, not in the old one
-            assert (await (await h.client.notify(note(user, "after"))).outcome()).status is NotificationStatus.digested
-            handle = digest_handle(h, user)
-            assert [i.title for i in await handle.query(DigestWorkflow.pending)] == ["before 0", "before 1", "after"]
-            digest_id = await handle.execute_update(DigestWorkflow.flush)
-            [email] = await wait_for_digests(h, 1)
-        finally:
-            await worker.kill()
-            await temporal_env.client.get_schedule_handle(f"retention-{queue}").delete()
-    assert email["notification_id"] == digest_id
-    assert all(title in json.dumps(email) for title in ("before 0", "before 1", "after"))
+    try:
+        async with open_runtime(settings) as runtime:
+            h = Harness(HeraldClient(temporal_env.client, queue, FAST_POLICY), runtime, settings)
+            user = await user_with_hourly_digest(h)
+            prefs = Preferences.model_validate({"digest": {"cadence": "daily", "hour": 3}})
+            await h.store.users.put_preferences(user, prefs)
+            try:
+                await worker.start()
+                for i in range(2):
+                    outcome = await (await h.client.notify(note(user, f"before {i}"))).outcome()
+                    assert outcome.status is NotificationStatus.digested
+                await worker.kill()
+                await worker.start()  # a new process: everything the digest held is in Temporal, not in the old one
+                after = await (await h.client.notify(note(user, "after"))).outcome()
+                assert after.status is NotificationStatus.digested
+                handle = digest_handle(h, user)
+                assert [i.title for i in await handle.query(DigestWorkflow.pending)] == [
+                    "before 0",
+                    "before 1",
+                    "after",
+                ]
+                assert sendgrid.requests == [], "nothing sent before the flush"
+                digest_id = await handle.execute_update(DigestWorkflow.flush)
+                assert digest_id is not None
+                digest = await h.client.get_handle(digest_id).outcome()
+            finally:
+                await worker.kill()
+                await temporal_env.client.get_schedule_handle(f"retention-{queue}").delete()
+    finally:
+        server.should_exit = True
+        await task
+    assert digest.status is NotificationStatus.delivered
+    [mail] = sendgrid.requests
+    assert mail.path == MAIL_SEND_PATH and mail.problems == []
+    personalization = mail.json()["personalizations"][0]
+    assert personalization["custom_args"]["idempotency_key"] == f"notification/{digest_id}/email"
+    assert personalization["to"] == [{"email": "ada@example.com"}]
+    assert all(title in json.dumps(mail.json()) for title in ("before 0", "before 1", "after"))
+    assert digest_emails(h) == [], "sent through SendGrid, not written to the outbox"
 
 
 async def test_a_repeated_item_is_held_once_and_flush_sends_now(digests: Harness) -> None:

@@ -186,19 +186,28 @@ async def test_permanent_failure_falls_back_to_next_channel(herald: Harness, fak
 
 
 async def test_all_fallbacks_exhausted_fails_and_logs_every_attempt(herald: Harness, fake_http: FakeHTTPServer) -> None:
-    url = fake_http.script("/down", 400)
+    """The webhook stays down (503 every time) until its retries run out, then every fallback fails too."""
+    url = fake_http.script("/down", *([503] * 8))
     await herald.store.users.put_contact("user-1", Contact(webhook_url=url))  # no email, no phone, nobody connected
     outcome = await (await herald.client.notify(note(channels=[WEBHOOK]))).outcome()
 
     assert outcome.status is NotificationStatus.failed
     assert {c: r.error_type for c, r in outcome.channels.items()} == {
-        WEBHOOK: "WebhookRejected",
+        WEBHOOK: "WebhookUnavailable",
         PUSH: "RecipientNotConnected",
         EMAIL: "ContactMissing",
     }, "medium priority never falls back to SMS"
+    assert len(fake_http.received("/down")) == 4, "the first try and 3 retries, each reaching the receiver"
     logged = await herald.store.notifications.attempts(outcome.notification_id)
-    assert sorted(a.channel for a in logged) == sorted([WEBHOOK, PUSH, EMAIL])
-    assert all(a.result is ChannelStatus.failed for a in logged)
+    down = "webhook endpoint answered 503"
+    assert [(a.channel, a.attempt, a.result, a.error_type, a.error) for a in logged] == [
+        (WEBHOOK, 1, ChannelStatus.failed, "WebhookUnavailable", down),
+        (WEBHOOK, 2, ChannelStatus.failed, "WebhookUnavailable", down),
+        (WEBHOOK, 3, ChannelStatus.failed, "WebhookUnavailable", down),
+        (WEBHOOK, 4, ChannelStatus.failed, "WebhookUnavailable", down),
+        (PUSH, 1, ChannelStatus.failed, "RecipientNotConnected", "the user has no live push connection"),
+        (EMAIL, 1, ChannelStatus.failed, "ContactMissing", "the user has no email address on file"),
+    ], "every attempt, in order, with its error"
 
 
 async def test_transient_failure_is_retried_then_delivered(herald: Harness, fake_http: FakeHTTPServer) -> None:

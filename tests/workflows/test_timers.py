@@ -11,13 +11,14 @@ import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import WorkflowHandle
@@ -85,9 +86,11 @@ async def quiet_webhook_user(store: Store, webhook_url: str, window: str) -> Non
 async def test_quiet_hours_hold_then_send_once_when_the_window_ends(
     skipping: WorkflowEnvironment, tmp_path: Path, fake_http: FakeHTTPServer
 ) -> None:
-    """Held by a window that ends two hours from now, then sent once when it ends, counted at the receiver."""
+    """Held by a window that ends two hours from now until exactly its end, nothing at the receiver seconds
+    before it, then sent once, at or after the end on the test server's clock, counted at the receiver."""
     now = (await skipping.get_current_time()).astimezone(BERLIN)
     window = f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=2):%H:%M}"
+    window_ends = (now + timedelta(hours=2)).replace(second=0, microsecond=0)  # HH:MM, as the window names it
     settings = make_settings(tmp_path / "herald")
     queue = f"quiet-{uuid.uuid4().hex[:8]}"
     path = f"/quiet/{queue}"
@@ -103,12 +106,40 @@ async def test_quiet_hours_hold_then_send_once_when_the_window_ends(
                 channels=[ChannelName.webhook],
             )
         )
-        outcome = await handle.outcome()
+        history = skipping.client.get_workflow_handle(handle.workflow_id)
+        # Polled, not awaited: awaiting the result lets the test server skip time, here to the window's end.
+        await eventually(timer_started(history), "the quiet-hours timer in the history", 30)
+        assert (await handle.status()).held_until == window_ends, "held until the window's end, not a minute off"
+
+        before = await skipping.get_current_time()
+        await skip(skipping, window_ends - before - timedelta(seconds=10))
+        await asyncio.sleep(0.5)  # a send released early would have reached the receiver by now
+        assert fake_http.received(path) == [], "nothing before the window ends"
+        assert await skipping.get_current_time() < window_ends, "that was checked before the end"
+
+        outcome = await handle.outcome()  # the test server skips on to the end of the window
+        assert await skipping.get_current_time() >= window_ends
+        sends = [e async for e in history.fetch_history_events() if delivers(e)]
     assert outcome.status is NotificationStatus.delivered
-    assert outcome.held_until is not None
+    assert outcome.held_until == window_ends
     assert outcome.channels[ChannelName.webhook].status is ChannelStatus.delivered
     [sent] = fake_http.received(path)
     assert sent.headers["webhook-id"] == f"notification/{handle.notification_id}/webhook"
+    assert sends and all(e.event_time.ToDatetime(UTC) >= window_ends for e in sends), (
+        "the send is recorded at or after the window's end, on the test server's clock"
+    )
+
+
+def delivers(event: HistoryEvent) -> bool:
+    """A history event of the `deliver` activity: scheduled as an activity, or recorded as a local one."""
+    if event.HasField("activity_task_scheduled_event_attributes"):
+        return event.activity_task_scheduled_event_attributes.activity_type.name == "deliver"
+    if event.HasField("marker_recorded_event_attributes"):
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name != "core_local_activity" or "data" not in marker.details:
+            return False
+        return bool(json.loads(marker.details["data"].payloads[0].data).get("activity_type") == "deliver")
+    return False
 
 
 async def test_a_held_notification_survives_a_worker_sigkill_and_is_sent_once(
