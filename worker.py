@@ -67,7 +67,7 @@ class Runtime:
 async def open_runtime(settings: Settings, hub: PushHub | None = None) -> AsyncIterator[Runtime]:
     store = await Store.open(settings.resolved_database_url)
     hub = hub or PushHub(ack_timeout=settings.push.ack_timeout_seconds, queue_size=settings.push.queue_size)
-    channels = build_channels(settings, hub, store)
+    channels = build_channels(settings, hub, store.users)
     try:
         yield Runtime(settings, store, hub, channels)
     finally:

@@ -21,17 +21,17 @@ class AuditActivities:
 
     @activity.defn(name="record_outcome")
     async def record_outcome(self, outcome: NotificationOutcome) -> None:
-        await self._store.record_outcome(outcome)
+        await self._store.notifications.record_outcome(outcome)
         metrics.count_outcome(outcome)
         audit_log.info("outcome %s recorded", outcome.status.value)
 
     @activity.defn(name="record_ops_alert")
     async def record_ops_alert(self, alert: OpsAlert) -> None:
         log.warning("ops alert %s for notification %s: %s", alert.kind, alert.notification_id, alert.message)
-        await self._store.record_ops_alert(alert.notification_id, alert.kind, alert.message)
+        await self._store.notifications.record_ops_alert(alert.notification_id, alert.kind, alert.message)
 
     @activity.defn(name="get_outcome")
     async def get_outcome(self, query: OutcomeQuery) -> NotificationOutcome | None:
         """A finished notification's recorded outcome (None while it runs): a duplicate question reads the
         answer of the question it repeats here when that one had already finished."""
-        return await self._store.get_outcome(query.notification_id)
+        return await self._store.notifications.get_outcome(query.notification_id)

@@ -15,5 +15,5 @@ class DedupActivities:
     @activity.defn(name="check_duplicate")
     async def check_duplicate(self, check: DedupCheck) -> DedupResult:
         """Idempotent under retry: the first owner of a key stays its owner for the window."""
-        owner = await self._store.claim_dedup_key(check.key, check.notification_id, check.window_seconds)
+        owner = await self._store.notifications.claim_dedup_key(check.key, check.notification_id, check.window_seconds)
         return DedupResult(duplicate=owner != check.notification_id, owner_notification_id=owner)

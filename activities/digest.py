@@ -22,7 +22,7 @@ class DigestActivities:
         """Signal-with-start `digest/<user_id>`: it starts on the first item and keeps the rest."""
         item = request.item
         # The inbox shows digested notifications with what they said, as it does sent ones.
-        await self._store.keep_content(content_of(item, request.user_id))
+        await self._store.notifications.keep_content(content_of(item, request.user_id))
         await activity.client().start_workflow(
             "DigestWorkflow",
             DigestStart(user_id=request.user_id, policy=request.policy),
@@ -35,10 +35,10 @@ class DigestActivities:
 
     @activity.defn(name="next_digest_at")
     async def next_digest_at(self, schedule: DigestSchedule) -> DigestBoundary:
-        preferences = await self._store.get_preferences(schedule.user_id)
+        preferences = await self._store.users.get_preferences(schedule.user_id)
         return DigestBoundary(at=next_digest_at(preferences, schedule.after, self._period_seconds))
 
     @activity.defn(name="record_digest")
     async def record_digest(self, record: DigestRecord) -> None:
-        await self._store.mark_digested(record.notification_ids, record.digest_id)
+        await self._store.notifications.mark_digested(record.notification_ids, record.digest_id)
         metrics.DIGEST_SIZE.observe(len(record.notification_ids))

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from temporalio import activity
 
-from herald.adapters.store import AnswerStore, Store
+from herald.adapters.store import Store
 from herald.domain.answers import snooze_scopes
 from herald.domain.routing import merge_preferences, route_for
 from herald.models import ChannelName, EnabledChannels, PreferenceQuery, Priority, utcnow
@@ -26,13 +26,13 @@ class PreferenceActivities:
         digests: it gets the merged switches alone, exactly as it did then.
         """
         if query.priority is None:
-            preferences = await self._store.get_preferences(query.user_id)
+            preferences = await self._store.users.get_preferences(query.user_id)
             return EnabledChannels(enabled=merge_preferences(preferences, query.agent_id))
         channels = query.channels if query.channels is not None else list(ChannelName)
         now = self._clock()
         # Critical gets through a snooze, as through quiet hours: no snooze to look up.
         scopes = snooze_scopes(query.rule, query.agent_id) if query.priority is not Priority.critical else None
-        preferences, until = await AnswerStore(self._store).preferences_and_snooze(query.user_id, scopes, now)
+        preferences, until = await self._store.answers.preferences_and_snooze(query.user_id, scopes, now)
         if until is not None:
             return EnabledChannels(enabled=dict.fromkeys(channels, False), snoozed_until=until)
         return route_for(query.agent_id, query.priority, channels, preferences, now)

@@ -8,7 +8,7 @@ import logging
 from temporalio import activity
 
 from herald.adapters import metrics
-from herald.adapters.store import AnswerStore, Store
+from herald.adapters.store import Store
 from herald.models import PurgeRequest, RetentionReport
 
 log = logging.getLogger("herald.retention")
@@ -21,14 +21,14 @@ class RetentionActivities:
     @activity.defn(name="purge_expired")
     async def purge_expired(self, request: PurgeRequest) -> RetentionReport:
         """Safe to retry: rows deleted by an earlier try are simply not found again."""
-        deleted = await self._store.purge_older_than(
+        deleted = await self._store.retention.purge_older_than(
             request.cutoff,
             now=request.now.timestamp(),
             batch_size=request.batch_size,
             progress=lambda table, count: activity.heartbeat(table, count),
         )
         # Used answer links, SMS questions and snoozes go when they expire, not after the retention period.
-        deleted["answers"] = await AnswerStore(self._store).purge_expired(request.now)
+        deleted["answers"] = await self._store.answers.purge_expired(request.now)
         for table, count in deleted.items():
             metrics.RETENTION_DELETED.labels(table).inc(count)
         log.info("retention: deleted %d rows older than %s", sum(deleted.values()), request.cutoff.isoformat())

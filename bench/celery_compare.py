@@ -112,7 +112,7 @@ class Sinks:
         self.settings = bench_only_settings(home=home, auth=False, log_level="WARNING")
         self.store = await Store.open(self.settings.resolved_database_url)
         self.hub = PushHub(ack_timeout=self.settings.push.ack_timeout_seconds, queue_size=self.settings.push.queue_size)
-        self.channels = build_channels(self.settings, self.hub, self.store)
+        self.channels = build_channels(self.settings, self.hub, self.store.users)
         self.clients = [asyncio.create_task(self._acking_client(user)) for user in USERS]
 
     async def _acking_client(self, user: str) -> None:
@@ -137,10 +137,10 @@ class Sinks:
 
         notification = AgentNotification.model_validate(payload)
         channel = ChannelName(channel_name)
-        preferences = await self.store.get_preferences(notification.user_id)
+        preferences = await self.store.users.get_preferences(notification.user_id)
         if not route(notification, preferences, utcnow()).enabled.get(channel, False):
             return "skipped"
-        contact = await self.store.get_contact(notification.user_id) or Contact()
+        contact = await self.store.users.get_contact(notification.user_id) or Contact()
         key = f"celery/{notification.notification_id}/{channel.value}"
         await self.channels[channel].send(OutboundMessage(notification, channel, key, contact))
         if channel is not ChannelName.push:  # push is recorded by the client on receipt

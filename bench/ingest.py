@@ -311,7 +311,7 @@ async def run(quick: bool) -> dict[str, Any]:
         store = await Store.open(database_url)
         try:
             for rule in rules:
-                await store.put_rule(rule)
+                await store.rules.put_rule(rule)
         finally:
             await store.close()
         print(f"ingest: {len(rules)} rules, none matching; in process (HeraldClient.emit)", flush=True)

@@ -51,8 +51,8 @@ class Timings:
 
 
 async def prepare(store: Store) -> str:
-    await store.put_contact(USER, Contact(email=f"{USER}@example.com"))
-    await store.put_rule(
+    await store.users.put_contact(USER, Contact(email=f"{USER}@example.com"))
+    await store.rules.put_rule(
         TriggerRule(
             name=RULE,
             agent_id="*",  # every agent: --agents N spreads the events over N agent ids

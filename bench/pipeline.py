@@ -59,8 +59,8 @@ BODY = (
 async def prepare(store: Store) -> None:
     """Each user has an email address and preferences with an agent entry to merge over the default."""
     for user in USERS:
-        await store.put_contact(user, Contact(email=f"{user}@example.com"))
-        await store.put_preferences(
+        await store.users.put_contact(user, Contact(email=f"{user}@example.com"))
+        await store.users.put_preferences(
             user,
             Preferences(
                 default=ChannelSwitches(push=True, email=True, sms=False),

@@ -126,7 +126,7 @@ async def _wait_for_port(port: int, process: asyncio.subprocess.Process, log_pat
 
 async def send_demo(store: Store, herald: HeraldClient, outbox_dir: Path) -> None:
     """Give the demo user an email address, send one notification and say where it landed."""
-    await store.put_contact(DEMO_USER, Contact(email="demo@example.com"))
+    await store.users.put_contact(DEMO_USER, Contact(email="demo@example.com"))
     handle = await herald.notify(
         AgentNotification(
             agent_id="demo-agent",

@@ -270,7 +270,7 @@ class HeraldTools:
 
     async def status(self, agent_id: str, notification_id: str) -> StatusResult:
         """The recorded outcome, else the live one; another agent's notification reads as unknown."""
-        outcome = await self.store.get_outcome(notification_id)
+        outcome = await self.store.notifications.get_outcome(notification_id)
         if outcome is None:
             try:
                 outcome = await self.herald.get_handle(notification_id).status(rpc_timeout=STATUS_QUERY_TIMEOUT)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from herald.adapters.store.sql import RulesDiff
+from herald.adapters.store import RulesDiff
 from herald.config import Settings
 from herald.domain.validation import describe
 from herald.models import (
@@ -155,7 +155,7 @@ def check_rules(entries: list[Any]) -> tuple[list[TriggerRule], list[str]]:
 
 
 def rules_diff(current: list[TriggerRule], wanted: list[TriggerRule]) -> RulesDiff:
-    """What replacing `current` by `wanted` would do (the same comparison `Store.replace_rules` makes)."""
+    """What replacing `current` by `wanted` would do (the same comparison `RuleRepository.replace_rules` makes)."""
     have = {rule.name: rule for rule in current}
     want = {rule.name: rule for rule in wanted}
     both = set(have) & set(want)
@@ -210,8 +210,8 @@ def rules_apply(
 
     async def _apply(store: Any) -> RulesDiff:
         if dry_run:
-            return rules_diff(await store.list_rules(), rules)
-        diff: RulesDiff = await store.replace_rules(rules)
+            return rules_diff(await store.rules.list_rules(), rules)
+        diff: RulesDiff = await store.rules.replace_rules(rules)
         return diff
 
     for line in diff_lines(with_store(_apply)):
@@ -241,7 +241,7 @@ def rules_list(
     as_json: Annotated[bool, typer.Option("--json", help='print {"rules": [...]}, as `rules apply` reads')] = False,
 ) -> None:
     """Every rule: name, agent, condition, cooldown, enabled."""
-    rules: list[TriggerRule] = with_store(lambda store: store.list_rules())
+    rules: list[TriggerRule] = with_store(lambda store: store.rules.list_rules())
     if as_json:
         echo_json({"rules": [rule.model_dump(mode="json", exclude_none=True) for rule in rules]})
     elif not rules:
@@ -254,6 +254,6 @@ def rules_list(
 @rules_app.command("delete")
 def rules_delete(name: Annotated[str, typer.Argument(help="the rule's name")]) -> None:
     """Delete one rule (a later `rules apply` of a file that has it brings it back)."""
-    if not with_store(lambda store: store.delete_rule(name)):
+    if not with_store(lambda store: store.rules.delete_rule(name)):
         raise fail(f"no rule {name}", 1)
     typer.echo(f"deleted rule {name}")

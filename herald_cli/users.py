@@ -81,20 +81,20 @@ def keys_issue(agent_id: Annotated[str, typer.Argument(help="the agent the key s
 @prefs_app.command("get")
 def prefs_get(user: str) -> None:
     """Print the user's preferences as JSON."""
-    echo_json(with_store(lambda store: store.get_preferences(user)).model_dump(mode="json", exclude_none=True))
+    echo_json(with_store(lambda store: store.users.get_preferences(user)).model_dump(mode="json", exclude_none=True))
 
 
 @prefs_app.command("set")
 def prefs_set(user: str, file: Path) -> None:
     """Replace the user's preferences with FILE (JSON: {"default": {...}, "agents": {...}})."""
     preferences = validated(lambda: Preferences.model_validate(read_json(file)))
-    with_store(lambda store: store.put_preferences(user, preferences))
+    with_store(lambda store: store.users.put_preferences(user, preferences))
     typer.echo(f"saved preferences for {user}")
 
 
 @contact_app.command("get")
 def contact_get(user: str) -> None:
-    contact = with_store(lambda store: store.get_contact(user))
+    contact = with_store(lambda store: store.users.get_contact(user))
     if contact is None:
         raise fail(f"no contact saved for {user}", 1)
     echo_json(contact.model_dump(mode="json", exclude_none=True))
@@ -104,5 +104,5 @@ def contact_get(user: str) -> None:
 def contact_set(user: str, file: Path) -> None:
     """Replace the user's contact with FILE (JSON: {"email", "phone", "webhook_url"})."""
     contact = validated(lambda: Contact.model_validate(read_json(file)))
-    with_store(lambda store: store.put_contact(user, contact))
+    with_store(lambda store: store.users.put_contact(user, contact))
     typer.echo(f"saved contact for {user}")

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from herald.adapters.codec import CodecError, CodecMismatch, codec_data_converter, codec_for
-from herald.adapters.store import AnswerStore, Store
+from herald.adapters.store import Store
 from herald.config import DEFAULT_TEMPORAL_ADDRESS, DEFAULT_TEMPORAL_NAMESPACE, Settings, TemporalSettings
 from herald.domain import answers, search
 from herald.domain.events import in_plan_order, match_event, plan_firings, split_by_cooldown
@@ -534,7 +534,7 @@ class HeraldClient:
                 refused = RefusedAnswer(
                     action_id=request.action_id, channel=request.channel, at=utcnow(), reason=refusal.reason
                 )
-                await AnswerStore(await self._answer_store(store)).record_refusal(notification_id, refused)
+                await (await self._answer_store(store)).answers.record_refusal(notification_id, refused)
             raise
 
     async def _respond(
@@ -571,7 +571,7 @@ class HeraldClient:
         """Store the snooze (it outlives the notification), then ack the notification if it still runs."""
         answer_store = await self._answer_store(store)
         # Temporal first (it knows running notifications); the store keeps finished ones past Temporal's retention.
-        outcome = await self._outcome_of(notification_id, rpc_timeout) or await answer_store.get_outcome(
+        outcome = await self._outcome_of(notification_id, rpc_timeout) or await answer_store.notifications.get_outcome(
             notification_id
         )
         if outcome is None:
@@ -584,7 +584,7 @@ class HeraldClient:
             scope=answers.snooze_scope(outcome.rule, outcome.agent_id),
             until=now + timedelta(seconds=SNOOZE_SECONDS),
         )
-        await AnswerStore(answer_store).put_snooze(snooze)
+        await answer_store.answers.put_snooze(snooze)
         answer = Answer(action_id=SNOOZE_ACTION, user_id=request.user_id, channel=request.channel, answered_at=now)
         if outcome.status is NotificationStatus.pending:
             handle = self.temporal.get_workflow_handle(notification_workflow_id(notification_id))

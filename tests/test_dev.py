@@ -139,7 +139,7 @@ async def test_agents_beside_dev_read_outcomes_with_only_home_and_address(
         assert (home / "codec.key").exists()
         store = await Store.open(Settings().resolved_database_url)  # dev's own SQLite store, as the CLI opens it
         try:
-            await store.put_contact("ada", Contact(email="ada@example.com"))
+            await store.users.put_contact("ada", Contact(email="ada@example.com"))
             agent_key = await issue_token(store, "agent", "deploy-bot")
         finally:
             await store.close()

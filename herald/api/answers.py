@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from herald.adapters.logs import bind
-from herald.adapters.store import AnswerStore
 from herald.api.auth import Caller, CallerDep, authorize
 from herald.api.deps import Deps, Services
 from herald.api.errors import ApiError, ErrorBody, temporal_unavailable
@@ -110,7 +109,7 @@ class _Answering:
 async def _answering(services: Services, notification_id: str) -> _Answering:
     """The notified user and the offered actions: from the recorded outcome once it finished, else its workflow
     (a query: a worker answers it)."""
-    outcome = await services.store.get_outcome(notification_id)
+    outcome = await services.store.notifications.get_outcome(notification_id)
     if outcome is None:
         herald = await services.client()
         try:
@@ -142,7 +141,7 @@ async def recipient_of(services: Services, notification_id: str) -> Recipient:
     """The notification's user and agent: from the recorded outcome once it finished, else from its workflow's
     search attributes (Temporal's server answers: a question can be answered while no worker runs, and the answer
     is taken once one does), else, for a workflow started without them, from its status query."""
-    outcome = await services.store.get_outcome(notification_id)
+    outcome = await services.store.notifications.get_outcome(notification_id)
     if outcome is not None:
         return Recipient(outcome.user_id, outcome.agent_id)
     herald = await services.client()
@@ -257,7 +256,7 @@ async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
         action_id = body.action_id
     if action_id is None:
         raise ApiError(422, "invalid_request", "action_id: is required", "action_id")
-    links = AnswerStore(deps.store)
+    links = deps.store.answers
     if await links.link_used(claims.nonce):
         raise ApiError(409, "link_used", LINK_USED, "token")
     recipient = await recipient_of(deps, claims.notification_id)
@@ -327,7 +326,7 @@ async def twilio_inbound(request: Request, deps: Deps) -> Response:
     sender, text = form.get("From"), form.get("Body")
     if not isinstance(sender, str) or not sender:
         raise ApiError(422, "invalid_request", "From is required", "From")
-    question = await AnswerStore(deps.store).open_sms_question(phone_key(sender))
+    question = await deps.store.answers.open_sms_question(phone_key(sender))
     if question is None:
         # The number and the text stay out of the log: they are personal data.
         log.info("sms reply with no open question for its number; ignored")

@@ -69,7 +69,7 @@ async def who_am_i(
 )
 async def get_read_marks(user_id: UserId, deps: Deps) -> InboxReadState:
     """The user's read marks: read if created at or before `read_up_to`, or listed in `read_ids`."""
-    return await deps.store.get_inbox_state(user_id)
+    return await deps.store.users.get_inbox_state(user_id)
 
 
 @router.post(
@@ -80,9 +80,9 @@ async def get_read_marks(user_id: UserId, deps: Deps) -> InboxReadState:
 )
 async def post_read_marks(user_id: UserId, marks: MarkRead, deps: Deps) -> InboxReadState:
     """Mark notifications read by id, and with `up_to` everything created by then ("mark all read")."""
-    state = await deps.store.get_inbox_state(user_id)
+    state = await deps.store.users.get_inbox_state(user_id)
     state = mark_read(state, notification_ids=marks.notification_ids, up_to=marks.up_to, now=utcnow())
-    await deps.store.put_inbox_state(user_id, state)
+    await deps.store.users.put_inbox_state(user_id, state)
     return state
 
 

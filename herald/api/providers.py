@@ -85,7 +85,7 @@ async def twilio_status(request: Request, deps: Deps) -> Response:
     code = error_code[:16] if isinstance(error_code, str) and error_code else None
     # Only the SID, status and code: the form also carries To and From, which never reach a log.
     if status in FINAL_TWILIO_STATUSES:
-        known = await deps.store.record_provider_status(sid[:64], status, code)
+        known = await deps.store.notifications.record_provider_status(sid[:64], status, code)
         if not known:
             log.info("twilio status %s for message %s, which no attempt sent; ignored", status, sid[:64])
     return Response(status_code=204)

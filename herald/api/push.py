@@ -48,7 +48,7 @@ async def add_push_subscription(user_id: UserId, subscription: PushSubscription,
     if problem is not None:
         field, message = problem
         raise ApiError(422, "invalid_request", f"{field}: {message}", field)
-    await deps.store.add_push_subscription(user_id, subscription)
+    await deps.store.users.add_push_subscription(user_id, subscription)
     return PushSubscriptionSaved(user_id=user_id, endpoint=subscription.endpoint)
 
 
@@ -61,7 +61,7 @@ async def add_push_subscription(user_id: UserId, subscription: PushSubscription,
 )
 async def remove_push_subscription(user_id: UserId, body: PushUnsubscribe, deps: Deps) -> Response:
     """Forget one subscription of the user (the browser unsubscribed)."""
-    if not await deps.store.remove_push_subscription(user_id, body.endpoint):
+    if not await deps.store.users.remove_push_subscription(user_id, body.endpoint):
         raise ApiError(404, "not_found", f"user {user_id} has no push subscription with that endpoint", "endpoint")
     return Response(status_code=204)
 

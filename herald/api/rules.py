@@ -50,14 +50,14 @@ def rule_from_input(name: str, body: RuleInput) -> TriggerRule:
 async def put_rule(name: RuleName, body: RuleInput, deps: Deps) -> TriggerRule:
     """Create or replace the rule `name`. Events see the change at once in this process, within a second elsewhere."""
     rule = rule_from_input(name, body)
-    await deps.store.put_rule(rule)
+    await deps.store.rules.put_rule(rule)
     deps.rules.invalidate()
     return rule
 
 
 @router.get("/v1/rules/{name}", response_model=TriggerRule, responses={404: {"model": ErrorBody}})
 async def get_rule(name: RuleName, deps: Deps) -> TriggerRule:
-    rule = await deps.store.get_rule(name)
+    rule = await deps.store.rules.get_rule(name)
     if rule is None:
         raise ApiError(404, "not_found", f"no rule {name}", "name")
     return rule
@@ -65,12 +65,12 @@ async def get_rule(name: RuleName, deps: Deps) -> TriggerRule:
 
 @router.get("/v1/rules", response_model=RuleList)
 async def list_rules(deps: Deps) -> RuleList:
-    return RuleList(rules=await deps.store.list_rules())
+    return RuleList(rules=await deps.store.rules.list_rules())
 
 
 @router.delete("/v1/rules/{name}", status_code=204, response_class=Response, responses={404: {"model": ErrorBody}})
 async def delete_rule(name: RuleName, deps: Deps) -> Response:
-    if not await deps.store.delete_rule(name):
+    if not await deps.store.rules.delete_rule(name):
         raise ApiError(404, "not_found", f"no rule {name}", "name")
     deps.rules.invalidate()
     return Response(status_code=204)

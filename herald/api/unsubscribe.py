@@ -87,7 +87,9 @@ async def unsubscribe(token: Token, request: Request, deps: Deps) -> HTMLRespons
     form = await request.form()
     if form.get(ONE_CLICK_FIELD) != ONE_CLICK_VALUE:
         raise ApiError(422, "invalid_request", f"{ONE_CLICK_FIELD}: must be {ONE_CLICK_VALUE}", ONE_CLICK_FIELD)
-    before, after = await deps.store.update_preferences(claims.user_id, lambda p: unsubscribed(p, claims.agent_id))
+    before, after = await deps.store.users.update_preferences(
+        claims.user_id, lambda p: unsubscribed(p, claims.agent_id)
+    )
     stops = what_it_stops(claims.agent_id)
     if before == after:
         message = f"You were already unsubscribed from {stops}."

@@ -20,13 +20,13 @@ router = APIRouter(
 @router.put("/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True)
 async def put_preferences(user_id: UserId, preferences: Preferences, deps: Deps) -> Preferences:
     """Replace the user's preferences; notifications started afterwards follow them."""
-    await deps.store.put_preferences(user_id, preferences)
+    await deps.store.users.put_preferences(user_id, preferences)
     return preferences
 
 
 @router.get("/v1/users/{user_id}/preferences", response_model=Preferences, response_model_exclude_none=True)
 async def get_preferences(user_id: UserId, deps: Deps) -> Preferences:
-    return await deps.store.get_preferences(user_id)
+    return await deps.store.users.get_preferences(user_id)
 
 
 @router.put("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True)
@@ -38,13 +38,13 @@ async def put_contact(user_id: UserId, contact: Contact, deps: Deps) -> Contact:
         except UnsafeURL as exc:
             raise ApiError(422, "invalid_request", f"webhook_url {exc}", "webhook_url") from None
     contact = contact.model_copy(update={"phone_rejected": None, "webhook_disabled": None})
-    await deps.store.put_contact(user_id, contact)
+    await deps.store.users.put_contact(user_id, contact)
     return contact
 
 
 @router.get("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True)
 async def get_contact(user_id: UserId, deps: Deps) -> Contact:
-    contact = await deps.store.get_contact(user_id)
+    contact = await deps.store.users.get_contact(user_id)
     if contact is None:
         raise ApiError(404, "not_found", f"no contact saved for user {user_id}", "user_id")
     return contact

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
-from herald.adapters.store import AnswerStore, RecordedOutcome, Store
+from herald.adapters.store import RecordedOutcome, Store
 from herald.api.auth import AuthError, Caller, access_problem
 from herald.api.errors import ApiError
 from herald.models import (
@@ -156,7 +156,7 @@ async def list_notifications(
     limit: int = 50,
 ) -> NotificationPage:
     """One page of recorded outcomes, newest first (in-flight notifications appear once they finish)."""
-    recorded = await store.list_outcomes(
+    recorded = await store.notifications.list_outcomes(
         user_id=user_id,
         agent_id=agent_id,
         status=status,
@@ -199,7 +199,7 @@ def build_view(outcome: NotificationOutcome, attempts: list[DeliveryAttempt]) ->
 
 async def load_notification(store: Store, client: Gateway, notification_id: str) -> NotificationView | None:
     """The recorded outcome if the notification finished, else the live state from its workflow; None if unknown."""
-    outcome = await store.get_outcome(notification_id)
+    outcome = await store.notifications.get_outcome(notification_id)
     if outcome is None:
         try:
             outcome = await client.status(notification_id, rpc_timeout=QUERY_TIMEOUT)
@@ -208,6 +208,6 @@ async def load_notification(store: Store, client: Gateway, notification_id: str)
                 return None
             raise TemporalUnavailable(f"Temporal did not answer ({exc.status.name})") from exc
     if outcome.actions:  # a question: answers refused after it finished are kept in the store
-        refused = await AnswerStore(store).refusals(notification_id)
+        refused = await store.answers.refusals(notification_id)
         outcome = outcome.model_copy(update={"refused_answers": [*outcome.refused_answers, *refused]})
-    return build_view(outcome, await store.attempts(notification_id))
+    return build_view(outcome, await store.notifications.attempts(notification_id))

@@ -31,7 +31,7 @@ def token_hash(token: str) -> str:
 async def issue_token(store: Store, kind: Kind, subject: str) -> str:
     """Create a token for `subject`, save its hash, and return the token itself (the only time it is seen)."""
     token = PREFIXES[kind] + secrets.token_urlsafe(32)
-    await store.save_token(token_hash(token), kind, subject)
+    await store.tokens.save_token(token_hash(token), kind, subject)
     return token
 
 
@@ -39,7 +39,7 @@ async def resolve_token(store: Store, token: str | None) -> Principal | None:
     """The principal behind `token`, or None when it is missing, malformed or was never issued."""
     if not token or not token.startswith(tuple(PREFIXES.values())) or len(token) > 200:
         return None
-    found = await store.find_token(token_hash(token))
+    found = await store.tokens.find_token(token_hash(token))
     if found is None:
         return None
     kind, subject = found

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from herald.adapters import metrics
 from herald.adapters.channels.base import Channel, OutboundMessage, provider_timeout
-from herald.adapters.store import AnswerStore, Store
+from herald.adapters.store import Store
 from herald.domain.answers import DEFAULT_ANSWER_WINDOW_SECONDS, AnswerLinks, answer_deadline, phone_key
 from herald.domain.errors import DeliveryError, TransientDeliveryError
 from herald.domain.unsubscribe import unsubscribe_url
@@ -51,7 +51,7 @@ class DeliveryService:
         send the provider may have taken (its retry would send it again, unlogged).
         """
         key = request.idempotency_key
-        prior, contact = await self.store.delivery_context(key, request.notification.user_id)
+        prior, contact = await self.store.notifications.delivery_context(key, request.notification.user_id)
         if prior is not None:
             metrics.count_already_delivered(request.channel)
             return DeliveryReceipt(
@@ -101,7 +101,7 @@ class DeliveryService:
         if not n.actions:
             return OutboundMessage(n, request.channel, key, contact, unsubscribe_url=unsubscribe)
         if request.channel is ChannelName.sms and contact.phone:
-            await AnswerStore(self.store).record_sms_question(
+            await self.store.answers.record_sms_question(
                 phone_key(contact.phone),
                 n.notification_id,
                 n.user_id,
@@ -149,7 +149,7 @@ class DeliveryService:
         n = request.notification
         # What it said goes with the attempt, so the person's inbox history can show it (herald/models/inbox.py).
         content = content_of(n, n.user_id)
-        await self.store.record_attempt(logged, content)
+        await self.store.notifications.record_attempt(logged, content)
         metrics.count_attempt(
             logged.channel, attempt, logged.result, request.notification.created_at, logged.finished_at
         )

@@ -43,9 +43,9 @@ class RuleCache:
             # Cleared before reading, so an invalidate() during the reload is not lost.
             self._stale = False
             # The version first: a change landing between the two reads is then seen again next time.
-            version = await self._store.rules_version()
+            version = await self._store.rules.rules_version()
             if self._book is None or version != self._version:
-                rules = await self._store.list_rules()
+                rules = await self._store.rules.list_rules()
                 # Compiling many rules takes a while (Jinja above all): keep the event loop responsive.
                 self._book = await asyncio.to_thread(RuleBook, rules, reuse=self._book)
                 self._version = version

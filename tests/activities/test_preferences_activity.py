@@ -31,7 +31,7 @@ async def run(activities: PreferenceActivities, query: PreferenceQuery) -> Enabl
 
 
 async def test_a_query_with_a_priority_is_routed_at_the_activitys_now(store: Store) -> None:
-    await store.put_preferences("ada", EXAMPLE)
+    await store.users.put_preferences("ada", EXAMPLE)
     activities = PreferenceActivities(store, clock=lambda: NIGHT)
     held = await run(activities, PreferenceQuery(user_id="ada", agent_id="a", priority=Priority.medium))
     assert held.hold_until == datetime(2026, 6, 2, 5, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ async def test_a_query_with_a_priority_is_routed_at_the_activitys_now(store: Sto
 
 
 async def test_the_requested_channels_decide_whether_anything_is_kept(store: Store) -> None:
-    await store.put_preferences("ada", EXAMPLE)
+    await store.users.put_preferences("ada", EXAMPLE)
     activities = PreferenceActivities(store, clock=lambda: NIGHT)
     query = PreferenceQuery(user_id="ada", agent_id="a", priority=Priority.medium, channels=[EMAIL])
     routed = await run(activities, query)
@@ -51,7 +51,7 @@ async def test_the_requested_channels_decide_whether_anything_is_kept(store: Sto
 
 
 async def test_a_recorded_query_without_priority_gets_the_merged_switches_only(store: Store) -> None:
-    await store.put_preferences("ada", EXAMPLE)
+    await store.users.put_preferences("ada", EXAMPLE)
     activities = PreferenceActivities(store, clock=lambda: NIGHT)
     old = PreferenceQuery.model_validate({"user_id": "ada", "agent_id": "a"})
     assert await run(activities, old) == EnabledChannels(enabled={PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True})

@@ -91,7 +91,7 @@ async def test_repeated_post_with_same_id_is_one_notification(
     assert again.status_code == 202 and again.json()["workflow_id"] == f"notification/{nid}"
     [received] = fake_http.received(path)
     assert received.headers["webhook-id"] == f"notification/{nid}/webhook"
-    assert len(await herald.store.attempts(nid)) == 1
+    assert len(await herald.store.notifications.attempts(nid)) == 1
 
 
 async def test_another_agents_notification_id_is_refused(api: httpx.AsyncClient, herald: Harness) -> None:
@@ -108,7 +108,7 @@ async def test_another_agents_notification_id_is_refused(api: httpx.AsyncClient,
         assert error["code"] == "notification_id_taken"
         assert error["message"] == f"notification_id: {nid} is another agent's notification; choose another id"
     outcome = await herald.client.get_handle(nid).outcome()
-    assert outcome.agent_id == "support-agent" and len(await herald.store.attempts(nid)) == 1
+    assert outcome.agent_id == "support-agent" and len(await herald.store.notifications.attempts(nid)) == 1
 
 
 @pytest.mark.parametrize(
@@ -214,8 +214,8 @@ async def test_saving_contact_clears_heralds_marks(api: httpx.AsyncClient, heral
     """A number a provider refused, or a webhook that answered 410, is usable again once the person saves it."""
     contact = {"phone": "+14155550100", "webhook_url": "http://127.0.0.1:9/h"}
     assert (await api.put("/v1/users/u3/contact", json=contact)).status_code == 200
-    await herald.store.reject_contact("u3", "phone_rejected", "twilio error 21211")
-    await herald.store.reject_contact("u3", "webhook_disabled", "410 Gone")
+    await herald.store.users.reject_contact("u3", "phone_rejected", "twilio error 21211")
+    await herald.store.users.reject_contact("u3", "webhook_disabled", "410 Gone")
     marked = (await api.get("/v1/users/u3/contact")).json()
     assert marked == {**contact, "phone_rejected": "twilio error 21211", "webhook_disabled": "410 Gone"}
     # Saving the document back as read clears the marks: they are Herald's, not the person's.

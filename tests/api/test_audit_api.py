@@ -81,7 +81,7 @@ async def api(herald: Harness) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_list_shows_finished_notifications_newest_first_in_pages(herald: Harness, api: httpx.AsyncClient) -> None:
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     ids = []
     for title, channels in [("first", ["email"]), ("second", ["sms"]), ("third", ["email"])]:
         note = AgentNotification(agent_id="deploy-bot", user_id="ada", title=title, channels=channels)
@@ -147,7 +147,7 @@ def outcome(notification_id: str, user_id: str, agent_id: str) -> NotificationOu
 @pytest.fixture
 async def secured(store: Store, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
     for i, (user, agent) in enumerate([("ada", "deploy-bot"), ("bob", "deploy-bot"), ("ada", "other-bot")]):
-        await store.record_outcome(outcome(f"n{i}", user, agent))
+        await store.notifications.record_outcome(outcome(f"n{i}", user, agent))
         n = tables.notifications
         async with store.engine.begin() as conn:
             await conn.execute(
@@ -190,8 +190,8 @@ async def test_tokens_list_only_their_own(secured: tuple[httpx.AsyncClient, dict
 async def test_herald_status_without_an_id_lists_them(store: Store, tmp_path: Path) -> None:
     """`herald status` reads the audit record from the store alone: no Temporal needed."""
     for i, (user, agent) in enumerate([("ada", "deploy-bot"), ("bob", "deploy-bot"), ("ada", "other-bot")]):
-        await store.record_outcome(outcome(f"n{i}", user, agent))
-    await store.record_outcome(
+        await store.notifications.record_outcome(outcome(f"n{i}", user, agent))
+    await store.notifications.record_outcome(
         outcome("n9", "ada", "deploy-bot").model_copy(update={"status": NotificationStatus.failed})
     )
     env = clean_env(HERALD_HOME=str(tmp_path), TEMPORAL_ADDRESS="127.0.0.1:1")

@@ -151,7 +151,7 @@ async def test_body_limit_believes_neither_header_nor_silence() -> None:
 
 async def test_an_event_matching_nothing_never_touches_temporal(offline: httpx.AsyncClient, store: Store) -> None:
     """Temporal is unreachable here: an event that matches no rule is answered all the same."""
-    await store.put_rule(
+    await store.rules.put_rule(
         TriggerRule(name="high-errors", agent_id="support-agent", condition="error_rate > 0.5", user_ids=["ada"])
     )
     for metrics in [{"error_rate": 0.01}, {"latency_ms": 12}]:
@@ -207,7 +207,7 @@ async def put_rule(api: httpx.AsyncClient, agent_id: str, name: str = "high-erro
 
 
 async def test_a_matching_event_fires_then_cools_down(herald: Harness) -> None:
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     agent = fresh_agent()
     app = create_app(herald.settings, store=herald.store, client=herald.client)
     async with api_client(app) as api:
@@ -244,7 +244,7 @@ async def test_a_matching_event_fires_then_cools_down(herald: Harness) -> None:
 
 async def test_two_api_instances_sharing_store_and_temporal_fire_once(herald: Harness) -> None:
     """Concurrent events through two processes' worth of API: one firing per cooldown, retries or not."""
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     agents = {True: fresh_agent(), False: fresh_agent()}  # same event_id, different event_ids
     apps = [create_app(herald.settings, store=herald.store, client=herald.client) for _ in range(2)]
     async with api_client(apps[0]) as one, api_client(apps[1]) as two:

@@ -131,7 +131,7 @@ async def test_a_test_notification_goes_through_the_pipeline_on_that_channel_alo
     api: httpx.AsyncClient, herald: Harness
 ) -> None:
     ada = bearer(await issue_token(herald.store, "user", "ada"))
-    await herald.store.put_contact("ada", Contact(email="ada@example.com", webhook_url="http://127.0.0.1:9/hook"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com", webhook_url="http://127.0.0.1:9/hook"))
     sent = await api.post("/v1/users/ada/test-notification", headers=ada, json={"channel": "email"})
     assert sent.status_code == 202, sent.text
     body = sent.json()
@@ -145,7 +145,7 @@ async def test_a_test_notification_goes_through_the_pipeline_on_that_channel_alo
 
 async def test_a_failing_test_channel_does_not_fall_back_to_another(api: httpx.AsyncClient, herald: Harness) -> None:
     ada = bearer(await issue_token(herald.store, "user", "ada"))
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))  # no phone: SMS fails for good
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))  # no phone: SMS fails for good
     sent = await api.post("/v1/users/ada/test-notification", headers=ada, json={"channel": "sms"})
     outcome = await herald.client.get_handle(sent.json()["notification_id"]).outcome()
     assert outcome.status == "failed" and list(outcome.channels) == [ChannelName.sms], "no email instead"
@@ -164,7 +164,7 @@ async def test_test_notifications_are_the_users_own_and_name_a_known_channel(
 
 async def test_the_users_list_shows_what_each_notification_said(api: httpx.AsyncClient, herald: Harness) -> None:
     ada = bearer(await issue_token(herald.store, "user", "ada"))
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     first = AgentNotification(
         agent_id="deploy-bot", user_id="ada", title="Deploy finished", body="all green", channels=["email"]
     )

@@ -40,7 +40,7 @@ async def test_the_issue_example_round_trips(api: httpx.AsyncClient, store: Stor
     assert response.status_code == 200, response.text
     assert response.json() == EXAMPLE
     assert (await api.get(URL)).json() == EXAMPLE
-    assert await store.get_preferences("ada") == Preferences.model_validate(EXAMPLE)
+    assert await store.users.get_preferences("ada") == Preferences.model_validate(EXAMPLE)
 
 
 async def test_unset_fields_stay_unset(api: httpx.AsyncClient) -> None:
@@ -96,11 +96,11 @@ async def test_a_bad_field_is_a_422_naming_it_and_nothing_is_saved(
     assert says in error["message"] and error["message"].startswith(f"{field}: ")
     assert [d["field"] for d in error["details"]] == [field]
     assert (await api.get(URL)).json() == EXAMPLE, "a refused update changes nothing"
-    assert await store.get_preferences("ada") == Preferences.model_validate(EXAMPLE)
+    assert await store.users.get_preferences("ada") == Preferences.model_validate(EXAMPLE)
 
 
 async def test_a_refused_first_save_saves_nothing(api: httpx.AsyncClient, store: Store) -> None:
     response = await api.put(URL, json=_set(EXAMPLE, "time_zone", "Nowhere/Special"))
     assert response.status_code == 422
     assert "Nowhere" not in response.text
-    assert await store.get_preferences("ada") == Preferences()
+    assert await store.users.get_preferences("ada") == Preferences()

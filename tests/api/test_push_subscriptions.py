@@ -45,16 +45,16 @@ async def test_subscribe_saves_it_for_the_user(api: httpx.AsyncClient, store: St
     response = await api.post("/v1/users/ada/push-subscriptions", json=body)
     assert response.status_code == 201, response.text
     assert response.json() == {"user_id": "ada", "endpoint": ENDPOINT}
-    [saved] = await store.push_subscriptions("ada")
+    [saved] = await store.users.push_subscriptions("ada")
     assert saved.endpoint == ENDPOINT and saved.keys.p256dh == body["keys"]["p256dh"]
-    assert await store.push_subscriptions("bob") == []
+    assert await store.users.push_subscriptions("bob") == []
 
 
 async def test_posting_the_same_endpoint_again_replaces_it(api: httpx.AsyncClient, store: Store) -> None:
     await api.post("/v1/users/ada/push-subscriptions", json=subscription_json())
     renewed = subscription_json()
     assert (await api.post("/v1/users/ada/push-subscriptions", json=renewed)).status_code == 201
-    [saved] = await store.push_subscriptions("ada")
+    [saved] = await store.users.push_subscriptions("ada")
     assert saved.keys.auth == renewed["keys"]["auth"]
 
 
@@ -76,14 +76,14 @@ async def test_an_invalid_subscription_names_the_field(
     error = error_of(await api.post("/v1/users/ada/push-subscriptions", json=body), 422)
     assert error["field"] == field
     assert "gAAAAABsecret" not in error["message"]
-    assert await store.push_subscriptions("ada") == []
+    assert await store.users.push_subscriptions("ada") == []
 
 
 async def test_unsubscribe_removes_it_then_404s(api: httpx.AsyncClient, store: Store) -> None:
     await api.post("/v1/users/ada/push-subscriptions", json=subscription_json())
     response = await api.request("DELETE", "/v1/users/ada/push-subscriptions", json={"endpoint": ENDPOINT})
     assert response.status_code == 204 and response.content == b""
-    assert await store.push_subscriptions("ada") == []
+    assert await store.users.push_subscriptions("ada") == []
     again = await api.request("DELETE", "/v1/users/ada/push-subscriptions", json={"endpoint": ENDPOINT})
     error = error_of(again, 404)
     assert error["field"] == "endpoint" and "gAAAAABsecret" not in error["message"]
@@ -93,7 +93,7 @@ async def test_a_user_cannot_remove_another_users_subscription(api: httpx.AsyncC
     await api.post("/v1/users/ada/push-subscriptions", json=subscription_json())
     response = await api.request("DELETE", "/v1/users/bob/push-subscriptions", json=subscription_json())
     error_of(response, 404)
-    assert len(await store.push_subscriptions("ada")) == 1
+    assert len(await store.users.push_subscriptions("ada")) == 1
 
 
 async def test_unsubscribe_without_an_endpoint_is_422(api: httpx.AsyncClient) -> None:

@@ -41,7 +41,7 @@ async def test_put_get_list_delete(api: httpx.AsyncClient, store: Store) -> None
     saved = response.json()
     assert saved["name"] == "high-errors" and saved["channels"] == ["push", "email"] and saved["enabled"] is True
     assert (await api.get("/v1/rules/high-errors")).json() == saved
-    stored = await store.get_rule("high-errors")
+    stored = await store.rules.get_rule("high-errors")
     assert stored is not None and stored.cooldown_seconds == 600
 
     # The name may be left out of the body: the path gives it.
@@ -62,7 +62,7 @@ async def test_put_get_list_delete(api: httpx.AsyncClient, store: Store) -> None
     assert missing.status_code == 404
     assert missing.json()["error"] == {"code": "not_found", "message": "no rule high-errors", "field": "name"}
     assert (await api.delete("/v1/rules/high-errors")).status_code == 404
-    assert [r.name for r in await store.list_rules()] == ["slow"]
+    assert [r.name for r in await store.rules.list_rules()] == ["slow"]
 
 
 @pytest.mark.parametrize(
@@ -88,8 +88,8 @@ async def test_a_bad_rule_names_the_field_and_saves_nothing(
     error = response.json()["error"]
     assert (error["code"], error["field"]) == (code, field), error
     assert error["message"]
-    assert await store.get_rule("high-errors") is None
-    assert await store.rules_version() == 0, "nothing was written"
+    assert await store.rules.get_rule("high-errors") is None
+    assert await store.rules.rules_version() == 0, "nothing was written"
     assert (await api.get("/v1/rules")).json() == {"rules": []}
 
 

@@ -46,7 +46,7 @@ async def sent_attempt(store: Store, sid: str) -> str:
     """Log one delivered SMS attempt whose provider message id is `sid`; return its notification id."""
     notification_id = f"n-{uuid.uuid4().hex[:12]}"
     now = datetime.now(UTC)
-    await store.record_attempt(
+    await store.notifications.record_attempt(
         DeliveryAttempt(
             notification_id=notification_id,
             workflow_id=f"notification/{notification_id}",
@@ -108,9 +108,9 @@ async def test_final_status_is_recorded_against_the_attempt(
     response = await post_signed(api, callback(sid, status, **extra))
     assert response.status_code == 204, response.text
     assert response.content == b""
-    [attempt] = await store.attempts(notification_id)
+    [attempt] = await store.notifications.attempts(notification_id)
     assert (attempt.provider_status, attempt.provider_error_code) == (status, error_code)
-    [untouched] = await store.attempts(other_id)
+    [untouched] = await store.notifications.attempts(other_id)
     assert untouched.provider_status is None
 
 
@@ -119,7 +119,7 @@ async def test_signed_url_with_a_query_string(api: httpx.AsyncClient, store: Sto
     notification_id = await sent_attempt(store, sid)
     response = await post_signed(api, callback(sid, "delivered"), query="tenant=a")
     assert response.status_code == 204, response.text
-    [attempt] = await store.attempts(notification_id)
+    [attempt] = await store.notifications.attempts(notification_id)
     assert attempt.provider_status == "delivered"
 
 
@@ -129,7 +129,7 @@ async def test_interim_statuses_do_not_overwrite_a_final_one(api: httpx.AsyncCli
     assert (await post_signed(api, callback(sid, "delivered"))).status_code == 204
     # Twilio doesn't promise order: a late "sent" arrives after "delivered".
     assert (await post_signed(api, callback(sid, "sent"))).status_code == 204
-    [attempt] = await store.attempts(notification_id)
+    [attempt] = await store.notifications.attempts(notification_id)
     assert attempt.provider_status == "delivered"
 
 
@@ -147,7 +147,7 @@ async def test_bad_signature_is_refused_and_nothing_recorded(api: httpx.AsyncCli
         headers={"content-type": FORM, "X-Twilio-Signature": signature},
     )
     assert_error(tampered, 403, "invalid_signature")
-    [attempt] = await store.attempts(notification_id)
+    [attempt] = await store.notifications.attempts(notification_id)
     assert attempt.provider_status is None
 
 
@@ -156,7 +156,7 @@ async def test_missing_signature_is_refused(api: httpx.AsyncClient, store: Store
     notification_id = await sent_attempt(store, sid)
     response = await api.post(PATH, content=urlencode(callback(sid, "delivered")), headers={"content-type": FORM})
     assert_error(response, 403, "invalid_signature")
-    [attempt] = await store.attempts(notification_id)
+    [attempt] = await store.notifications.attempts(notification_id)
     assert attempt.provider_status is None
 
 
@@ -173,7 +173,7 @@ async def test_signature_for_another_url_is_refused(api: httpx.AsyncClient, stor
     notification_id = await sent_attempt(store, sid)
     response = await post_signed(api, callback(sid, "delivered"), signed_for=signed_for)
     assert_error(response, 403, "invalid_signature")
-    [attempt] = await store.attempts(notification_id)
+    [attempt] = await store.notifications.attempts(notification_id)
     assert attempt.provider_status is None
 
 

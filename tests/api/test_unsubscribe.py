@@ -151,9 +151,9 @@ def notification(user: str, agent: str = "deploy-bot", priority: Priority = Prio
 
 async def new_user(store: Store, preferences: Preferences | None = None) -> str:
     user = f"user-{uuid.uuid4().hex[:8]}"
-    await store.put_contact(user, Contact(email="ada@example.com"))
+    await store.users.put_contact(user, Contact(email="ada@example.com"))
     if preferences is not None:
-        await store.put_preferences(user, preferences)
+        await store.users.put_preferences(user, preferences)
     return user
 
 
@@ -170,11 +170,11 @@ async def test_the_one_click_link_turns_that_agents_email_off_and_is_idempotent(
     # A browser (or a mail scanner) opening the link changes nothing: the page's button POSTs.
     page = await stack.api.get(path)
     assert page.status_code == 200 and 'name="List-Unsubscribe" value="One-Click"' in page.text
-    assert (await stack.store.get_preferences(user)).agents["deploy-bot"].email == keep.email
+    assert (await stack.store.users.get_preferences(user)).agents["deploy-bot"].email == keep.email
 
     done = await stack.api.post(path, data=ONE_CLICK)  # what Gmail sends: no cookie, no token
     assert done.status_code == 200 and "unsubscribed from email from agent deploy-bot" in done.text
-    after = await stack.store.get_preferences(user)
+    after = await stack.store.users.get_preferences(user)
     assert after.agents["deploy-bot"] == ChannelSwitches(
         push=True, email=ChannelPreference(enabled=False, min_priority=Priority.medium)
     ), "only that agent's email is off; its other settings stay"
@@ -182,7 +182,7 @@ async def test_the_one_click_link_turns_that_agents_email_off_and_is_idempotent(
 
     again = await stack.api.post(path, files={"List-Unsubscribe": (None, "One-Click")})  # multipart, as RFC 8058 allows
     assert again.status_code == 200 and "already unsubscribed" in again.text
-    assert await stack.store.get_preferences(user) == after
+    assert await stack.store.users.get_preferences(user) == after
 
     # The next email from that agent is not sent: the preferences say so.
     outcome = await (await stack.client.notify(notification(user))).outcome()
@@ -212,7 +212,7 @@ async def test_the_digests_link_turns_the_digest_off(stack: Stack) -> None:
     assert "stops this digest" in email.text
     done = await stack.api.post(link_of(email).removeprefix(PUBLIC_URL), data=ONE_CLICK)
     assert done.status_code == 200
-    after = await stack.store.get_preferences(user)
+    after = await stack.store.users.get_preferences(user)
     assert after.digest == DigestSettings(cadence=DigestCadence.off, hour=7)
     assert after.agents == {}, "the digest's link leaves every agent's email alone"
 
@@ -242,7 +242,7 @@ async def test_forged_expired_and_answer_links_are_refused(stack: Stack) -> None
     assert (wrong_body.status_code, wrong_body.json()["error"]["field"]) == (422, "List-Unsubscribe")
     as_json = await stack.api.post(f"/v1/unsubscribe/{token}", json=ONE_CLICK)
     assert as_json.status_code == 415
-    assert (await stack.store.get_preferences(user)) == Preferences(), "no refused request changed anything"
+    assert (await stack.store.users.get_preferences(user)) == Preferences(), "no refused request changed anything"
 
 
 # --- the pure parts ---------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ async def test_a_webhook_receivers_retry_after_is_capped(
     obeyed as it stood: the channel's next try waited that long. Now it waits at most MAX_RETRY_AFTER_SECONDS."""
     path = f"/hook/{uuid.uuid4().hex[:8]}"
     url = fake_http.script(path, (429, {"Retry-After": retry_after}))
-    channel = WebhookChannel(WEBHOOK_SECRET, book=store, timeout=2.0, allow_private=True)
+    channel = WebhookChannel(WEBHOOK_SECRET, book=store.users, timeout=2.0, allow_private=True)
     try:
         with pytest.raises(TransientDeliveryError) as caught:
             await channel.send(message(ChannelName.webhook, Contact(webhook_url=url)))
@@ -78,7 +78,7 @@ async def twilio() -> AsyncIterator[FakeTwilio]:
 async def test_twilios_retry_after_is_capped(twilio: FakeTwilio, store: Store) -> None:
     """Twilio's 429 with Retry-After of ten days used to set the next try ten days out."""
     channel = TwilioSmsChannel(
-        ACCOUNT_SID, AUTH_TOKEN, book=store, api_base=twilio.base_url, sender="+14155550199", timeout=5.0
+        ACCOUNT_SID, AUTH_TOKEN, book=store.users, api_base=twilio.base_url, sender="+14155550199", timeout=5.0
     )
     twilio.fail_next(20429, 429, {"Retry-After": TEN_DAYS})
     try:

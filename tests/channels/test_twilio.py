@@ -43,7 +43,7 @@ async def channel(fake: FakeTwilio, store: Store) -> AsyncIterator[TwilioSmsChan
     channel = TwilioSmsChannel(
         ACCOUNT_SID,
         AUTH_TOKEN,
-        book=store,
+        book=store.users,
         api_base=fake.base_url,
         sender=SENDER,
         status_callback_url=CALLBACK,
@@ -56,7 +56,7 @@ async def channel(fake: FakeTwilio, store: Store) -> AsyncIterator[TwilioSmsChan
 
 async def message_to(store: Store, contact: Contact | None = None, **notification: Any) -> OutboundMessage:
     user_id = f"user-{uuid.uuid4().hex[:8]}"
-    await store.put_contact(user_id, contact or Contact(phone=PHONE))
+    await store.users.put_contact(user_id, contact or Contact(phone=PHONE))
     fields: dict[str, Any] = {
         "agent_id": "monitor",
         "user_id": user_id,
@@ -67,7 +67,7 @@ async def message_to(store: Store, contact: Contact | None = None, **notificatio
     }
     fields.update(notification)
     n = AgentNotification(**fields)
-    saved = await store.get_contact(user_id)
+    saved = await store.users.get_contact(user_id)
     assert saved is not None
     return OutboundMessage(n, ChannelName.sms, f"notification/{n.notification_id}/sms", saved)
 
@@ -102,7 +102,7 @@ async def test_sends_the_exact_request_and_returns_the_sid(
 
 async def test_messaging_service_replaces_the_from_number(fake: FakeTwilio, store: Store) -> None:
     channel = TwilioSmsChannel(
-        ACCOUNT_SID, AUTH_TOKEN, book=store, api_base=fake.base_url, messaging_service_sid=SERVICE_SID
+        ACCOUNT_SID, AUTH_TOKEN, book=store.users, api_base=fake.base_url, messaging_service_sid=SERVICE_SID
     )
     try:
         result = await channel.send(await message_to(store, body=""))
@@ -135,7 +135,7 @@ async def test_refused_number_is_permanent_and_marks_the_contact(
     assert str(code) in str(info.value)
     assert PHONE not in str(info.value) and PHONE.lstrip("+") not in str(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
-    contact = await store.get_contact(message.notification.user_id)
+    contact = await store.users.get_contact(message.notification.user_id)
     assert contact is not None and contact.phone_rejected == f"twilio error {code}"
     assert len(fake.requests) == 1
 
@@ -157,7 +157,7 @@ async def test_other_client_errors_are_permanent_without_marking_the_number(
         await channel.send(message)
     assert info.value.type_name == "TwilioRejected"
     assert "21606" in str(info.value)
-    contact = await store.get_contact(message.notification.user_id)
+    contact = await store.users.get_contact(message.notification.user_id)
     assert contact is not None and contact.phone_rejected is None
 
 
@@ -183,12 +183,12 @@ async def test_server_errors_retry(channel: TwilioSmsChannel, fake: FakeTwilio, 
         await channel.send(message)
     assert info.value.type_name == "TwilioUnavailable"
     assert info.value.retry_after is None
-    contact = await store.get_contact(message.notification.user_id)
+    contact = await store.users.get_contact(message.notification.user_id)
     assert contact is not None and contact.phone_rejected is None
 
 
 async def test_wrong_credentials_are_permanent(fake: FakeTwilio, store: Store) -> None:
-    channel = TwilioSmsChannel(ACCOUNT_SID, "not-the-token", book=store, api_base=fake.base_url, sender=SENDER)
+    channel = TwilioSmsChannel(ACCOUNT_SID, "not-the-token", book=store.users, api_base=fake.base_url, sender=SENDER)
     try:
         with pytest.raises(PermanentDeliveryError) as info:
             await channel.send(await message_to(store))
@@ -241,7 +241,9 @@ async def test_connection_refused_is_transient(store: Store) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     # Nothing listens there any more.
-    channel = TwilioSmsChannel(ACCOUNT_SID, AUTH_TOKEN, book=store, api_base=f"http://127.0.0.1:{port}", sender=SENDER)
+    channel = TwilioSmsChannel(
+        ACCOUNT_SID, AUTH_TOKEN, book=store.users, api_base=f"http://127.0.0.1:{port}", sender=SENDER
+    )
     try:
         with pytest.raises(TransientDeliveryError) as info:
             await channel.send(await message_to(store))
@@ -252,7 +254,9 @@ async def test_connection_refused_is_transient(store: Store) -> None:
 
 async def test_no_answer_times_out_as_transient(fake: FakeTwilio, store: Store) -> None:
     fake.hang = True
-    channel = TwilioSmsChannel(ACCOUNT_SID, AUTH_TOKEN, book=store, api_base=fake.base_url, sender=SENDER, timeout=0.2)
+    channel = TwilioSmsChannel(
+        ACCOUNT_SID, AUTH_TOKEN, book=store.users, api_base=fake.base_url, sender=SENDER, timeout=0.2
+    )
     try:
         with pytest.raises(TransientDeliveryError) as info:
             await channel.send(await message_to(store))

@@ -23,18 +23,18 @@ from tests.fakes.http import FakeHTTPServer, start_fake
 
 @pytest.fixture
 async def channel(store: Store) -> AsyncIterator[WebhookChannel]:
-    channel = WebhookChannel(WEBHOOK_SECRET, book=store, timeout=2.0, allow_private=True)
+    channel = WebhookChannel(WEBHOOK_SECRET, book=store.users, timeout=2.0, allow_private=True)
     yield channel
     await channel.aclose()
 
 
 async def message_to(store: Store, url: str, **notification: Any) -> OutboundMessage:
     user_id = f"user-{uuid.uuid4().hex[:8]}"
-    await store.put_contact(user_id, Contact(webhook_url=url))
+    await store.users.put_contact(user_id, Contact(webhook_url=url))
     fields: dict[str, Any] = {"agent_id": "monitor", "user_id": user_id, "title": "Disk full", "body": "98% on db-1"}
     fields.update(notification)
     n = AgentNotification(**fields)
-    contact = await store.get_contact(user_id)
+    contact = await store.users.get_contact(user_id)
     assert contact is not None
     return OutboundMessage(n, ChannelName.webhook, f"notification/{n.notification_id}/webhook", contact)
 
@@ -126,7 +126,7 @@ async def test_410_disables_the_endpoint_until_the_contact_is_saved_again(
         await channel.send(message)
     assert exc.value.type_name == "WebhookGone"
     user_id = message.notification.user_id
-    contact = await store.get_contact(user_id)
+    contact = await store.users.get_contact(user_id)
     assert contact is not None and contact.webhook_disabled == "410 Gone"
     # The next notification doesn't knock on a door that said it is gone.
     later = OutboundMessage(message.notification, ChannelName.webhook, message.idempotency_key, contact)
@@ -154,7 +154,7 @@ async def test_missing_url_and_timeout_and_unreachable(channel: WebhookChannel, 
 
     server, task, port = await start_fake(slow)
     try:
-        quick = WebhookChannel(WEBHOOK_SECRET, book=store, timeout=0.2, allow_private=True)
+        quick = WebhookChannel(WEBHOOK_SECRET, book=store.users, timeout=0.2, allow_private=True)
         with pytest.raises(TransientDeliveryError) as exc:
             await quick.send(await message_to(store, f"http://127.0.0.1:{port}/slow"))
         assert exc.value.type_name == "WebhookTimeout"
@@ -167,7 +167,7 @@ async def test_missing_url_and_timeout_and_unreachable(channel: WebhookChannel, 
 
 async def test_private_addresses_refused_at_send_time_outside_dev_mode(store: Store, fake_http: FakeHTTPServer) -> None:
     """DNS can change after the URL was saved: the guard runs again before each send."""
-    strict = WebhookChannel(WEBHOOK_SECRET, book=store, allow_private=False)
+    strict = WebhookChannel(WEBHOOK_SECRET, book=store.users, allow_private=False)
     p = path()
     message = await message_to(store, fake_http.script(p, 200))
     with pytest.raises(PermanentDeliveryError) as exc:

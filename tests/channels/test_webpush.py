@@ -56,7 +56,7 @@ async def other_service() -> AsyncIterator[FakePushService]:
 async def sender(store: Store) -> AsyncIterator[WebPushSender]:
     sender = WebPushSender(
         VAPID.private_key,
-        book=store,
+        book=store.users,
         subject=SUBJECT,
         ttl=TTL,
         timeout=2.0,
@@ -76,7 +76,7 @@ def message(user_id: str, **fields: Any) -> OutboundMessage:
 
 async def subscribe(store: Store, user_id: str, endpoint: str) -> Browser:
     browser = Browser()
-    await store.add_push_subscription(user_id, browser.subscription(endpoint))
+    await store.users.add_push_subscription(user_id, browser.subscription(endpoint))
     return browser
 
 
@@ -85,7 +85,7 @@ def user() -> str:
 
 
 async def endpoints(store: Store, user_id: str) -> list[str]:
-    return [s.endpoint for s in await store.push_subscriptions(user_id)]
+    return [s.endpoint for s in await store.users.push_subscriptions(user_id)]
 
 
 # --- against the fake push service ---------------------------------------------------------------
@@ -236,7 +236,7 @@ async def test_a_transient_failure_outweighs_a_gone_one(
 
 
 async def test_unreachable_and_hanging_services_are_transient(store: Store, service: FakePushService) -> None:
-    sender = WebPushSender(VAPID.private_key, book=store, subject=SUBJECT, timeout=0.3, allow_private=True)
+    sender = WebPushSender(VAPID.private_key, book=store.users, subject=SUBJECT, timeout=0.3, allow_private=True)
     try:
         with socket.socket() as sock:  # a loopback port nobody listens on
             sock.bind(("127.0.0.1", 0))
@@ -295,11 +295,11 @@ async def test_push_channel_uses_web_push_when_nobody_is_connected(
 
 def test_the_sender_refuses_a_zero_ttl_a_bad_subject_and_a_bad_key(store: Store) -> None:
     with pytest.raises(ValueError, match="TTL"):
-        WebPushSender(VAPID.private_key, book=store, subject=SUBJECT, ttl=0)
+        WebPushSender(VAPID.private_key, book=store.users, subject=SUBJECT, ttl=0)
     with pytest.raises(ValueError, match="VAPID_SUBJECT"):
-        WebPushSender(VAPID.private_key, book=store, subject="ops@herald.test")
+        WebPushSender(VAPID.private_key, book=store.users, subject="ops@herald.test")
     with pytest.raises(ValueError, match="VAPID_PRIVATE_KEY") as caught:
-        WebPushSender("not-a-key", book=store, subject=SUBJECT)
+        WebPushSender("not-a-key", book=store.users, subject=SUBJECT)
     assert "not-a-key" not in str(caught.value)
 
 
@@ -427,7 +427,7 @@ async def test_an_endpoint_on_a_loopback_address_is_refused_outside_dev_mode(
 ) -> None:
     """A subscription's endpoint is a URL the browser (so any caller) names. It used to be fetched with a plain
     client: an endpoint on loopback or a private network was posted to, skipping the SSRF guard webhooks use."""
-    strict = WebPushSender(VAPID.private_key, book=store, subject=SUBJECT, timeout=2.0)
+    strict = WebPushSender(VAPID.private_key, book=store.users, subject=SUBJECT, timeout=2.0)
     uid = user()
     endpoint = service.endpoint()
     await subscribe(store, uid, endpoint)

@@ -61,7 +61,7 @@ def provider_env(ledger: Ledger) -> dict[str, str]:
 
 async def seed_contacts(store: Store, ledger: Ledger, users: Sequence[str] = USERS) -> None:
     for user in users:
-        await store.put_contact(user, Contact(email=f"{user}@example.com", webhook_url=ledger.hook_url(user)))
+        await store.users.put_contact(user, Contact(email=f"{user}@example.com", webhook_url=ledger.hook_url(user)))
 
 
 def batch(count: int, tag: str, channels: Sequence[ChannelName] = CHANNELS) -> list[AgentNotification]:

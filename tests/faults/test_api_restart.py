@@ -68,8 +68,8 @@ async def test_api_sigkill_while_agents_post_fires_each_event_once(
         create_worker(temporal_env.client, runtime, queue, workflow_failure_exception_types=[Exception]),
     ):
         store = runtime.store
-        await store.put_contact("ada", Contact(email="ada@example.com"))
-        await store.put_rule(
+        await store.users.put_contact("ada", Contact(email="ada@example.com"))
+        await store.rules.put_rule(
             TriggerRule(
                 name=f"faults-errors-{run}",
                 agent_id="*",

@@ -63,7 +63,7 @@ async def test_a_hanging_provider_times_out_without_stalling_the_worker(
         create_worker(temporal_env.client, runtime, queue, workflow_failure_exception_types=[Exception]),
     ):
         await seed_contacts(runtime.store, ledger)
-        await runtime.store.put_contact(HUNG_USER, Contact(webhook_url=ledger.hook_url(HUNG_USER)))
+        await runtime.store.users.put_contact(HUNG_USER, Contact(webhook_url=ledger.hook_url(HUNG_USER)))
         client = HeraldClient(temporal_env.client, queue, FAULT_POLICY)
         # Retries enough to keep trying (about a minute) for as long as the flowing batch could take here.
         patient = HeraldClient(temporal_env.client, queue, PATIENT)
@@ -84,7 +84,7 @@ async def test_a_hanging_provider_times_out_without_stalling_the_worker(
         ledger.hanging.clear()
         ledger.release.set()
         recovered = await asyncio.wait_for(asyncio.gather(*(h.outcome() for h in hung)), 60)
-        attempts = {o.notification_id: await runtime.store.attempts(o.notification_id) for o in recovered}
+        attempts = {o.notification_id: await runtime.store.notifications.attempts(o.notification_id) for o in recovered}
     for outcome in recovered:
         webhook = outcome.channels[ChannelName.webhook]
         assert (outcome.status, webhook.status) == (NotificationStatus.delivered, ChannelStatus.delivered)
@@ -113,7 +113,7 @@ async def test_sendgrid_429_waits_until_the_rate_limit_resets(
             open_runtime(settings) as runtime,
             create_worker(temporal_env.client, runtime, queue, workflow_failure_exception_types=[Exception]),
         ):
-            await runtime.store.put_contact("ada", Contact(email="ada@example.com"))
+            await runtime.store.users.put_contact("ada", Contact(email="ada@example.com"))
             reset = int(time.time()) + 3
             sendgrid.script(Reply(429, {"X-RateLimit-Reset": str(reset)}), 202)
             client = HeraldClient(temporal_env.client, queue, FAULT_POLICY)
@@ -121,7 +121,7 @@ async def test_sendgrid_429_waits_until_the_rate_limit_resets(
                 agent_id="fault-agent", user_id="ada", title="limited", channels=[ChannelName.email]
             )
             outcome = await (await client.notify(note)).outcome()
-            first, second = await runtime.store.attempts(note.notification_id)
+            first, second = await runtime.store.notifications.attempts(note.notification_id)
     finally:
         server.should_exit = True
         await serving

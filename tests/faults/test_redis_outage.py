@@ -97,7 +97,7 @@ async def test_redis_down_push_falls_back_to_email_and_recovers(
             create_worker(temporal_env.client, runtime, queue, workflow_failure_exception_types=[Exception]),
         ):
             store = runtime.store
-            await store.put_contact(USER, Contact(email="ada@example.com"))
+            await store.users.put_contact(USER, Contact(email="ada@example.com"))
             token = await issue_token(store, "user", USER)
             client = HeraldClient(temporal_env.client, queue, QUICK)
             app = create_app(settings, store=store, client=client)

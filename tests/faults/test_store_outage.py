@@ -107,7 +107,7 @@ async def test_postgres_restart_mid_batch_loses_nothing(
             assert (await api.put("/v1/users/fault-user-0/preferences", json=preferences)).status_code == 200
             assert (await api.get("/healthz")).status_code == 200
             results = await outcomes(client, notes, timeout=150)
-        recorded = [await store.get_outcome(n.notification_id) for n in notes]
+        recorded = [await store.notifications.get_outcome(n.notification_id) for n in notes]
     finally:
         await worker.kill()
         await store.close()

@@ -30,7 +30,7 @@ async def unlogged_sends(url: str, accepted: set[str]) -> set[str]:
     """Keys the providers accepted that the delivery log doesn't have as delivered: sends the kill cut off."""
     store = await Store.open(url)
     try:
-        return {key for key in accepted if await store.find_delivered(key) is None}
+        return {key for key in accepted if await store.notifications.find_delivered(key) is None}
     finally:
         await store.close()
 
@@ -90,7 +90,7 @@ async def test_sigkill_mid_batch_loses_nothing(
     ]
     store = await Store.open(sqlite_url)
     try:
-        recorded = [await store.get_outcome(n.notification_id) for n in notes]
+        recorded = [await store.notifications.get_outcome(n.notification_id) for n in notes]
     finally:
         await store.close()
     assert all(o is not None and o.status is NotificationStatus.delivered for o in recorded), "every outcome recorded"

@@ -54,7 +54,7 @@ def record(message: str, *args: object, exc: BaseException | None = None) -> log
 async def test_a_line_from_inside_an_activity_names_its_notification_and_workflow(
     herald: Harness, captured: io.StringIO
 ) -> None:
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     note = AgentNotification(agent_id="a", user_id="ada", title="Deploy finished", channels=[ChannelName.email])
     assert (await (await herald.client.notify(note)).outcome()).status is NotificationStatus.delivered
     ours = [line for line in lines(captured) if line.get("notification_id") == note.notification_id]

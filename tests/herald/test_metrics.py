@@ -72,7 +72,7 @@ def value(text: str, series: str) -> float | None:
 
 
 async def test_a_delivered_notification_moves_the_counters(herald: Harness) -> None:
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     moved = Delta(
         ("herald_notifications_total", {"status": "delivered", "priority": "high"}),
         ("herald_deliveries_total", {"channel": "email", "result": "delivered"}),
@@ -87,7 +87,7 @@ async def test_a_delivered_notification_moves_the_counters(herald: Harness) -> N
 
 async def test_retries_and_fallbacks_are_counted(herald: Harness, fake_http: FakeHTTPServer) -> None:
     url = fake_http.script(f"/flaky-{uuid.uuid4().hex[:6]}", 503, 200)
-    await herald.store.put_contact("ada", Contact(email="ada@example.com", webhook_url=url))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com", webhook_url=url))
     moved = Delta(
         ("herald_delivery_retries_total", {"channel": "webhook"}),
         ("herald_deliveries_total", {"channel": "webhook", "result": "failed"}),
@@ -148,7 +148,7 @@ async def test_worker_process_exposes_herald_and_temporal_metrics(
     """`herald worker` with both ports set: its deliveries on one, the Temporal SDK's own metrics on the other."""
     home, queue = tmp_path / "home", f"metrics-{uuid.uuid4().hex[:8]}"
     store = await Store.open(f"sqlite+aiosqlite:///{home / 'herald.db'}")
-    await store.put_contact("ada", Contact(email="ada@example.com"))
+    await store.users.put_contact("ada", Contact(email="ada@example.com"))
     await store.close()
     herald_port, temporal_port = free_port(), free_port()
     env = clean_env(

@@ -80,97 +80,99 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def test_preferences_default_when_missing(store: Store) -> None:
-    assert await store.get_preferences("nobody") == Preferences()
+    assert await store.users.get_preferences("nobody") == Preferences()
 
 
 async def test_preferences_round_trip(store: Store) -> None:
     prefs = Preferences.model_validate(
         {"default": {"push": True, "email": True, "sms": False}, "agents": {"batch-agent": {"email": False}}}
     )
-    await store.put_preferences("alice", prefs)
-    assert await store.get_preferences("alice") == prefs
-    assert await store.get_preferences("bob") == Preferences()
+    await store.users.put_preferences("alice", prefs)
+    assert await store.users.get_preferences("alice") == prefs
+    assert await store.users.get_preferences("bob") == Preferences()
 
 
 async def test_put_preferences_twice_replaces(store: Store) -> None:
-    await store.put_preferences("alice", Preferences.model_validate({"default": {"sms": True}, "agents": {"a": {}}}))
+    await store.users.put_preferences(
+        "alice", Preferences.model_validate({"default": {"sms": True}, "agents": {"a": {}}})
+    )
     second = Preferences.model_validate({"default": {"email": False}})
-    await store.put_preferences("alice", second)
-    got = await store.get_preferences("alice")
+    await store.users.put_preferences("alice", second)
+    got = await store.users.get_preferences("alice")
     assert got == second
     assert got.default.sms is None
     assert got.agents == {}
 
 
 async def test_contact_none_when_missing(store: Store) -> None:
-    assert await store.get_contact("nobody") is None
+    assert await store.users.get_contact("nobody") is None
 
 
 async def test_contact_round_trip_and_replace(store: Store) -> None:
     contact = Contact(email="alice@example.com", phone="+14155550100", webhook_url="https://hooks.example.com/a")
-    await store.put_contact("alice", contact)
-    assert await store.get_contact("alice") == contact
-    await store.put_contact("alice", Contact(email="new@example.com"))
-    assert await store.get_contact("alice") == Contact(email="new@example.com")
-    assert await store.get_contact("bob") is None
+    await store.users.put_contact("alice", contact)
+    assert await store.users.get_contact("alice") == contact
+    await store.users.put_contact("alice", Contact(email="new@example.com"))
+    assert await store.users.get_contact("alice") == Contact(email="new@example.com")
+    assert await store.users.get_contact("bob") is None
 
 
 # --- dedup keys ----------------------------------------------------------------------------------
 
 
 async def test_first_claimer_owns_the_key(store: Store) -> None:
-    assert await store.claim_dedup_key("k", "n1", WINDOW, now=NOW) == "n1"
+    assert await store.notifications.claim_dedup_key("k", "n1", WINDOW, now=NOW) == "n1"
 
 
 async def test_second_claimer_gets_the_first_owner(store: Store) -> None:
-    await store.claim_dedup_key("k", "n1", WINDOW, now=NOW)
-    assert await store.claim_dedup_key("k", "n2", WINDOW, now=NOW + 1) == "n1"
-    assert await store.claim_dedup_key("k", "n3", WINDOW, now=NOW + WINDOW - 1) == "n1"
+    await store.notifications.claim_dedup_key("k", "n1", WINDOW, now=NOW)
+    assert await store.notifications.claim_dedup_key("k", "n2", WINDOW, now=NOW + 1) == "n1"
+    assert await store.notifications.claim_dedup_key("k", "n3", WINDOW, now=NOW + WINDOW - 1) == "n1"
 
 
 async def test_owner_claiming_again_still_owns(store: Store) -> None:
-    await store.claim_dedup_key("k", "n1", WINDOW, now=NOW)
-    await store.claim_dedup_key("k", "n2", WINDOW, now=NOW + 1)
-    assert await store.claim_dedup_key("k", "n1", WINDOW, now=NOW + 2) == "n1"
+    await store.notifications.claim_dedup_key("k", "n1", WINDOW, now=NOW)
+    await store.notifications.claim_dedup_key("k", "n2", WINDOW, now=NOW + 1)
+    assert await store.notifications.claim_dedup_key("k", "n1", WINDOW, now=NOW + 2) == "n1"
 
 
 async def test_keys_are_independent(store: Store) -> None:
-    await store.claim_dedup_key("k1", "n1", WINDOW, now=NOW)
-    assert await store.claim_dedup_key("k2", "n2", WINDOW, now=NOW) == "n2"
+    await store.notifications.claim_dedup_key("k1", "n1", WINDOW, now=NOW)
+    assert await store.notifications.claim_dedup_key("k2", "n2", WINDOW, now=NOW) == "n2"
 
 
 async def test_new_claimer_takes_over_after_the_window(store: Store) -> None:
-    await store.claim_dedup_key("k", "n1", WINDOW, now=NOW)
-    assert await store.claim_dedup_key("k", "n2", WINDOW, now=NOW + WINDOW) == "n2"
+    await store.notifications.claim_dedup_key("k", "n1", WINDOW, now=NOW)
+    assert await store.notifications.claim_dedup_key("k", "n2", WINDOW, now=NOW + WINDOW) == "n2"
     # n2 now owns it for a fresh window
-    assert await store.claim_dedup_key("k", "n3", WINDOW, now=NOW + WINDOW + 1) == "n2"
-    assert await store.claim_dedup_key("k", "n1", WINDOW, now=NOW + WINDOW + 2) == "n2"
-    assert await store.claim_dedup_key("k", "n3", WINDOW, now=NOW + 2 * WINDOW) == "n3"
+    assert await store.notifications.claim_dedup_key("k", "n3", WINDOW, now=NOW + WINDOW + 1) == "n2"
+    assert await store.notifications.claim_dedup_key("k", "n1", WINDOW, now=NOW + WINDOW + 2) == "n2"
+    assert await store.notifications.claim_dedup_key("k", "n3", WINDOW, now=NOW + 2 * WINDOW) == "n3"
 
 
 async def test_claim_without_now_uses_the_clock(store: Store) -> None:
-    assert await store.claim_dedup_key("k", "n1", WINDOW) == "n1"
-    assert await store.claim_dedup_key("k", "n2", WINDOW) == "n1"
+    assert await store.notifications.claim_dedup_key("k", "n1", WINDOW) == "n1"
+    assert await store.notifications.claim_dedup_key("k", "n2", WINDOW) == "n1"
 
 
 async def test_concurrent_claims_agree_on_one_owner(store: Store) -> None:
     ids = [f"n{i}" for i in range(20)]
-    owners = await asyncio.gather(*(store.claim_dedup_key("hot", i, WINDOW, now=NOW) for i in ids))
+    owners = await asyncio.gather(*(store.notifications.claim_dedup_key("hot", i, WINDOW, now=NOW) for i in ids))
     assert len(set(owners)) == 1
     assert owners[0] in ids
     # and the stored owner is the one they all saw
-    assert await store.claim_dedup_key("hot", "late", WINDOW, now=NOW + 1) == owners[0]
+    assert await store.notifications.claim_dedup_key("hot", "late", WINDOW, now=NOW + 1) == owners[0]
 
 
 async def test_purge_removes_only_expired_keys(store: Store) -> None:
-    await store.claim_dedup_key("old", "n1", 10, now=NOW)
-    await store.claim_dedup_key("edge", "n2", 20, now=NOW)
-    await store.claim_dedup_key("fresh", "n3", WINDOW, now=NOW)
-    assert await store.purge_dedup_keys(now=NOW + 20) == 2
-    assert await store.purge_dedup_keys(now=NOW + 20) == 0
+    await store.notifications.claim_dedup_key("old", "n1", 10, now=NOW)
+    await store.notifications.claim_dedup_key("edge", "n2", 20, now=NOW)
+    await store.notifications.claim_dedup_key("fresh", "n3", WINDOW, now=NOW)
+    assert await store.notifications.purge_dedup_keys(now=NOW + 20) == 2
+    assert await store.notifications.purge_dedup_keys(now=NOW + 20) == 0
     # the live key still has its owner, the purged ones are free again
-    assert await store.claim_dedup_key("fresh", "x", WINDOW, now=NOW + 21) == "n3"
-    assert await store.claim_dedup_key("old", "y", WINDOW, now=NOW + 21) == "y"
+    assert await store.notifications.claim_dedup_key("fresh", "x", WINDOW, now=NOW + 21) == "n3"
+    assert await store.notifications.claim_dedup_key("old", "y", WINDOW, now=NOW + 21) == "y"
 
 
 # --- delivery log --------------------------------------------------------------------------------
@@ -207,15 +209,15 @@ async def test_attempts_round_trip_in_order(store: Store) -> None:
     second = attempt(2, ChannelStatus.delivered, provider_message_id="msg-1")
     other = attempt(1, ChannelStatus.delivered, notification_id="n2")
     for a in (first, second, other):
-        await store.record_attempt(a)
-    assert await store.attempts("n1") == [first, second]
-    assert await store.attempts("n2") == [other]
-    assert await store.attempts("missing") == []
+        await store.notifications.record_attempt(a)
+    assert await store.notifications.attempts("n1") == [first, second]
+    assert await store.notifications.attempts("n2") == [other]
+    assert await store.notifications.attempts("missing") == []
 
 
 async def test_attempt_timestamps_come_back_utc_aware(store: Store) -> None:
-    await store.record_attempt(attempt(1, ChannelStatus.delivered))
-    (got,) = await store.attempts("n1")
+    await store.notifications.record_attempt(attempt(1, ChannelStatus.delivered))
+    (got,) = await store.notifications.attempts("n1")
     for ts in (got.started_at, got.finished_at):
         assert ts.tzinfo is not None
         assert ts.utcoffset() == timedelta(0)
@@ -224,46 +226,46 @@ async def test_attempt_timestamps_come_back_utc_aware(store: Store) -> None:
 
 async def test_attempt_timestamp_in_another_zone_keeps_its_instant(store: Store) -> None:
     started = datetime(2024, 5, 1, 14, 0, 0, tzinfo=timezone(timedelta(hours=2)))  # 12:00 UTC
-    await store.record_attempt(attempt(1, ChannelStatus.delivered, started_at=started))
-    (got,) = await store.attempts("n1")
+    await store.notifications.record_attempt(attempt(1, ChannelStatus.delivered, started_at=started))
+    (got,) = await store.notifications.attempts("n1")
     assert got.started_at == datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
     assert got.started_at.utcoffset() == timedelta(0)
 
 
 async def test_find_delivered_ignores_failed_attempts(store: Store) -> None:
     key = "notification/n1/email"
-    await store.record_attempt(attempt(1, ChannelStatus.failed, error_type="TransientDeliveryError"))
-    assert await store.find_delivered(key) is None
+    await store.notifications.record_attempt(attempt(1, ChannelStatus.failed, error_type="TransientDeliveryError"))
+    assert await store.notifications.find_delivered(key) is None
     delivered = attempt(2, ChannelStatus.delivered, provider_message_id="msg-1")
-    await store.record_attempt(delivered)
-    await store.record_attempt(attempt(3, ChannelStatus.failed))
-    found = await store.find_delivered(key)
+    await store.notifications.record_attempt(delivered)
+    await store.notifications.record_attempt(attempt(3, ChannelStatus.failed))
+    found = await store.notifications.find_delivered(key)
     assert found == delivered
     assert found is not None and found.started_at.utcoffset() == timedelta(0)
 
 
 async def test_find_delivered_is_per_idempotency_key(store: Store) -> None:
-    await store.record_attempt(attempt(1, ChannelStatus.delivered, channel=ChannelName.push))
-    assert await store.find_delivered("notification/n1/push") is not None
-    assert await store.find_delivered("notification/n1/email") is None
-    assert await store.find_delivered("notification/n2/push") is None
+    await store.notifications.record_attempt(attempt(1, ChannelStatus.delivered, channel=ChannelName.push))
+    assert await store.notifications.find_delivered("notification/n1/push") is not None
+    assert await store.notifications.find_delivered("notification/n1/email") is None
+    assert await store.notifications.find_delivered("notification/n2/push") is None
 
 
 async def test_delivery_context_reads_the_logged_success_and_the_contact_together(store: Store) -> None:
-    assert await store.delivery_context("notification/n1/email", "alice") == (None, None)
-    await store.put_contact("alice", Contact(email="alice@example.com"))
-    await store.record_attempt(attempt(1, ChannelStatus.failed))
-    assert await store.delivery_context("notification/n1/email", "alice") == (
+    assert await store.notifications.delivery_context("notification/n1/email", "alice") == (None, None)
+    await store.users.put_contact("alice", Contact(email="alice@example.com"))
+    await store.notifications.record_attempt(attempt(1, ChannelStatus.failed))
+    assert await store.notifications.delivery_context("notification/n1/email", "alice") == (
         None,
         Contact(email="alice@example.com"),
     )
     delivered = attempt(2, ChannelStatus.delivered, provider_message_id="msg-1")
-    await store.record_attempt(delivered)
-    assert await store.delivery_context("notification/n1/email", "alice") == (
+    await store.notifications.record_attempt(delivered)
+    assert await store.notifications.delivery_context("notification/n1/email", "alice") == (
         delivered,
         Contact(email="alice@example.com"),
     )
-    assert await store.delivery_context("notification/n1/email", "bob") == (delivered, None)
+    assert await store.notifications.delivery_context("notification/n1/email", "bob") == (delivered, None)
 
 
 # --- units of work -------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ async def test_a_write_that_raises_is_rolled_back(store: Store) -> None:
 
 async def test_concurrent_units_of_work_each_see_their_own_statements(store: Store) -> None:
     async def bump(n: int) -> int:
-        await store.put_preferences(f"user-{n}", Preferences())
+        await store.users.put_preferences(f"user-{n}", Preferences())
         return n
 
     assert sorted(await asyncio.gather(*(bump(n) for n in range(20)))) == list(range(20))
@@ -315,13 +317,13 @@ def outcome(status: NotificationStatus, **channels: ChannelResult) -> Notificati
 
 
 async def test_outcome_missing_is_none(store: Store) -> None:
-    assert await store.get_outcome("missing") is None
+    assert await store.notifications.get_outcome("missing") is None
 
 
 async def test_outcome_round_trip_and_replace(store: Store) -> None:
     pending = outcome(NotificationStatus.pending, push=ChannelResult(channel=ChannelName.push))
-    await store.record_outcome(pending)
-    assert await store.get_outcome("n1") == pending
+    await store.notifications.record_outcome(pending)
+    assert await store.notifications.get_outcome("n1") == pending
 
     final = outcome(
         NotificationStatus.unconfirmed,
@@ -335,25 +337,27 @@ async def test_outcome_round_trip_and_replace(store: Store) -> None:
         ),
     )
     final.ops_alert = "critical alert confirmed on 1 of 2 channels"
-    await store.record_outcome(final)
-    assert await store.get_outcome("n1") == final
+    await store.notifications.record_outcome(final)
+    assert await store.notifications.get_outcome("n1") == final
     async with store.engine.connect() as conn:
         rows = (await conn.execute(sa.text("SELECT status FROM notifications WHERE notification_id = 'n1'"))).all()
     assert [r[0] for r in rows] == ["unconfirmed"]
 
 
 async def test_ops_alert_recorded_once_per_notification_and_kind(store: Store) -> None:
-    await store.record_ops_alert("n1", "unconfirmed", "first message")
-    await store.record_ops_alert("n1", "unconfirmed", "retried message")
-    await store.record_ops_alert("n1", "other-kind", "another")
-    await store.record_ops_alert("n2", "unconfirmed", "for n2")
-    alerts = await store.ops_alerts("n1")
+    await store.notifications.record_ops_alert("n1", "unconfirmed", "first message")
+    await store.notifications.record_ops_alert("n1", "unconfirmed", "retried message")
+    await store.notifications.record_ops_alert("n1", "other-kind", "another")
+    await store.notifications.record_ops_alert("n2", "unconfirmed", "for n2")
+    alerts = await store.notifications.ops_alerts("n1")
     assert sorted((a["kind"], a["message"]) for a in alerts) == [
         ("other-kind", "another"),
         ("unconfirmed", "first message"),
     ]
-    assert [(a["kind"], a["message"]) for a in await store.ops_alerts("n2")] == [("unconfirmed", "for n2")]
-    assert await store.ops_alerts("n3") == []
+    assert [(a["kind"], a["message"]) for a in await store.notifications.ops_alerts("n2")] == [
+        ("unconfirmed", "for n2")
+    ]
+    assert await store.notifications.ops_alerts("n3") == []
 
 
 # --- what providers say, bounded; refusals marked in one statement --------------------------------
@@ -364,25 +368,25 @@ async def test_concurrent_refusals_of_the_phone_and_the_webhook_both_stay(store:
     the same moment each wrote the document they had read, and the later write dropped the earlier mark."""
     users = [f"both-{i}" for i in range(12)]
     for user in users:
-        await store.put_contact(user, Contact(phone="+14155550100", webhook_url="https://hooks.example.com/h"))
+        await store.users.put_contact(user, Contact(phone="+14155550100", webhook_url="https://hooks.example.com/h"))
     await asyncio.gather(
         *(
             call
             for user in users
             for call in (
-                store.reject_contact(user, "phone_rejected", "twilio error 21610"),
-                store.reject_contact(user, "webhook_disabled", "410 Gone"),
+                store.users.reject_contact(user, "phone_rejected", "twilio error 21610"),
+                store.users.reject_contact(user, "webhook_disabled", "410 Gone"),
             )
         )
     )
     for user in users:
-        contact = await store.get_contact(user)
+        contact = await store.users.get_contact(user)
         assert contact is not None
         assert (contact.phone_rejected, contact.webhook_disabled) == ("twilio error 21610", "410 Gone"), user
         assert (contact.phone, contact.webhook_url) == ("+14155550100", "https://hooks.example.com/h")
     # A user with no contact saved gets none made up.
-    await store.reject_contact("nobody-saved", "phone_rejected", "twilio error 21211")
-    assert await store.get_contact("nobody-saved") is None
+    await store.users.reject_contact("nobody-saved", "phone_rejected", "twilio error 21211")
+    assert await store.users.get_contact("nobody-saved") is None
 
 
 async def test_a_providers_long_message_id_and_error_are_bounded_and_still_match(store: Store) -> None:
@@ -391,8 +395,8 @@ async def test_a_providers_long_message_id_and_error_are_bounded_and_still_match
     Now the id is cut and hashed to fit, the same way every time, so a later status report still finds it."""
     long_id = "rcv-" + "x" * 600
     other_long_id = "rcv-" + "x" * 599 + "y"  # the same first 256 characters: must not collide
-    await store.record_attempt(attempt(1, ChannelStatus.delivered, provider_message_id=long_id))
-    await store.record_attempt(
+    await store.notifications.record_attempt(attempt(1, ChannelStatus.delivered, provider_message_id=long_id))
+    await store.notifications.record_attempt(
         attempt(
             1,
             ChannelStatus.failed,
@@ -402,8 +406,8 @@ async def test_a_providers_long_message_id_and_error_are_bounded_and_still_match
             error_type="T" * 300,
         )
     )
-    [logged] = await store.attempts("n1")
-    [failed] = await store.attempts("n2")
+    [logged] = await store.notifications.attempts("n1")
+    [failed] = await store.notifications.attempts("n2")
     assert logged.provider_message_id is not None and len(logged.provider_message_id) <= 256
     assert failed.provider_message_id is not None and len(failed.provider_message_id) <= 256
     assert logged.provider_message_id != failed.provider_message_id
@@ -411,8 +415,8 @@ async def test_a_providers_long_message_id_and_error_are_bounded_and_still_match
     assert failed.error is not None and len(failed.error) <= 2000
     assert failed.error_type is not None and len(failed.error_type) <= 64
     # A provider's later report on the long id finds its attempt, with an overlong status and code bounded.
-    assert await store.record_provider_status(long_id, "delivered-" + "z" * 100, "3" * 40)
-    [reported] = await store.attempts("n1")
+    assert await store.notifications.record_provider_status(long_id, "delivered-" + "z" * 100, "3" * 40)
+    [reported] = await store.notifications.attempts("n1")
     assert reported.provider_status is not None and len(reported.provider_status) <= 32
     assert reported.provider_error_code is not None and len(reported.provider_error_code) <= 16
 
@@ -425,15 +429,15 @@ async def test_a_webhook_receivers_long_message_id_delivers_once_and_is_logged(
     user = f"user-{uuid.uuid4().hex[:8]}"
     path = f"/hook/{uuid.uuid4().hex[:8]}"
     url = fake_http.script(path, (200, {"x-message-id": "m" * 300}))
-    await store.put_contact(user, Contact(webhook_url=url))
-    channel = WebhookChannel(WEBHOOK_SECRET, book=store, timeout=2.0, allow_private=True)
+    await store.users.put_contact(user, Contact(webhook_url=url))
+    channel = WebhookChannel(WEBHOOK_SECRET, book=store.users, timeout=2.0, allow_private=True)
     n = AgentNotification(agent_id="monitor", user_id=user, title="Disk full")
     request = DeliveryRequest(notification=n, channel=ChannelName.webhook, workflow_id=n.workflow_id)
     try:
         receipt = await DeliveryService(store, {ChannelName.webhook: channel}).deliver(request, 1)
     finally:
         await channel.aclose()
-    [logged] = await store.attempts(n.notification_id)
+    [logged] = await store.notifications.attempts(n.notification_id)
     assert logged.result is ChannelStatus.delivered
     assert logged.provider_message_id == receipt.provider_message_id
     assert receipt.provider_message_id is not None and len(receipt.provider_message_id) <= 256

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from herald.adapters.store import AnswerStore, SmsQuestion, Store
+from herald.adapters.store import SmsQuestion, Store
 from herald.domain.answers import REFUSED_REASON_MAX_CHARS, phone_key
 from herald.models import (
     REFUSED_ANSWERS_MAX,
@@ -24,7 +24,7 @@ PHONE = "+14155550100"
 
 
 async def test_an_answer_link_works_once(store: Store) -> None:  # noqa: F811
-    answers = AnswerStore(store)
+    answers = store.answers
     expires = (NOW + timedelta(hours=1)).timestamp()
     assert await answers.use_link("nonce-1", "q1", expires) is True
     assert await answers.use_link("nonce-1", "q1", expires) is False
@@ -32,7 +32,7 @@ async def test_an_answer_link_works_once(store: Store) -> None:  # noqa: F811
 
 
 async def test_a_link_counts_as_used_only_once_it_is_used(store: Store) -> None:  # noqa: F811
-    answers = AnswerStore(store)
+    answers = store.answers
     assert await answers.link_used("nonce-1") is False
     assert await answers.use_link("nonce-1", "q1", (NOW + timedelta(hours=1)).timestamp()) is True
     assert await answers.link_used("nonce-1") is True and await answers.link_used("nonce-2") is False
@@ -42,7 +42,7 @@ async def test_refused_answers_are_kept_up_to_a_cap_each_bounded(store: Store) -
     """Refused answers used to be stored one row each, without end and whatever their reason's size: a socket
     sending bad answers in a loop grew the table for ever. Now a notification keeps REFUSED_ANSWERS_MAX of them,
     even when they arrive all at once, and each reason is cut to REFUSED_REASON_MAX_CHARS."""
-    answers = AnswerStore(store)
+    answers = store.answers
 
     def refusal(number: int, reason: str = "unknown action") -> RefusedAnswer:
         return RefusedAnswer(action_id=f"a{number}", channel=AnswerChannel.push, at=NOW, reason=reason)
@@ -59,7 +59,7 @@ async def test_refused_answers_are_kept_up_to_a_cap_each_bounded(store: Store) -
 
 
 async def test_an_sms_reply_finds_the_newest_open_question(store: Store) -> None:  # noqa: F811
-    answers, key = AnswerStore(store), phone_key(PHONE)
+    answers, key = store.answers, phone_key(PHONE)
     assert await answers.open_sms_question(key, NOW) is None
     await answers.record_sms_question(key, "q-old", "ada", ["yes", "no"], NOW + timedelta(hours=2))
     await answers.record_sms_question(key, "q-new", "ada", ["approve", "deny"], NOW + timedelta(hours=2))
@@ -68,7 +68,7 @@ async def test_an_sms_reply_finds_the_newest_open_question(store: Store) -> None
     assert await answers.open_sms_question(key, NOW) == SmsQuestion("q-new", "ada", ["approve", "deny"])
 
     # Once its notification finished (its outcome is recorded), a question no longer takes replies.
-    await store.record_outcome(
+    await store.notifications.record_outcome(
         NotificationOutcome(
             notification_id="q-new",
             workflow_id="notification/q-new",
@@ -84,7 +84,7 @@ async def test_an_sms_reply_finds_the_newest_open_question(store: Store) -> None
 
 
 async def test_snoozes_mute_until_they_end(store: Store) -> None:  # noqa: F811
-    answers = AnswerStore(store)
+    answers = store.answers
     scopes = ["rule:checkout-errors", "agent:checkout-agent"]
     assert await answers.snoozed_until("ada", scopes, NOW) is None
     until = NOW + timedelta(hours=1)
@@ -100,11 +100,11 @@ async def test_snoozes_mute_until_they_end(store: Store) -> None:  # noqa: F811
 
 
 async def test_preferences_and_snooze_come_in_one_read(store: Store) -> None:  # noqa: F811
-    answers = AnswerStore(store)
+    answers = store.answers
     scopes = ["rule:checkout-errors", "agent:checkout-agent"]
     assert await answers.preferences_and_snooze("ada", scopes, NOW) == (Preferences(), None)
     muted = Preferences.model_validate({"default": {"sms": False}})
-    await store.put_preferences("ada", muted)
+    await store.users.put_preferences("ada", muted)
     until = NOW + timedelta(hours=1)
     await answers.put_snooze(Snooze(user_id="ada", scope="agent:checkout-agent", until=until))
     assert await answers.preferences_and_snooze("ada", scopes, NOW) == (muted, until)
@@ -114,7 +114,7 @@ async def test_preferences_and_snooze_come_in_one_read(store: Store) -> None:  #
 
 
 async def test_expired_entries_are_purged(store: Store) -> None:  # noqa: F811
-    answers = AnswerStore(store)
+    answers = store.answers
     await answers.use_link("old", "q1", (NOW - timedelta(minutes=1)).timestamp())
     await answers.use_link("live", "q1", (NOW + timedelta(minutes=1)).timestamp())
     await answers.record_sms_question(phone_key(PHONE), "q1", "ada", ["a"], NOW - timedelta(minutes=1))

@@ -81,7 +81,7 @@ async def set_time(store: Store, table: sa.Table, column: str, key: sa.ColumnEle
 
 
 async def record_at(store: Store, item: NotificationOutcome, at: datetime) -> None:
-    await store.record_outcome(item)
+    await store.notifications.record_outcome(item)
     n = tables.notifications
     await set_time(store, n, "completed_at", n.c.notification_id == item.notification_id, at)
 
@@ -102,13 +102,13 @@ async def test_list_is_newest_first_with_filters(db: Store) -> None:
     def ids(rows: list[RecordedOutcome]) -> list[str]:
         return [r.outcome.notification_id for r in rows]
 
-    assert ids(await db.list_outcomes()) == ["n3", "n2", "n1"]
-    assert ids(await db.list_outcomes(user_id="ada")) == ["n2", "n1"]
-    assert ids(await db.list_outcomes(agent_id="other")) == ["n3"]
-    assert ids(await db.list_outcomes(status=NotificationStatus.failed)) == ["n2"]
-    assert ids(await db.list_outcomes(priority=Priority.high, user_id="bob")) == []
-    assert ids(await db.list_outcomes(since=T0 + timedelta(1))) == ["n3", "n2"]
-    rows = await db.list_outcomes(limit=1)
+    assert ids(await db.notifications.list_outcomes()) == ["n3", "n2", "n1"]
+    assert ids(await db.notifications.list_outcomes(user_id="ada")) == ["n2", "n1"]
+    assert ids(await db.notifications.list_outcomes(agent_id="other")) == ["n3"]
+    assert ids(await db.notifications.list_outcomes(status=NotificationStatus.failed)) == ["n2"]
+    assert ids(await db.notifications.list_outcomes(priority=Priority.high, user_id="bob")) == []
+    assert ids(await db.notifications.list_outcomes(since=T0 + timedelta(1))) == ["n3", "n2"]
+    rows = await db.notifications.list_outcomes(limit=1)
     assert ids(rows) == ["n3"] and rows[0].completed_at == T0 + timedelta(2)
     assert rows[0].outcome == outcome("n3", user_id="bob", agent_id="other")
 
@@ -120,7 +120,7 @@ async def test_keyset_pages_cover_every_row_once_even_with_equal_times(db: Store
     seen: list[str] = []
     after = None
     while True:
-        page = await db.list_outcomes(after=after, limit=3)
+        page = await db.notifications.list_outcomes(after=after, limit=3)
         seen += [r.outcome.notification_id for r in page]
         if len(page) < 3:
             break
@@ -129,32 +129,32 @@ async def test_keyset_pages_cover_every_row_once_even_with_equal_times(db: Store
 
 
 async def test_list_carries_the_digest_that_took_it(db: Store) -> None:
-    await db.record_outcome(outcome("n1", status=NotificationStatus.digested))
-    await db.mark_digested(["n1"], "digest-1")
-    (row,) = await db.list_outcomes()
+    await db.notifications.record_outcome(outcome("n1", status=NotificationStatus.digested))
+    await db.notifications.mark_digested(["n1"], "digest-1")
+    (row,) = await db.notifications.list_outcomes()
     assert row.outcome.digest_id == "digest-1"
 
 
 async def test_list_carries_what_the_notification_said_once_an_attempt_kept_it(db: Store) -> None:
-    await db.record_attempt(delivered("n1", T0), content("n1", T0 - timedelta(seconds=5)))
+    await db.notifications.record_attempt(delivered("n1", T0), content("n1", T0 - timedelta(seconds=5)))
     # a retry keeps the first content: the notification's text does not change between attempts
-    await db.record_attempt(delivered("n1", T0), content("n1", T0, title="something else"))
-    await db.record_outcome(outcome("n1"))
-    await db.record_outcome(outcome("n2", status=NotificationStatus.suppressed_duplicate))
-    rows = {r.outcome.notification_id: r for r in await db.list_outcomes()}
+    await db.notifications.record_attempt(delivered("n1", T0), content("n1", T0, title="something else"))
+    await db.notifications.record_outcome(outcome("n1"))
+    await db.notifications.record_outcome(outcome("n2", status=NotificationStatus.suppressed_duplicate))
+    rows = {r.outcome.notification_id: r for r in await db.notifications.list_outcomes()}
     kept = rows["n1"].content
     assert kept is not None and (kept.title, kept.body) == ("Deploy finished", "all green")
     assert kept.created_at == T0 - timedelta(seconds=5)
     assert rows["n2"].content is None, "never sent on a channel: nothing was kept"
-    assert await db.get_content("n1") == kept
+    assert await db.notifications.get_content("n1") == kept
 
 
 async def test_inbox_read_marks_round_trip_per_user(db: Store) -> None:
-    assert await db.get_inbox_state("ada") == InboxReadState()
+    assert await db.users.get_inbox_state("ada") == InboxReadState()
     marks = InboxReadState(read_up_to=T0, read_ids={"n9": T0 + timedelta(minutes=1)})
-    await db.put_inbox_state("ada", marks)
-    assert await db.get_inbox_state("ada") == marks
-    assert await db.get_inbox_state("bob") == InboxReadState()
+    await db.users.put_inbox_state("ada", marks)
+    assert await db.users.get_inbox_state("ada") == marks
+    assert await db.users.get_inbox_state("bob") == InboxReadState()
 
 
 # --- retention -----------------------------------------------------------------------------------
@@ -164,46 +164,50 @@ async def seed_old_and_new(store: Store, now: datetime, days: int) -> None:
     """In every aged table one row just past the retention period and one just inside it."""
     old, new = now - timedelta(days=days, minutes=1), now - timedelta(days=days) + timedelta(minutes=1)
     for name, at in (("old", old), ("new", new)):
-        await store.record_attempt(delivered(name, at, provider_message_id=f"msg-{name}"), content(name, at))
+        await store.notifications.record_attempt(
+            delivered(name, at, provider_message_id=f"msg-{name}"), content(name, at)
+        )
         c = tables.notification_content
         await set_time(store, c, "stored_at", c.c.notification_id == name, at)
         await record_at(store, outcome(name), at)
-        await store.record_provider_status(f"msg-{name}", "delivered")
+        await store.notifications.record_provider_status(f"msg-{name}", "delivered")
         r = tables.provider_receipts
         await set_time(store, r, "updated_at", r.c.provider_message_id == f"msg-{name}", at)
-        await store.mark_digested([name], "digest-1")
+        await store.notifications.mark_digested([name], "digest-1")
         await set_time(store, tables.digested, "created_at", tables.digested.c.notification_id == name, at)
-        await store.record_ops_alert(name, "unconfirmed", "confirmed on 1 of 2 channels")
+        await store.notifications.record_ops_alert(name, "unconfirmed", "confirmed on 1 of 2 channels")
         await set_time(store, tables.ops_alerts, "created_at", tables.ops_alerts.c.notification_id == name, at)
     # dedup keys age by their own window: one expired, one live
-    await store.claim_dedup_key("expired", "old", 300, now=now.timestamp() - 301)
-    await store.claim_dedup_key("live", "new", 300, now=now.timestamp() - 10)
+    await store.notifications.claim_dedup_key("expired", "old", 300, now=now.timestamp() - 301)
+    await store.notifications.claim_dedup_key("live", "new", 300, now=now.timestamp() - 10)
 
 
 async def test_purge_deletes_exactly_the_older_rows(db: Store) -> None:
     now = datetime(2024, 6, 1, tzinfo=UTC)
     await seed_old_and_new(db, now, 30)
-    deleted = await db.purge_older_than(now - timedelta(days=30), now=now.timestamp())
+    deleted = await db.retention.purge_older_than(now - timedelta(days=30), now=now.timestamp())
     assert deleted == dict.fromkeys(PURGED_TABLES, 1)
-    assert [a.notification_id for a in await db.attempts("new")] == ["new"]
-    assert await db.attempts("old") == []
-    assert await db.get_outcome("old") is None
-    kept = await db.get_outcome("new")
+    assert [a.notification_id for a in await db.notifications.attempts("new")] == ["new"]
+    assert await db.notifications.attempts("old") == []
+    assert await db.notifications.get_outcome("old") is None
+    kept = await db.notifications.get_outcome("new")
     assert kept is not None and kept.digest_id == "digest-1"
-    assert [a.provider_status for a in await db.attempts("new")] == ["delivered"]
-    assert await db.ops_alerts("old") == [] and len(await db.ops_alerts("new")) == 1
-    assert await db.claim_dedup_key("live", "someone-else", 300, now=now.timestamp()) == "new"
-    assert await db.claim_dedup_key("expired", "someone-else", 300, now=now.timestamp()) == "someone-else"
-    assert await db.purge_older_than(now - timedelta(days=30), now=now.timestamp()) == dict.fromkeys(PURGED_TABLES, 0)
+    assert [a.provider_status for a in await db.notifications.attempts("new")] == ["delivered"]
+    assert await db.notifications.ops_alerts("old") == [] and len(await db.notifications.ops_alerts("new")) == 1
+    assert await db.notifications.claim_dedup_key("live", "someone-else", 300, now=now.timestamp()) == "new"
+    assert await db.notifications.claim_dedup_key("expired", "someone-else", 300, now=now.timestamp()) == "someone-else"
+    assert await db.retention.purge_older_than(now - timedelta(days=30), now=now.timestamp()) == dict.fromkeys(
+        PURGED_TABLES, 0
+    )
 
 
 async def test_purge_works_in_batches_and_reports_progress(db: Store) -> None:
     old = T0 - timedelta(days=40)
     for i in range(5):
-        await db.record_attempt(delivered(f"n{i}", old))
-    await db.record_attempt(delivered("fresh", T0))
+        await db.notifications.record_attempt(delivered(f"n{i}", old))
+    await db.notifications.record_attempt(delivered("fresh", T0))
     progress: list[tuple[str, int]] = []
-    deleted = await db.purge_older_than(
+    deleted = await db.retention.purge_older_than(
         T0 - timedelta(days=30), batch_size=2, progress=lambda t, n: progress.append((t, n))
     )
     assert deleted["delivery_log"] == 5

@@ -18,7 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from herald.adapters.store import AnswerStore, SchemaOutOfDate, Store, migrate, schema
+from herald.adapters.store import SchemaOutOfDate, Store, migrate, schema
 from herald.models import (
     ChannelName,
     ChannelResult,
@@ -171,15 +171,15 @@ async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_ro
 
     store = await Store.open(database.url)
     try:
-        assert await store.get_outcome("n-old") == an_outcome()
-        assert await store.get_contact("ada") == Contact(email="ada@example.com")
-        assert await store.get_rule("disk-full") == a_rule()
-        assert await store.rules_version() == 3
-        assert await AnswerStore(store).link_used("nonce-1")
-        assert not await AnswerStore(store).use_link("nonce-1", "n-old", 0.0)  # still single-use
+        assert await store.notifications.get_outcome("n-old") == an_outcome()
+        assert await store.users.get_contact("ada") == Contact(email="ada@example.com")
+        assert await store.rules.get_rule("disk-full") == a_rule()
+        assert await store.rules.rules_version() == 3
+        assert await store.answers.link_used("nonce-1")
+        assert not await store.answers.use_link("nonce-1", "n-old", 0.0)  # still single-use
         # and it writes on the upgraded schema
-        await store.put_rule(a_rule().model_copy(update={"condition": "disk > 95"}))
-        assert await store.rules_version() == 4
+        await store.rules.put_rule(a_rule().model_copy(update={"condition": "disk > 95"}))
+        assert await store.rules.rules_version() == 4
     finally:
         await store.close()
 
@@ -258,7 +258,7 @@ async def test_the_head_revision_is_what_schema_py_and_answers_py_describe(datab
 async def test_opening_an_empty_database_creates_it_at_the_head(database: Database) -> None:
     store = await Store.open(database.url)
     try:
-        await store.put_contact("ada", Contact(email="ada@example.com"))
+        await store.users.put_contact("ada", Contact(email="ada@example.com"))
     finally:
         await store.close()
     assert await on(database.url, revision) == "0002"

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from websockets.asyncio.client import connect
 
 from herald.adapters.codec import codec_from_keys
-from herald.adapters.store import AnswerStore, Store
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.models import (
     REFUSED_ANSWERS_MAX,
@@ -311,7 +311,7 @@ async def secured(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIte
 
 async def open_question(secured: Secured) -> AgentNotification:
     """A question from support-agent to ada, delivered (to the outbox) and waiting for her answer."""
-    await secured.store.put_contact("ada", Contact(email="ada@example.com"))
+    await secured.store.users.put_contact("ada", Contact(email="ada@example.com"))
     question = AgentNotification(
         agent_id="support-agent",
         user_id="ada",
@@ -365,7 +365,7 @@ async def test_another_users_notification_reads_as_unknown_on_every_route(secure
                 "/v1/users/bob/notifications/read", json={"notification_ids": [target]}, headers=secured.headers("bob")
             )
             assert marked.status_code == 200 and target in marked.json()["read_ids"], marked.text
-        assert (await secured.store.get_inbox_state("ada")).read_ids == {}
+        assert (await secured.store.users.get_inbox_state("ada")).read_ids == {}
         # Those who may see it still do; its agent sees it but may not answer for ada.
         assert (await api.get(f"/v1/notifications/{nid}", headers=secured.headers("ada"))).status_code == 200
         assert (await api.get(f"/v1/notifications/{nid}", headers=secured.headers("support-agent"))).status_code == 200
@@ -376,7 +376,7 @@ async def test_another_users_notification_reads_as_unknown_on_every_route(secure
         # None of it answered the question or was kept as a refusal on ada's notification.
         status = await secured.client.get_handle(nid).status()
         assert status.answer is None and status.refused_answers == []
-        assert await AnswerStore(secured.store).refusals(nid) == []
+        assert await secured.store.answers.refusals(nid) == []
         answered = await api.post(
             f"/v1/notifications/{nid}/respond", json={"action_id": "deny"}, headers=secured.headers("ada")
         )
@@ -407,7 +407,7 @@ async def test_a_socket_answers_only_its_users_questions_and_floods_are_bounded(
             assert foreign == unknown, (action, foreign, unknown)
             assert '"accepted": false' in foreign and '"code": "not_found"' in foreign
             assert "deny" not in foreign and "ada" not in foreign, foreign
-        assert await AnswerStore(secured.store).refusals(nid) == []
+        assert await secured.store.answers.refusals(nid) == []
 
         # Ada's own socket: bad answers are refused with the reason (she may know the choices), and kept capped.
         for number in range(REFUSED_ANSWERS_MAX + 15):
@@ -417,7 +417,7 @@ async def test_a_socket_answers_only_its_users_questions_and_floods_are_bounded(
         assert "approve, deny" in reply["reason"]
         await ada.send(json.dumps({"type": "respond", "notification_id": nid, "action_id": "approve"}))
         assert (await recv(ada))["accepted"] is True
-    kept = await AnswerStore(secured.store).refusals(nid)
+    kept = await secured.store.answers.refusals(nid)
     assert len(kept) == REFUSED_ANSWERS_MAX
     assert all(len(r.reason) <= 500 for r in kept)
     outcome = await secured.client.get_handle(nid).outcome()

@@ -131,7 +131,7 @@ async def stack(
 
 async def test_hostile_title_reaches_every_channel_safely(stack: Stack) -> None:
     user = f"user-{uuid.uuid4().hex[:8]}"
-    await stack.store.put_contact(user, Contact(email=EMAIL, phone=PHONE))
+    await stack.store.users.put_contact(user, Contact(email=EMAIL, phone=PHONE))
     notification = AgentNotification(
         agent_id="monitor",
         user_id=user,

@@ -31,7 +31,7 @@ async def test_prefs_set_and_get(herald: Harness, temporal_env: WorkflowEnvironm
     assert code == 0, err
     code, out, _ = await run_cli(env, "prefs", "get", "ada")
     assert code == 0 and json.loads(out) == prefs
-    assert (await herald.store.get_preferences("ada")).agents["batch-agent"].email is False
+    assert (await herald.store.users.get_preferences("ada")).agents["batch-agent"].email is False
 
 
 async def test_bad_input_names_the_field_and_changes_nothing(
@@ -46,12 +46,12 @@ async def test_bad_input_names_the_field_and_changes_nothing(
     assert code == 2 and "not valid JSON" in err
     code, _, err = await run_cli(env, "notify", "--agent", "a", "--user", "ada", "--title", " ")
     assert code == 2 and "error: title: must not be empty" in err
-    assert await herald.store.get_preferences("ada") == Preferences(), "nothing was saved"
+    assert await herald.store.users.get_preferences("ada") == Preferences(), "nothing was saved"
 
 
 async def test_notify_wait_then_status(herald: Harness, temporal_env: WorkflowEnvironment) -> None:
     env = cli_env(herald, temporal_env)
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     args = ["notify", "--agent", "deploy-bot", "--user", "ada", "--title", "Deploy finished"]
     code, out, err = await run_cli(env, *args, "--channel", "email", "--priority", "high", "--wait")
     assert code == 0, err

@@ -56,7 +56,7 @@ async def test_sigterm_lets_the_delivery_in_flight_finish(temporal_env: Workflow
     server, serving, port = await start_fake(receiver)
     home, queue = tmp_path / "home", f"shutdown-{uuid.uuid4().hex[:8]}"
     store = await Store.open(f"sqlite+aiosqlite:///{home / 'herald.db'}")
-    await store.put_contact("ada", Contact(webhook_url=f"http://127.0.0.1:{port}/hook"))
+    await store.users.put_contact("ada", Contact(webhook_url=f"http://127.0.0.1:{port}/hook"))
     env = clean_env(
         HERALD_HOME=str(home),
         TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
@@ -84,7 +84,7 @@ async def test_sigterm_lets_the_delivery_in_flight_finish(temporal_env: Workflow
         assert await asyncio.wait_for(worker.wait(), 60) == 0
         await drained
 
-        (attempt,) = await store.attempts(note.notification_id)
+        (attempt,) = await store.notifications.attempts(note.notification_id)
         assert (attempt.attempt, attempt.result) == (1, ChannelStatus.delivered)
 
         # Another worker picks the workflow up: the logged success is not sent again.

@@ -81,7 +81,7 @@ def refused(result: CallToolResult) -> str:
 
 
 async def with_contact(herald: Harness, user: str) -> None:
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
 
 
 async def outcome(herald: Harness, notification_id: str) -> NotificationOutcome:
@@ -308,7 +308,7 @@ async def test_http_emit_event_fires_a_rule_for_the_keys_agent(herald: Harness) 
     agent, other_agent, user = name("agent"), name("other"), name("user")
     await with_contact(herald, user)
     rule = name("errors")
-    await herald.store.put_rule(
+    await herald.store.rules.put_rule(
         TriggerRule(
             name=rule,
             agent_id=agent,

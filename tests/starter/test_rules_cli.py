@@ -55,8 +55,8 @@ async def stored(home: Path, replace: list[dict[str, Any]] | None = None) -> lis
     store = await Store.open(f"sqlite+aiosqlite:///{(home / 'herald.db').resolve()}")
     try:
         if replace is not None:
-            await store.replace_rules([TriggerRule.model_validate(r) for r in replace])
-        return await store.list_rules()
+            await store.rules.replace_rules([TriggerRule.model_validate(r) for r in replace])
+        return await store.rules.list_rules()
     finally:
         await store.close()
 
@@ -234,7 +234,7 @@ async def test_event_fires_through_the_monitor(
         HERALD_TASK_QUEUE=herald.client.task_queue,
     )
     agent = f"agent-{uuid.uuid4().hex[:10]}"
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     file = write_yaml(tmp_path / "r.yaml", [rule("high-errors", agent_id=agent, channels=["email"])])
     assert (await run_cli(env, "rules", "apply", file))[0] == 0
     code, out, err = await run_cli(env, "event", "--agent", agent, "--metric", "error_rate=0.5")
@@ -278,14 +278,14 @@ def test_rule_entries_and_check_rules() -> None:
 
 async def test_rules_diff_agrees_with_the_store(store: Store) -> None:
     current = [TriggerRule.model_validate(rule(n)) for n in ("a", "b", "c")]
-    await store.replace_rules(current)
+    await store.rules.replace_rules(current)
     wanted = [
         TriggerRule.model_validate(rule("a")),
         TriggerRule.model_validate(rule("b", cooldown_seconds=1)),
         TriggerRule.model_validate(rule("d")),
     ]
     predicted = rules_diff(current, wanted)
-    assert predicted == await store.replace_rules(wanted)
+    assert predicted == await store.rules.replace_rules(wanted)
     assert diff_lines(predicted) == ["created: d", "updated: b", "deleted: c"]
     assert diff_lines(rules_diff(wanted, wanted)) == ["no changes"]
 

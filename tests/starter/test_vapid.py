@@ -38,12 +38,12 @@ async def test_generated_keys_sign_a_push_the_service_can_verify(tmp_path: Path)
     assert unb64url(public) == point and len(point) == 65 and point[0] == 4
 
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/h.db")
-    sender = WebPushSender(private, book=store, subject="https://herald.test", allow_private=True)
+    sender = WebPushSender(private, book=store.users, subject="https://herald.test", allow_private=True)
     try:
         async with push_service() as service:
             endpoint = service.endpoint()
             browser = Browser()
-            await store.add_push_subscription("ada", browser.subscription(endpoint))
+            await store.users.add_push_subscription("ada", browser.subscription(endpoint))
             n = AgentNotification(agent_id="monitor", user_id="ada", title="Disk full")
             await sender.send(OutboundMessage(n, ChannelName.push, f"{n.workflow_id}/push", Contact()))
             [request] = service.received(endpoint)

@@ -26,7 +26,7 @@ async def sign_in(session: Session) -> None:
 
 async def test_login_link_then_a_live_notification_is_shown_and_acked_into_the_delivery_log(session: Session) -> None:
     page, herald = session.page, session.herald
-    await herald.store.put_preferences("ada", Preferences(time_zone="Asia/Tokyo"))
+    await herald.store.users.put_preferences("ada", Preferences(time_zone="Asia/Tokyo"))
     await sign_in(session)
     assert "token" not in page.url, "the token leaves the address bar once it is read"
     await expect(page.locator("#whoami")).to_have_text("ada")
@@ -38,7 +38,7 @@ async def test_login_link_then_a_live_notification_is_shown_and_acked_into_the_d
     # The push channel counts as delivered only after the page acked the frame.
     assert outcome.status == "delivered"
     assert outcome.channels[ChannelName.push].status is ChannelStatus.delivered
-    attempts = await herald.store.attempts(sent.notification_id)
+    attempts = await herald.store.notifications.attempts(sent.notification_id)
     assert [(a.channel, a.result) for a in attempts] == [(ChannelName.push, ChannelStatus.delivered)]
     assert attempts[0].provider_message_id, "the id of the connection that acked"
 
@@ -56,7 +56,7 @@ async def test_login_link_then_a_live_notification_is_shown_and_acked_into_the_d
 
 async def test_read_marks_by_item_and_mark_all_survive_a_reload(session: Session) -> None:
     page, herald = session.page, session.herald
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     ids = []
     for title in ["Build green", "Backup done", "Disk at 91%"]:
         sent = notification(title, channels=["email"], agent_id="ops-bot")
@@ -78,13 +78,13 @@ async def test_read_marks_by_item_and_mark_all_survive_a_reload(session: Session
     await page.reload()
     await expect(page.locator("li.item.unread")).to_have_count(0)
     await expect(page.locator("li.item.read")).to_have_count(3)
-    state = await herald.store.get_inbox_state("ada")
+    state = await herald.store.users.get_inbox_state("ada")
     assert state.read_up_to is not None
 
 
 async def test_history_pages_with_load_older(session: Session) -> None:
     page, herald = session.page, session.herald
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
 
     async def send(i: int) -> None:
         await (await herald.client.notify(notification(f"Report {i:02d}", channels=["email"]))).outcome()
@@ -100,7 +100,7 @@ async def test_history_pages_with_load_older(session: Session) -> None:
 
 async def test_after_the_api_comes_back_the_page_reconnects_and_shows_what_it_missed(session: Session) -> None:
     page, herald = session.page, session.herald
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     await sign_in(session)
 
     await session.api.stop()

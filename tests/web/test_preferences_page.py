@@ -33,7 +33,7 @@ def quiet_window_away_from_now(zone: str = "Europe/Berlin") -> tuple[str, str]:
 
 async def test_turning_push_off_for_an_agent_routes_its_next_notification_to_email(session: Session) -> None:
     herald = session.herald
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     page = await open_preferences(session)
 
     await page.get_by_label("Agent id").fill("deploy-bot")
@@ -51,7 +51,7 @@ async def test_turning_push_off_for_an_agent_routes_its_next_notification_to_ema
     await page.get_by_role("button", name="Save preferences").click()
     await expect(page.locator("#preferences-status")).to_have_text("Preferences saved.")
 
-    saved = await herald.store.get_preferences("ada")
+    saved = await herald.store.users.get_preferences("ada")
     assert saved.agents["deploy-bot"].get(ChannelName.push) is False
     assert saved.time_zone == "Europe/Berlin"
     assert saved.digest is not None and (saved.digest.cadence, saved.digest.hour) == ("daily", 7)
@@ -79,7 +79,7 @@ async def test_turning_push_off_for_an_agent_routes_its_next_notification_to_ema
 
 async def test_the_apis_validation_messages_show_at_their_fields(session: Session) -> None:
     herald = session.herald
-    await herald.store.put_preferences("ada", Preferences(time_zone="UTC"))
+    await herald.store.users.put_preferences("ada", Preferences(time_zone="UTC"))
     page = await open_preferences(session)
 
     zone = page.get_by_label("Time zone")
@@ -95,7 +95,7 @@ async def test_the_apis_validation_messages_show_at_their_fields(session: Sessio
         "An IANA name such as Europe/Berlin. Quiet hours, digests and times in the inbox use it. "
         "is not a known IANA time zone (expected a name like Europe/Berlin or UTC)"
     )
-    assert (await herald.store.get_preferences("ada")).time_zone == "UTC", "nothing was saved"
+    assert (await herald.store.users.get_preferences("ada")).time_zone == "UTC", "nothing was saved"
 
     phone = page.get_by_label("Phone (for SMS)")
     await phone.fill("+1555")
@@ -106,7 +106,7 @@ async def test_the_apis_validation_messages_show_at_their_fields(session: Sessio
         "is not an email address (expected name@example.com)"
     )
     await expect(page.get_by_role("textbox", name="Email")).to_be_focused()  # the first field the API named
-    assert await herald.store.get_contact("ada") is None
+    assert await herald.store.users.get_contact("ada") is None
 
     await phone.fill("+14155550100")
     await page.get_by_role("textbox", name="Email").fill("ada@example.com")
@@ -114,12 +114,12 @@ async def test_the_apis_validation_messages_show_at_their_fields(session: Sessio
     await expect(page.locator("#contact-status")).to_have_text("Contact saved.")
     await expect(page.locator("#error-contact-phone")).to_have_count(0)
     await expect(phone).not_to_have_attribute("aria-invalid", "true")
-    assert await herald.store.get_contact("ada") == Contact(email="ada@example.com", phone="+14155550100")
+    assert await herald.store.users.get_contact("ada") == Contact(email="ada@example.com", phone="+14155550100")
 
 
 async def test_send_me_a_test_notification_reports_the_outcome_per_channel(session: Session) -> None:
     herald = session.herald
-    await herald.store.put_contact("ada", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
     page = await open_preferences(session)
     row = page.locator('.channel-row[data-channel="email"]')
     await row.get_by_role("button", name="Send test").click()
@@ -235,8 +235,8 @@ async def test_screenshots_of_inbox_and_preferences_at_desktop_and_phone_width(
     session: Session, tmp_path: Path
 ) -> None:
     herald = session.herald
-    await herald.store.put_contact("ada", Contact(email="ada@example.com", phone="+14155550100"))
-    await herald.store.put_preferences(
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com", phone="+14155550100"))
+    await herald.store.users.put_preferences(
         "ada",
         Preferences.model_validate(
             {

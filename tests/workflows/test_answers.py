@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
-from herald.adapters.store import AnswerStore, Store
+from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.config import Settings
 from herald.domain.answers import AnswerToken, sign_token
@@ -183,7 +183,7 @@ def inbound(body: str, phone: str = PHONE) -> dict[str, str]:
 
 async def test_an_approval_answered_by_email_link(stack: Stack) -> None:
     user = f"ada-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(email="ada@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="ada@example.com"))
     question = stack.question(user, [ChannelName.email])
     asking = asyncio.create_task(stack.client.ask(question))
 
@@ -221,7 +221,7 @@ async def test_an_approval_answered_by_email_link(stack: Stack) -> None:
 
 async def test_an_approval_answered_by_sms_reply(stack: Stack) -> None:
     user = f"bo-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(phone=PHONE))
+    await stack.store.users.put_contact(user, Contact(phone=PHONE))
     older = stack.question(user, [ChannelName.sms], title="Rotate the keys?")
     await stack.client.notify(older)
     await eventually(lambda: len(stack.twilio.requests) == 1, "the first SMS")
@@ -298,7 +298,7 @@ async def test_an_approval_answered_in_the_websocket_inbox(stack: Stack) -> None
 
 async def test_forged_expired_and_other_user_answers_are_refused(stack: Stack) -> None:
     user = f"di-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(email="di@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="di@example.com"))
     question = stack.question(user, [ChannelName.email])
     handle = await stack.client.notify(question)
     await eventually(lambda: stack.sendgrid.requests, "the email")
@@ -334,7 +334,7 @@ async def test_forged_expired_and_other_user_answers_are_refused(stack: Stack) -
     assert answer.channel is AnswerChannel.api
     outcome = await handle.outcome()
     assert outcome.status is NotificationStatus.answered
-    refused = await AnswerStore(stack.store).refusals(question.notification_id)
+    refused = await stack.store.answers.refusals(question.notification_id)
     assert [r.reason for r in refused] == [
         "only the notified user may answer this notification",
         "unknown action maybe: this notification offers approve, deny, ack, snooze",
@@ -343,7 +343,7 @@ async def test_forged_expired_and_other_user_answers_are_refused(stack: Stack) -
 
 async def test_the_deadline_passing_gives_expired(stack: Stack) -> None:
     user = f"ed-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(email="ed@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="ed@example.com"))
     question = stack.question(user, [ChannelName.email], respond_by=utcnow() + timedelta(seconds=2))
     outcome = await stack.client.ask(question)
     assert outcome.status is NotificationStatus.expired and outcome.answer is None
@@ -368,7 +368,7 @@ async def test_the_deadline_passing_gives_expired(stack: Stack) -> None:
 
 async def test_an_ack_keeps_the_question_open_and_a_critical_expiry_alerts_ops(stack: Stack) -> None:
     user = f"fa-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(email="fa@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="fa@example.com"))
     unacked = stack.question(
         user, [ChannelName.email], priority=Priority.critical, respond_by=utcnow() + timedelta(seconds=2)
     )
@@ -391,15 +391,17 @@ async def test_an_ack_keeps_the_question_open_and_a_critical_expiry_alerts_ops(s
     assert acked_outcome.status is NotificationStatus.expired and acked_outcome.acknowledged is not None
     assert [r.channel for r in acked_outcome.refused_answers] == [AnswerChannel.email]  # kept in the outcome
     assert acked_outcome.ops_alert is None  # acked: somebody is on it
-    assert await stack.store.ops_alerts(acked.notification_id) == []
+    assert await stack.store.notifications.ops_alerts(acked.notification_id) == []
     assert unacked_outcome.status is NotificationStatus.expired
     assert unacked_outcome.ops_alert is not None and "nobody answered" in unacked_outcome.ops_alert
-    assert [a["kind"] for a in await stack.store.ops_alerts(unacked.notification_id)] == ["question_expired"]
+    assert [a["kind"] for a in await stack.store.notifications.ops_alerts(unacked.notification_id)] == [
+        "question_expired"
+    ]
 
 
 async def test_snooze_mutes_the_rule_for_that_user_for_an_hour(stack: Stack) -> None:
     user = f"gi-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(email="gi@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="gi@example.com"))
 
     def fired(title: str, priority: Priority = Priority.high) -> AgentNotification:
         return AgentNotification(
@@ -443,7 +445,7 @@ async def test_a_worker_restart_while_waiting_loses_nothing(temporal_env: Workfl
             respond_by=utcnow() + timedelta(minutes=10),
         )
         async with running_worker(temporal_env, settings, task_queue) as runtime:
-            await runtime.store.put_contact(user, Contact(email="hu@example.com"))
+            await runtime.store.users.put_contact(user, Contact(email="hu@example.com"))
             handle = await client.notify(question)
             await eventually(lambda: sendgrid.requests, "the email")
             status = await eventually(
@@ -472,7 +474,7 @@ async def _delivered(status: Any) -> NotificationOutcome | None:
 
 async def test_an_agent_workflow_asks_as_a_child_and_awaits_the_answer(stack: Stack) -> None:
     user = f"io-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(email="io@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="io@example.com"))
     question = stack.question(user, [ChannelName.email])
     agent = await stack.client.temporal.start_workflow(
         ApprovalAgentWorkflow.run,
@@ -490,7 +492,7 @@ async def test_an_approval_answered_through_the_webhooks_respond_url(stack: Stac
     """A receiving system (a chat bot, a ticket tool) gets the question signed, and answers at its respond_url."""
     user = f"jo-{uuid.uuid4().hex[:6]}"
     hook = f"/answers/{user}"
-    await stack.store.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
+    await stack.store.users.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
     question = stack.question(user, [ChannelName.webhook])
     asking = asyncio.create_task(stack.client.ask(question))
     [delivered] = await eventually(lambda: fake_http.received(hook), "the webhook")
@@ -511,7 +513,7 @@ async def test_the_agent_is_called_back_with_the_answer(stack: Stack, fake_http:
     """An agent that doesn't wait gives a callback_url: Herald POSTs the answer there, signed like its webhooks."""
     user = f"ka-{uuid.uuid4().hex[:6]}"
     callback_path = f"/agent-callback/{user}"
-    await stack.store.put_contact(user, Contact(email="ka@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="ka@example.com"))
     url = fake_http.script(callback_path, 503, 200)  # the agent is briefly down: the callback is retried
     question = stack.question(user, [ChannelName.email], callback_url=url)
     handle = await stack.client.notify(question)
@@ -533,7 +535,7 @@ async def test_a_refused_answer_leaves_the_link_usable(stack: Stack, fake_http: 
     Now the link is burned with the answer the workflow took, and only then."""
     user = f"lu-{uuid.uuid4().hex[:6]}"
     hook = f"/answers/{user}"
-    await stack.store.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
+    await stack.store.users.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
     question = stack.question(user, [ChannelName.webhook])
     handle = await stack.client.notify(question)
     [delivered] = await eventually(lambda: fake_http.received(hook), "the webhook")
@@ -572,7 +574,7 @@ async def test_no_worker_is_a_503_with_retry_after_and_the_link_answers_once_a_w
         try:
             async with serve(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
                 async with running_worker(temporal_env, settings, task_queue) as runtime:
-                    await runtime.store.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
+                    await runtime.store.users.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
                     question = AgentNotification(
                         agent_id="deploy-agent",
                         user_id=user,
@@ -625,7 +627,7 @@ async def test_the_same_question_asked_twice_is_asked_once_and_both_askers_get_t
     """An agent retrying `ask` within the dedup window used to get `suppressed_duplicate` and no answer (and its
     callback never fired); now the repeat waits for the first question's answer, and the person is asked once."""
     user = f"lu-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(email="lu@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="lu@example.com"))
     callback_path = f"/agent-callback/{user}/repeat"
     url = fake_http.script(callback_path, 200)
     first = stack.question(user, [ChannelName.email])
@@ -686,7 +688,7 @@ async def test_a_critical_question_that_reaches_nobody_alerts_ops_and_calls_back
     with no ops alert and no callback; one whose every channel failed ended `unconfirmed` without an ops alert
     (a question's alert waited for an expiry that never came, as nothing reached anybody to wait for)."""
     off, unreachable = f"mo-{uuid.uuid4().hex[:6]}", f"nu-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_preferences(
+    await stack.store.users.put_preferences(
         off,
         Preferences.model_validate({"default": {"push": False, "email": False, "sms": False, "webhook": False}}),
     )
@@ -698,11 +700,15 @@ async def test_a_critical_question_that_reaches_nobody_alerts_ops_and_calls_back
     outcome = await stack.client.ask(nobody)
     assert outcome.status is NotificationStatus.no_channel and outcome.channels == {}
     assert outcome.ops_alert == "critical question reached nobody: no channel is enabled for it"
-    assert [a["kind"] for a in await stack.store.ops_alerts(nobody.notification_id)] == ["critical_no_channel"]
+    assert [a["kind"] for a in await stack.store.notifications.ops_alerts(nobody.notification_id)] == [
+        "critical_no_channel"
+    ]
 
     failed = await stack.client.ask(no_contact)  # no email address, no phone, no browser: every channel fails
     assert failed.status is NotificationStatus.unconfirmed and failed.delivered_channels == []
-    assert [a["kind"] for a in await stack.store.ops_alerts(no_contact.notification_id)] == ["critical_unconfirmed"]
+    assert [a["kind"] for a in await stack.store.notifications.ops_alerts(no_contact.notification_id)] == [
+        "critical_unconfirmed"
+    ]
 
     for user, question, status in ((off, nobody, "no_channel"), (unreachable, no_contact, "unconfirmed")):
         [called] = fake_http.received(f"/agent-callback/{user}")
@@ -717,7 +723,7 @@ async def test_an_expired_question_its_duplicate_and_a_failed_one_call_the_agent
     """Every ending calls back: an expiry, a duplicate of a question that expires (it used to end
     `suppressed_duplicate` and never call back), and a question whose every channel failed."""
     user, unreachable = f"ob-{uuid.uuid4().hex[:6]}", f"pa-{uuid.uuid4().hex[:6]}"
-    await stack.store.put_contact(user, Contact(email="ob@example.com"))
+    await stack.store.users.put_contact(user, Contact(email="ob@example.com"))
     paths = {kind: f"/agent-callback/{user}/{kind}" for kind in ("expired", "repeat", "failed")}
     urls = {kind: fake_http.script(path, 200) for kind, path in paths.items()}
     deadline = utcnow() + timedelta(seconds=2)

@@ -105,12 +105,12 @@ async def test_one_notification_reaches_all_four_providers(
     client, store = herald
     user = f"user-{uuid.uuid4().hex[:8]}"
     hook_path = f"/e2e/{user}"
-    await store.put_contact(
+    await store.users.put_contact(
         user, Contact(email="ada@example.com", phone=PHONE, webhook_url=fakes.hooks.script(hook_path, 204))
     )
     browser = Browser()
     endpoint = fakes.push.endpoint(201)
-    await store.add_push_subscription(user, browser.subscription(endpoint))
+    await store.users.add_push_subscription(user, browser.subscription(endpoint))
 
     notification = AgentNotification(
         agent_id="monitor",
@@ -162,7 +162,7 @@ async def test_one_notification_reaches_all_four_providers(
     assert hook.headers["webhook-id"] == f"{key}/webhook"
 
     # The delivery log: one delivered attempt per channel, each with the provider's own message id.
-    attempts = {a.channel: a for a in await store.attempts(notification.notification_id)}
+    attempts = {a.channel: a for a in await store.notifications.attempts(notification.notification_id)}
     assert set(attempts) == set(notification.channels)
     assert all(a.result is ChannelStatus.delivered and a.attempt == 1 for a in attempts.values())
     assert attempts[ChannelName.email].provider_message_id == "fake-msg-1"  # the fake SendGrid's first X-Message-Id
@@ -177,7 +177,9 @@ async def test_one_notification_reaches_all_four_providers(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as api:
         response = await api.post("/v1/providers/twilio/status", data=form, headers={"X-Twilio-Signature": signature})
         assert response.status_code == 204, response.text
-    [sms_attempt] = [a for a in await store.attempts(notification.notification_id) if a.channel is ChannelName.sms]
+    [sms_attempt] = [
+        a for a in await store.notifications.attempts(notification.notification_id) if a.channel is ChannelName.sms
+    ]
     assert sms_attempt.provider_status == "delivered"
 
 
@@ -190,8 +192,10 @@ async def test_rate_limit_then_refused_number_then_fallback(
     client, store = herald
     user = f"user-{uuid.uuid4().hex[:8]}"
     hook_path = f"/e2e/{user}"
-    await store.put_contact(user, Contact(email="bo@example.com", phone=PHONE, webhook_url=fakes.hooks.url(hook_path)))
-    await store.put_preferences(user, Preferences.model_validate({"default": {"push": False}}))
+    await store.users.put_contact(
+        user, Contact(email="bo@example.com", phone=PHONE, webhook_url=fakes.hooks.url(hook_path))
+    )
+    await store.users.put_preferences(user, Preferences.model_validate({"default": {"push": False}}))
     fakes.sendgrid.script(Reply(429, {"X-RateLimit-Reset": str(int(time.time()) + 1)}), 202)
     fakes.twilio.fail_next(21211)
 
@@ -210,7 +214,7 @@ async def test_rate_limit_then_refused_number_then_fallback(
     assert (webhook.status, webhook.fallback_for) == (ChannelStatus.delivered, ChannelName.sms)
     first, second = fakes.sendgrid.requests
     assert first.json()["personalizations"][0]["custom_args"] == second.json()["personalizations"][0]["custom_args"]
-    contact = await store.get_contact(user)
+    contact = await store.users.get_contact(user)
     assert contact is not None and contact.phone_rejected == "twilio error 21211"
     assert len(fakes.twilio.requests) == 1
 
@@ -226,8 +230,8 @@ async def test_retries_run_out_then_fallback(herald: tuple[HeraldClient, Store],
     user = f"user-{uuid.uuid4().hex[:8]}"
     hook_path = f"/e2e/{user}"
     url = fakes.hooks.script(hook_path, 503, 503, 503, 503, 503)
-    await store.put_contact(user, Contact(email="ada@example.com", webhook_url=url))
-    await store.put_preferences(user, Preferences.model_validate({"default": {"push": False}}))
+    await store.users.put_contact(user, Contact(email="ada@example.com", webhook_url=url))
+    await store.users.put_preferences(user, Preferences.model_validate({"default": {"push": False}}))
     notification = AgentNotification(
         agent_id="monitor",
         user_id=user,

@@ -49,8 +49,8 @@ async def digests(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIte
 
 async def user_with_hourly_digest(h: Harness) -> str:
     user = f"user-{uuid.uuid4().hex[:8]}"
-    await h.store.put_contact(user, Contact(email="ada@example.com"))
-    await h.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
+    await h.store.users.put_contact(user, Contact(email="ada@example.com"))
+    await h.store.users.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
     return user
 
 
@@ -93,7 +93,7 @@ async def test_three_low_items_make_one_email_and_critical_goes_straight_through
     digest_id = str(email["notification_id"])
     # Each digested notification says which digest carried it.
     for handle in handles:
-        stored = await h.store.get_outcome(handle.notification_id)
+        stored = await h.store.notifications.get_outcome(handle.notification_id)
         assert stored is not None and stored.digest_id == digest_id
     digest = await h.client.get_handle(digest_id).outcome()
     assert digest.agent_id == DIGEST_AGENT and digest.status is NotificationStatus.delivered
@@ -132,7 +132,7 @@ async def test_worker_sigkill_mid_period_loses_nothing(temporal_env: WorkflowEnv
             h = Harness(HeraldClient(temporal_env.client, queue, FAST_POLICY), runtime, settings)
             user = await user_with_hourly_digest(h)
             prefs = Preferences.model_validate({"digest": {"cadence": "daily", "hour": 3}})
-            await h.store.put_preferences(user, prefs)
+            await h.store.users.put_preferences(user, prefs)
             try:
                 await worker.start()
                 for i in range(2):
@@ -170,7 +170,7 @@ async def test_worker_sigkill_mid_period_loses_nothing(temporal_env: WorkflowEnv
 async def test_a_repeated_item_is_held_once_and_flush_sends_now(digests: Harness) -> None:
     h = digests
     user = await user_with_hourly_digest(h)
-    await h.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": 3}}))
+    await h.store.users.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": 3}}))
     item: DigestItem = digest_item(note(user, "once"))
     start = DigestStart(user_id=user, policy=FAST_POLICY)
     for _ in range(2):  # a retried signal-with-start
@@ -219,9 +219,11 @@ async def test_a_digest_continues_as_new_mid_period_and_sends_what_was_pending(h
     the pending items and the boundary, and the digest still sends them all."""
     h = herald
     user = f"user-{uuid.uuid4().hex[:8]}"
-    await h.store.put_contact(user, Contact(email="ada@example.com"))
+    await h.store.users.put_contact(user, Contact(email="ada@example.com"))
     hour = (datetime.now(UTC).hour + 12) % 24  # the boundary is hours away: only a flush sends
-    await h.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": hour}}))
+    await h.store.users.put_preferences(
+        user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": hour}})
+    )
     await h.client.temporal.start_workflow(
         DigestWorkflow.run,
         DigestStart(user_id=user, policy=FAST_POLICY, items_per_run=2),

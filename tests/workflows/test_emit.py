@@ -22,7 +22,7 @@ def agent() -> str:
 
 async def rules(herald: Harness, *rules: TriggerRule) -> RuleCache:
     for rule in rules:
-        await herald.store.put_rule(rule)
+        await herald.store.rules.put_rule(rule)
     return RuleCache(herald.store, refresh_seconds=0.05)
 
 
@@ -37,7 +37,7 @@ async def monitor_exists(herald: Harness, agent_id: str) -> bool:
 
 async def test_the_seed_rules_end_to_end(herald: Harness) -> None:
     a, user = agent(), f"user-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     cache = await rules(
         herald,
         TriggerRule(
@@ -84,7 +84,7 @@ async def test_wildcard_rule_fires_for_every_agent_separately(herald: Harness) -
     name = f"any-{uuid.uuid4().hex[:6]}"
     # Only events carrying this run's marker match, so other tests' events don't trip the wildcard.
     condition = f'marker == "{name}" && cost_usd > 10'
-    await herald.store.put_contact("ops", Contact(email="ops@example.com"))
+    await herald.store.users.put_contact("ops", Contact(email="ops@example.com"))
     cache = await rules(
         herald,
         TriggerRule(name=name, condition=condition, user_ids=["ops"]),
@@ -136,7 +136,7 @@ async def test_bad_event_is_refused_before_anything_runs(herald: Harness) -> Non
 
 async def test_a_rule_without_cooldown_fires_every_event_without_a_monitor(herald: Harness) -> None:
     a, user = agent(), f"user-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     cache = await rules(
         herald,
         TriggerRule(
@@ -230,7 +230,7 @@ async def test_a_rule_that_fires_after_its_cooldown_delivers_again(herald: Harne
     """It used to end `suppressed_duplicate`: the second firing had the first one's title, and the 300 s
     content dedup window outlasted the 1 s cooldown, so the API said "fired" for a notification never sent."""
     a, user = agent(), f"user-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     cache = await rules(
         herald,
         TriggerRule(
@@ -257,7 +257,7 @@ async def test_a_rules_dedup_key_scopes_its_cooldown(herald: Harness) -> None:
     """A rendered dedup_key used to dedup content only (and for 300 s, whatever the cooldown); the cooldown held
     the whole rule, so a second host's first alarm was reported `cooled_down` and never sent."""
     a, user = agent(), f"user-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     cache = await rules(
         herald,
         TriggerRule(

@@ -110,7 +110,7 @@ async def encrypted(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncI
         open_runtime(settings) as runtime,
         create_worker(client, runtime, queue, workflow_failure_exception_types=[Exception]),
     ):
-        await runtime.store.put_contact("ada", Contact(email=EMAIL, phone=PHONE))
+        await runtime.store.users.put_contact("ada", Contact(email=EMAIL, phone=PHONE))
         handle = await HeraldClient(client, queue, FAST_POLICY).notify(notification)
         outcome = await handle.outcome()
         assert outcome.status in (NotificationStatus.delivered, NotificationStatus.partially_delivered)

@@ -39,7 +39,7 @@ def outbox_files(herald: Harness, channel: str) -> list[dict[str, Any]]:
 
 
 async def test_delivers_on_push_and_email(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     frames: list[dict[str, Any]] = []
     with herald.runtime.hub.connect("user-1") as connection:
         client = asyncio.create_task(acking(connection, frames))
@@ -58,17 +58,17 @@ async def test_delivers_on_push_and_email(herald: Harness) -> None:
     assert email["message"]["personalizations"][0]["to"][0]["email"] == "ada@example.com"
     assert email["message"]["subject"] == "[MEDIUM] Error rate 7%"
 
-    attempts = await herald.store.attempts(handle.notification_id)
+    attempts = await herald.store.notifications.attempts(handle.notification_id)
     assert sorted((a.channel, a.result, a.attempt) for a in attempts) == [
         (EMAIL, ChannelStatus.delivered, 1),
         (PUSH, ChannelStatus.delivered, 1),
     ]
-    recorded = await herald.store.get_outcome(handle.notification_id)
+    recorded = await herald.store.notifications.get_outcome(handle.notification_id)
     assert recorded is not None and recorded.status is NotificationStatus.delivered
 
 
 async def test_burst_of_identical_notifications_delivers_once(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     handles = await asyncio.gather(*(herald.client.notify(note(channels=[EMAIL])) for _ in range(20)))
     outcomes = await asyncio.gather(*(h.outcome() for h in handles))
 
@@ -81,18 +81,18 @@ async def test_burst_of_identical_notifications_delivers_once(herald: Harness) -
 
 
 async def test_same_notification_id_starts_one_workflow(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     notification = note(channels=[EMAIL])
     first = await herald.client.notify(notification)
     await first.outcome()
     again = await herald.client.notify(notification)
     assert again.workflow_id == first.workflow_id
     assert (await again.outcome()).status is NotificationStatus.delivered
-    assert len(await herald.store.attempts(notification.notification_id)) == 1
+    assert len(await herald.store.notifications.attempts(notification.notification_id)) == 1
 
 
 async def test_explicit_dedup_key_collapses_different_titles(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     a = await (await herald.client.notify(note(title="Disk 91%", dedup_key="disk", channels=[EMAIL]))).outcome()
     b = await (await herald.client.notify(note(title="Disk 92%", dedup_key="disk", channels=[EMAIL]))).outcome()
     other_user = await (
@@ -104,8 +104,8 @@ async def test_explicit_dedup_key_collapses_different_titles(herald: Harness) ->
 
 
 async def test_agent_override_beats_default(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com", phone="+14155550100"))
-    await herald.store.put_preferences(
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com", phone="+14155550100"))
+    await herald.store.users.put_preferences(
         "user-1",
         Preferences.model_validate(
             {"default": {"push": False, "email": True}, "agents": {"batch-agent": {"email": False, "push": True}}}
@@ -125,7 +125,7 @@ async def test_agent_override_beats_default(herald: Harness) -> None:
 
 
 async def test_sms_only_for_high_and_critical(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com", phone="+14155550100"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com", phone="+14155550100"))
     low = await (await herald.client.notify(note(title="a", priority=Priority.low, channels=[SMS, EMAIL]))).outcome()
     medium = await (await herald.client.notify(note(title="b", priority="medium", channels=[SMS, EMAIL]))).outcome()
     high = await (await herald.client.notify(note(title="c", priority="high", channels=[SMS, EMAIL]))).outcome()
@@ -141,11 +141,11 @@ async def test_sms_alone_for_low_priority_is_no_channel(herald: Harness) -> None
     outcome = await (await herald.client.notify(note(priority="low", channels=[SMS]))).outcome()
     assert outcome.status is NotificationStatus.no_channel
     assert outcome.channels == {}
-    assert await herald.store.attempts(outcome.notification_id) == []
+    assert await herald.store.notifications.attempts(outcome.notification_id) == []
 
 
 async def test_push_without_connection_falls_through_to_email(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     outcome = await (await herald.client.notify(note(channels=[PUSH]))).outcome()
 
     assert outcome.status is NotificationStatus.delivered
@@ -156,7 +156,7 @@ async def test_push_without_connection_falls_through_to_email(herald: Harness) -
 
 
 async def test_push_without_connection_rides_on_planned_email(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     outcome = await (await herald.client.notify(note(channels=[PUSH, EMAIL]))).outcome()
 
     assert outcome.status is NotificationStatus.delivered, "the person was reached by the email push fell to"
@@ -173,8 +173,8 @@ async def test_push_joining_an_email_that_fails_is_lost_with_it(herald: Harness)
 
 async def test_permanent_failure_falls_back_to_next_channel(herald: Harness, fake_http: FakeHTTPServer) -> None:
     url = fake_http.script("/rejects", 400)
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))
-    await herald.store.put_preferences("user-1", Preferences.model_validate({"default": {"push": False}}))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))
+    await herald.store.users.put_preferences("user-1", Preferences.model_validate({"default": {"push": False}}))
     outcome = await (await herald.client.notify(note(channels=[WEBHOOK]))).outcome()
 
     webhook, email = outcome.channels[WEBHOOK], outcome.channels[EMAIL]
@@ -188,7 +188,7 @@ async def test_permanent_failure_falls_back_to_next_channel(herald: Harness, fak
 async def test_all_fallbacks_exhausted_fails_and_logs_every_attempt(herald: Harness, fake_http: FakeHTTPServer) -> None:
     """The webhook stays down (503 every time) until its retries run out, then every fallback fails too."""
     url = fake_http.script("/down", *([503] * 8))
-    await herald.store.put_contact("user-1", Contact(webhook_url=url))  # no email, no phone, nobody connected
+    await herald.store.users.put_contact("user-1", Contact(webhook_url=url))  # no email, no phone, nobody connected
     outcome = await (await herald.client.notify(note(channels=[WEBHOOK]))).outcome()
 
     assert outcome.status is NotificationStatus.failed
@@ -198,7 +198,7 @@ async def test_all_fallbacks_exhausted_fails_and_logs_every_attempt(herald: Harn
         EMAIL: "ContactMissing",
     }, "medium priority never falls back to SMS"
     assert len(fake_http.received("/down")) == 4, "the first try and 3 retries, each reaching the receiver"
-    logged = await herald.store.attempts(outcome.notification_id)
+    logged = await herald.store.notifications.attempts(outcome.notification_id)
     down = "webhook endpoint answered 503"
     assert [(a.channel, a.attempt, a.result, a.error_type, a.error) for a in logged] == [
         (WEBHOOK, 1, ChannelStatus.failed, "WebhookUnavailable", down),
@@ -212,13 +212,13 @@ async def test_all_fallbacks_exhausted_fails_and_logs_every_attempt(herald: Harn
 
 async def test_transient_failure_is_retried_then_delivered(herald: Harness, fake_http: FakeHTTPServer) -> None:
     url = fake_http.script("/flaky", 503, 503, 200)
-    await herald.store.put_contact("user-1", Contact(webhook_url=url))
+    await herald.store.users.put_contact("user-1", Contact(webhook_url=url))
     handle = await herald.client.notify(note(channels=[WEBHOOK], body="details"))
     outcome = await handle.outcome()
 
     assert outcome.status is NotificationStatus.delivered
     assert outcome.channels[WEBHOOK].attempt_count == 3
-    logged = await herald.store.attempts(handle.notification_id)
+    logged = await herald.store.notifications.attempts(handle.notification_id)
     assert [(a.attempt, a.result, a.error_type) for a in logged] == [
         (1, "failed", "WebhookUnavailable"),
         (2, "failed", "WebhookUnavailable"),
@@ -237,11 +237,11 @@ async def test_transient_failure_is_retried_then_delivered(herald: Harness, fake
 
 async def test_rate_limit_waits_for_retry_after(herald: Harness, fake_http: FakeHTTPServer) -> None:
     url = fake_http.script("/limited", (429, {"Retry-After": "2"}), 200)
-    await herald.store.put_contact("user-1", Contact(webhook_url=url))
+    await herald.store.users.put_contact("user-1", Contact(webhook_url=url))
     outcome = await (await herald.client.notify(note(channels=[WEBHOOK]))).outcome()
 
     assert outcome.status is NotificationStatus.delivered
-    first, second = await herald.store.attempts(outcome.notification_id)
+    first, second = await herald.store.notifications.attempts(outcome.notification_id)
     assert first.error_type == "WebhookRateLimited"
     waited = (second.started_at - first.finished_at).total_seconds()
     assert waited >= 1.5, f"the retry came {waited:.2f}s after a 429 that asked for 2s (backoff alone is 0.2s)"
@@ -252,8 +252,8 @@ async def test_the_outcome_counts_the_retries_and_names_the_fallback(
 ) -> None:
     """The outcome's view of a channel whose retries run out (the providers' view: test_channels_e2e.py)."""
     url = fake_http.script("/always-503", 503, 503, 503, 503, 503)
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))
-    await herald.store.put_preferences("user-1", Preferences.model_validate({"default": {"push": False}}))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))
+    await herald.store.users.put_preferences("user-1", Preferences.model_validate({"default": {"push": False}}))
     outcome = await (await herald.client.notify(note(channels=[WEBHOOK]))).outcome()
 
     assert outcome.channels[WEBHOOK].attempt_count == 4, "3 retries after the first try"
@@ -263,7 +263,7 @@ async def test_the_outcome_counts_the_retries_and_names_the_fallback(
 
 
 async def test_critical_escalates_until_two_channels_confirm(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com", phone="+14155550100"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com", phone="+14155550100"))
     outcome = await (await herald.client.notify(note(priority="critical", channels=[EMAIL]))).outcome()
 
     assert outcome.status is NotificationStatus.confirmed
@@ -271,24 +271,24 @@ async def test_critical_escalates_until_two_channels_confirm(herald: Harness) ->
     assert outcome.channels[SMS].escalation
     assert outcome.channels[PUSH].error_type == "RecipientNotConnected"
     assert outcome.ops_alert is None
-    assert await herald.store.ops_alerts(outcome.notification_id) == []
+    assert await herald.store.notifications.ops_alerts(outcome.notification_id) == []
 
 
 async def test_critical_with_one_working_channel_is_unconfirmed_with_ops_alert(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     outcome = await (await herald.client.notify(note(priority="critical", channels=[PUSH, EMAIL]))).outcome()
 
     assert outcome.status is NotificationStatus.unconfirmed
     assert outcome.delivered_channels == [EMAIL]
     assert set(outcome.channels) == {PUSH, EMAIL, SMS, WEBHOOK}, "every enabled channel was tried"
     assert outcome.channels[SMS].error_type == outcome.channels[WEBHOOK].error_type == "ContactMissing"
-    [alert] = await herald.store.ops_alerts(outcome.notification_id)
+    [alert] = await herald.store.notifications.ops_alerts(outcome.notification_id)
     assert alert["kind"] == "critical_unconfirmed"
     assert outcome.ops_alert and "1 of the 2" in outcome.ops_alert
 
 
 async def test_critical_on_two_working_channels_is_confirmed_without_escalation(herald: Harness) -> None:
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     frames: list[dict[str, Any]] = []
     with herald.runtime.hub.connect("user-1") as connection:
         client = asyncio.create_task(acking(connection, frames))
@@ -300,7 +300,7 @@ async def test_critical_on_two_working_channels_is_confirmed_without_escalation(
 
 async def test_status_query_shows_live_channel_state(patient_push: Harness) -> None:
     herald = patient_push
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
     with herald.runtime.hub.connect("user-1") as connection:
         handle = await herald.client.notify(note(channels=[PUSH, EMAIL]))
         frame = await connection.receive()  # received, not yet acked: push is still pending
@@ -319,10 +319,10 @@ async def test_a_critical_notification_no_channel_can_carry_alerts_ops(herald: H
     It used to end no_channel silently (only a critical question alerted), so a critical alert could reach
     nobody without anyone being told."""
     off = {"default": {"push": False, "email": False, "sms": False, "webhook": False}}
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com"))
-    await herald.store.put_preferences("user-1", Preferences.model_validate(off))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com"))
+    await herald.store.users.put_preferences("user-1", Preferences.model_validate(off))
     outcome = await (await herald.client.notify(note(priority="critical", channels=[EMAIL]))).outcome()
     assert outcome.status is NotificationStatus.no_channel
-    [alert] = await herald.store.ops_alerts(outcome.notification_id)
+    [alert] = await herald.store.notifications.ops_alerts(outcome.notification_id)
     assert alert["kind"] == "critical_no_channel"
     assert outcome.ops_alert == "critical notification reached nobody: no channel is enabled for it"

@@ -42,8 +42,8 @@ EXAMPLE = {
 
 async def person(h: Harness, preferences: dict[str, object]) -> str:
     user = f"user-{uuid.uuid4().hex[:8]}"
-    await h.store.put_contact(user, Contact(email="ada@example.com", phone="+14155550100"))
-    await h.store.put_preferences(user, Preferences.model_validate(preferences))
+    await h.store.users.put_contact(user, Contact(email="ada@example.com", phone="+14155550100"))
+    await h.store.users.put_preferences(user, Preferences.model_validate(preferences))
     return user
 
 

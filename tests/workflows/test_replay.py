@@ -62,7 +62,7 @@ def test_every_workflow_type_has_a_recorded_history() -> None:
 async def test_record_histories(herald: Harness, fake_http: FakeHTTPServer) -> None:
     """Scenarios that between them take every branch of NotificationWorkflow."""
     url = fake_http.script("/record-flaky", 503, 200)
-    await herald.store.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))
+    await herald.store.users.put_contact("user-1", Contact(email="ada@example.com", webhook_url=url))
 
     def note(**fields: Any) -> AgentNotification:
         return AgentNotification(**{"agent_id": "recorder", "user_id": "user-1", "title": "Recorded", **fields})
@@ -131,8 +131,8 @@ async def test_record_monitor_history(herald: Harness) -> None:
 async def test_record_digest_histories(herald: Harness) -> None:
     """Two low items digested (their notification histories), a flush, and the digest run that sent them."""
     user = f"digest-recorder-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
-    await herald.store.put_preferences(
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_preferences(
         user,
         Preferences.model_validate({"digest": {"cadence": "hourly"}, "quiet_hours": {"window": "00:00-23:59"}}),
     )
@@ -173,7 +173,7 @@ async def test_record_searchable_histories(herald: Harness) -> None:
     """
     user = f"searchable-{uuid.uuid4().hex[:6]}"
     agent_id = f"recorder-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
 
     def note(**fields: Any) -> AgentNotification:
         return AgentNotification(**{"agent_id": agent_id, "user_id": user, "title": "Recorded", **fields})
@@ -211,7 +211,7 @@ async def test_record_searchable_histories(herald: Harness) -> None:
     monitor = herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}")
 
     # A digest run, started by the activity without search attributes, that sends its child on a flush.
-    await herald.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
+    await herald.store.users.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
     low = await herald.client.notify(note(title="digested", priority="low", channels=[ChannelName.email]))
     assert (await low.outcome()).status is NotificationStatus.digested
     digest = herald.client.temporal.get_workflow_handle_for(DigestWorkflow.run, f"digest/{user}")
@@ -236,7 +236,7 @@ async def test_record_local_histories(herald: Harness, fake_http: FakeHTTPServer
     """
     user = f"local-{uuid.uuid4().hex[:6]}"
     url = fake_http.script(f"/record-local-{user}", 503, 200)
-    await herald.store.put_contact(user, Contact(email="ada@example.com", webhook_url=url))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com", webhook_url=url))
 
     def note(**fields: Any) -> AgentNotification:
         return AgentNotification(**{"agent_id": "recorder", "user_id": user, "title": "Recorded", **fields})
@@ -254,7 +254,7 @@ async def test_record_local_histories(herald: Harness, fake_http: FakeHTTPServer
         duplicate = await herald.client.notify(note(title="two channels", channels=[ChannelName.email]))
         handles["duplicate"], outcomes["duplicate"] = duplicate, await duplicate.outcome()
         acker.cancel()
-    await herald.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
+    await herald.store.users.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
     digested = await herald.client.notify(note(title="digested", priority="low", channels=[ChannelName.email]))
     handles["digested"], outcomes["digested"] = digested, await digested.outcome()
 
@@ -276,7 +276,7 @@ async def test_record_answer_histories(herald: Harness) -> None:
     Record these alone (`-k record_answer`), beside the older histories.
     """
     user = f"asked-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
 
     def question(title: str, seconds: float) -> AgentNotification:
         return AgentNotification(
@@ -351,9 +351,11 @@ async def test_record_firing_histories(herald: Harness) -> None:
     (HISTORIES / "MonitorWorkflow-firings_retried.json").write_text(history.to_json())
 
     user = f"digest-recorder-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     hour = (utcnow().hour + 12) % 24
-    await herald.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": hour}}))
+    await herald.store.users.put_preferences(
+        user, Preferences.model_validate({"digest": {"cadence": "daily", "hour": hour}})
+    )
     await herald.client.temporal.start_workflow(
         DigestWorkflow.run,
         DigestStart(user_id=user, policy=herald.client.policy, items_per_run=2),
@@ -384,8 +386,8 @@ async def test_record_question_end_histories(herald: Harness) -> None:
     duplicate, a duplicate of a question that had finished (read from the store), and a critical question that
     reached nobody (ops alert). Record these alone (`-k record_question_end`), beside the older histories."""
     user, off = f"ends-{uuid.uuid4().hex[:6]}", f"ends-off-{uuid.uuid4().hex[:6]}"
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
-    await herald.store.put_preferences(
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_preferences(
         off, Preferences.model_validate({"default": {"push": False, "email": False, "sms": False, "webhook": False}})
     )
 
@@ -428,7 +430,7 @@ async def test_record_critical_no_channel_history(herald: Harness) -> None:
     """
     user = f"unreachable-{uuid.uuid4().hex[:6]}"
     off = {"default": {"push": False, "email": False, "sms": False, "webhook": False}}
-    await herald.store.put_preferences(user, Preferences.model_validate(off))
+    await herald.store.users.put_preferences(user, Preferences.model_validate(off))
     critical = AgentNotification(
         agent_id="recorder", user_id=user, title="prod down", priority=Priority.critical, channels=[ChannelName.email]
     )

@@ -17,7 +17,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from herald.adapters.store import PURGED_TABLES, AnswerStore
+from herald.adapters.store import PURGED_TABLES
 from herald.models import RetentionReport, RetentionRequest, Snooze, utcnow
 from tests.conftest import Harness, make_settings
 from tests.herald.test_store_audit import seed_old_and_new
@@ -30,7 +30,7 @@ RECORDING = os.environ.get("HERALD_RECORD_HISTORIES") == "1"
 
 async def test_the_workflow_deletes_what_is_past_the_period_and_reports_it(herald: Harness) -> None:
     await seed_old_and_new(herald.store, utcnow(), 30)
-    answers = AnswerStore(herald.store)
+    answers = herald.store.answers
     await answers.put_snooze(Snooze(user_id="ada", scope="agent:a", until=utcnow() - timedelta(minutes=1)))
     live = utcnow() + timedelta(hours=1)
     await answers.put_snooze(Snooze(user_id="ada", scope="agent:b", until=live))
@@ -44,9 +44,9 @@ async def test_the_workflow_deletes_what_is_past_the_period_and_reports_it(heral
     assert report.deleted == {**dict.fromkeys(PURGED_TABLES, 1), "answers": 1}, "expired answer rows count too"
     assert report.total == len(PURGED_TABLES) + 1
     assert await answers.snoozed_until("ada", ["agent:a", "agent:b"]) == live
-    assert await herald.store.get_outcome("old") is None
-    assert await herald.store.get_outcome("new") is not None
-    assert [a.notification_id for a in await herald.store.attempts("new")] == ["new"]
+    assert await herald.store.notifications.get_outcome("old") is None
+    assert await herald.store.notifications.get_outcome("new") is not None
+    assert [a.notification_id for a in await herald.store.notifications.attempts("new")] == ["new"]
     if RECORDING:
         (HISTORIES / "RetentionWorkflow-purged.json").write_text((await handle.fetch_history()).to_json())
 

@@ -63,8 +63,8 @@ async def details(handle: WorkflowHandle[Any, Any]) -> str:
 
 async def test_finished_notifications_are_found_by_user_status_agent_priority_and_channel(herald: Harness) -> None:
     agent_id, ada, bob = unique("agent"), unique("ada"), unique("bob")
-    await herald.store.put_contact(ada, Contact(email="ada@example.com"))
-    await herald.store.put_contact(bob, Contact(email="bob@example.com"))
+    await herald.store.users.put_contact(ada, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(bob, Contact(email="bob@example.com"))
 
     def note(user: str, **fields: Any) -> AgentNotification:
         return AgentNotification(**{"agent_id": agent_id, "user_id": user, "title": "Error rate 7%", **fields})
@@ -113,7 +113,7 @@ async def test_finished_notifications_are_found_by_user_status_agent_priority_an
 
 async def test_running_notification_is_pending_and_shows_each_channel(patient_push: Harness) -> None:
     herald, user = patient_push, unique("ada")
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     with herald.runtime.hub.connect(user) as connection:
         handle = await herald.client.notify(
             AgentNotification(agent_id="support-agent", user_id=user, title="Disk full", channels=[EMAIL, PUSH])
@@ -143,10 +143,10 @@ async def test_running_notification_is_pending_and_shows_each_channel(patient_pu
 
 async def test_quiet_hours_show_as_held_in_the_details(herald: Harness) -> None:
     user = unique("night-owl")
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     now = datetime.now(UTC)  # a window around now, so the test does not depend on the time of day
     window = f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=2):%H:%M}"
-    await herald.store.put_preferences(user, Preferences.model_validate({"quiet_hours": {"window": window}}))
+    await herald.store.users.put_preferences(user, Preferences.model_validate({"quiet_hours": {"window": window}}))
     handle = await herald.client.notify(AgentNotification(agent_id="a", user_id=user, title="Later", channels=[EMAIL]))
     workflow = herald.client.temporal.get_workflow_handle(handle.workflow_id)
     try:
@@ -167,7 +167,7 @@ async def test_quiet_hours_show_as_held_in_the_details(herald: Harness) -> None:
 
 async def test_monitor_and_digest_workflows_are_found_by_agent_and_user(herald: Harness) -> None:
     agent_id, user = unique("agent"), unique("ada")
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     temporal = herald.client.temporal
 
     event_id = uuid.uuid4().hex
@@ -190,7 +190,7 @@ async def test_monitor_and_digest_workflows_are_found_by_agent_and_user(herald: 
     [notification_id] = result.fired[0].notification_ids
     child = temporal.get_workflow_handle(f"notification/{notification_id}")
 
-    await herald.store.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
+    await herald.store.users.put_preferences(user, Preferences.model_validate({"digest": {"cadence": "hourly"}}))
     digested = await herald.client.notify(
         AgentNotification(agent_id=agent_id, user_id=user, title="fyi", priority="low", channels=[EMAIL])
     )
@@ -242,7 +242,7 @@ async def test_summaries_go_through_the_payload_codec_and_search_attributes_do_n
     client = Client(**config)
     queue = unique("codec")
     user = unique("ada")
-    await herald.store.put_contact(user, Contact(email="ada@example.com"))
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
     async with create_worker(client, herald.runtime, queue, workflow_failure_exception_types=[Exception]):
         handle = await HeraldClient(client, queue, FAST_POLICY).notify(
             AgentNotification(agent_id="support-agent", user_id=user, title="Secret project X", channels=[EMAIL])

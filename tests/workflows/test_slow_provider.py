@@ -54,7 +54,7 @@ async def test_a_slow_receiver_is_timed_out_by_herald_and_every_send_is_logged(h
     server, task, receiver.port = await start_fake(receiver)
     try:
         user = f"user-{uuid.uuid4().hex[:8]}"
-        await herald.store.put_contact(user, Contact(webhook_url=f"http://127.0.0.1:{receiver.port}/hook"))
+        await herald.store.users.put_contact(user, Contact(webhook_url=f"http://127.0.0.1:{receiver.port}/hook"))
         n = AgentNotification(
             agent_id="monitor", user_id=user, title="Disk full", priority=Priority.high, channels=[ChannelName.webhook]
         )
@@ -65,7 +65,7 @@ async def test_a_slow_receiver_is_timed_out_by_herald_and_every_send_is_logged(h
 
     webhook = outcome.channels[ChannelName.webhook]
     assert webhook.status is ChannelStatus.delivered
-    attempts = await herald.store.attempts(n.notification_id)
+    attempts = await herald.store.notifications.attempts(n.notification_id)
     # Every POST the receiver counted is an attempt in the log: none was made behind a Temporal timeout.
     assert len(receiver.posts) == len(attempts) == 2
     first, second = attempts
@@ -110,5 +110,5 @@ async def test_a_channel_that_overruns_its_budget_is_stopped_and_logged_inside_t
         await DeliveryService(store, {ChannelName.email: provider}).deliver(request, 1, activity_timeout=1.0)
     assert caught.value.type_name == "ChannelTimeout"
     assert provider.budgets == [provider_timeout(1.0)]
-    [logged] = await store.attempts(n.notification_id)
+    [logged] = await store.notifications.attempts(n.notification_id)
     assert (logged.result, logged.error_type) == (ChannelStatus.failed, "ChannelTimeout")

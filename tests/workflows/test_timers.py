@@ -74,13 +74,13 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
 
 async def quiet_webhook_user(store: Store, webhook_url: str, window: str) -> None:
     """ada, reached by webhook only, with quiet hours `window` in Berlin time."""
-    await store.put_contact("ada", Contact(webhook_url=webhook_url))
+    await store.users.put_contact("ada", Contact(webhook_url=webhook_url))
     prefs = {
         "time_zone": "Europe/Berlin",
         "default": {"push": False, "email": False},
         "quiet_hours": {"window": window},
     }
-    await store.put_preferences("ada", Preferences.model_validate(prefs))
+    await store.users.put_preferences("ada", Preferences.model_validate(prefs))
 
 
 async def test_quiet_hours_hold_then_send_once_when_the_window_ends(
@@ -255,9 +255,9 @@ async def test_the_digest_goes_out_at_its_real_boundary_and_not_before(
     queue = f"digest-{uuid.uuid4().hex[:8]}"
     outbox = settings.outbox_dir / "email"
     async with open_runtime(settings) as runtime, create_worker(skipping.client, runtime, queue):
-        await runtime.store.put_contact(user, Contact(email="ada@example.com"))
+        await runtime.store.users.put_contact(user, Contact(email="ada@example.com"))
         prefs = {"time_zone": "Europe/Berlin", "digest": digest}
-        await runtime.store.put_preferences(user, Preferences.model_validate(prefs))
+        await runtime.store.users.put_preferences(user, Preferences.model_validate(prefs))
         client = HeraldClient(skipping.client, queue, FAST_POLICY)
         for title in ("low one", "low two"):
             note = AgentNotification(

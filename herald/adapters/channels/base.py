@@ -50,7 +50,7 @@ class Channel(Protocol):
 
 
 class ContactBook(Protocol):
-    """What channels may change about a recipient when a provider says an address is dead (the Store)."""
+    """What channels may change about a recipient when a provider says an address is dead (the store's users repository)."""
 
     async def reject_contact(self, user_id: str, field: str, reason: str) -> None:
         """Mark `phone_rejected` or `webhook_disabled` with the provider's reason."""

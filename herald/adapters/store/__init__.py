@@ -1,17 +1,26 @@
-"""Persistence: SQLite by default, PostgreSQL by URL, one code path."""
+"""Persistence: SQLite by default, PostgreSQL by URL, one code path; one repository per aggregate (sql.py)."""
 
-# answers' tables join the one metadata on import (the migrations' env and their test compare against it).
-from herald.adapters.store.answers import AnswerStore, SmsQuestion
+from herald.adapters.store.answers import AnswerRepository, SmsQuestion
 from herald.adapters.store.migrate import SchemaOutOfDate, Upgraded
-from herald.adapters.store.sql import PURGED_TABLES, RecordedOutcome, RulesDiff, Store
+from herald.adapters.store.notifications import NotificationRepository, RecordedOutcome
+from herald.adapters.store.retention import PURGED_TABLES, RetentionRepository
+from herald.adapters.store.rules import RuleRepository, RulesDiff
+from herald.adapters.store.sql import Store
+from herald.adapters.store.tokens import TokenRepository
+from herald.adapters.store.users import UserRepository
 
 __all__ = [
     "PURGED_TABLES",
-    "AnswerStore",
+    "AnswerRepository",
+    "NotificationRepository",
     "RecordedOutcome",
+    "RetentionRepository",
+    "RuleRepository",
     "RulesDiff",
     "SchemaOutOfDate",
     "SmsQuestion",
     "Store",
+    "TokenRepository",
     "Upgraded",
+    "UserRepository",
 ]

@@ -1,6 +1,7 @@
 """What answering needs to remember outside Temporal: used answer links, SMS questions by phone, snoozes.
 
-The tables live on the store's one metadata (the migrations create them); `AnswerStore` wraps an open Store.
+The tables live on the store's one metadata (the migrations create them); `AnswerRepository` is an open Store's
+`answers`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from herald.adapters.store import schema
-from herald.adapters.store.sql import Store, preferences_from
+from herald.adapters.store.db import Database, preferences_from
 from herald.domain.answers import bounded_reason
 from herald.models import REFUSED_ANSWERS_MAX, AnswerChannel, Preferences, RefusedAnswer, Snooze, as_utc, utcnow
 
@@ -86,30 +87,30 @@ class SmsQuestion:
     action_ids: list[str]
 
 
-class AnswerStore:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+class AnswerRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def link_used(self, nonce: str) -> bool:
         """Whether an answer link was used already (its answer taken)."""
         t = used_answer_links
         query = sa.select(t.c.nonce).where(t.c.nonce == nonce)
-        return await self._store.read(lambda conn: conn.execute(query).first() is not None)
+        return await self._db.read(lambda conn: conn.execute(query).first() is not None)
 
     async def use_link(self, nonce: str, notification_id: str, expires_at: float) -> bool:
         """Record an answer link as used, once its answer was taken; False when it was used before (links are
         single-use)."""
         t = used_answer_links
-        stmt = self._store._insert(t).values(nonce=nonce, notification_id=notification_id, expires_at=expires_at)
+        stmt = self._db.insert(t).values(nonce=nonce, notification_id=notification_id, expires_at=expires_at)
         stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.nonce])
-        return bool(await self._store.write(lambda conn: conn.execute(stmt).rowcount))
+        return bool(await self._db.write(lambda conn: conn.execute(stmt).rowcount))
 
     async def record_sms_question(
         self, phone_key: str, notification_id: str, user_id: str, action_ids: list[str], expires_at: datetime
     ) -> None:
         """Remember a question texted to a phone (a retried send changes nothing)."""
         t = sms_questions
-        stmt = self._store._insert(t).values(
+        stmt = self._db.insert(t).values(
             notification_id=notification_id,
             phone_key=phone_key,
             user_id=user_id,
@@ -118,7 +119,7 @@ class AnswerStore:
             expires_at=as_utc(expires_at),
         )
         stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.notification_id])
-        await self._store.write(lambda conn: conn.execute(stmt))
+        await self._db.write(lambda conn: conn.execute(stmt))
 
     async def open_sms_question(self, phone_key: str, now: datetime | None = None) -> SmsQuestion | None:
         """The newest question texted to this phone that still takes answers: not expired, and its
@@ -133,7 +134,7 @@ class AnswerStore:
             .order_by(t.c.sent_at.desc())
             .limit(1)
         )
-        row = await self._store.read(lambda conn: conn.execute(query).first())
+        row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None:
             return None
         return SmsQuestion(str(row.notification_id), str(row.user_id), [str(a) for a in row.action_ids])
@@ -155,19 +156,19 @@ class AnswerStore:
         row = sa.select(*(sa.literal(value, type_=t.c[name].type) for name, value in values.items()))
         # One statement: SQLite takes its write lock before it counts, so two refusals can't pass the cap together.
         stmt = sa.insert(t).from_select(list(values), row.where(kept.scalar_subquery() < REFUSED_ANSWERS_MAX))
-        postgres = self._store.engine.dialect.name == "postgresql"
+        postgres = self._db.dialect == "postgresql"
 
         def work(conn: sa.Connection) -> bool:
             if postgres:  # PostgreSQL counts before it writes: one refusal per notification at a time
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"refused:{notification_id}"))))
             return bool(conn.execute(stmt).rowcount)
 
-        return await self._store.write(work)
+        return await self._db.write(work)
 
     async def refusals(self, notification_id: str) -> list[RefusedAnswer]:
         t = refused_answers
         query = sa.select(t.c.action_id, t.c.channel, t.c.reason, t.c.at).where(t.c.notification_id == notification_id)
-        rows = await self._store.read(lambda conn: conn.execute(query.order_by(t.c.id)).all())
+        rows = await self._db.read(lambda conn: conn.execute(query.order_by(t.c.id)).all())
         return [
             RefusedAnswer(action_id=r.action_id, channel=AnswerChannel(r.channel), reason=r.reason, at=as_utc(r.at))
             for r in rows
@@ -176,13 +177,13 @@ class AnswerStore:
     async def put_snooze(self, snooze: Snooze) -> None:
         """Mute a scope for a user until `snooze.until`; snoozing again moves the end."""
         t = snoozes
-        stmt = self._store._insert(t).values(user_id=snooze.user_id, scope=snooze.scope, until=as_utc(snooze.until))
+        stmt = self._db.insert(t).values(user_id=snooze.user_id, scope=snooze.scope, until=as_utc(snooze.until))
         stmt = stmt.on_conflict_do_update(index_elements=[t.c.user_id, t.c.scope], set_={"until": stmt.excluded.until})
-        await self._store.write(lambda conn: conn.execute(stmt))
+        await self._db.write(lambda conn: conn.execute(stmt))
 
     async def snoozed_until(self, user_id: str, scopes: list[str], now: datetime | None = None) -> datetime | None:
         """The latest end of a live snooze of any of `scopes` for this user, or None."""
-        until = await self._store.read(lambda conn: conn.scalar(_snooze_end(user_id, scopes, now or utcnow())))
+        until = await self._db.read(lambda conn: conn.scalar(_snooze_end(user_id, scopes, now or utcnow())))
         return as_utc(until) if until is not None else None
 
     async def preferences_and_snooze(
@@ -196,7 +197,7 @@ class AnswerStore:
             data = conn.scalar(sa.select(t.c.data).where(t.c.user_id == user_id))
             return data, conn.scalar(_snooze_end(user_id, scopes, now)) if scopes else None
 
-        data, until = await self._store.read(read)
+        data, until = await self._db.read(read)
         return preferences_from(data), as_utc(until) if until is not None else None
 
     async def purge_expired(self, now: datetime | None = None) -> int:
@@ -207,4 +208,4 @@ class AnswerStore:
             sa.delete(sms_questions).where(sms_questions.c.expires_at <= as_utc(now)),
             sa.delete(snoozes).where(snoozes.c.until <= as_utc(now)),
         ]
-        return await self._store.write(lambda conn: sum(conn.execute(stmt).rowcount or 0 for stmt in stmts))
+        return await self._db.write(lambda conn: sum(conn.execute(stmt).rowcount or 0 for stmt in stmts))

@@ -1,4 +1,4 @@
-"""Indexes for answers' expiry scans: AnswerStore.purge_expired deletes used answer links, SMS questions and
+"""Indexes for answers' expiry scans: AnswerRepository.purge_expired deletes used answer links, SMS questions and
 snoozes by their end time, which scanned each whole table.
 
 Revision ID: 0002

@@ -1,0 +1,27 @@
+"""The tokens repository: bearer tokens, kept by hash (herald/services/auth.py makes and checks them)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from herald.adapters.store import schema
+from herald.adapters.store.db import Database
+from herald.models import utcnow
+
+
+class TokenRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def save_token(self, token_hash: str, kind: str, subject: str) -> None:
+        stmt = sa.insert(schema.api_tokens).values(
+            token_hash=token_hash, kind=kind, subject=subject, created_at=utcnow()
+        )
+        await self._db.write(lambda conn: conn.execute(stmt))
+
+    async def find_token(self, token_hash: str) -> tuple[str, str] | None:
+        """(kind, subject) for a token hash, or None if no such token was issued."""
+        t = schema.api_tokens
+        query = sa.select(t.c.kind, t.c.subject).where(t.c.token_hash == token_hash)
+        row = await self._db.read(lambda conn: conn.execute(query).first())
+        return (row.kind, row.subject) if row is not None else None
