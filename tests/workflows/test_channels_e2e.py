@@ -96,7 +96,7 @@ def test_settings_choose_every_provider(fakes: Providers) -> None:
         ChannelName.sms: "twilio",
         ChannelName.webhook: "signed POST",
     }
-    assert set(providers(Settings.model_validate({"home": "/tmp/x"})).values()) >= {"outbox"}
+    assert set(providers(Settings.from_flat({"home": "/tmp/x"})).values()) >= {"outbox"}
 
 
 async def test_one_notification_reaches_all_four_providers(
