@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from herald.adapters.netguard import UnsafeURL, check_public_url
+from herald.adapters.channels.chat import server_host, url_problem
+from herald.adapters.netguard import UnsafeURL, check_public_host, check_public_url
 from herald.api.auth import PathUserOnly
 from herald.api.deps import Deps, UserId
 from herald.api.errors import ApiError, ErrorBody
@@ -31,15 +32,36 @@ async def get_preferences(user_id: UserId, deps: Deps) -> Preferences:
 
 @router.put("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True)
 async def put_contact(user_id: UserId, contact: Contact, deps: Deps) -> Contact:
-    """Replace the user's contact. Saving clears Herald's marks on refused numbers and disabled webhooks."""
+    """Replace the user's contact. Saving clears Herald's marks on refused numbers and disabled webhooks.
+
+    Chat URLs come back as their scheme alone (`discord://…`), here and from GET: send them in full on every PUT."""
     if contact.webhook_url and not deps.settings.webhook.allow_private_webhooks:
         try:
             await check_public_url(contact.webhook_url)
         except UnsafeURL as exc:
             raise ApiError(422, "invalid_request", f"webhook_url {exc}", "webhook_url") from None
+    for index, url in enumerate(contact.chat_urls or []):
+        await _check_chat_url(index, url, deps)
     contact = contact.model_copy(update={"phone_rejected": None, "webhook_disabled": None})
     await deps.store.users.put_contact(user_id, contact)
-    return contact
+    return contact.masked()
+
+
+async def _check_chat_url(index: int, url: str, deps: Deps) -> None:
+    """A 422 naming `chat_urls.<index>` for a URL Apprise cannot load, a scheme not allowed, or (outside dev mode)
+    a host that resolves inward. The message never quotes the URL: it holds the service's token."""
+    field = f"chat_urls.{index}"
+    problem = url_problem(url, deps.settings.chat.allows)
+    if problem is not None:
+        raise ApiError(422, "invalid_request", f"{field} {problem}", field)
+    if deps.settings.webhook.allow_private_webhooks:
+        return
+    server = server_host(url)
+    if server is not None:
+        try:
+            await check_public_host(*server)
+        except UnsafeURL as exc:
+            raise ApiError(422, "invalid_request", f"{field} {exc}", field) from None
 
 
 @router.get("/v1/users/{user_id}/contact", response_model=Contact, response_model_exclude_none=True)
@@ -47,4 +69,4 @@ async def get_contact(user_id: UserId, deps: Deps) -> Contact:
     contact = await deps.store.users.get_contact(user_id)
     if contact is None:
         raise ApiError(404, "not_found", f"no contact saved for user {user_id}", "user_id")
-    return contact
+    return contact.masked()  # chat URLs as their scheme alone: they hold tokens
