@@ -11,6 +11,7 @@ took it. Outside dev mode every connection Apprise's plugins open goes through t
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Sequence
 
@@ -23,10 +24,22 @@ from herald.domain.errors import ContactMissing, PermanentDeliveryError, Transie
 from herald.models import ChannelName, Priority
 from herald.models.users import chat_url_scheme
 
-# Apprise and its plugins log what they send and where (some of it a token); none of that reaches Herald's logs.
+# Apprise and its plugins log what they send and where (a webhook's path is its token): its logger is off, and
+# urllib3's (under requests, which the plugins use) drops what it logs during a chat send. Herald logs each
+# attempt itself (herald/services/delivery.py), by channel and error type.
+# (A level and a filter, not `disabled`: logging.config.dictConfig, which uvicorn runs, resets `disabled`.)
 _APPRISE_LOG = logging.getLogger("apprise")
-_APPRISE_LOG.propagate = False
-_APPRISE_LOG.addHandler(logging.NullHandler())
+_APPRISE_LOG.setLevel(logging.CRITICAL + 1)
+_APPRISE_LOG.addFilter(lambda _record: False)
+_SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("herald_chat_sending", default=False)
+
+
+def _not_while_sending(_record: logging.LogRecord) -> bool:
+    return not _SENDING.get()  # the worker thread Apprise sends from runs in a copy of the sender's context
+
+
+for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "urllib3.response"):
+    logging.getLogger(_name).addFilter(_not_while_sending)
 
 _NOTIFY_TYPE = {
     Priority.low: NotifyType.INFO,
@@ -164,6 +177,23 @@ class ChatChannel:
         apprise = Apprise(asset=service.asset)
         apprise.add(service)
         notify_type = _NOTIFY_TYPE[priority]
+        sending = _SENDING.set(True)
+        try:
+            ok, refused = await self._notify(apprise, title, body, notify_type, timeout)
+        finally:
+            _SENDING.reset(sending)
+        if ok:
+            return
+        if refused is not None:
+            raise PermanentDeliveryError(f"chat URL {index} ({scheme}://) {refused}", type_name="ChatUrlRefused")
+        raise TransientDeliveryError(
+            f"chat URL {index} ({scheme}://): the service did not take the message", type_name="ChatUnavailable"
+        )
+
+    async def _notify(
+        self, apprise: Apprise, title: str, body: str, notify_type: NotifyType, timeout: float
+    ) -> tuple[bool, str | None]:
+        """Apprise's verdict, and what the SSRF guard refused (outside dev mode) if anything."""
         if self._allow_private:
             refused = None
             ok = await apprise.async_notify(
@@ -175,10 +205,4 @@ class ChatChannel:
                     body=body, title=title, notify_type=notify_type, body_format=NotifyFormat.TEXT, timeout=timeout
                 )
             refused = report.refused
-        if ok:
-            return
-        if refused is not None:
-            raise PermanentDeliveryError(f"chat URL {index} ({scheme}://) {refused}", type_name="ChatUrlRefused")
-        raise TransientDeliveryError(
-            f"chat URL {index} ({scheme}://): the service did not take the message", type_name="ChatUnavailable"
-        )
+        return bool(ok), refused
