@@ -10,6 +10,7 @@ from herald.api.auth import PathUserOnly
 from herald.api.deps import Deps, UserId
 from herald.api.errors import ApiError, ErrorBody
 from herald.models import Contact, Preferences
+from herald.models.users import mask_chat_url
 
 router = APIRouter(
     tags=["users"],
@@ -34,17 +35,39 @@ async def get_preferences(user_id: UserId, deps: Deps) -> Preferences:
 async def put_contact(user_id: UserId, contact: Contact, deps: Deps) -> Contact:
     """Replace the user's contact. Saving clears Herald's marks on refused numbers and disabled webhooks.
 
-    Chat URLs come back as their scheme alone (`discord://…`), here and from GET: send them in full on every PUT."""
+    Chat URLs come back as their scheme alone (`discord://…`), here and from GET; one sent back so keeps the
+    saved URL at its index."""
     if contact.webhook_url and not deps.settings.webhook.allow_private_webhooks:
         try:
             await check_public_url(contact.webhook_url)
         except UnsafeURL as exc:
             raise ApiError(422, "invalid_request", f"webhook_url {exc}", "webhook_url") from None
+    if contact.chat_urls:
+        contact = contact.model_copy(update={"chat_urls": await _unmasked(user_id, contact.chat_urls, deps)})
     for index, url in enumerate(contact.chat_urls or []):
         await _check_chat_url(index, url, deps)
     contact = contact.model_copy(update={"phone_rejected": None, "webhook_disabled": None})
     await deps.store.users.put_contact(user_id, contact)
     return contact.masked()
+
+
+async def _unmasked(user_id: str, urls: list[str], deps: Deps) -> list[str]:
+    """A chat URL sent back as read (`discord://…`) keeps the saved URL at its index, so a client that reads the
+    contact, changes the email and saves it (the browser page) keeps the chat URLs it could not see in full."""
+    if not any(url == mask_chat_url(url) for url in urls):
+        return urls
+    saved = await deps.store.users.get_contact(user_id)
+    stored = (saved.chat_urls if saved else None) or []
+    kept: list[str] = []
+    for index, url in enumerate(urls):
+        if url == mask_chat_url(url):
+            if index >= len(stored) or mask_chat_url(stored[index]) != url:
+                field = f"chat_urls.{index}"
+                message = f"{field} is a masked URL with no saved URL like it at this index; send the URL in full"
+                raise ApiError(422, "invalid_request", message, field)
+            url = stored[index]
+        kept.append(url)
+    return kept
 
 
 async def _check_chat_url(index: int, url: str, deps: Deps) -> None:

@@ -72,3 +72,16 @@ async def test_a_private_server_is_refused_outside_dev_mode(tmp_path: Path, stor
         assert "loopback" in message and "127.0.0.1" not in message
         # A service whose host is an id, not a server (discord://<webhook id>/<token>), is not resolved.
         assert (await api.put(URL, json={"chat_urls": [DISCORD]})).status_code == 200
+
+
+async def test_masked_urls_sent_back_keep_the_saved_ones(api: httpx.AsyncClient, store: Store) -> None:
+    """Read, change the email, save: the chat URLs the client saw masked stay as saved (the browser page does this)."""
+    await api.put(URL, json={"email": "ada@example.com", "chat_urls": [DISCORD, "ntfys://ntfy.sh/alerts"]})
+    read = (await api.get(URL)).json()
+    saved = await api.put(URL, json={**read, "email": "ada@new.example.com"})
+    assert saved.status_code == 200, saved.text
+    contact = await store.users.get_contact("ada")
+    assert contact is not None and contact.chat_urls == [DISCORD, "ntfys://ntfy.sh/alerts"]
+    assert contact.email == "ada@new.example.com"
+    # A masked URL that matches nothing saved at its index is refused, not stored.
+    assert_refused(await api.put(URL, json={"chat_urls": ["ntfys://…", "discord://…"]}), "chat_urls.0")
