@@ -166,6 +166,46 @@ class WebhookSettings(BaseSettings):
     allow_private_webhooks: bool = False
 
 
+# The `chat` channel's Apprise schemes outside `herald dev`: services reached over HTTPS with a token in the URL.
+# `json`/`jsons` post a JSON body to any receiver; plain-http forms (json, mmost, rocket, ntfy, gotify) are left
+# out, since they would carry the URL's token in clear. `*` allows every scheme Apprise knows (`herald dev` sets it).
+DEFAULT_CHAT_SCHEMES = [
+    "discord",
+    "workflows",
+    "gchat",
+    "mmosts",
+    "rockets",
+    "ntfys",
+    "pover",
+    "zulip",
+    "matrixs",
+    "gotifys",
+    "jsons",
+]
+
+
+class ChatSettings(BaseSettings):
+    """The `chat` channel: one-way messages through Apprise to each of the contact's `chat_urls`."""
+
+    model_config = _config()
+
+    chat_schemes: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_CHAT_SCHEMES))
+    chat_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("chat_schemes", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """`discord,ntfys` (or a JSON list); names are lower-cased, as Apprise matches them."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        if isinstance(value, list):
+            return [str(part).strip().lower() for part in value if str(part).strip()]
+        return value
+
+    def allows(self, scheme: str) -> bool:
+        return "*" in self.chat_schemes or scheme.lower() in self.chat_schemes
+
+
 class WebPushSettings(BaseSettings):
     model_config = _config()
 
@@ -291,6 +331,7 @@ class Settings(BaseModel):
     email: EmailSettings = _group(EmailSettings)
     twilio: TwilioSettings = _group(TwilioSettings)
     webhook: WebhookSettings = _group(WebhookSettings)
+    chat: ChatSettings = _group(ChatSettings)
     webpush: WebPushSettings = _group(WebPushSettings)
     redis: RedisSettings = _group(RedisSettings)
     push: PushSettings = _group(PushSettings)

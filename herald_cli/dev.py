@@ -7,6 +7,7 @@ again keeps everything. Ctrl-C stops all three.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -167,6 +168,8 @@ async def run_dev(
         temporal_address=f"127.0.0.1:{ports.temporal}",
         api_port=ports.api,
         allow_private_webhooks=True,
+        # Chat URLs of any scheme Apprise knows, unless HERALD_CHAT_SCHEMES says otherwise.
+        chat_schemes=settings.chat.chat_schemes if "HERALD_CHAT_SCHEMES" in os.environ else ["*"],
         # Answer links in emails and webhooks work out of the box: a secret kept in HERALD_HOME/answer.key.
         answer_secret=settings.answers.answer_secret or SecretStr(load_or_create_secret(home / ANSWER_KEY_FILE)),
         **dev_codec_settings(settings, home, ports),

@@ -97,7 +97,7 @@ def contact_get(user: str) -> None:
     contact = with_store(lambda store: store.users.get_contact(user))
     if contact is None:
         raise fail(f"no contact saved for {user}", 1)
-    echo_json(contact.model_dump(mode="json", exclude_none=True))
+    echo_json(contact.masked().model_dump(mode="json", exclude_none=True))  # chat URLs: their scheme alone
 
 
 @contact_app.command("set")

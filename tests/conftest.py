@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from herald.adapters.channels import PushConnection
 from herald.adapters.store import Store
-from herald.config import Settings, temporal_binary
+from herald.config import DEFAULT_CHAT_SCHEMES, Settings, temporal_binary
 from herald.domain.search import SEARCH_ATTRIBUTE_KEYS
 from herald.models import DeliveryPolicy, RetrySettings
 from starter import HeraldClient
@@ -110,6 +110,8 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "push_ack_timeout_seconds": 2.0,
         # The fake providers listen on 127.0.0.1, as a receiver on a developer's machine would.
         "allow_private_webhooks": True,
+        # The default chat schemes, plus plain-http json:// for the loopback receivers (tests/fakes/http.py).
+        "chat_schemes": [*DEFAULT_CHAT_SCHEMES, "json"],
         "auth": False,  # tests of auth turn it on
         # A sender SendGrid accepts: its fake refuses herald@localhost, as SendGrid's mail/send does.
         "email_from": "herald@example.com",

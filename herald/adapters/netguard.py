@@ -11,10 +11,14 @@ through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import ipaddress
 import socket
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -88,6 +92,11 @@ async def check_public_url(url: str) -> None:
     await public_addresses(host, parts.port or (443 if parts.scheme == "https" else 80))
 
 
+async def check_public_host(host: str, port: int = 443) -> None:
+    """Raise UnsafeURL unless every address `host` resolves to is public (a service named by host, not by URL)."""
+    await public_addresses(host, port)
+
+
 class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
     """Opens TCP connections only to addresses it checked a moment before, from the same DNS answer.
 
@@ -149,3 +158,75 @@ def outbound_client(*, timeout: float, allow_private: bool, resolver: Resolver =
     return httpx.AsyncClient(
         timeout=timeout, follow_redirects=False, trust_env=False, transport=PublicOnlyTransport(resolver)
     )
+
+
+# --- Libraries that connect through urllib3 in a worker thread (Apprise's plugins, over requests) -------------------
+#
+# Their HTTP client is not Herald's, so the guard goes one level down: while a `public_only_connections()` block is
+# active in the current context (Apprise copies the context into the thread that sends), urllib3's
+# create_connection resolves the name once, checks every address, and connects only to a checked address, by
+# number. TLS still verifies the certificate against the URL's host name (urllib3 passes it separately as SNI).
+# Proxies from the environment lead to the proxy's address, which is checked like any other.
+
+
+class RefusedAddress(OSError):
+    """A connection the guard would not open; an OSError, so the library handles it as a failed connection."""
+
+
+@dataclass
+class GuardReport:
+    """What the guard refused inside one block: the reason (no address, no URL), or None."""
+
+    refused: str | None = None
+
+
+_GUARD: contextvars.ContextVar[GuardReport | None] = contextvars.ContextVar("herald_netguard", default=None)
+_original_create_connection: Callable[..., socket.socket] | None = None
+
+
+def _guarded_create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+    assert _original_create_connection is not None
+    report = _GUARD.get()
+    if report is None:
+        return _original_create_connection(address, *args, **kwargs)
+    host, port = address
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        report.refused = "has a host name that does not resolve"
+        raise RefusedAddress(report.refused) from None
+    addresses = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
+    for checked in addresses:
+        reason = forbidden_reason(checked)
+        if reason is not None:
+            report.refused = f"resolves to a {reason} address; Herald only posts to public addresses"
+            raise RefusedAddress(report.refused)
+    last: OSError | None = None
+    for checked in addresses:
+        try:
+            return _original_create_connection((checked, port), *args, **kwargs)
+        except OSError as exc:
+            last = exc
+    raise last or OSError("no address")
+
+
+def _install_urllib3_guard() -> None:
+    global _original_create_connection
+    from urllib3.util import connection
+
+    if _original_create_connection is None:
+        _original_create_connection = connection.create_connection
+        connection.create_connection = _guarded_create_connection
+
+
+@contextlib.contextmanager
+def public_only_connections() -> Iterator[GuardReport]:
+    """Within the block (and threads started with a copy of its context), urllib3 connects to public addresses only."""
+    _install_urllib3_guard()
+    report = GuardReport()
+    token = _GUARD.set(report)
+    try:
+        yield report
+    finally:
+        _GUARD.reset(token)

@@ -117,9 +117,13 @@ def joined_channel(
 def escalation_channels(
     order: Sequence[ChannelName], enabled: Enabled, priority: Priority, used: Iterable[ChannelName]
 ) -> list[ChannelName]:
-    """Every allowed channel not used yet, fallback order first: where a critical alert goes next."""
+    """Every allowed channel not used yet, fallback order first: where a critical alert goes next.
+
+    Only the channels `enabled` names: a history recorded before a channel existed (`chat`) has no entry for it,
+    and its replay must escalate to the channels it escalated to then.
+    """
     taken = set(used)
-    ranked = list(dict.fromkeys([*order, *ChannelName]))
+    ranked = [c for c in dict.fromkeys([*order, *ChannelName]) if c in enabled]
     return [c for c in ranked if c not in taken and channel_allowed(c, priority, enabled)]
 
 

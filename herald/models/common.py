@@ -41,6 +41,7 @@ class ChannelName(StrEnum):
     email = "email"
     sms = "sms"
     webhook = "webhook"
+    chat = "chat"
 
 
 class NotificationStatus(StrEnum):

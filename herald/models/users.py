@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 from datetime import time
 from enum import StrEnum
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.config import JsonDict, JsonValue
@@ -28,6 +31,27 @@ EMAIL_REGEX = f"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\\.[^@{WHITESPACE}]+$"
 _E164 = re.compile(E164_REGEX)
 _EMAIL = re.compile(EMAIL_REGEX)
 _URL = re.compile(URL_REGEX)
+
+# The `chat` channel's Apprise URLs: a handful per person, each bounded; the shape here, whether Apprise can load it
+# (and whether its scheme and address are allowed) when the contact is saved (herald/api/users.py).
+CHAT_URLS_MAX = 5
+CHAT_URL_MAX_CHARS = 2048
+CHAT_URL_REGEX = r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s]+$"
+_CHAT_URL = re.compile(CHAT_URL_REGEX)
+
+
+def _chat_url(value: str) -> str:
+    if len(value) > CHAT_URL_MAX_CHARS or not _CHAT_URL.fullmatch(value):
+        # Never the value: it holds the service's token.
+        raise ValueError(f"must be an Apprise URL (scheme://...) of at most {CHAT_URL_MAX_CHARS} characters")
+    return value
+
+
+ChatUrl = Annotated[
+    str,
+    AfterValidator(_chat_url),
+    WithJsonSchema({"type": "string", "pattern": CHAT_URL_REGEX, "minLength": 4, "maxLength": CHAT_URL_MAX_CHARS}),
+]
 _HH_MM = "([01][0-9]|2[0-3]):([0-5][0-9])"
 _QUIET_WINDOW = re.compile(f"^{_HH_MM}-{_HH_MM}$")
 # The same, as the schema says it: and the window must not end where it starts.
@@ -87,11 +111,12 @@ class ChannelSwitches(BaseModel):
     email: bool | ChannelPreference | None = None
     sms: bool | ChannelPreference | None = None
     webhook: bool | ChannelPreference | None = None
+    chat: bool | ChannelPreference | None = None
     min_priority: Priority | None = Field(
         default=None, description="the lowest priority sent on any channel (the default level: user-wide)"
     )
 
-    @field_validator("push", "email", "sms", "webhook", mode="wrap")
+    @field_validator("push", "email", "sms", "webhook", "chat", mode="wrap")
     @classmethod
     def _setting(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
         """By hand rather than as a plain union: one error per mistake, naming the field (`default.sms` or
@@ -233,7 +258,8 @@ _READ_ONLY: JsonDict = {"readOnly": True}
 class Contact(BaseModel):
     """Where a user can be reached. Personal data: it stays in the store, never in workflow history."""
 
-    model_config = ConfigDict(extra="forbid")
+    # A refusal names the field, never the value (an address, a number, a chat URL's token).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     email: str | None = Field(default=None, json_schema_extra={"pattern": EMAIL_REGEX, "maxLength": 254})
     phone: str | None = Field(
@@ -243,6 +269,12 @@ class Contact(BaseModel):
     )
     webhook_url: str | None = Field(
         default=None, description="an http(s) URL of a public address", json_schema_extra={"pattern": URL_REGEX}
+    )
+    chat_urls: list[ChatUrl] | None = Field(
+        default=None,
+        max_length=CHAT_URLS_MAX,
+        description="Apprise URLs (discord://, ntfys://, workflows://, ...) for the `chat` channel; they hold "
+        "secrets, so reading the contact back shows each as its scheme only (`discord://…`)",
     )
     # Set by Herald, never by the user: why a provider refused the number or the endpoint. Sends to a
     # refused address stop at once (and fall back); saving the contact again clears the mark (so a PUT that
@@ -278,6 +310,22 @@ class Contact(BaseModel):
         if value is not None and not _URL.fullmatch(value):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    def masked(self) -> Contact:
+        """The contact as it may be shown back: each chat URL as its scheme alone (its tokens are secrets)."""
+        if not self.chat_urls:
+            return self
+        return self.model_copy(update={"chat_urls": [mask_chat_url(url) for url in self.chat_urls]})
+
+
+def chat_url_scheme(url: str) -> str:
+    """The Apprise scheme of a chat URL, lower-cased (`discord` for `discord://...`)."""
+    return url.split("://", 1)[0].lower()
+
+
+def mask_chat_url(url: str) -> str:
+    """`discord://…`: the scheme says which service; the rest (host, path, user) may be a token."""
+    return f"{chat_url_scheme(url)}://…"
 
 
 class PushKeys(BaseModel):

@@ -12,7 +12,8 @@
 
 const TOKEN_KEY = "herald.token";
 const PRIORITIES = ["low", "medium", "high", "critical"];
-const CHANNELS = ["push", "email", "sms", "webhook"];
+const CHANNELS = ["push", "email", "sms", "webhook", "chat"];
+let savedChatUrls = [];
 const PRIORITY_LABELS = { low: "Low", medium: "Medium", high: "High", critical: "Critical" };
 const CHANNEL_LABELS = { push: "Push", email: "Email", sms: "SMS", webhook: "Webhook" };
 const STATUS_LABELS = {
@@ -833,6 +834,8 @@ async function loadPreferences() {
   $("contact-email").value = contact.email || "";
   $("contact-phone").value = contact.phone || "";
   $("contact-webhook").value = contact.webhook_url || "";
+  // Chat URLs read back masked (`discord://…`); sent back as they are, each keeps the saved URL at its index.
+  savedChatUrls = contact.chat_urls || [];
   const notes = [];
   if (contact.phone_rejected) notes.push(`The SMS provider refused this number (${contact.phone_rejected}); saving clears the mark.`);
   if (contact.webhook_disabled) notes.push(`The webhook endpoint was disabled (${contact.webhook_disabled}); saving clears the mark.`);
@@ -921,6 +924,7 @@ async function saveContact(event) {
     if (value) contact[key] = value;
   }
   try {
+    if (savedChatUrls.length) contact.chat_urls = savedChatUrls;
     await api("PUT", userPath("/contact"), contact);
     $("contact-notes").hidden = true;
     $("contact-status").textContent = "Contact saved.";

@@ -134,6 +134,8 @@ def _sample(name: str) -> tuple[str, object]:
     annotation = str(type(getattr(Settings(), group)).model_fields[field].annotation)
     if name == "HERALD_FALLBACK_ORDER":
         return "sms,email", [ChannelName.sms, ChannelName.email]
+    if name == "HERALD_CHAT_SCHEMES":
+        return "Discord, ntfys", ["discord", "ntfys"]
     if name == "HERALD_LOG_FORMAT":
         return "text", "text"
     for kind, raw in SAMPLES.items():

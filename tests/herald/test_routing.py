@@ -29,6 +29,7 @@ from herald.models import (
 )
 
 PUSH, EMAIL, SMS, WEBHOOK = ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook
+CHAT = ChannelName.chat
 LOW, MEDIUM, HIGH, CRITICAL = Priority.low, Priority.medium, Priority.high, Priority.critical
 ALL_ON = dict.fromkeys(ChannelName, True)
 NOT_CONNECTED = RecipientNotConnected.type_name
@@ -50,11 +51,11 @@ def enabled_with(**switches: bool) -> dict[ChannelName, bool]:
 
 
 def test_seed_preferences_for_the_overridden_agent() -> None:
-    assert merge_preferences(SEED, "batch-agent") == {PUSH: True, EMAIL: False, SMS: False, WEBHOOK: True}
+    assert merge_preferences(SEED, "batch-agent") == {PUSH: True, EMAIL: False, SMS: False, WEBHOOK: True, CHAT: True}
 
 
 def test_seed_preferences_for_any_other_agent_use_the_default() -> None:
-    assert merge_preferences(SEED, "other-agent") == {PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True}
+    assert merge_preferences(SEED, "other-agent") == {PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True, CHAT: True}
 
 
 def test_empty_preferences_enable_every_channel() -> None:
@@ -69,7 +70,7 @@ def test_agent_entry_can_turn_on_what_the_default_turns_off() -> None:
 
 def test_agent_entry_only_overrides_the_channels_it_sets() -> None:
     prefs = Preferences.model_validate({"default": {"push": False, "email": False}, "agents": {"a": {"push": True}}})
-    assert merge_preferences(prefs, "a") == {PUSH: True, EMAIL: False, SMS: True, WEBHOOK: True}
+    assert merge_preferences(prefs, "a") == {PUSH: True, EMAIL: False, SMS: True, WEBHOOK: True, CHAT: True}
 
 
 def test_merge_returns_every_channel() -> None:
@@ -178,11 +179,21 @@ def test_fallback_accepts_any_iterable_of_used_channels() -> None:
 
 
 def test_escalation_lists_every_allowed_unused_channel_order_first() -> None:
-    assert escalation_channels([WEBHOOK, EMAIL], ALL_ON, CRITICAL, [PUSH]) == [WEBHOOK, EMAIL, SMS]
+    assert escalation_channels([WEBHOOK, EMAIL], ALL_ON, CRITICAL, [PUSH]) == [WEBHOOK, EMAIL, SMS, CHAT]
 
 
 def test_escalation_skips_disabled_and_used_channels() -> None:
-    assert escalation_channels(DEFAULT_FALLBACK_ORDER, enabled_with(sms=False), CRITICAL, [EMAIL]) == [PUSH, WEBHOOK]
+    assert escalation_channels(DEFAULT_FALLBACK_ORDER, enabled_with(sms=False), CRITICAL, [EMAIL]) == [
+        PUSH,
+        WEBHOOK,
+        CHAT,
+    ]
+
+
+def test_escalation_keeps_to_the_channels_a_recorded_route_names() -> None:
+    """A history recorded before `chat` existed routes without it: its replay escalates where it did then."""
+    recorded = {PUSH: True, EMAIL: True, SMS: True, WEBHOOK: True}
+    assert escalation_channels(DEFAULT_FALLBACK_ORDER, recorded, CRITICAL, [EMAIL]) == [PUSH, SMS, WEBHOOK]
 
 
 def test_escalation_is_empty_when_all_channels_are_used() -> None:
@@ -195,7 +206,7 @@ def test_escalation_skips_sms_below_high() -> None:
 
 
 def test_escalation_has_no_repeats_when_the_order_repeats() -> None:
-    assert escalation_channels([EMAIL, EMAIL, PUSH], ALL_ON, CRITICAL, []) == [EMAIL, PUSH, SMS, WEBHOOK]
+    assert escalation_channels([EMAIL, EMAIL, PUSH], ALL_ON, CRITICAL, []) == [EMAIL, PUSH, SMS, WEBHOOK, CHAT]
 
 
 # --- final_status --------------------------------------------------------------------------------

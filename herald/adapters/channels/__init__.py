@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from herald.adapters.channels.base import Channel, ContactBook, OutboundMessage, SendResult, provider_timeout
+from herald.adapters.channels.chat import ChatChannel
 from herald.adapters.channels.outbox import OutboxChannel
 from herald.adapters.channels.push import PushChannel, PushConnection, PushHub, PushPublisher
 from herald.adapters.channels.redis_push import RedisPushPublisher
@@ -26,6 +27,7 @@ from herald.models import ChannelName
 
 __all__ = [
     "Channel",
+    "ChatChannel",
     "OutboundMessage",
     "OutboxChannel",
     "PushChannel",
@@ -45,6 +47,7 @@ def build_channels(settings: Settings, hub: PushHub, book: ContactBook) -> dict[
         ChannelName.email: _email(settings),
         ChannelName.sms: _sms(settings, book),
         ChannelName.webhook: _webhook(settings, book),
+        ChannelName.chat: _chat(settings),
     }
 
 
@@ -56,7 +59,14 @@ def providers(settings: Settings) -> dict[ChannelName, str]:
     email = "sendgrid" if settings.sendgrid.api_key else "smtp" if settings.smtp.url else "outbox"
     sms = "twilio" if settings.twilio.account_sid and settings.twilio.auth_token else "outbox"
     webhook = "signed POST" if settings.webhook.webhook_secret else "outbox"
-    return {ChannelName.push: push, ChannelName.email: email, ChannelName.sms: sms, ChannelName.webhook: webhook}
+    chat = "apprise (" + ", ".join(settings.chat.chat_schemes) + ")"
+    return {
+        ChannelName.push: push,
+        ChannelName.email: email,
+        ChannelName.sms: sms,
+        ChannelName.webhook: webhook,
+        ChannelName.chat: chat,
+    }
 
 
 def _within_send(settings: Settings, configured: float | None = None) -> float:
@@ -135,6 +145,16 @@ def _webhook(settings: Settings, book: ContactBook) -> Channel:
         settings.webhook.webhook_secret.get_secret_value(),
         book=book,
         timeout=_within_send(settings, settings.webhook.webhook_timeout_seconds),
+        allow_private=settings.webhook.allow_private_webhooks,
+    )
+
+
+def _chat(settings: Settings) -> Channel:
+    """Apprise, always: it needs no account of Herald's, only the person's own URLs."""
+    return ChatChannel(
+        allowed=settings.chat.allows,
+        link=lambda m: notification_link(settings.api_url, m.notification.notification_id),
+        timeout=_within_send(settings, settings.chat.chat_timeout_seconds),
         allow_private=settings.webhook.allow_private_webhooks,
     )
 
