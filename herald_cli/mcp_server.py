@@ -361,7 +361,7 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
             Field(
                 description="the answers the person may choose, 1 to 5, e.g. [{id: approve, label: Approve}]; "
                 'an action with input "text" is answered in the person\'s own words, e.g. '
-                '[{id: reply, label: Reply, input: text}]'
+                "[{id: reply, label: Reply, input: text}]"
             ),
         ],
         body: Body = "",
