@@ -148,7 +148,8 @@ class AnswerRequest(BaseModel):
     action_id: ActionId
     user_id: Identifier
     channel: AnswerChannel = AnswerChannel.api
-    text: AnswerText | None = None
+    # Left out when absent: a choice's update input reads exactly as before, so a worker not yet upgraded takes it.
+    text: AnswerText | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Snooze(BaseModel):

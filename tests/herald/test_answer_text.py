@@ -64,6 +64,16 @@ def test_text_out_of_bounds_is_refused_naming_text_not_quoting_it(text: str, pro
     assert not text.strip() or text not in error["msg"]  # the message never quotes the text
 
 
+def test_a_choice_reads_as_it_always_did() -> None:
+    """A button's update input carries no `text` key: workers from before free-text answers still decode it."""
+    assert AnswerRequest(action_id="approve", user_id="ada").model_dump(mode="json") == {
+        "action_id": "approve",
+        "user_id": "ada",
+        "channel": "api",
+    }
+    assert AnswerRequest(action_id="reply", user_id="ada", text="hi").model_dump()["text"] == "hi"
+
+
 def test_lines_and_tabs_are_text() -> None:
     assert RespondBody(action_id="reply", text="line one\r\nline two\tend").text == "line one\r\nline two\tend"
 
