@@ -31,9 +31,9 @@ REFUSED_ANSWERS_MAX = 20
 # when HERALD_CODEC_KEYS is set) and is kept in the store's outcome, like the body; no message or log quotes it.
 ANSWER_TEXT_MAX_CHARS = 2000
 TEXT_INPUT = "text"
-# Control characters a person's text never needs (PostgreSQL's JSON refuses NUL), and lone UTF-16 surrogates
-# (a WebSocket frame's JSON may hold `"\\ud800"`), which no encoder downstream accepts: tab, newline, CR stay.
-_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# Lone UTF-16 surrogates are not text: the API's body guard refuses them in every JSON body, but a WebSocket frame's
+# JSON may still hold `"\\ud800"`, which no encoder downstream (the store, Temporal's payloads) accepts.
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
 
 
 def _action_id(value: str) -> str:
@@ -43,15 +43,15 @@ def _action_id(value: str) -> str:
 
 
 def answer_text(value: str) -> str:
-    """A free-text answer as Herald keeps it: stripped, 1-ANSWER_TEXT_MAX_CHARS characters, text only. The errors
-    name the problem, never the text (it is personal data)."""
+    """A free-text answer as Herald keeps it: stripped, 1-ANSWER_TEXT_MAX_CHARS characters (code points), no lone
+    surrogates. The errors name the problem, never the text (it is personal data)."""
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
     if len(value) > ANSWER_TEXT_MAX_CHARS:
         raise ValueError(f"is {len(value)} characters; the limit is {ANSWER_TEXT_MAX_CHARS}")
     if _NOT_TEXT.search(value):
-        raise ValueError("holds a control character or a lone UTF-16 surrogate, which is not text")
+        raise ValueError("holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
     return value
 
 

@@ -164,7 +164,7 @@ async def test_a_text_answer_over_the_websocket(text_stack: Stack) -> None:
         assert (long["accepted"], long["reason"]) == (False, "text: is 2001 characters; the limit is 2000")
         await ws.send(json.dumps(respond | {"text": "\ud800 lone"}))
         surrogate = await recv_json(ws)
-        assert surrogate["accepted"] is False and surrogate["reason"].startswith("text: holds a control character")
+        assert surrogate["accepted"] is False and surrogate["reason"].startswith("text: holds a lone UTF-16 surrogate")
 
         await ws.send(json.dumps(respond | {"text": WORDS}))
         response = await recv_json(ws)
