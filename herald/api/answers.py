@@ -37,6 +37,7 @@ from herald.domain.answers import (
     sms_prompt,
     verify_token,
 )
+from herald.domain.validation import describe
 from herald.models import ANSWER_TEXT_MAX_CHARS, ID_REGEX, Action, Answer, AnswerChannel, RespondBody, utcnow
 from herald.models.answers import answer_text
 from herald.services.gateway import AnswerRefused, AnswerTimeout
@@ -298,9 +299,8 @@ async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
         try:
             body = RespondBody.model_validate_json(await request.body())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            raise ApiError(422, "invalid_request", f"{field}: {first['msg']}", field) from None
+            first = describe(exc.errors())[0]
+            raise ApiError(422, "invalid_request", str(first), first.field) from None
         if action_id is not None and body.action_id != action_id:
             raise ApiError(422, "invalid_request", "action_id: this link answers another action", "action_id")
         action_id, text = body.action_id, body.text
@@ -340,8 +340,9 @@ async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
 )
 async def respond(notification_id: NotificationId, body: RespondBody, caller: CallerDep, deps: Deps) -> Answer:
     """Answer as the notified user (their user token; the admin key answers for them): one of the notification's
-    actions (with `text`, the person's words, for an action with `input: text`), `ack` or `snooze`. Agent keys may not answer: an agent asks, a person answers (its own notification
-    is a 403). A notification of someone else's is a 404, exactly as an unknown id."""
+    actions (with `text`, the person's words, for an action with `input: text`), `ack` or `snooze`. Agent keys may
+    not answer: an agent asks, a person answers (its own notification is a 403). A notification of someone else's
+    is a 404, exactly as an unknown id."""
     try:
         return await answer_as(deps, caller, notification_id, body.action_id, AnswerChannel.api, body.text)
     except AnswerRefused as exc:

@@ -254,6 +254,12 @@ async def test_a_webhooks_respond_url_takes_text(text_stack: Stack, fake_http: F
 
     refused = await stack.api.post(path, json={"action_id": "reply"})
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_text"
+    too_long = await stack.api.post(path, json={"action_id": "reply", "text": "x" * 2001})
+    assert too_long.status_code == 422
+    assert (too_long.json()["error"]["field"], too_long.json()["error"]["message"]) == (
+        "text",
+        "text: is 2001 characters; the limit is 2000",
+    )
     answered = await stack.api.post(path, json={"action_id": "reply", "text": WORDS})  # a refusal left it usable
     assert answered.status_code == 200 and answered.json()["text"] == WORDS
     outcome = await asking
