@@ -156,7 +156,9 @@ class AskResult(BaseModel):
 
     notification_id: str
     status: NotificationStatus
-    answer: Answer | None = None
+    answer: Answer | None = Field(
+        default=None, description="the person's choice; its `text` holds their words for an action with input text"
+    )
     label: str | None = Field(default=None, description="the chosen action's label")
     acknowledged: Answer | None = Field(default=None, description="the person's ack or snooze: seen, not answered")
 
@@ -356,7 +358,11 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         question: Annotated[str, Field(description="the question, one line, at most 200 characters")],
         actions: Annotated[
             list[Action],
-            Field(description="the answers the person may choose, 1 to 5, e.g. [{id: approve, label: Approve}]"),
+            Field(
+                description="the answers the person may choose, 1 to 5, e.g. [{id: approve, label: Approve}]; "
+                'an action with input "text" is answered in the person\'s own words, e.g. '
+                "[{id: reply, label: Reply, input: text}]"
+            ),
         ],
         body: Body = "",
         respond_by: Annotated[
@@ -377,7 +383,8 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         agent_id: ClaimedAgent = None,
     ) -> AskResult:
         """Ask a person a question and wait for their answer (or the deadline). Progress notifications report
-        the live delivery status while it waits. Returns `answered` with the chosen action, or `expired`."""
+        the live delivery status while it waits. Returns `answered` with the chosen action (and, for an action
+        with input text, the person's words in `answer.text`), or `expired`."""
         agent = await tools.agent(ctx)
         own_agent(agent, agent_id)
         if not actions:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     ScheduleActionStartWorkflow,
@@ -25,6 +26,7 @@ from herald.adapters.store import Store
 from herald.config import DEFAULT_TEMPORAL_ADDRESS, DEFAULT_TEMPORAL_NAMESPACE, Settings, TemporalSettings
 from herald.domain import answers, search
 from herald.domain.events import in_plan_order, match_event, plan_firings, split_by_cooldown
+from herald.domain.validation import describe
 from herald.models import (
     SNOOZE_ACTION,
     SNOOZE_SECONDS,
@@ -257,6 +259,7 @@ def _retryable(exc: Exception) -> bool:
 # The workflow's refusal types (ApplicationError.type) as AnswerRefused codes.
 REFUSAL_CODES = {
     "UnknownAction": "unknown_action",
+    "InvalidText": "invalid_text",
     "NotRecipient": "not_recipient",
     "TooLate": "too_late",
     "AlreadyAnswered": "already_answered",
@@ -510,17 +513,23 @@ class HeraldClient:
         store: Store | None = None,
         update_id: str | None = None,
         rpc_timeout: timedelta = RESPOND_RPC_TIMEOUT,
+        text: str | None = None,
     ) -> Answer:
         """Answer a notification for `user_id` (the caller has authenticated them): one of its actions, or the
-        built-in `ack` / `snooze`. Returns the answer as recorded; raises AnswerRefused with the reason otherwise,
-        and AnswerTimeout when no worker took the answer within `rpc_timeout` (retry).
+        built-in `ack` / `snooze`; `text`, the person's words, for an action with `input: text` (and only then).
+        Returns the answer as recorded; raises AnswerRefused with the reason otherwise (`invalid_text` for text
+        missing or out of place), ValueError for text that is empty or over 2000 characters, and AnswerTimeout when
+        no worker took the answer within `rpc_timeout` (retry).
 
         `update_id` names the answer: calls with the same id are one answer (Temporal returns the first's result),
         so a retry after a timeout or a lost reply can't answer twice; a refused answer leaves its id free.
         `snooze` mutes the notification's rule (or agent) for that user for an hour, even once the notification has
         finished; it needs the store (`store=`, the one given to the client, or HeraldClient.connect's database).
         """
-        request = AnswerRequest(action_id=action_id, user_id=user_id, channel=AnswerChannel(channel))
+        try:
+            request = AnswerRequest(action_id=action_id, user_id=user_id, channel=AnswerChannel(channel), text=text)
+        except ValidationError as exc:
+            raise ValueError(str(describe(exc.errors())[0])) from None
         try:
             return await self._respond(notification_id, request, store, update_id, rpc_timeout)
         except WorkflowUpdateRPCTimeoutOrCancelledError:

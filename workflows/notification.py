@@ -234,7 +234,15 @@ class NotificationWorkflow:
                 RefusedAnswer(action_id=request.action_id, channel=request.channel, at=now, reason=late.reason)
             )
             raise ApplicationError(late.reason, type=late.type, non_retryable=True)
-        answer = Answer(action_id=request.action_id, user_id=request.user_id, channel=request.channel, answered_at=now)
+        # A text action's answer keeps the person's words (the validator refused a text action without them, and
+        # text for any other action). No new command: older histories replay unchanged, so no patch is needed.
+        answer = Answer(
+            action_id=request.action_id,
+            user_id=request.user_id,
+            channel=request.channel,
+            answered_at=now,
+            text=request.text,
+        )
         if answers.kind_of(request.action_id, n) is answers.AnswerKind.answer:
             outcome.answer = answer
         else:
@@ -244,7 +252,8 @@ class NotificationWorkflow:
 
     @respond.validator
     def _check_answer(self, request: AnswerRequest) -> None:
-        """Refuse, unrecorded, what can never be taken: unknown action, another user, too late, finished."""
+        """Refuse, unrecorded, what can never be taken: unknown action, text missing (a text action) or out of place
+        (any other), another user, too late, finished."""
         if self._closing:
             raise ApplicationError(f"this notification has finished ({self._outcome.status.value})", type="Closed")
         if self._paths.ends and self._outcome.duplicate_of is not None:

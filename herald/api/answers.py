@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as xml_escape
 
 from fastapi import APIRouter, Path, Request, Response
@@ -31,12 +32,14 @@ from herald.domain.answers import (
     AnswerToken,
     TokenError,
     link_update_id,
-    parse_sms_reply,
+    parse_sms_answer,
     phone_key,
     sms_prompt,
     verify_token,
 )
-from herald.models import ID_REGEX, Action, Answer, AnswerChannel, RespondBody, utcnow
+from herald.domain.validation import describe
+from herald.models import ANSWER_TEXT_MAX_CHARS, ID_REGEX, Action, Answer, AnswerChannel, RespondBody, utcnow
+from herald.models.answers import answer_text
 from herald.services.gateway import AnswerRefused, AnswerTimeout
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ Token = Annotated[str, Path(max_length=512, description="a signed answer link's 
 # caller first, and answer a notification the caller may not see as unknown.)
 REFUSAL_STATUS = {
     "unknown_action": 422,
+    "invalid_text": 422,
     "not_recipient": 403,
     "not_found": 404,
     "too_late": 409,
@@ -90,7 +94,20 @@ def page(title: str, content: str) -> HTMLResponse:
 
 
 def answered_message(answer: Answer, label: str) -> str:
+    if answer.text is not None:
+        return f"Thanks: your answer to “{label}” reached the agent."
     return f"Thanks: your answer “{label}” reached the agent."
+
+
+def checked_text(text: str | None) -> str | None:
+    """A free-text answer as the workflow will take it (stripped, 1-2000 characters of text), else a 422 naming
+    `text` that never quotes it."""
+    if text is None:
+        return None
+    try:
+        return answer_text(text)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"text: {exc}", "text") from None
 
 
 class _Answering:
@@ -98,6 +115,9 @@ class _Answering:
 
     def __init__(self, user_id: str, actions: list[Action]) -> None:
         self.user_id, self.actions = user_id, actions
+
+    def takes_text(self, action_id: str) -> bool:
+        return any(action.id == action_id and action.takes_text for action in self.actions)
 
     def label(self, action_id: str) -> str:
         for action in self.actions:
@@ -168,14 +188,23 @@ async def _respond(
     channel: AnswerChannel,
     *,
     update_id: str | None = None,
+    text: str | None = None,
 ) -> Answer:
     """Hand the answer to the workflow; a worker that doesn't take it in time is a 503 with Retry-After."""
     bind(notification_id=notification_id)
+    text = checked_text(text)
     herald = await services.client()
     timeout = timedelta(seconds=services.settings.answers.answer_timeout_seconds)
     try:
         return await herald.respond(
-            notification_id, action_id, user_id, channel, store=services.store, update_id=update_id, rpc_timeout=timeout
+            notification_id,
+            action_id,
+            user_id,
+            channel,
+            store=services.store,
+            update_id=update_id,
+            rpc_timeout=timeout,
+            text=text,
         )
     except AnswerTimeout as exc:
         raise temporal_unavailable(str(exc)) from None
@@ -184,7 +213,12 @@ async def _respond(
 
 
 async def answer_as(
-    services: Services, caller: Caller, notification_id: str, action_id: str, channel: AnswerChannel
+    services: Services,
+    caller: Caller,
+    notification_id: str,
+    action_id: str,
+    channel: AnswerChannel,
+    text: str | None = None,
 ) -> Answer:
     """Answer as the notified user, for a caller that authenticated as them (or the admin). A notification the
     caller may not see is answered as unknown (404, as for an id that names nothing); its agent may see it but not
@@ -192,13 +226,14 @@ async def answer_as(
     recipient = await recipient_of(services, notification_id)
     check_visible(caller, notification_id, recipient.user_id, recipient.agent_id)
     authorize(caller, users=[recipient.user_id], field="notification_id")
-    return await _respond(services, notification_id, action_id, recipient.user_id, channel)
+    return await _respond(services, notification_id, action_id, recipient.user_id, channel, text=text)
 
 
 def _refused(exc: AnswerRefused, notification_id: str) -> ApiError:
     if exc.code == "not_found":  # gone between the look-up and the answer: as unknown as any other id
         return notification_not_found(notification_id)
-    return ApiError(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.reason, "action_id")
+    field = "text" if exc.code == "invalid_text" else "action_id"
+    return ApiError(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.reason, field)
 
 
 def link_secret(services: Services) -> bytes:
@@ -224,9 +259,18 @@ async def answer_link_page(token: Token, deps: Deps) -> HTMLResponse:
     if claims.action_id is None:
         return page("Answer", "<p>This link takes a POST with a JSON body: {&quot;action_id&quot;: ...}.</p>")
     label = html.escape(answering.label(claims.action_id))
+    # An action answered in words gets a text box; its form posts the words as `text`.
+    box = (
+        f'<p><label for="text">Your answer ({ANSWER_TEXT_MAX_CHARS} characters at most)</label></p>'
+        f'<textarea id="text" name="text" rows="5" maxlength="{ANSWER_TEXT_MAX_CHARS}" required '
+        'style="width:100%;box-sizing:border-box;font:inherit;"></textarea>'
+        if answering.takes_text(claims.action_id)
+        else ""
+    )
     form = (
         f"<p>Answer <strong>{label}</strong>?</p>"
         '<form method="post"><input type="hidden" name="confirm" value="1">'
+        f"{box}"
         f'<button type="submit" style="padding:8px 16px;font-size:15px;">{label}</button></form>'
     )
     return page(f"Answer: {answering.label(claims.action_id)}", form)
@@ -243,17 +287,23 @@ async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
         "application/x-www-form-urlencoded"
     )
     claims = _verified(deps, token)
-    action_id = claims.action_id
-    if not is_form:
+    action_id, text = claims.action_id, None
+    if is_form:
+        # The page's form: `confirm`, and `text` from its text box (an action answered in words).
+        try:
+            fields = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise ApiError(400, "invalid_request", "the form body is not UTF-8") from None
+        text = fields.get("text")
+    else:
         try:
             body = RespondBody.model_validate_json(await request.body())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            raise ApiError(422, "invalid_request", f"{field}: {first['msg']}", field) from None
+            first = describe(exc.errors())[0]
+            raise ApiError(422, "invalid_request", str(first), first.field) from None
         if action_id is not None and body.action_id != action_id:
             raise ApiError(422, "invalid_request", "action_id: this link answers another action", "action_id")
-        action_id = body.action_id
+        action_id, text = body.action_id, body.text
     if action_id is None:
         raise ApiError(422, "invalid_request", "action_id: is required", "action_id")
     links = deps.store.answers
@@ -270,6 +320,7 @@ async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
             recipient.user_id,
             claims.channel,
             update_id=link_update_id(claims),
+            text=text,
         )
     except AnswerRefused as exc:
         raise _refused(exc, claims.notification_id) from None
@@ -289,10 +340,11 @@ async def answer_link(token: Token, request: Request, deps: Deps) -> Response:
 )
 async def respond(notification_id: NotificationId, body: RespondBody, caller: CallerDep, deps: Deps) -> Answer:
     """Answer as the notified user (their user token; the admin key answers for them): one of the notification's
-    actions, `ack` or `snooze`. Agent keys may not answer: an agent asks, a person answers (its own notification
-    is a 403). A notification of someone else's is a 404, exactly as an unknown id."""
+    actions (with `text`, the person's words, for an action with `input: text`), `ack` or `snooze`. Agent keys may
+    not answer: an agent asks, a person answers (its own notification is a 403). A notification of someone else's
+    is a 404, exactly as an unknown id."""
     try:
-        return await answer_as(deps, caller, notification_id, body.action_id, AnswerChannel.api)
+        return await answer_as(deps, caller, notification_id, body.action_id, AnswerChannel.api, body.text)
     except AnswerRefused as exc:
         raise _refused(exc, notification_id) from None
 
@@ -318,7 +370,8 @@ def twiml(message: str | None) -> Response:
 )
 async def twilio_inbound(request: Request, deps: Deps) -> Response:
     """Twilio's incoming-message webhook: an SMS reply ("1", "approve", "ACK", "SNOOZE") answers the newest open
-    question texted to that number. Answers with TwiML, one SMS back saying what happened.
+    question texted to that number; to a question with one action answered in words, any reply but a number is
+    that action's `text`. Answers with TwiML, one SMS back saying what happened.
 
     Point the number's "A message comes in" webhook at `HERALD_PUBLIC_URL` + this path.
     """
@@ -331,13 +384,18 @@ async def twilio_inbound(request: Request, deps: Deps) -> Response:
         # The number and the text stay out of the log: they are personal data.
         log.info("sms reply with no open question for its number; ignored")
         return twiml("Herald: there is no open question for this number.")
-    action_id = parse_sms_reply(text if isinstance(text, str) else "", question.action_ids)
+    reply = text if isinstance(text, str) else ""
     answering = await _answering(deps, question.notification_id)
+    action_id, words = parse_sms_answer(reply, question.action_ids, answering.actions)
     if action_id is None:
         prompt = sms_prompt(answering.actions) or "Reply " + ", ".join(question.action_ids)
         return twiml(f"Herald: that reply matched no choice. {prompt}, or ACK.")
     try:
-        await _respond(deps, question.notification_id, action_id, question.user_id, AnswerChannel.sms)
+        await _respond(deps, question.notification_id, action_id, question.user_id, AnswerChannel.sms, text=words)
     except AnswerRefused as exc:
         return twiml(f"Herald: not taken, {exc.reason}.")
+    except ApiError as exc:
+        if exc.field != "text":
+            raise
+        return twiml(f"Herald: not taken, {exc.message}.")
     return twiml(f"Herald: got it, {answering.label(action_id)}.")

@@ -3,7 +3,8 @@
 Protocol, server to client: `{"type": "ready", "user_id", "connection_id"}` once frames can reach this socket,
 then `{"type": "notification", ...}` frames, `{"type": "pong"}` and `{"type": "error", "message"}`.
 Client to server: `{"type": "ack", "notification_id"}` (delivery counts only once acked) and `{"type": "ping"}`;
-`{"type": "respond", "notification_id", "action_id"}` answers a question as the token's user, and the server
+`{"type": "respond", "notification_id", "action_id"}` (and `"text"`, the person's words, for an action with
+`input: text`) answers a question as the token's user, and the server
 replies `{"type": "response", "notification_id", "action_id", "accepted", ...}` (`answer`, or `code` and `reason`);
 another user's notification gets the reply an unknown id gets (`not_found`), as on the HTTP route.
 
@@ -78,6 +79,7 @@ class ClientMessage:
     type: Literal["ack", "ping", "respond"]
     notification_id: str | None = None
     action_id: str | None = None
+    text: str | None = None  # respond: the person's words, for an action answered in words
 
 
 class MalformedMessage(ValueError):
@@ -105,7 +107,10 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
             raise MalformedMessage("notification_id: required, the id of the notification being answered")
         if not isinstance(action_id, str) or not _ACTION_ID.fullmatch(action_id):
             raise MalformedMessage("action_id: required, one of the notification's action ids (or ack, snooze)")
-        return ClientMessage("respond", notification_id, action_id)
+        text = value.get("text")
+        if text is not None and not isinstance(text, str):
+            raise MalformedMessage("text: must be a string, the answer's words (for an action with input text)")
+        return ClientMessage("respond", notification_id, action_id, text)
     raise MalformedMessage("type: must be `ack`, `respond` or `ping`")
 
 
@@ -209,7 +214,12 @@ async def _respond(services: Services, user_id: str, message: ClientMessage) -> 
     }
     try:
         answer = await answer_as(
-            services, Caller("user", user_id), message.notification_id, message.action_id, AnswerChannel.push
+            services,
+            Caller("user", user_id),
+            message.notification_id,
+            message.action_id,
+            AnswerChannel.push,
+            message.text,
         )
     except AnswerRefused as exc:
         if exc.code == "not_found":

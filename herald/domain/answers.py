@@ -77,6 +77,26 @@ def kind_of(action_id: str, notification: AgentNotification) -> AnswerKind | Non
     return None
 
 
+def takes_text(action_id: str, notification: AgentNotification) -> bool:
+    """Whether `action_id` is one of the notification's actions answered in words (`input: text`)."""
+    return any(action.id == action_id and action.takes_text for action in notification.actions)
+
+
+def text_refusal(action_id: str, has_text: bool, notification: AgentNotification) -> str | None:
+    """Why answering `action_id` with (or without) text is refused, naming `text`; None when it fits. The reason
+    never quotes the text."""
+    if takes_text(action_id, notification):
+        return None if has_text else f"text: is required, action {action_id} is answered in words"
+    if has_text:
+        return f"text: only an action with input text takes it, and {action_id} is a choice"
+    return None
+
+
+def text_actions(actions: list[Action]) -> list[Action]:
+    """The actions answered in words (`input: text`)."""
+    return [action for action in actions if action.takes_text]
+
+
 def offered(notification: AgentNotification) -> list[str]:
     """Every action id a person may send: the notification's own, then the built-ins."""
     own = [action.id for action in notification.actions]
@@ -87,7 +107,7 @@ def offered(notification: AgentNotification) -> list[str]:
 class Refusal:
     """Why an answer is not taken. `type` names the case for the client (HeraldClient maps it to AnswerRefused)."""
 
-    type: str  # UnknownAction, NotRecipient, TooLate, AlreadyAnswered, AlreadyAcknowledged
+    type: str  # UnknownAction, InvalidText, NotRecipient, TooLate, AlreadyAnswered, AlreadyAcknowledged
     reason: str
 
 
@@ -96,12 +116,16 @@ def invalid_answer(
 ) -> Refusal | None:
     """Why this answer can never be taken (the `respond` validator refuses it unrecorded), or None.
 
-    Unknown action, another user, past the deadline. A repeat answer is a different case: see `late_answer`.
+    Unknown action, text missing for a text action or given for any other, another user, past the deadline. A
+    repeat answer is a different case: see `late_answer`.
     """
     kind = kind_of(request.action_id, notification)
     if kind is None:
         offers = ", ".join(offered(notification))
         return Refusal("UnknownAction", f"unknown action {request.action_id}: this notification offers {offers}")
+    text_problem = text_refusal(request.action_id, request.text is not None, notification)
+    if text_problem is not None:
+        return Refusal("InvalidText", text_problem)
     if request.user_id != notification.user_id:
         return Refusal("NotRecipient", "only the notified user may answer this notification")
     if kind is AnswerKind.answer and now >= deadline:
@@ -312,10 +336,15 @@ _PUNCTUATION = re.compile(r"[\s.!,;:]+")
 
 
 def sms_prompt(actions: list[Action]) -> str:
-    """ "Reply 1 for Approve, 2 for Deny": numbered in the order the agent listed the actions."""
+    """ "Reply 1 for Approve, 2 for Deny": numbered in the order the agent listed the actions. An action answered
+    in words takes the reply itself: "Reply 1 for Approve, or your words for Comment" (its number is skipped)."""
     if not actions:
         return ""
-    return "Reply " + ", ".join(f"{number} for {action.label}" for number, action in enumerate(actions, 1))
+    choices = [f"{number} for {a.label}" for number, a in enumerate(actions, 1) if not a.takes_text]
+    words = [f"your words for {a.label}" for a in actions if a.takes_text]
+    if not choices:
+        return "Reply with " + " or ".join(words)
+    return "Reply " + ", ".join(choices) + "".join(f", or {w}" for w in words)
 
 
 def parse_sms_reply(body: str, action_ids: list[str]) -> str | None:
@@ -335,6 +364,16 @@ def parse_sms_reply(body: str, action_ids: list[str]) -> str | None:
     if text in _SNOOZE_WORDS:
         return SNOOZE_ACTION
     return None
+
+
+def parse_sms_answer(reply: str, action_ids: list[str], actions: list[Action]) -> tuple[str | None, str | None]:
+    """What an SMS reply answers, and with which words: a number chooses that action (numbered as `sms_prompt`
+    numbers them); to a question with one action answered in words (`input: text`), any other reply is its text;
+    otherwise as `parse_sms_reply` reads it (an action id, ACK, SNOOZE)."""
+    texts = text_actions(actions)
+    if len(texts) == 1 and reply.strip() and not reply.strip().isdigit():
+        return texts[0].id, reply
+    return parse_sms_reply(reply, action_ids), None
 
 
 def links_from_settings(settings: Settings) -> AnswerLinks | None:

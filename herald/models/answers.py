@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from herald.models.common import NOT_SPACE, SPACE, Identifier, OneField
+from herald.models.common import NOT_SPACE, SPACE, Identifier, OneField, stripped_text_pattern
 
 ACTIONS_MAX = 5
 ACTION_LABEL_MAX_CHARS = 64
@@ -26,12 +26,44 @@ BUILTIN_ACTIONS = frozenset({ACK_ACTION, SNOOZE_ACTION})
 SNOOZE_SECONDS = 3600
 # Answers refused after the first valid one are kept in the outcome, up to this many (then refused unrecorded).
 REFUSED_ANSWERS_MAX = 20
+# A free-text answer (to an action with `input: "text"`): 1-2000 characters (code points, not bytes) once its
+# surrounding whitespace is stripped. It is personal data: it travels in Temporal payloads (encrypted by the codec
+# when HERALD_CODEC_KEYS is set) and is kept in the store's outcome, like the body; no message or log quotes it.
+ANSWER_TEXT_MAX_CHARS = 2000
+TEXT_INPUT = "text"
+# Lone UTF-16 surrogates are not text: the API's body guard refuses them in every JSON body, but a WebSocket frame's
+# JSON may still hold `"\\ud800"`, which no encoder downstream (the store, Temporal's payloads) accepts.
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
 
 
 def _action_id(value: str) -> str:
     if not _ACTION_ID.fullmatch(value):
         raise ValueError("must be 1-32 characters of letters, digits, _ and -, starting with a letter or digit")
     return value
+
+
+def answer_text(value: str) -> str:
+    """A free-text answer as Herald keeps it: stripped, 1-ANSWER_TEXT_MAX_CHARS characters (code points), no lone
+    surrogates. The errors name the problem, never the text (it is personal data)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > ANSWER_TEXT_MAX_CHARS:
+        raise ValueError(f"is {len(value)} characters; the limit is {ANSWER_TEXT_MAX_CHARS}")
+    if _NOT_TEXT.search(value):
+        raise ValueError("holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
+    return value
+
+
+AnswerText = Annotated[
+    str,
+    AfterValidator(answer_text),
+    Field(
+        description=f"the person's own words for an action with `input: text`: 1-{ANSWER_TEXT_MAX_CHARS} characters "
+        "once surrounding whitespace is stripped; absent for every other action",
+        json_schema_extra={"pattern": stripped_text_pattern(ANSWER_TEXT_MAX_CHARS)},
+    ),
+]
 
 
 ActionId = Annotated[
@@ -46,7 +78,9 @@ ACTION_LABEL_REGEX = (
 
 
 class Action(BaseModel):
-    """One choice a notification offers: a button in the inbox and Web Push, a link in email, a number in SMS."""
+    """One choice a notification offers: a button in the inbox and Web Push, a link in email, a number in SMS.
+    With `input: "text"` the person answers it in their own words (a text box; any other SMS reply), and the
+    answer carries `text`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +89,15 @@ class Action(BaseModel):
         description=f"1-{ACTION_LABEL_MAX_CHARS} characters once whitespace runs are collapsed and the ends stripped",
         json_schema_extra={"pattern": ACTION_LABEL_REGEX},
     )
+    input: Literal["text"] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # a button's action reads as it always did
+        description="`text`: answered with the person's own words (`text`, 1-2000 characters)",
+    )
+
+    @property
+    def takes_text(self) -> bool:
+        return self.input == TEXT_INPUT
 
     @field_validator("label")
     @classmethod
@@ -84,10 +127,12 @@ class Answer(BaseModel):
     user_id: str
     channel: AnswerChannel
     answered_at: datetime
+    text: str | None = Field(default=None, description="the person's words, for an action with `input: text`")
 
 
 class RefusedAnswer(BaseModel):
-    """An answer that came after the first valid one (or after an ack, a second ack): kept for the record."""
+    """An answer that came after the first valid one (or after an ack, a second ack): kept for the record (never
+    its text: only what was answered, how and why it was refused)."""
 
     action_id: str
     channel: AnswerChannel
@@ -103,6 +148,8 @@ class AnswerRequest(BaseModel):
     action_id: ActionId
     user_id: Identifier
     channel: AnswerChannel = AnswerChannel.api
+    # Left out when absent: a choice's update input reads exactly as before, so a worker not yet upgraded takes it.
+    text: AnswerText | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Snooze(BaseModel):
@@ -119,11 +166,13 @@ class Snooze(BaseModel):
 
 
 class RespondBody(BaseModel):
-    """`POST /v1/notifications/{id}/respond` and the webhook's `respond_url`: the chosen action."""
+    """`POST /v1/notifications/{id}/respond` and the webhook's `respond_url`: the chosen action (and, for an action
+    with `input: text`, the person's words)."""
 
     model_config = ConfigDict(extra="forbid")
 
     action_id: ActionId = Field(description="one of the notification's action ids, or `ack` / `snooze`")
+    text: AnswerText | None = None
 
 
 class CallbackReceipt(OneField):

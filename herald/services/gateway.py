@@ -104,8 +104,10 @@ class Gateway(Protocol):
         store: Store | None = None,
         update_id: str | None = None,
         rpc_timeout: timedelta = RESPOND_RPC_TIMEOUT,
+        text: str | None = None,
     ) -> Answer:
-        """Answer for `user_id`: the answer as recorded, AnswerRefused with the reason, or AnswerTimeout."""
+        """Answer for `user_id` (with `text` for an action answered in words): the answer as recorded,
+        AnswerRefused with the reason, or AnswerTimeout."""
         ...
 
     async def fire(self, event: AgentEvent, firings: list[Firing]) -> EmitResult:

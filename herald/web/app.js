@@ -5,7 +5,8 @@
 // Inbox: live frames over /v1/ws, each acked at once; history from GET /v1/notifications (newest first, cursor
 // paging). The audit list holds finished notifications only, so a live frame shows first and its outcome merges
 // in by notification_id. After a reconnect the page re-reads the list since the newest outcome it had.
-// Questions: each action, plus Seen (ack) and Snooze, is a button; a click sends {"type": "respond"} over the socket
+// Questions: each action, plus Seen (ack) and Snooze, is a button (an action with input "text" gets a text box too,
+// whose words go as `text`); a click sends {"type": "respond"} over the socket
 // (POST /v1/notifications/{id}/respond when it is down) and the `response` reply, taken or refused with its reason,
 // shows on the item. While a question is open the page re-reads GET /v1/notifications/{id}, so an answer given on
 // another channel (an email link, SMS, the API) shows here too; answered or past respond_by, the buttons disable.
@@ -61,6 +62,7 @@ const state = {
   pollTimer: null,
   questionTimer: null,
   answering: new Map(), // notification_id -> {action_id, error}: an answer sent and not yet confirmed
+  drafts: new Map(), // `${notification_id}/${action_id}` -> the words typed for an action with input "text"
   stopped: true,
   preferences: null,
 };
@@ -296,18 +298,25 @@ function actionLabel(item, actionId) {
   return action ? action.label : actionId;
 }
 
+// An action with input "text" is answered in the person's words (at most 2000 characters, as the server bounds them).
+const ANSWER_TEXT_MAX_CHARS = 2000;
+const takesText = (action) => action.input === "text";
+const draftKey = (id, actionId) => `${id}/${actionId}`;
+
 // Send the answer over the live socket when it is open (the reply is a `response` frame), else over HTTP.
-async function respond(item, actionId) {
+// `text`: the words typed for an action with input "text" (the server refuses it for any other).
+async function respond(item, actionId, text) {
   const id = item.notification_id;
   state.answering.set(id, { action_id: actionId, error: null });
   renderInbox();
+  const body = text === undefined ? { action_id: actionId } : { action_id: actionId, text };
   const socket = state.socket;
   if (socket && socket.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: "respond", notification_id: id, action_id: actionId }));
+    socket.send(JSON.stringify({ type: "respond", notification_id: id, ...body }));
     return;
   }
   try {
-    const answer = await api("POST", `/v1/notifications/${encodeURIComponent(id)}/respond`, { action_id: actionId });
+    const answer = await api("POST", `/v1/notifications/${encodeURIComponent(id)}/respond`, body);
     answerTaken(id, actionId, answer);
   } catch (err) {
     answerRefused(id, err.message);
@@ -323,6 +332,7 @@ function onResponseFrame(message) {
 
 function answerTaken(id, actionId, answer) {
   state.answering.delete(id);
+  for (const key of [...state.drafts.keys()]) if (key.startsWith(`${id}/`)) state.drafts.delete(key);
   const item = state.items.get(id);
   if (item && answer) {
     const builtin = BUILTIN_ACTIONS.some((a) => a.id === actionId);
@@ -353,6 +363,7 @@ function renderQuestion(item, titleId) {
   const sending = Boolean(pending && pending.action_id);
   const acked = Boolean(item.acknowledged);
   const group = element("div", { className: "answer-buttons", role: "group", "aria-label": "Answer", "aria-describedby": titleId });
+  const boxes = [];
   for (const action of item.actions) {
     const button = element("button", {
       type: "button",
@@ -361,7 +372,26 @@ function renderQuestion(item, titleId) {
       text: action.label,
       disabled: !open || sending,
     });
-    button.addEventListener("click", () => respond(item, action.id));
+    if (takesText(action)) {
+      // A text box beside its button: the button sends what was typed (kept across re-renders as a draft).
+      const key = draftKey(item.notification_id, action.id);
+      const box = element("textarea", {
+        className: "answer-text",
+        "data-draft": key,
+        "data-action": action.id,
+        maxlength: ANSWER_TEXT_MAX_CHARS,
+        rows: 3,
+        "aria-label": `${action.label}: your answer`,
+        placeholder: `${action.label}…`,
+        disabled: !open || sending,
+      });
+      box.value = state.drafts.get(key) || "";
+      box.addEventListener("input", () => state.drafts.set(key, box.value));
+      button.addEventListener("click", () => respond(item, action.id, box.value));
+      boxes.push(box);
+    } else {
+      button.addEventListener("click", () => respond(item, action.id));
+    }
     group.append(button);
   }
   for (const action of BUILTIN_ACTIONS) {
@@ -378,6 +408,7 @@ function renderQuestion(item, titleId) {
   const lines = [];
   if (item.answer) {
     lines.push(element("p", { className: "answered", text: answeredText(item, item.answer, `“${actionLabel(item, item.answer.action_id)}”`) }));
+    if (item.answer.text) lines.push(element("p", { className: "answer-words", text: item.answer.text }));
   } else if (!open) {
     const when = item.respond_by ? `, ${formatTime(item.respond_by)}` : "";
     lines.push(element("p", { className: "expired", text: `Expired: no longer takes answers${when}` }));
@@ -389,7 +420,7 @@ function renderQuestion(item, titleId) {
   }
   if (sending) lines.push(element("p", { className: "sending", text: `Sending “${actionLabel(item, pending.action_id)}”…` }));
   if (pending && pending.error) lines.push(element("p", { className: "answer-error", role: "alert", text: `Not taken: ${pending.error}` }));
-  return element("div", { className: "question" }, group, ...lines);
+  return element("div", { className: "question" }, ...(item.answer ? [] : boxes), group, ...lines);
 }
 
 function isRead(item) {
@@ -558,8 +589,15 @@ function renderInbox() {
   const list = $("inbox-list");
   const items = sortedItems();
   const focusedId = document.activeElement && document.activeElement.closest && document.activeElement.closest("li.item")?.dataset.id;
+  // Someone typing an answer keeps the caret where it was when the inbox re-renders around them.
+  const typing = document.activeElement?.dataset?.draft;
+  const caret = typing ? [document.activeElement.selectionStart, document.activeElement.selectionEnd] : null;
   list.replaceChildren(...items.map(renderItem));
-  if (focusedId) {
+  const box = typing && list.querySelector(`textarea[data-draft="${CSS.escape(typing)}"]:not([disabled])`);
+  if (box) {
+    box.focus();
+    box.setSelectionRange(...caret);
+  } else if (focusedId) {
     const item = list.querySelector(`li[data-id="${CSS.escape(focusedId)}"]`);
     const button = item?.querySelector("button:not([disabled])");
     (button || item?.querySelector("h2"))?.focus();

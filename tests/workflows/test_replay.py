@@ -305,6 +305,32 @@ async def test_record_answer_histories(herald: Harness) -> None:
 
 
 @pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_text_answer_history(herald: Harness) -> None:
+    """A question with an action answered in words, answered with text (free-text answers add no command: this
+    history keeps that so). Record it alone (`-k record_text_answer`), beside the older histories."""
+    user = f"asked-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+    asked = AgentNotification(
+        agent_id="recorder",
+        user_id=user,
+        title="text answered",
+        channels=[ChannelName.email],
+        actions=[Action(id="approve", label="Approve"), Action(id="reply", label="Reply", input="text")],
+        respond_by=utcnow() + timedelta(seconds=600),
+    )
+    handle = await herald.client.notify(asked)
+    for _ in range(400):
+        if ChannelName.email in (await handle.status()).delivered_channels:
+            break
+        await asyncio.sleep(0.025)
+    await herald.client.respond(asked.notification_id, "reply", user, text="Recorded words")
+    outcome = await handle.outcome()
+    assert outcome.answer is not None and outcome.answer.text == "Recorded words"
+    history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+    (HISTORIES / "NotificationWorkflow-question_text_answered.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
 async def test_record_firing_histories(herald: Harness) -> None:
     """Runs that took `monitor-firings-v1` and `digest-rotate-v1`, recorded beside the older ones.
 

@@ -154,7 +154,8 @@ def webhook_body(message: OutboundMessage) -> dict[str, Any]:
     n = message.notification
     data = notification_fields(message)
     if message.respond_url:
-        data["respond_url"] = message.respond_url  # POST {"action_id"} there: signed, single-use
+        # POST {"action_id"} there ({"action_id", "text"} for an action with input text): signed, single-use
+        data["respond_url"] = message.respond_url
     return {"type": "notification.created", "timestamp": n.created_at.isoformat(), "data": data}
 
 

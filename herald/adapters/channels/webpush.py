@@ -146,8 +146,11 @@ def webpush_payload(message: OutboundMessage, link_base: str | None = None, limi
     if url:
         fields["url"] = url
     if n.actions:
-        # Notification API actions (buttons); the service worker POSTs {"action_id"} to respond_url.
-        fields["actions"] = [{"action": a.id, "title": a.label} for a in n.actions]
+        # Notification API actions (buttons); the service worker POSTs {"action_id"} to respond_url. An action
+        # answered in words is a `type: text` action (a reply box where the browser has one): {"action_id", "text"}.
+        fields["actions"] = [
+            {"action": a.id, "title": a.label, **({"type": "text"} if a.takes_text else {})} for a in n.actions
+        ]
         if message.respond_url:
             fields["respond_url"] = message.respond_url
 
