@@ -41,6 +41,10 @@ class ChannelName(StrEnum):
     email = "email"
     sms = "sms"
     webhook = "webhook"
+    # Chat channels: a direct message with buttons, answered in the chat itself. Opt-in: a user without the
+    # channel's contact field (slack_user_id, telegram_chat_id) is never routed to them.
+    slack = "slack"
+    telegram = "telegram"
 
 
 class NotificationStatus(StrEnum):

@@ -81,7 +81,7 @@ def test_duplicate_channels_are_dropped_keeping_first_order() -> None:
 
 
 def test_every_channel_and_priority_is_accepted() -> None:
-    n = notification(channels=["push", "email", "sms", "webhook"], priority="critical")
+    n = notification(channels=["push", "email", "sms", "webhook", "slack", "telegram"], priority="critical")
     assert n.channels == list(ChannelName)
     assert n.priority is Priority.critical
 

@@ -11,6 +11,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from herald.domain.routing import (
+    CONTACT_CHANNELS,
     MAX_HOLD,
     digest_collects,
     escalation_channels,
@@ -137,7 +138,7 @@ def test_below_the_user_wide_minimum_nothing_is_enabled_nor_kept() -> None:
     routed = route(notification(LOW), p, NOON)
     assert routed == EnabledChannels(enabled=dict.fromkeys(ChannelName, False))
     assert route(notification(MEDIUM), p, NOON).hold_until is None
-    assert on(route(notification(CRITICAL), p, NOON)) == set(ChannelName)
+    assert on(route(notification(CRITICAL), p, NOON)) == set(ChannelName) - set(CONTACT_CHANNELS)
 
 
 def test_an_agent_may_lower_the_user_wide_minimum() -> None:
