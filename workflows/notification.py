@@ -530,6 +530,7 @@ class NotificationWorkflow:
             label = next((a.label for a in outcome.actions if a.id == outcome.answer.action_id), None)
         conclusion = ChatConclusion(
             notification_id=outcome.notification_id,
+            user_id=outcome.user_id,
             status=outcome.status.value,
             answer=outcome.answer,
             label=label,

@@ -154,6 +154,7 @@ class ChatConclusion(BaseModel):
     decided what, where and when, or that it expired. Ids, an action's label and times only: no contact."""
 
     notification_id: str
+    user_id: str | None = None  # whose contact says where the Telegram message is
     status: str  # the question's ending: answered, expired
     answer: Answer | None = None
     label: str | None = None  # the answered action's label

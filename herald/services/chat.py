@@ -35,6 +35,7 @@ class ChatService:
         if not delivered:
             return 0
         stored = await self.store.notifications.get_content(conclusion.notification_id)
+        contact = await self.store.users.get_contact(conclusion.user_id) if conclusion.user_id else None
         content = ChatContent(stored.title, stored.body, stored.priority) if stored is not None else None
         decision = conclusion_text(conclusion)
         edited = 0
@@ -43,7 +44,7 @@ class ChatService:
             if channel is None or not isinstance(channel, ChatChannel) or message_id is None:
                 continue  # the outbox (no provider configured): nothing was sent to edit
             try:
-                await channel.conclude(message_id, content, decision)
+                await channel.conclude(message_id, content, decision, contact)
             except PermanentDeliveryError as exc:
                 log.warning("%s: could not edit the %s message (%s)", exc.type_name, channel_name.value, exc)
                 continue

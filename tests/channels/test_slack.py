@@ -157,7 +157,7 @@ async def test_conclude_replaces_the_buttons_with_the_decision(channel: SlackCha
     sent = await channel.send(m)
     assert sent.provider_message_id is not None
     content = ChatContent(m.notification.title, m.notification.body, m.notification.priority)
-    await channel.conclude(sent.provider_message_id, content, "Approve by ada via email, 14:02 UTC")
+    await channel.conclude(sent.provider_message_id, content, "Approve by ada via email, 14:02 UTC", None)
     [update] = fake.calls_to("chat.update")
     channel_id, ts = sent.provider_message_id.split(":")
     assert (update.body["channel"], update.body["ts"]) == (channel_id, ts)

@@ -68,8 +68,13 @@ async def test_send_and_conclude(channel: TelegramChannel, fake: FakeTelegram) -
     assert [[b["callback_data"] for b in row] for row in keyboard] == [["h:0"], ["h:1"]]
     assert [telegram_button_index(b["callback_data"]) for [b] in keyboard] == [0, 1]
     assert telegram_button_index("h:x") is None and telegram_button_index(None) is None
-    assert sent.provider_message_id == f"{CHAT}:101"
-    await channel.conclude(sent.provider_message_id, ChatContent("Deploy", "", Priority.critical), "Expired")
+    # Where the message is, without the chat's id (a private chat's is the person's Telegram id).
+    assert sent.provider_message_id is not None and str(CHAT) not in sent.provider_message_id
+    assert sent.provider_message_id.startswith("101@")
+    content = ChatContent("Deploy", "", Priority.critical)
+    await channel.conclude(sent.provider_message_id, content, "Expired", Contact(telegram_chat_id=CHAT + 1))
+    assert fake.calls_to("editMessageText") == [], "another chat is bound now: not this message's"
+    await channel.conclude(sent.provider_message_id, content, "Expired", Contact(telegram_chat_id=CHAT))
     edited = fake.messages[(CHAT, 101)]
     assert "reply_markup" not in edited and edited["text"].endswith("<i>Expired</i>")
 

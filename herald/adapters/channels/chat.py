@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from herald.adapters.channels.base import OutboundMessage
 from herald.domain.errors import ContactMissing
-from herald.models import ACK_ACTION, Action, Priority
+from herald.models import ACK_ACTION, Action, Contact, Priority
 
 SEEN_LABEL = "Seen"
 # Slack's limits (Block Kit): a header's plain text, a section's text, a button's text.
@@ -47,8 +47,11 @@ class ChatContent:
 class ChatChannel(Protocol):
     """A channel whose delivered messages can be edited afterwards (Slack, Telegram)."""
 
-    async def conclude(self, provider_message_id: str, content: ChatContent | None, decision: str) -> None:
-        """Replace the message's buttons by `decision`; raise TransientDeliveryError to retry."""
+    async def conclude(
+        self, provider_message_id: str, content: ChatContent | None, decision: str, contact: Contact | None
+    ) -> None:
+        """Replace the message's buttons by `decision` (`contact`: the user's, for a provider id that keeps
+        only a hash of where the message is); raise TransientDeliveryError to retry."""
         ...
 
 

@@ -20,7 +20,7 @@ from herald.adapters.channels.chat import ChatContent, slack_blocks, slack_paylo
 from herald.adapters.channels.render import notification_link
 from herald.domain.bounds import MAX_PROVIDER_ID_CHARS, bound_text
 from herald.domain.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from herald.models import ChannelName
+from herald.models import ChannelName, Contact
 
 # An address or a token Slack will never take: try the next channel, not Slack again.
 PERMANENT_ERRORS = frozenset(
@@ -94,7 +94,9 @@ class SlackChannel:
             raise TransientDeliveryError("slack answered ok without the message's channel and ts", type_name="SlackOdd")
         return SendResult(provider_message_id=slack_message_id(channel, ts))
 
-    async def conclude(self, provider_message_id: str, content: ChatContent | None, decision: str) -> None:
+    async def conclude(
+        self, provider_message_id: str, content: ChatContent | None, decision: str, contact: Contact | None
+    ) -> None:
         """chat.update: the same message, its buttons replaced by the decision."""
         where = parse_slack_message_id(provider_message_id)
         if where is None:

@@ -8,6 +8,8 @@ httpx's own request log line has the token cut out. Telegram's verdicts: 429 wai
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 from typing import Any
@@ -19,7 +21,7 @@ from herald.adapters.channels.chat import ChatContent, telegram_payload, telegra
 from herald.adapters.channels.render import notification_link
 from herald.domain.bounds import MAX_PROVIDER_ID_CHARS, bound_text
 from herald.domain.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from herald.models import ChannelName
+from herald.models import ChannelName, Contact
 
 _BOT_PATH = re.compile(r"/bot[^/\s]+/")
 
@@ -61,14 +63,24 @@ def classify_telegram_error(status: int, code: int | None, retry_after: float | 
     return PermanentDeliveryError(what, type_name="TelegramRejected")
 
 
-def telegram_message_id(chat_id: int | str, message_id: int | str) -> str:
-    return bound_text(f"{chat_id}:{message_id}", MAX_PROVIDER_ID_CHARS) or ""
+def chat_digest(chat_id: int) -> str:
+    """A chat's id as the delivery log and workflow history keep it: hashed (a private chat's id is the person's
+    Telegram user id), so a click's chat can be matched without the id being stored."""
+    return hashlib.sha256(f"telegram-chat:{chat_id}".encode()).hexdigest()[:24]
 
 
-def parse_telegram_message_id(value: str) -> tuple[int, int] | None:
-    chat, sep, message = value.partition(":")
+def telegram_message_id(chat_id: int, message_id: int) -> str:
+    """The attempt's provider_message_id: `<message_id>@<chat digest>`."""
+    return bound_text(f"{message_id}@{chat_digest(chat_id)}", MAX_PROVIDER_ID_CHARS) or ""
+
+
+def parse_telegram_message_id(value: str, chat_id: int | None) -> int | None:
+    """The message id, when the provider id is of a message in `chat_id` (the contact's bound chat)."""
+    message, sep, digest = value.partition("@")
+    if not sep or chat_id is None or not hmac.compare_digest(digest, chat_digest(chat_id)):
+        return None
     try:
-        return (int(chat), int(message)) if sep else None
+        return int(message)
     except ValueError:
         return None
 
@@ -137,12 +149,15 @@ class TelegramChannel:
             raise TransientDeliveryError("telegram answered ok without the message", type_name="TelegramOdd")
         return SendResult(provider_message_id=telegram_message_id(chat["id"], message_id))
 
-    async def conclude(self, provider_message_id: str, content: ChatContent | None, decision: str) -> None:
-        """editMessageText: the same text with the decision, and no keyboard."""
-        where = parse_telegram_message_id(provider_message_id)
-        if where is None:
+    async def conclude(
+        self, provider_message_id: str, content: ChatContent | None, decision: str, contact: Contact | None
+    ) -> None:
+        """editMessageText: the same text with the decision, and no keyboard (in the chat still bound: one bound
+        since is another person's, or the same person's new chat, and the message is not there)."""
+        chat_id = contact.telegram_chat_id if contact is not None else None
+        message_id = parse_telegram_message_id(provider_message_id, chat_id)
+        if chat_id is None or message_id is None:
             return
-        chat_id, message_id = where
         text = telegram_text(content, None, decision) if content is not None else decision
         fields = {"chat_id": chat_id, "message_id": message_id, "text": text, "parse_mode": "HTML"}
         if content is None:
