@@ -7,6 +7,7 @@ from typing import Any
 
 from activities.answers import AnswerActivities
 from activities.audit import AuditActivities
+from activities.chat_conclusion import ChatActivities
 from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
@@ -17,11 +18,13 @@ from herald.adapters.store import Store
 from herald.domain.answers import AnswerLinks
 from herald.models import ChannelName
 from herald.services.callbacks import AgentCallbacks
+from herald.services.chat_conclusion import ChatService
 from herald.services.delivery import DeliveryService
 
 __all__ = [
     "AnswerActivities",
     "AuditActivities",
+    "ChatActivities",
     "DedupActivities",
     "DeliveryActivities",
     "DigestActivities",
@@ -47,6 +50,7 @@ def build_activities(
     audit = AuditActivities(store)
     retention = RetentionActivities(store)
     answers = AnswerActivities(callbacks)
+    chat = ChatActivities(ChatService(store, channels))
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -59,4 +63,5 @@ def build_activities(
         digest.record_digest,
         retention.purge_expired,
         answers.call_agent,
+        chat.conclude_chat,
     ]

@@ -9,7 +9,7 @@ from temporalio import activity
 
 from herald.adapters.store import Store
 from herald.domain.answers import snooze_scopes
-from herald.domain.routing import merge_preferences, route_for
+from herald.domain.routing import CONTACT_CHANNELS, merge_preferences, route_for
 from herald.models import ChannelName, EnabledChannels, PreferenceQuery, Priority, utcnow
 
 
@@ -27,12 +27,15 @@ class PreferenceActivities:
         """
         if query.priority is None:
             preferences = await self._store.users.get_preferences(query.user_id)
-            return EnabledChannels(enabled=merge_preferences(preferences, query.agent_id))
+            # Those histories knew none of the contact channels: leave them out, as they were.
+            merged = merge_preferences(preferences, query.agent_id)
+            return EnabledChannels(enabled={c: on for c, on in merged.items() if c not in CONTACT_CHANNELS})
         channels = query.channels if query.channels is not None else list(ChannelName)
         now = self._clock()
         # Critical gets through a snooze, as through quiet hours: no snooze to look up.
         scopes = snooze_scopes(query.rule, query.agent_id) if query.priority is not Priority.critical else None
-        preferences, until = await self._store.answers.preferences_and_snooze(query.user_id, scopes, now)
+        preferences, until, contact = await self._store.answers.routing_inputs(query.user_id, scopes, now)
         if until is not None:
             return EnabledChannels(enabled=dict.fromkeys(channels, False), snoozed_until=until)
-        return route_for(query.agent_id, query.priority, channels, preferences, now)
+        # Slack and Telegram only for a user who saved (or bound) an address there.
+        return route_for(query.agent_id, query.priority, channels, preferences, now, contact)

@@ -3,7 +3,7 @@
 `Settings` composes one pydantic-settings model per concern (`settings.temporal`, `settings.store`,
 `settings.sendgrid`, ...); each group reads its own variables, with the same names as before the split:
 HERALD_*, Temporal's own TEMPORAL_* (as temporalio.envconfig names them) and the providers' names (SENDGRID_*,
-SMTP_URL, TWILIO_*, VAPID_*). `Settings()` reads every group from the environment.
+SMTP_URL, TWILIO_*, SLACK_*, TELEGRAM_*, VAPID_*). `Settings()` reads every group from the environment.
 """
 
 from __future__ import annotations
@@ -154,6 +154,28 @@ class TwilioSettings(BaseSettings):
     sms_from: str | None = Field(default=None, validation_alias="TWILIO_FROM")
     messaging_service_sid: str | None = None
     api_base: str = "https://api.twilio.com"
+
+
+class SlackSettings(BaseSettings):
+    """Slack direct messages with buttons, used when SLACK_BOT_TOKEN is set; answers come back through
+    /v1/providers/slack/interactions, signed with SLACK_SIGNING_SECRET."""
+
+    model_config = _config("SLACK_")
+
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+
+
+class TelegramSettings(BaseSettings):
+    """Telegram messages with inline keyboards, used when TELEGRAM_BOT_TOKEN is set; the bot's webhook
+    (/v1/providers/telegram/webhook) must be registered with TELEGRAM_WEBHOOK_SECRET as its secret_token."""
+
+    model_config = _config("TELEGRAM_")
+
+    bot_token: SecretStr | None = None
+    api_url: str = "https://api.telegram.org"
+    webhook_secret: SecretStr | None = None
 
 
 class WebhookSettings(BaseSettings):
@@ -330,6 +352,8 @@ class Settings(BaseModel):
     smtp: SmtpSettings = _group(SmtpSettings)
     email: EmailSettings = _group(EmailSettings)
     twilio: TwilioSettings = _group(TwilioSettings)
+    slack: SlackSettings = _group(SlackSettings)
+    telegram: TelegramSettings = _group(TelegramSettings)
     webhook: WebhookSettings = _group(WebhookSettings)
     chat: ChatSettings = _group(ChatSettings)
     webpush: WebPushSettings = _group(WebPushSettings)
@@ -414,6 +438,12 @@ _RENAMED: dict[str, tuple[str, str]] = {
     "twilio_auth_token": ("twilio", "auth_token"),
     "twilio_messaging_service_sid": ("twilio", "messaging_service_sid"),
     "twilio_api_base": ("twilio", "api_base"),
+    "slack_bot_token": ("slack", "bot_token"),
+    "slack_signing_secret": ("slack", "signing_secret"),
+    "slack_api_url": ("slack", "api_url"),
+    "telegram_bot_token": ("telegram", "bot_token"),
+    "telegram_api_url": ("telegram", "api_url"),
+    "telegram_webhook_secret": ("telegram", "webhook_secret"),
     "push_ack_timeout_seconds": ("push", "ack_timeout_seconds"),
     "push_queue_size": ("push", "queue_size"),
     "retention_days": ("retention", "days"),

@@ -19,7 +19,9 @@ from herald.domain.validation import describe
 
 app = typer.Typer(help="Herald: durable notifications from AI agents to people.", no_args_is_help=True)
 prefs_app = typer.Typer(help="A user's notification preferences.", no_args_is_help=True)
-contact_app = typer.Typer(help="Where a user is reached: email, phone, webhook URL.", no_args_is_help=True)
+contact_app = typer.Typer(
+    help="Where a user is reached: email, phone, webhook URL, Slack member id.", no_args_is_help=True
+)
 app.add_typer(prefs_app, name="prefs")
 app.add_typer(contact_app, name="contact")
 tokens_app = typer.Typer(help="User tokens: a user's own preferences, notifications, WebSocket.", no_args_is_help=True)
@@ -32,6 +34,8 @@ codec_app = typer.Typer(help="Keys that encrypt Temporal payloads (HERALD_CODEC_
 app.add_typer(codec_app, name="codec")
 rules_app = typer.Typer(help="Trigger rules: which agent events become notifications.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+telegram_app = typer.Typer(help="The Telegram bot: bind a person's chat to their user.", no_args_is_help=True)
+app.add_typer(telegram_app, name="telegram")
 db_app = typer.Typer(
     help="The store's schema: migrations (HERALD_DATABASE_URL, or HERALD_HOME's herald.db).", no_args_is_help=True
 )

@@ -20,6 +20,7 @@ from herald_cli.common import (
     keys_app,
     prefs_app,
     read_json,
+    telegram_app,
     tokens_app,
     validated,
     wants_link,
@@ -102,7 +103,33 @@ def contact_get(user: str) -> None:
 
 @contact_app.command("set")
 def contact_set(user: str, file: Path) -> None:
-    """Replace the user's contact with FILE (JSON: {"email", "phone", "webhook_url"})."""
+    """Replace the user's contact with FILE (JSON: {"email", "phone", "webhook_url", "slack_user_id"})."""
     contact = validated(lambda: Contact.model_validate(read_json(file)))
     with_store(lambda store: store.users.put_contact(user, contact))
     typer.echo(f"saved contact for {user}")
+
+
+@telegram_app.command("link")
+def telegram_link(
+    user: str,
+    valid_hours: Annotated[float, typer.Option(help="how long the code works", min=0.1, max=24 * 7)] = 24.0,
+) -> None:
+    """Print a one-time `/start <code>`: sent to the bot from Telegram, it binds that chat to USER (their
+    contact's telegram_chat_id), and only that chat answers USER's questions there."""
+    import time
+
+    from herald.domain.telegram import code_key, new_link_code
+    from herald.models.common import _identifier
+
+    try:
+        _identifier(user)
+    except ValueError as exc:
+        raise fail(f"user: {exc}") from None
+    code = new_link_code()
+    expires_at = time.time() + valid_hours * 3600
+    with_store(lambda store: store.answers.add_telegram_link(code_key(code), user, expires_at))
+    typer.echo(f"/start {code}")
+    typer.echo(
+        f"# send it to the bot within {valid_hours:g} hours (or open t.me/<your bot>?start={code}); it works once",
+        err=True,
+    )

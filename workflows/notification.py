@@ -29,6 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.answers import AnswerActivities
     from activities.audit import AuditActivities
+    from activities.chat_conclusion import ChatActivities
     from activities.dedup import DedupActivities
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ChannelName,
         ChannelResult,
         ChannelStatus,
+        ChatConclusion,
         DedupCheck,
         DedupResult,
         DeliveryFailure,
@@ -81,6 +83,10 @@ QUESTION_ENDS_PATCH = "question-ends-v1"
 # New runs of a critical notification (not only a question) that no channel can carry raise an ops alert, as an
 # unconfirmed one does; runs before it ended no_channel silently.
 CRITICAL_NO_CHANNEL_PATCH = "critical-no-channel-v1"
+# New runs of a question delivered to a chat (Slack, Telegram) edit those messages at its end, buttons replaced by
+# what was decided. Asked only by a run that delivered to a chat channel, which no earlier history did.
+CHAT_CONCLUDE_PATCH = "chat-conclude-v1"
+CHAT_CHANNELS = (ChannelName.slack, ChannelName.telegram)
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -509,8 +515,10 @@ class NotificationWorkflow:
                 pass
         if outcome.answer is not None:
             outcome.status = NotificationStatus.answered
+            await self._conclude_chats()
             return
         outcome.status = NotificationStatus.expired
+        await self._conclude_chats()
         if n.priority is Priority.critical and outcome.acknowledged is None:
             outcome.ops_alert = "critical question: nobody answered or acknowledged it by its deadline"
             await self._store_step(
@@ -518,6 +526,35 @@ class NotificationWorkflow:
                 OpsAlert(notification_id=n.notification_id, kind="question_expired", message=outcome.ops_alert),
                 "record ops alert",
             )
+
+    async def _conclude_chats(self) -> None:
+        """The question has ended: edit its chat messages (Slack, Telegram) to say how, so no button is left to
+        click. Best effort, retried on the delivery schedule; a failure changes nothing else."""
+        outcome = self._outcome
+        chats = [c for c in CHAT_CHANNELS if (r := outcome.channels.get(c)) and r.status is ChannelStatus.delivered]
+        if not chats or not workflow.patched(CHAT_CONCLUDE_PATCH):
+            return
+        label = None
+        if outcome.answer is not None:
+            label = next((a.label for a in outcome.actions if a.id == outcome.answer.action_id), None)
+        conclusion = ChatConclusion(
+            notification_id=outcome.notification_id,
+            user_id=outcome.user_id,
+            status=outcome.status.value,
+            answer=outcome.answer,
+            label=label,
+            acknowledged=outcome.acknowledged,
+        )
+        try:
+            await workflow.execute_activity_method(
+                ChatActivities.conclude_chat,
+                conclusion,
+                start_to_close_timeout=timedelta(seconds=self._request.policy.send_timeout_seconds),
+                retry_policy=self._delivery_retry,
+                summary=f"edit the chat messages: {outcome.status.value}",
+            )
+        except ActivityError:
+            pass
 
     async def _call_agent(self, url: str) -> None:
         """POST the question's result to the agent's callback_url, retried on the delivery schedule. A callback

@@ -21,6 +21,7 @@ from herald.adapters.channels.redis_push import RedisPushRelay
 from herald.adapters.store import Store
 from herald.api import (
     answers,
+    chat_answers,
     codec,
     events,
     inbox,
@@ -135,6 +136,7 @@ def create_app(
     app.include_router(rules.router)
     app.include_router(events.router)
     app.include_router(providers.router)
+    app.include_router(chat_answers.router)
     app.include_router(answers.router)
     app.include_router(unsubscribe.router)
     app.include_router(ws.router)

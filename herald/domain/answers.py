@@ -29,8 +29,10 @@ from herald.models import (
     SNOOZE_ACTION,
     Action,
     AgentNotification,
+    Answer,
     AnswerChannel,
     AnswerRequest,
+    ChatConclusion,
     NotificationOutcome,
     NotificationStatus,
 )
@@ -404,3 +406,19 @@ def load_or_create_secret(path: Path) -> str:
 def phone_key(phone: str) -> str:
     """How the store finds a phone's open questions without keeping another copy of the number."""
     return hashlib.sha256(phone.strip().encode()).hexdigest()
+
+
+def _said(answer: Answer, what: str) -> str:
+    at = answer.answered_at.astimezone(UTC).strftime("%H:%M")
+    return f"{what} by {answer.user_id} via {answer.channel.value}, {at} UTC"
+
+
+def conclusion_text(conclusion: ChatConclusion) -> str:
+    """What a chat message says in place of its buttons once the question ended: `Approved by ada via email,
+    14:02 UTC`, or `Expired` (with who had seen it, when someone acked)."""
+    if conclusion.answer is not None:
+        return _said(conclusion.answer, conclusion.label or conclusion.answer.action_id)
+    ending = "Expired" if conclusion.status == "expired" else conclusion.status.replace("_", " ").capitalize()
+    if conclusion.acknowledged is not None:
+        return f"{ending} ({_said(conclusion.acknowledged, 'seen')})"
+    return ending

@@ -13,6 +13,7 @@ from herald.domain.schedule import quiet_hours_end
 from herald.models import (
     AgentNotification,
     ChannelName,
+    Contact,
     DigestCadence,
     EnabledChannels,
     NotificationStatus,
@@ -27,6 +28,15 @@ SMS_MIN_PRIORITY = Priority.high
 MAX_HOLD = timedelta(hours=24)
 
 Enabled = Mapping[ChannelName, bool]
+
+# Channels that reach a person only at an address they saved (chat URLs, a Slack member id, a bound Telegram chat): the
+# plan routes them only for a user whose contact has it (`reachable`), and a map that does not name them
+# (every routing decision recorded before they existed) leaves them off, so recorded histories replay as they ran.
+CONTACT_CHANNELS: dict[ChannelName, str] = {
+    ChannelName.chat: "chat_urls",
+    ChannelName.slack: "slack_user_id",
+    ChannelName.telegram: "telegram_chat_id",
+}
 
 
 def merge_preferences(preferences: Preferences, agent_id: str) -> dict[ChannelName, bool]:
@@ -62,9 +72,18 @@ def merge_user_min_priority(preferences: Preferences, agent_id: str) -> Priority
 
 def channel_allowed(channel: ChannelName, priority: Priority, enabled: Enabled) -> bool:
     """A channel may carry a notification if the user left it on and, for SMS, the priority is high enough."""
-    if not enabled.get(channel, True):
+    if not enabled.get(channel, channel not in CONTACT_CHANNELS):
         return False
     return not (channel is ChannelName.sms and priority.rank < SMS_MIN_PRIORITY.rank)
+
+
+def reachable(enabled: Enabled, contact: Contact | None) -> dict[ChannelName, bool]:
+    """`enabled` with each contact channel off unless the contact holds its address."""
+    return {
+        channel: on
+        and (channel not in CONTACT_CHANNELS or getattr(contact, CONTACT_CHANNELS[channel], None) is not None)
+        for channel, on in enabled.items()
+    }
 
 
 def plan_channels(notification: AgentNotification, enabled: Enabled) -> list[ChannelName]:
@@ -152,12 +171,14 @@ def digest_collects(preferences: Preferences, priority: Priority) -> bool:
     return digest.collects.includes(priority)
 
 
-def route(notification: AgentNotification, preferences: Preferences, now: datetime) -> EnabledChannels:
+def route(
+    notification: AgentNotification, preferences: Preferences, now: datetime, contact: Contact | None = None
+) -> EnabledChannels:
     """The whole preference decision for one notification at `now` (UTC): which channels it may use (merged
     switches and minimum priorities), whether quiet hours hold it and until when, or whether it goes to the
     digest. Critical notifications are never held or digested.
     """
-    return route_for(notification.agent_id, notification.priority, notification.channels, preferences, now)
+    return route_for(notification.agent_id, notification.priority, notification.channels, preferences, now, contact)
 
 
 def route_for(
@@ -166,11 +187,13 @@ def route_for(
     channels: Sequence[ChannelName],
     preferences: Preferences,
     now: datetime,
+    contact: Contact | None = None,
 ) -> EnabledChannels:
     """`route` from the fields it needs, for callers that hold no whole notification (the preference activity).
 
     A channel is enabled when the merged switch is on, the priority reaches both the channel's and the
-    user-wide minimum, and the SMS gate lets it through. A notification none of whose requested channels is
+    user-wide minimum, the SMS gate lets it through, and, for a contact channel (Slack, Telegram), the user's
+    `contact` holds its address. A notification none of whose requested channels is
     enabled is neither held nor digested (nothing would carry it; the workflow reports no_channel). Otherwise,
     in order: critical goes now; a priority the digest collects goes to the digest; inside quiet hours it goes
     to the digest (`during: digest`, with the hourly digest if the digest is off) or waits for the window's end.
@@ -178,12 +201,15 @@ def route_for(
     switches = merge_preferences(preferences, agent_id)
     floors = merge_min_priorities(preferences, agent_id)
     user_floor = merge_user_min_priority(preferences, agent_id)
-    enabled = {
-        channel: channel_allowed(channel, priority, switches)
-        and priority.rank >= floors[channel].rank
-        and priority.rank >= user_floor.rank
-        for channel in ChannelName
-    }
+    enabled = reachable(
+        {
+            channel: channel_allowed(channel, priority, switches)
+            and priority.rank >= floors[channel].rank
+            and priority.rank >= user_floor.rank
+            for channel in ChannelName
+        },
+        contact,
+    )
     routed = EnabledChannels(enabled=enabled)
     if priority is Priority.critical or not any(enabled[channel] for channel in channels):
         return routed

@@ -117,6 +117,8 @@ class AnswerChannel(StrEnum):
     email = "email"
     sms = "sms"
     webhook = "webhook"
+    slack = "slack"
+    telegram = "telegram"
     api = "api"
 
 
@@ -194,3 +196,21 @@ class AgentCallback(BaseModel):
     answer: Answer | None = None
     respond_by: datetime | None = None
     duplicate_of: str | None = None
+
+
+class ChatConclusion(BaseModel):
+    """What the `conclude_chat` activity writes over a question's chat messages (Slack, Telegram) at its end: who
+    decided what, where and when, or that it expired. Ids, an action's label and times only: no contact."""
+
+    notification_id: str
+    user_id: str | None = None  # whose contact says where the Telegram message is
+    status: str  # the question's ending: answered, expired
+    answer: Answer | None = None
+    label: str | None = None  # the answered action's label
+    acknowledged: Answer | None = None
+
+
+class ChatConcluded(OneField):
+    """How many chat messages `conclude_chat` edited."""
+
+    edited: int

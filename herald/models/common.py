@@ -41,7 +41,12 @@ class ChannelName(StrEnum):
     email = "email"
     sms = "sms"
     webhook = "webhook"
+    # One-way chat through Apprise (Teams, Discord, ntfy, ...), to the contact's chat_urls.
     chat = "chat"
+    # Chat channels both ways: a direct message with buttons, answered in the chat itself. Opt-in: a user without
+    # the channel's contact field (slack_user_id, telegram_chat_id) is never routed to them.
+    slack = "slack"
+    telegram = "telegram"
 
 
 class NotificationStatus(StrEnum):

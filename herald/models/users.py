@@ -28,6 +28,9 @@ DEFAULT_TIME_ZONE = "UTC"
 DEFAULT_DIGEST_HOUR = 8
 E164_REGEX = r"^\+[1-9][0-9]{6,14}$"
 EMAIL_REGEX = f"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\\.[^@{WHITESPACE}]+$"
+# A Slack member id (U... for a user, W... for an Enterprise Grid user), as Slack shows it in a profile.
+SLACK_USER_ID_REGEX = r"^[UW][A-Z0-9]{2,20}$"
+_SLACK_USER_ID = re.compile(SLACK_USER_ID_REGEX)
 _E164 = re.compile(E164_REGEX)
 _EMAIL = re.compile(EMAIL_REGEX)
 _URL = re.compile(URL_REGEX)
@@ -112,11 +115,13 @@ class ChannelSwitches(BaseModel):
     sms: bool | ChannelPreference | None = None
     webhook: bool | ChannelPreference | None = None
     chat: bool | ChannelPreference | None = None
+    slack: bool | ChannelPreference | None = None
+    telegram: bool | ChannelPreference | None = None
     min_priority: Priority | None = Field(
         default=None, description="the lowest priority sent on any channel (the default level: user-wide)"
     )
 
-    @field_validator("push", "email", "sms", "webhook", "chat", mode="wrap")
+    @field_validator("push", "email", "sms", "webhook", "chat", "slack", "telegram", mode="wrap")
     @classmethod
     def _setting(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
         """By hand rather than as a plain union: one error per mistake, naming the field (`default.sms` or
@@ -276,6 +281,15 @@ class Contact(BaseModel):
         description="Apprise URLs (discord://, ntfys://, workflows://, ...) for the `chat` channel; they hold "
         "secrets, so reading the contact back shows each as its scheme only (`discord://…`)",
     )
+    slack_user_id: str | None = Field(
+        default=None,
+        description="a Slack member id, such as U024BE7LH (the profile's “Copy member ID”)",
+        json_schema_extra={"pattern": SLACK_USER_ID_REGEX},
+    )
+    # Set by the bot when the person sends it `/start <code>` (`herald telegram link <user>`); a PUT may keep it.
+    telegram_chat_id: JsonInt | None = Field(
+        default=None, description="the Telegram chat bound with `herald telegram link` (set by Herald)"
+    )
     # Set by Herald, never by the user: why a provider refused the number or the endpoint. Sends to a
     # refused address stop at once (and fall back); saving the contact again clears the mark (so a PUT that
     # sends them sets nothing: they are read-only).
@@ -302,6 +316,13 @@ class Contact(BaseModel):
             raise ValueError("must be in E.164 form, for example +14155550100")
         if not phonenumbers.is_valid_number(phonenumbers.parse(value)):
             raise ValueError("is not a valid phone number for its country code (check the digits)")
+        return value
+
+    @field_validator("slack_user_id")
+    @classmethod
+    def _slack_user_id(cls, value: str | None) -> str | None:
+        if value is not None and not _SLACK_USER_ID.fullmatch(value):
+            raise ValueError("must be a Slack member id, for example U024BE7LH")
         return value
 
     @field_validator("webhook_url")

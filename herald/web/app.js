@@ -13,10 +13,12 @@
 
 const TOKEN_KEY = "herald.token";
 const PRIORITIES = ["low", "medium", "high", "critical"];
-const CHANNELS = ["push", "email", "sms", "webhook", "chat"];
+const CHANNELS = ["push", "email", "sms", "webhook", "chat", "slack", "telegram"];
 let savedChatUrls = [];
 const PRIORITY_LABELS = { low: "Low", medium: "Medium", high: "High", critical: "Critical" };
-const CHANNEL_LABELS = { push: "Push", email: "Email", sms: "SMS", webhook: "Webhook" };
+const CHANNEL_LABELS = {
+  push: "Push", email: "Email", sms: "SMS", webhook: "Webhook", chat: "Chat", slack: "Slack", telegram: "Telegram",
+};
 const STATUS_LABELS = {
   pending: "Sending…",
   delivered: "Delivered",
@@ -31,7 +33,9 @@ const STATUS_LABELS = {
   expired: "Expired",
 };
 // Where an answer came from (Answer.channel); `push` is this page or a browser notification.
-const ANSWER_CHANNEL_LABELS = { push: "Push", email: "Email link", sms: "SMS", webhook: "Webhook", api: "the API" };
+const ANSWER_CHANNEL_LABELS = {
+  push: "Push", email: "Email link", sms: "SMS", webhook: "Webhook", slack: "Slack", telegram: "Telegram", api: "the API",
+};
 // The built-in answers every question takes besides its own actions (herald/models/answers.py).
 const BUILTIN_ACTIONS = [
   { id: "ack", label: "Seen" },
@@ -56,6 +60,7 @@ const state = {
   olderCursor: null,
   read: { read_up_to: null, read_ids: {} },
   socket: null,
+  telegramChatId: null, // the bound Telegram chat, sent back unchanged with the contact
   reconnectAttempts: 0,
   reconnectTimer: null,
   syncTimer: null,
@@ -874,7 +879,11 @@ async function loadPreferences() {
   $("contact-webhook").value = contact.webhook_url || "";
   // Chat URLs read back masked (`discord://…`); sent back as they are, each keeps the saved URL at its index.
   savedChatUrls = contact.chat_urls || [];
+  $("contact-slack").value = contact.slack_user_id || "";
+  // Bound by the bot (`herald telegram link`), not typed here: kept as it is when the form is saved.
+  state.telegramChatId = contact.telegram_chat_id ?? null;
   const notes = [];
+  if (state.telegramChatId !== null) notes.push("A Telegram chat is bound to you.");
   if (contact.phone_rejected) notes.push(`The SMS provider refused this number (${contact.phone_rejected}); saving clears the mark.`);
   if (contact.webhook_disabled) notes.push(`The webhook endpoint was disabled (${contact.webhook_disabled}); saving clears the mark.`);
   $("contact-notes").textContent = notes.join(" ");
@@ -957,10 +966,12 @@ async function saveContact(event) {
   clearErrors(form);
   $("contact-status").textContent = "Saving…";
   const contact = {};
-  for (const [key, id] of [["email", "contact-email"], ["phone", "contact-phone"], ["webhook_url", "contact-webhook"]]) {
+  const fields = [["email", "contact-email"], ["phone", "contact-phone"], ["webhook_url", "contact-webhook"], ["slack_user_id", "contact-slack"]];
+  for (const [key, id] of fields) {
     const value = $(id).value.trim();
     if (value) contact[key] = value;
   }
+  if (state.telegramChatId !== null && state.telegramChatId !== undefined) contact.telegram_chat_id = state.telegramChatId;
   try {
     if (savedChatUrls.length) contact.chat_urls = savedChatUrls;
     await api("PUT", userPath("/contact"), contact);

@@ -166,7 +166,10 @@ async def test_contact_validation_and_not_found(api: httpx.AsyncClient) -> None:
     assert_error(await api.put("/v1/users/u1/contact", json={"phone": "0155 555"}), 422, "phone")
     assert_error(await api.put("/v1/users/u1/contact", json={"email": "not-an-address"}), 422, "email")
     assert_error(await api.put("/v1/users/u1/contact", json={"webhook_url": "ftp://x"}), 422, "webhook_url")
-    saved = {"email": "ada@example.com", "phone": "+14155550100"}
+    for member in ("@ada", "u024be7lh", "C024BE7LH", "U024BE7LH\n", "U" + "A" * 30):
+        assert_error(await api.put("/v1/users/u1/contact", json={"slack_user_id": member}), 422, "slack_user_id")
+    assert_error(await api.put("/v1/users/u1/contact", json={"telegram_chat_id": "42"}), 422, "telegram_chat_id")
+    saved = {"email": "ada@example.com", "phone": "+14155550100", "slack_user_id": "U024BE7LH"}
     assert (await api.put("/v1/users/u1/contact", json=saved)).status_code == 200
     assert (await api.get("/v1/users/u1/contact")).json() == saved
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,12 +18,14 @@ from herald.domain.routing import (
     joined_channel,
     merge_preferences,
     plan_channels,
+    route,
 )
 from herald.models import (
     DEFAULT_FALLBACK_ORDER,
     AgentNotification,
     ChannelName,
     ChannelSwitches,
+    Contact,
     NotificationStatus,
     Preferences,
     Priority,
@@ -30,6 +33,8 @@ from herald.models import (
 
 PUSH, EMAIL, SMS, WEBHOOK = ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook
 CHAT = ChannelName.chat
+SLACK, TELEGRAM = ChannelName.slack, ChannelName.telegram
+CHATS = {CHAT: True, SLACK: True, TELEGRAM: True}
 LOW, MEDIUM, HIGH, CRITICAL = Priority.low, Priority.medium, Priority.high, Priority.critical
 ALL_ON = dict.fromkeys(ChannelName, True)
 NOT_CONNECTED = RecipientNotConnected.type_name
@@ -51,11 +56,11 @@ def enabled_with(**switches: bool) -> dict[ChannelName, bool]:
 
 
 def test_seed_preferences_for_the_overridden_agent() -> None:
-    assert merge_preferences(SEED, "batch-agent") == {PUSH: True, EMAIL: False, SMS: False, WEBHOOK: True, CHAT: True}
+    assert merge_preferences(SEED, "batch-agent") == {PUSH: True, EMAIL: False, SMS: False, WEBHOOK: True, **CHATS}
 
 
 def test_seed_preferences_for_any_other_agent_use_the_default() -> None:
-    assert merge_preferences(SEED, "other-agent") == {PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True, CHAT: True}
+    assert merge_preferences(SEED, "other-agent") == {PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True, **CHATS}
 
 
 def test_empty_preferences_enable_every_channel() -> None:
@@ -70,7 +75,7 @@ def test_agent_entry_can_turn_on_what_the_default_turns_off() -> None:
 
 def test_agent_entry_only_overrides_the_channels_it_sets() -> None:
     prefs = Preferences.model_validate({"default": {"push": False, "email": False}, "agents": {"a": {"push": True}}})
-    assert merge_preferences(prefs, "a") == {PUSH: True, EMAIL: False, SMS: True, WEBHOOK: True, CHAT: True}
+    assert merge_preferences(prefs, "a") == {PUSH: True, EMAIL: False, SMS: True, WEBHOOK: True, **CHATS}
 
 
 def test_merge_returns_every_channel() -> None:
@@ -179,7 +184,14 @@ def test_fallback_accepts_any_iterable_of_used_channels() -> None:
 
 
 def test_escalation_lists_every_allowed_unused_channel_order_first() -> None:
-    assert escalation_channels([WEBHOOK, EMAIL], ALL_ON, CRITICAL, [PUSH]) == [WEBHOOK, EMAIL, SMS, CHAT]
+    assert escalation_channels([WEBHOOK, EMAIL], ALL_ON, CRITICAL, [PUSH]) == [
+        WEBHOOK,
+        EMAIL,
+        SMS,
+        CHAT,
+        SLACK,
+        TELEGRAM,
+    ]
 
 
 def test_escalation_skips_disabled_and_used_channels() -> None:
@@ -187,6 +199,8 @@ def test_escalation_skips_disabled_and_used_channels() -> None:
         PUSH,
         WEBHOOK,
         CHAT,
+        SLACK,
+        TELEGRAM,
     ]
 
 
@@ -206,7 +220,15 @@ def test_escalation_skips_sms_below_high() -> None:
 
 
 def test_escalation_has_no_repeats_when_the_order_repeats() -> None:
-    assert escalation_channels([EMAIL, EMAIL, PUSH], ALL_ON, CRITICAL, []) == [EMAIL, PUSH, SMS, WEBHOOK, CHAT]
+    assert escalation_channels([EMAIL, EMAIL, PUSH], ALL_ON, CRITICAL, []) == [
+        EMAIL,
+        PUSH,
+        SMS,
+        WEBHOOK,
+        CHAT,
+        SLACK,
+        TELEGRAM,
+    ]
 
 
 # --- final_status --------------------------------------------------------------------------------
@@ -422,3 +444,23 @@ def test_other_failures_never_join() -> None:
     used = {ChannelName.push, ChannelName.email}
     for error_type in (ContactMissing.type_name, TransientDeliveryError.type_name, None):
         assert joined_channel(error_type, ALL_ON, Priority.high, used, [ChannelName.push]) is None
+
+
+# --- contact channels (Slack, Telegram) ------------------------------------------------------------
+
+
+def test_a_contact_channel_is_routed_only_to_a_user_with_its_address() -> None:
+    n = notification([SLACK, EMAIL], CRITICAL)
+    assert route(n, Preferences(), datetime(2026, 6, 1, 12, tzinfo=UTC)).enabled[SLACK] is False
+    with_slack = Contact(slack_user_id="U024BE7LH")
+    routed = route(n, Preferences(), datetime(2026, 6, 1, 12, tzinfo=UTC), with_slack)
+    assert routed.enabled[SLACK] is True and routed.enabled[TELEGRAM] is False
+    assert plan_channels(n, routed.enabled) == [SLACK, EMAIL]
+
+
+def test_a_routing_map_recorded_before_the_chat_channels_leaves_them_off() -> None:
+    # What an older history's preference activity returned: the four channels it knew.
+    recorded = {PUSH: True, EMAIL: True, SMS: True, WEBHOOK: True}
+    assert escalation_channels(DEFAULT_FALLBACK_ORDER, recorded, CRITICAL, [PUSH]) == [EMAIL, SMS, WEBHOOK]
+    assert fallback_channel(None, [*DEFAULT_FALLBACK_ORDER, SLACK], recorded, CRITICAL, list(recorded)) is None
+    assert not channel_allowed(TELEGRAM, CRITICAL, recorded)

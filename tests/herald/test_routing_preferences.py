@@ -11,6 +11,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from herald.domain.routing import (
+    CONTACT_CHANNELS,
     MAX_HOLD,
     digest_collects,
     escalation_channels,
@@ -38,7 +39,6 @@ from herald.models import (
 )
 
 PUSH, EMAIL, SMS, WEBHOOK = ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook
-CHAT = ChannelName.chat
 LOW, MEDIUM, HIGH, CRITICAL = Priority.low, Priority.medium, Priority.high, Priority.critical
 BERLIN = ZoneInfo("Europe/Berlin")
 NOON = datetime(2026, 6, 1, 12, 0, tzinfo=BERLIN)
@@ -76,8 +76,8 @@ EXAMPLE = Preferences.model_validate(
 
 
 def test_example_coding_agent_pushes_everything_else_only_high() -> None:
-    assert on(route(notification(MEDIUM), EXAMPLE, NOON)) == {PUSH, EMAIL, WEBHOOK, CHAT}
-    assert on(route(notification(MEDIUM, agent_id="batch-agent"), EXAMPLE, NOON)) == {EMAIL, WEBHOOK, CHAT}
+    assert on(route(notification(MEDIUM), EXAMPLE, NOON)) == {PUSH, EMAIL, WEBHOOK}
+    assert on(route(notification(MEDIUM, agent_id="batch-agent"), EXAMPLE, NOON)) == {EMAIL, WEBHOOK}
     assert PUSH in on(route(notification(HIGH, agent_id="batch-agent"), EXAMPLE, NOON))
 
 
@@ -115,7 +115,7 @@ def test_without_the_new_fields_route_is_the_merged_switches() -> None:
     for priority in Priority:
         routed = route(notification(priority, agent_id="batch-agent"), seed, NOON)
         assert routed.hold_until is None and routed.digest is False
-        assert on(routed) == {PUSH, WEBHOOK, CHAT}
+        assert on(routed) == {PUSH, WEBHOOK}
 
 
 def test_a_channel_minimum_priority_turns_it_off_below() -> None:
@@ -138,13 +138,13 @@ def test_below_the_user_wide_minimum_nothing_is_enabled_nor_kept() -> None:
     routed = route(notification(LOW), p, NOON)
     assert routed == EnabledChannels(enabled=dict.fromkeys(ChannelName, False))
     assert route(notification(MEDIUM), p, NOON).hold_until is None
-    assert on(route(notification(CRITICAL), p, NOON)) == set(ChannelName)
+    assert on(route(notification(CRITICAL), p, NOON)) == set(ChannelName) - set(CONTACT_CHANNELS)
 
 
 def test_an_agent_may_lower_the_user_wide_minimum() -> None:
     p = prefs(default={"min_priority": "high"}, agents={"chatty": {"min_priority": "low"}})
     assert merge_user_min_priority(p, "chatty") is LOW and merge_user_min_priority(p, "quiet") is HIGH
-    assert on(route(notification(LOW, agent_id="chatty", channels=[PUSH]), p, NOON)) == {PUSH, EMAIL, WEBHOOK, CHAT}
+    assert on(route(notification(LOW, agent_id="chatty", channels=[PUSH]), p, NOON)) == {PUSH, EMAIL, WEBHOOK}
 
 
 def test_digest_priorities_low_and_medium() -> None:

@@ -306,3 +306,20 @@ CONTRAST_JS = """(selector) => {
       return [el.className || el.tagName, Math.round(ratio * 100) / 100];
     });
 }"""
+
+
+async def test_the_slack_member_id_is_saved_and_a_bound_telegram_chat_is_kept(session: Session) -> None:
+    herald = session.herald
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com", telegram_chat_id=4242))
+    page = await open_preferences(session)
+    slack = page.get_by_label("Slack member id")
+    await slack.fill("not-a-member")
+    await page.get_by_role("button", name="Save contact").click()
+    await expect(page.locator("#error-contact-slack")).to_have_text("must be a Slack member id, for example U024BE7LH")
+    await slack.fill("U024BE7LH")
+    await page.get_by_role("button", name="Save contact").click()
+    await expect(page.locator("#contact-status")).to_have_text("Contact saved.")
+    assert await herald.store.users.get_contact("ada") == Contact(
+        email="ada@example.com", slack_user_id="U024BE7LH", telegram_chat_id=4242
+    )
+    await expect(page.locator('.channel-row[data-channel="slack"]')).to_have_count(1)

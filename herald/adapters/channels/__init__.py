@@ -7,6 +7,7 @@ from typing import Any
 
 from herald.adapters.channels.base import Channel, ContactBook, OutboundMessage, SendResult, provider_timeout
 from herald.adapters.channels.chat import ChatChannel
+from herald.adapters.channels.messaging import ChatContent, EditableChannel, slack_payload, telegram_payload
 from herald.adapters.channels.outbox import OutboxChannel
 from herald.adapters.channels.push import PushChannel, PushConnection, PushHub, PushPublisher
 from herald.adapters.channels.redis_push import RedisPushPublisher
@@ -18,7 +19,9 @@ from herald.adapters.channels.render import (
     webhook_outbox_payload,
 )
 from herald.adapters.channels.sendgrid import SendGridChannel
+from herald.adapters.channels.slack import SlackChannel
 from herald.adapters.channels.smtp import SmtpChannel
+from herald.adapters.channels.telegram import TelegramChannel
 from herald.adapters.channels.twilio import TwilioSmsChannel
 from herald.adapters.channels.webhook import WebhookChannel
 from herald.adapters.channels.webpush import WebPushSender
@@ -28,6 +31,8 @@ from herald.models import ChannelName
 __all__ = [
     "Channel",
     "ChatChannel",
+    "ChatContent",
+    "EditableChannel",
     "OutboundMessage",
     "OutboxChannel",
     "PushChannel",
@@ -48,6 +53,8 @@ def build_channels(settings: Settings, hub: PushHub, book: ContactBook) -> dict[
         ChannelName.sms: _sms(settings, book),
         ChannelName.webhook: _webhook(settings, book),
         ChannelName.chat: _chat(settings),
+        ChannelName.slack: _slack(settings),
+        ChannelName.telegram: _telegram(settings),
     }
 
 
@@ -60,12 +67,16 @@ def providers(settings: Settings) -> dict[ChannelName, str]:
     sms = "twilio" if settings.twilio.account_sid and settings.twilio.auth_token else "outbox"
     webhook = "signed POST" if settings.webhook.webhook_secret else "outbox"
     chat = "apprise (" + ", ".join(settings.chat.chat_schemes) + ")"
+    slack = "slack" if settings.slack.bot_token else "outbox"
+    telegram = "telegram" if settings.telegram.bot_token else "outbox"
     return {
         ChannelName.push: push,
         ChannelName.email: email,
         ChannelName.sms: sms,
         ChannelName.webhook: webhook,
         ChannelName.chat: chat,
+        ChannelName.slack: slack,
+        ChannelName.telegram: telegram,
     }
 
 
@@ -156,6 +167,28 @@ def _chat(settings: Settings) -> Channel:
         link=lambda m: notification_link(settings.api_url, m.notification.notification_id),
         timeout=_within_send(settings, settings.chat.chat_timeout_seconds),
         allow_private=settings.webhook.allow_private_webhooks,
+    )
+
+
+def _slack(settings: Settings) -> Channel:
+    if settings.slack.bot_token is None:
+        return _outbox(settings, ChannelName.slack, slack_payload)
+    return SlackChannel(
+        settings.slack.bot_token.get_secret_value(),
+        api_url=settings.slack.api_url,
+        link_base=settings.api_url,
+        timeout=_within_send(settings),
+    )
+
+
+def _telegram(settings: Settings) -> Channel:
+    if settings.telegram.bot_token is None:
+        return _outbox(settings, ChannelName.telegram, telegram_payload)
+    return TelegramChannel(
+        settings.telegram.bot_token.get_secret_value(),
+        api_url=settings.telegram.api_url,
+        link_base=settings.api_url,
+        timeout=_within_send(settings),
     )
 
 

@@ -6,6 +6,7 @@ The tables live on the store's one metadata (the migrations create them); `Answe
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from herald.adapters.store import schema
-from herald.adapters.store.db import Database, preferences_from
+from herald.adapters.store.db import Database, contact_from, contact_query, preferences_from
 from herald.domain.answers import bounded_reason
-from herald.models import REFUSED_ANSWERS_MAX, AnswerChannel, Preferences, RefusedAnswer, Snooze, as_utc, utcnow
+from herald.models import (
+    REFUSED_ANSWERS_MAX,
+    AnswerChannel,
+    Contact,
+    Preferences,
+    RefusedAnswer,
+    Snooze,
+    as_utc,
+    utcnow,
+)
 
 Timestamp = sa.DateTime(timezone=True)
 
@@ -105,6 +115,27 @@ class AnswerRepository:
         stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.nonce])
         return bool(await self._db.write(lambda conn: conn.execute(stmt).rowcount))
 
+    # --- Telegram link codes (`herald telegram link`): single-use, expiring, kept as their hash -----------------
+    # They share used_answer_links (a single-use key, who it is for, when it ends, purged with the links) under
+    # a prefix no answer link's nonce has: a code is what a link is, a one-time way in.
+
+    async def add_telegram_link(self, code_key: str, user_id: str, expires_at: float) -> None:
+        """A code that binds the chat it is sent from to `user_id` until `expires_at` (epoch seconds)."""
+        t = used_answer_links
+        stmt = self._db.insert(t).values(nonce=code_key, notification_id=user_id, expires_at=expires_at)
+        await self._db.write(lambda conn: conn.execute(stmt))
+
+    async def use_telegram_link(self, code_key: str, now: float | None = None) -> str | None:
+        """The user a live code names, spending it (one DELETE: two chats sending it at once bind one); None when
+        it is unknown, used or expired."""
+        t = used_answer_links
+        stmt = (
+            sa.delete(t)
+            .where(t.c.nonce == code_key, t.c.expires_at > (now if now is not None else time.time()))
+            .returning(t.c.notification_id)
+        )
+        return await self._db.write(lambda conn: conn.execute(stmt).scalar())
+
     async def record_sms_question(
         self, phone_key: str, notification_id: str, user_id: str, action_ids: list[str], expires_at: datetime
     ) -> None:
@@ -191,14 +222,22 @@ class AnswerRepository:
     ) -> tuple[Preferences, datetime | None]:
         """The user's preferences and, for `scopes`, `snoozed_until`: one round trip, as every notification
         reads both (no scopes, as for critical, which gets through a snooze: preferences alone)."""
+        preferences, until, _contact = await self.routing_inputs(user_id, scopes, now)
+        return preferences, until
+
+    async def routing_inputs(
+        self, user_id: str, scopes: list[str] | None, now: datetime
+    ) -> tuple[Preferences, datetime | None, Contact | None]:
+        """`preferences_and_snooze` and the user's contact (which chat channels can reach them), in one round trip."""
         t = schema.preferences
 
-        def read(conn: sa.Connection) -> tuple[Any, Any]:
+        def read(conn: sa.Connection) -> tuple[Any, Any, Any]:
             data = conn.scalar(sa.select(t.c.data).where(t.c.user_id == user_id))
-            return data, conn.scalar(_snooze_end(user_id, scopes, now)) if scopes else None
+            until = conn.scalar(_snooze_end(user_id, scopes, now)) if scopes else None
+            return data, until, conn.scalar(contact_query(user_id))
 
-        data, until = await self._db.read(read)
-        return preferences_from(data), as_utc(until) if until is not None else None
+        data, until, contact = await self._db.read(read)
+        return preferences_from(data), as_utc(until) if until is not None else None, contact_from(contact)
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Drop used links, SMS questions and snoozes that can no longer matter."""

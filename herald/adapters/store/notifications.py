@@ -28,7 +28,17 @@ from herald.domain.bounds import (
     PROVIDER_STATUS_CHARS,
     bound_text,
 )
-from herald.models import Contact, DeliveryAttempt, NotificationOutcome, NotificationStatus, Priority, as_utc, utcnow
+from herald.models import (
+    ChannelName,
+    ChannelStatus,
+    Contact,
+    DeliveryAttempt,
+    NotificationOutcome,
+    NotificationStatus,
+    Priority,
+    as_utc,
+    utcnow,
+)
 from herald.models.inbox import NotificationContent
 
 
@@ -144,6 +154,20 @@ class NotificationRepository:
         )
         rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
         return [attempt_from(row) for row in rows]
+
+    async def delivered_by_provider(self, channel: ChannelName, provider_message_id: str) -> str | None:
+        """The notification a delivered message is (a chat message a button was clicked on), or None."""
+        t = schema.delivery_log
+        query = (
+            sa.select(t.c.notification_id)
+            .where(
+                t.c.channel == channel.value,
+                t.c.provider_message_id == provider_message_id,
+                t.c.result == ChannelStatus.delivered.value,
+            )
+            .limit(1)
+        )
+        return await self._db.read(lambda conn: conn.scalar(query))
 
     async def record_provider_status(
         self, provider_message_id: str, status: str, error_code: str | None = None
