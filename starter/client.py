@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -243,8 +244,11 @@ async def check_codec_matches(client: Client, schedule_id: str) -> None:
 
 
 # How often `send_event` asks the monitor, and the first pause between tries (doubling each time).
-UPDATE_ATTEMPTS = 6
+# How long send_event keeps asking while updates are aborted or unanswered (a worker being restarted, a burst):
+# long enough for a killed worker's replacement to start on a loaded machine. Backoff doubles from 0.1 s to 2 s.
+UPDATE_RETRY_SECONDS = 60.0
 UPDATE_BACKOFF_SECONDS = 0.1
+UPDATE_BACKOFF_MAX_SECONDS = 2.0
 _RETRYABLE_RPC = frozenset(
     {RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.DEADLINE_EXCEEDED}
 )
@@ -386,7 +390,9 @@ class HeraldClient:
         The event id is the update id: Temporal drops a repeat, so a retry can't fire a rule twice.
         `state` seeds a monitor that isn't running yet (tests use it to rotate runs sooner).
         """
-        for attempt in range(1, UPDATE_ATTEMPTS + 1):
+        deadline = time.monotonic() + UPDATE_RETRY_SECONDS
+        backoff = UPDATE_BACKOFF_SECONDS
+        while True:
             start = WithStartWorkflowOperation(  # one per call: the SDK refuses to reuse an operation
                 MonitorWorkflow.run,
                 state or MonitorState(agent_id=request.agent_id),
@@ -402,10 +408,10 @@ class HeraldClient:
                 # Worth asking again, and safe (the same update id attaches to the same update): no worker
                 # answered in time, the update was aborted by a worker shutting down, or too many updates
                 # were in flight on the monitor at once (a burst).
-                if attempt == UPDATE_ATTEMPTS or not _retryable(exc):
+                if not _retryable(exc) or time.monotonic() + backoff > deadline:
                     raise
-                await asyncio.sleep(UPDATE_BACKOFF_SECONDS * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, UPDATE_BACKOFF_MAX_SECONDS)
 
     async def _rule_cache(self) -> RuleCache:
         """The rules from the store, opened on first use (agents that only `notify` never open it)."""

@@ -151,9 +151,6 @@ async def test_a_held_notification_survives_a_worker_sigkill_and_is_sent_once(
     On the dev server in real time (the test server does not hand a dead worker's workflow to a new one while
     skipping time), so the window ends at the next minute boundary but one: the test waits up to two minutes.
     """
-    now = utcnow().astimezone(BERLIN)
-    end = (now + timedelta(minutes=1 if now.second < 40 else 2)).replace(second=0, microsecond=0)
-    window = f"{now - timedelta(hours=1):%H:%M}-{end:%H:%M}"
     home = tmp_path / "herald"
     settings = make_settings(home)
     queue = f"quiet-kill-{uuid.uuid4().hex[:8]}"
@@ -167,11 +164,19 @@ async def test_a_held_notification_survives_a_worker_sigkill_and_is_sent_once(
         HERALD_ALLOW_PRIVATE_WEBHOOKS="true",
     )
     worker = herald_worker(tmp_path / "worker.log", env)
-    async with open_runtime(settings) as runtime:
-        await quiet_webhook_user(runtime.store, fake_http.script(path, 204), window)
     client = HeraldClient(temporal_env.client, queue, FAST_POLICY)
     try:
         await worker.start()
+        # A new process takes a while to import and poll, longer on a loaded machine: once it has run a
+        # notification (to nobody), the window is set to end a minute or two from then. Computed before the
+        # worker was up, the window once ended before the first workflow task ran (a make flake round).
+        warm_up = AgentNotification(agent_id="coder", user_id="nobody", title="warm-up", channels=[ChannelName.webhook])
+        await asyncio.wait_for((await client.notify(warm_up)).outcome(), 120)
+        now = utcnow().astimezone(BERLIN)
+        end = (now + timedelta(minutes=1 if now.second < 40 else 2)).replace(second=0, microsecond=0)
+        window = f"{now - timedelta(hours=1):%H:%M}-{end:%H:%M}"
+        async with open_runtime(settings) as runtime:
+            await quiet_webhook_user(runtime.store, fake_http.script(path, 204), window)
         handle = await client.notify(
             AgentNotification(agent_id="coder", user_id="ada", title="Nightly report", channels=[ChannelName.webhook])
         )
