@@ -12,6 +12,8 @@ from herald.adapters.store import Store
 from herald.models import ChannelName, EnabledChannels, PreferenceQuery, Preferences, Priority
 
 PUSH, EMAIL, SMS, WEBHOOK = ChannelName.push, ChannelName.email, ChannelName.sms, ChannelName.webhook
+# The channels that need an address in the contact (chat URLs, a Slack member id, a Telegram chat): off without.
+NO_CONTACT = {ChannelName.chat: False, ChannelName.slack: False, ChannelName.telegram: False}
 BERLIN = ZoneInfo("Europe/Berlin")
 NIGHT = datetime(2026, 6, 1, 23, 0, tzinfo=BERLIN)
 
@@ -35,11 +37,11 @@ async def test_a_query_with_a_priority_is_routed_at_the_activitys_now(store: Sto
     activities = PreferenceActivities(store, clock=lambda: NIGHT)
     held = await run(activities, PreferenceQuery(user_id="ada", agent_id="a", priority=Priority.medium))
     assert held.hold_until == datetime(2026, 6, 2, 5, 0, tzinfo=UTC)
-    assert held.enabled == {PUSH: True, EMAIL: False, SMS: False, WEBHOOK: True}
+    assert held.enabled == {PUSH: True, EMAIL: False, SMS: False, WEBHOOK: True, **NO_CONTACT}
     low = await run(activities, PreferenceQuery(user_id="ada", agent_id="a", priority=Priority.low))
     assert low.digest is True and low.hold_until is None
     critical = await run(activities, PreferenceQuery(user_id="ada", agent_id="a", priority=Priority.critical))
-    assert critical == EnabledChannels(enabled={PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True})
+    assert critical == EnabledChannels(enabled={PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True, **NO_CONTACT})
 
 
 async def test_the_requested_channels_decide_whether_anything_is_kept(store: Store) -> None:
@@ -60,4 +62,4 @@ async def test_a_recorded_query_without_priority_gets_the_merged_switches_only(s
 async def test_a_user_without_preferences_gets_every_channel_now(store: Store) -> None:
     activities = PreferenceActivities(store)
     routed = await run(activities, PreferenceQuery(user_id="nobody", agent_id="a", priority=Priority.low))
-    assert routed == EnabledChannels(enabled={PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True})
+    assert routed == EnabledChannels(enabled={PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True, **NO_CONTACT})
