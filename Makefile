@@ -41,6 +41,9 @@ run: install
 
 # Test processes (pytest-xdist), each with its own Temporal dev server; a module's tests stay on one of them.
 TEST_WORKERS ?= 2
+# Schemathesis gives every operation's case of a test the same test id, which xdist cannot tell apart (it runs
+# one of them and reports it for all): that module runs on its own, in one process.
+SERIAL_TESTS := tests/hostile/test_schemathesis.py
 
 ## Lint (ruff, the import layers), type-check, then the whole suite on a real Temporal dev server, SQLite and PostgreSQL.
 test: install browser
@@ -48,7 +51,8 @@ test: install browser
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy herald herald_cli workflows activities starter worker.py
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS))
+	$(BIN)/pytest -q -p no:cacheprovider $(SERIAL_TESTS)
 
 ## The pure and API layers only (domain, models, store, activities, HTTP routes): seconds, no dev stack.
 test-fast: install

@@ -39,6 +39,17 @@ PATIENT_POLICY = FAST_POLICY.model_copy(update={"send_timeout_seconds": 30.0})
 _exit_status: list[int] = []
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, refuse tests that share an id: xdist runs one of them and reports it for all, so the
+    others would pass without running (schemathesis's cases do this; make test runs them in one process)."""
+    if not hasattr(config, "workerinput"):
+        return
+    seen: set[str] = set()
+    shared = sorted({item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)})
+    if shared:
+        raise pytest.UsageError(f"tests sharing an id can't run under xdist (run them without -n): {shared[:5]}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _exit_status.append(int(exitstatus))
 
