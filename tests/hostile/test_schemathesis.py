@@ -114,7 +114,7 @@ def check_case(case: Any, stack: LiveStack, who: str | None) -> None:
 async def checked_after_fuzzing(stack: LiveStack) -> AsyncIterator[None]:
     """After the last test that uses it, whatever order they ran in: whatever the fuzzing started finished or
     is still running, none failed, the API never crashed, and no secret reached its logs. (The stack is the
-    session's: this covers what the other hostile modules sent before, too.)
+    session's: run with the other hostile modules, as without xdist, it covers what they sent too.)
 
     It used to be a test of its own that meant something only when it happened to run after the others."""
     yield
