@@ -79,6 +79,11 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_unescape(text: str) -> str:
+    """A person's message as they typed it: Slack sends `&`, `<` and `>` escaped in a message event's text."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def slack_blocks(
     content: ChatContent,
     link: str | None,
