@@ -94,6 +94,9 @@ async def test_a_reply_in_the_slack_thread_answers_the_text_action_and_nothing_e
     assert (await post_event(chat, challenge, secret="not-the-signing-secret")).status_code == 401
 
     user, asking, notification_id, channel, ts = await slack_question(chat, ACTIONS)
+    # The message says how to answer in words.
+    hint = "To answer Reply in your own words, reply in this message's thread."
+    assert {"type": "mrkdwn", "text": hint} in [e for b in shown(chat.slack)["blocks"] for e in b.get("elements", [])]
 
     # None of these answers: a forged or stale signature (401 before anything is read), another member in the
     # thread, the same words in another thread, a bot's message, an edit, and a message outside any thread.
@@ -136,7 +139,7 @@ async def test_a_reply_in_the_slack_thread_answers_the_text_action_and_nothing_e
     # The message is edited as for a button: no button left, the decision said.
     await eventually(lambda: chat.slack.calls_to("chat.update"), "the message's update")
     message = shown(chat.slack)
-    assert all(b["type"] != "actions" for b in message["blocks"])
+    assert all(b["type"] != "actions" for b in message["blocks"]) and hint not in json.dumps(message)
     assert message["text"] == f"Reply by {user} via slack, {outcome.answer.answered_at.strftime('%H:%M')} UTC"
 
     # A later reply in the thread is refused by the workflow: the first words stay.
@@ -201,6 +204,8 @@ async def test_a_telegram_reply_to_the_question_answers_its_text_action(chat: Ch
     asking = asyncio.create_task(chat.client.ask(question))
     await eventually(lambda: chat.telegram.calls_to("sendMessage"), "the Telegram message")
     [(_, message_id)] = chat.telegram.messages
+    hint = "To answer Reply in your own words, reply to this message."
+    assert f"<i>{hint}</i>" in chat.telegram.messages[(chat_id, message_id)]["text"]
 
     # None of these answers: no webhook secret (401), the same message id from another chat, a reply to another
     # message, a message replying to nothing.
@@ -226,7 +231,7 @@ async def test_a_telegram_reply_to_the_question_answers_its_text_action(chat: Ch
     )
     await eventually(lambda: chat.telegram.calls_to("editMessageText"), "the message's edit")
     edited = chat.telegram.messages[(chat_id, message_id)]
-    assert "reply_markup" not in edited
+    assert "reply_markup" not in edited and hint not in edited["text"]
     assert f"Reply by {user} via telegram, {outcome.answer.answered_at.strftime('%H:%M')} UTC" in edited["text"]
 
     # Another reply once answered: said to be refused in the chat, the first words stay.
