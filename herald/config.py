@@ -158,7 +158,8 @@ class TwilioSettings(BaseSettings):
 
 class SlackSettings(BaseSettings):
     """Slack direct messages with buttons, used when SLACK_BOT_TOKEN is set; answers come back through
-    /v1/providers/slack/interactions, signed with SLACK_SIGNING_SECRET."""
+    /v1/providers/slack/interactions (a click) and /v1/providers/slack/events (a reply in the message's thread),
+    signed with SLACK_SIGNING_SECRET."""
 
     model_config = _config("SLACK_")
 

@@ -17,6 +17,12 @@ from tests.workflows.test_chat_answers import SIGNING_SECRET, TELEGRAM_SECRET, s
 
 BODY = urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U024BE7LH"}, "actions": []})})
 
+EVENT = json.dumps({"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention", "user": "U024BE7LH"}})
+
+
+def json_signed(body: str, **signing: int) -> dict[str, str]:
+    return {**slack_signed(body, **signing), "Content-Type": "application/json"}
+
 
 def client(app: object) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test")  # type: ignore[arg-type]
@@ -26,6 +32,8 @@ async def test_unconfigured_routes_are_404(tmp_path: Path, store: Store) -> None
     async with client(create_app(make_settings(tmp_path / "h"), store=store)) as api:
         slack = await api.post("/v1/providers/slack/interactions", content=BODY, headers=slack_signed(BODY))
         assert slack.status_code == 404 and slack.json()["error"]["code"] == "slack_not_configured"
+        events = await api.post("/v1/providers/slack/events", content=EVENT, headers=json_signed(EVENT))
+        assert events.status_code == 404 and events.json()["error"]["code"] == "slack_not_configured"
         telegram = await api.post("/v1/providers/telegram/webhook", json={})
         assert telegram.status_code == 404 and telegram.json()["error"]["code"] == "telegram_not_configured"
 
@@ -45,6 +53,15 @@ async def test_unsigned_or_wrongly_signed_requests_are_401(tmp_path: Path, store
         assert (await api.post(path, content=BODY, headers=future)).status_code == 401
         # Signed, but not a Herald button: an empty 200, nothing looked up (there is no Temporal here).
         assert (await api.post(path, content=BODY, headers=slack_signed(BODY))).status_code == 200
+        events = "/v1/providers/slack/events"
+        assert (await api.post(events, content=EVENT, headers={"Content-Type": "application/json"})).status_code == 401
+        stale = json_signed(EVENT, timestamp=int(time.time()) - 301)
+        assert (await api.post(events, content=EVENT, headers=stale)).status_code == 401
+        # Signed, but not JSON: 415; signed, but no thread reply: an empty 200, nothing looked up.
+        form = slack_signed(EVENT)
+        assert (await api.post(events, content=EVENT, headers=form)).status_code == 415
+        signed = await api.post(events, content=EVENT, headers=json_signed(EVENT))
+        assert signed.status_code == 200 and signed.content == b""
         hook = "/v1/providers/telegram/webhook"
         assert (await api.post(hook, json={"message": {}})).status_code == 401
         wrong = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET + "x"}

@@ -64,6 +64,19 @@ def buttons(actions: Sequence[Action], priority: Priority) -> list[tuple[str, st
     return offered
 
 
+def reply_hint(actions: Sequence[Action], where: str) -> str | None:
+    """What the message says of its one text action (`input: text`): a reply `where` answers it in words. None
+    with no text action, or several (a reply then answers nothing)."""
+    texts = [action for action in actions if action.takes_text]
+    if len(texts) != 1:
+        return None
+    return f"To answer {texts[0].label} in your own words, reply {where}."
+
+
+SLACK_REPLY_WHERE = "in this message's thread"
+TELEGRAM_REPLY_WHERE = "to this message"
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -79,6 +92,11 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_unescape(text: str) -> str:
+    """A person's message as they typed it: Slack sends `&`, `<` and `>` escaped in a message event's text."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def slack_blocks(
     content: ChatContent,
     link: str | None,
@@ -86,9 +104,11 @@ def slack_blocks(
     notification_id: str,
     offered: list[tuple[str, str]] | None = None,
     decision: str | None = None,
+    hint: str | None = None,
 ) -> list[dict[str, Any]]:
     """Block Kit: a header with the priority, the title and body as escaped mrkdwn, the link, then the buttons
-    (each `herald:<action id>`, its value the notification id), or once decided, what was decided."""
+    (each `herald:<action id>`, its value the notification id) and how to answer in words, or once decided, what
+    was decided."""
     text = f"*{slack_escape(' '.join(content.title.split()))}*"
     if content.body:
         text += "\n" + slack_escape(content.body)
@@ -117,6 +137,8 @@ def slack_blocks(
                 ],
             }
         )
+    if decision is None and hint:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(slack_escape(hint), 300)}]})
     return blocks
 
 
@@ -136,7 +158,11 @@ def slack_payload(message: OutboundMessage, link: str | None) -> dict[str, Any]:
         # The notification's own text (what Slack shows in the alert), escaped like the blocks.
         "text": _cut(slack_escape(f"[{n.priority.value.upper()}] {' '.join(n.title.split())}"), SLACK_HEADER_MAX),
         "blocks": slack_blocks(
-            content, link, notification_id=n.notification_id, offered=buttons(n.actions, n.priority)
+            content,
+            link,
+            notification_id=n.notification_id,
+            offered=buttons(n.actions, n.priority),
+            hint=reply_hint(n.actions, SLACK_REPLY_WHERE),
         ),
         "unfurl_links": False,
         "unfurl_media": False,
@@ -146,8 +172,9 @@ def slack_payload(message: OutboundMessage, link: str | None) -> dict[str, Any]:
 # --- Telegram ----------------------------------------------------------------------------------------------------
 
 
-def telegram_text(content: ChatContent, link: str | None, decision: str | None = None) -> str:
-    """The message in Telegram's HTML parse mode, every agent text escaped."""
+def telegram_text(content: ChatContent, link: str | None, decision: str | None = None, hint: str | None = None) -> str:
+    """The message in Telegram's HTML parse mode, every agent text escaped; `hint` (how to answer in words) until
+    it is decided."""
     # The limit counts the text as shown (after the markup is parsed): cutting the body before escaping suffices.
     parts = [f"<b>{html.escape(_PRIORITY_HEADER[content.priority])}</b>", f"<b>{html.escape(content.title)}</b>"]
     if content.body:
@@ -156,6 +183,8 @@ def telegram_text(content: ChatContent, link: str | None, decision: str | None =
         parts.append(f'<a href="{html.escape(link, quote=True)}">Open in Herald</a>')
     if decision is not None:
         parts.append(f"<i>{html.escape(decision)}</i>")
+    elif hint:
+        parts.append(f"<i>{html.escape(_cut(hint, 300))}</i>")
     return "\n".join(parts)
 
 
@@ -181,7 +210,7 @@ def telegram_payload(message: OutboundMessage, link: str | None) -> dict[str, An
     n = message.notification
     payload: dict[str, Any] = {
         "chat_id": chat_id,
-        "text": telegram_text(content_of_message(message), link),
+        "text": telegram_text(content_of_message(message), link, hint=reply_hint(n.actions, TELEGRAM_REPLY_WHERE)),
         "parse_mode": "HTML",
         "link_preview_options": {"is_disabled": True},
     }
