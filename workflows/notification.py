@@ -545,16 +545,9 @@ class NotificationWorkflow:
             label=label,
             acknowledged=outcome.acknowledged,
         )
-        try:
-            await workflow.execute_activity_method(
-                ChatActivities.conclude_chat,
-                conclusion,
-                start_to_close_timeout=timedelta(seconds=self._request.policy.send_timeout_seconds),
-                retry_policy=self._delivery_retry,
-                summary=f"edit the chat messages: {outcome.status.value}",
-            )
-        except ActivityError:
-            pass
+        await self._best_effort(
+            ChatActivities.conclude_chat, conclusion, f"edit the chat messages: {outcome.status.value}"
+        )
 
     async def _call_agent(self, url: str) -> None:
         """POST the question's result to the agent's callback_url, retried on the delivery schedule. A callback
@@ -570,13 +563,18 @@ class NotificationWorkflow:
             respond_by=outcome.respond_by,
             duplicate_of=outcome.duplicate_of,
         )
+        await self._best_effort(AnswerActivities.call_agent, callback, f"call the agent back: {outcome.status.value}")
+
+    async def _best_effort(self, activity: Callable[[Any, Any], Awaitable[Any]], arg: Any, summary: str) -> None:
+        """Run `activity` on the delivery retry schedule; one that fails for good changes nothing (the outcome
+        stands, and the failure is in the history)."""
         try:
             await workflow.execute_activity_method(
-                AnswerActivities.call_agent,
-                callback,
+                activity,
+                arg,
                 start_to_close_timeout=timedelta(seconds=self._request.policy.send_timeout_seconds),
                 retry_policy=self._delivery_retry,
-                summary=f"call the agent back: {outcome.status.value}",
+                summary=summary,
             )
         except ActivityError:
             pass
