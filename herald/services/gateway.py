@@ -48,8 +48,9 @@ class AnswerTimeout(Exception):
 
 
 class AnswerRefused(Exception):
-    """An answer Herald did not take, and why. `code`: unknown_action, not_recipient, too_late, already_answered,
-    already_acknowledged, closed (the notification has finished), not_found. The reason is safe to show."""
+    """An answer Herald did not take, and why. `code`: unknown_action, invalid_text, not_recipient, too_late,
+    already_answered, already_acknowledged, closed (the notification has finished), not_found. The reason is
+    safe to show."""
 
     def __init__(self, code: str, reason: str, *, recorded: bool = False) -> None:
         super().__init__(reason)
