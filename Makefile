@@ -54,7 +54,7 @@ test: install browser
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS))
 	$(BIN)/pytest -q -p no:cacheprovider $(SERIAL_TESTS)
 
-## The pure and API layers only (domain, models, store, activities, HTTP routes): seconds, no dev stack.
+## The pure and API layers only (domain, models, store, activities, HTTP routes): no browser, no fault tests.
 test-fast: install
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile tests/herald tests/activities tests/api
 
