@@ -147,3 +147,7 @@ def configure_logging(log_format: LogFormat, level: str | int = "INFO") -> None:
         uvicorn_logger.propagate = True
     # The access log would print raw paths and query strings (`?token=` on /v1/ws); the API logs its own.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's full URL at INFO, and a webhook URL, a Web Push endpoint or an agent's callback
+    # can carry a token in its path: the HTTP clients log warnings only (Herald logs each attempt itself).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

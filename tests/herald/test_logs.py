@@ -118,3 +118,25 @@ async def test_api_request_lines_name_the_route_and_notification_not_the_query(
     assert line["route"] == "/v1/notifications/{notification_id}" and line["status"] == 404
     assert line["notification_id"] == "missing-one" and line["method"] == "GET"
     assert "hrt_secret" not in captured.getvalue()
+
+
+async def test_http_clients_do_not_log_the_urls_they_call(capfd: pytest.CaptureFixture[str]) -> None:
+    """A webhook URL, a Web Push endpoint or an agent's callback can carry a token in its path. httpx logs
+    every request's full URL at INFO ("HTTP Request: POST https://..."), and `herald worker` / `herald api`
+    log at INFO: those lines used to reach their logs. Now httpx and httpcore log warnings only."""
+    from herald.adapters.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure_logging("json", "INFO")
+        transport = httpx.MockTransport(lambda request: httpx.Response(204))
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.post("https://hooks.example.com/services/T000/B000/secret-token-in-the-path")
+        logging.getLogger("herald.test").info("still logging")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    err = capfd.readouterr().err
+    assert "still logging" in err
+    assert "secret-token-in-the-path" not in err
