@@ -135,20 +135,6 @@ async def serve_api(settings: Settings, client: HeraldClient, runtime: Runtime) 
         yield port
 
 
-@pytest.fixture
-async def stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
-    task_queue = f"answers-{uuid.uuid4().hex[:12]}"
-    async with fake_providers() as (sendgrid, twilio):
-        settings = answer_settings(tmp_path / "herald", sendgrid, twilio)
-        async with running_worker(temporal_env, settings, task_queue) as runtime:
-            client = HeraldClient(temporal_env.client, task_queue, FAST_POLICY, store=runtime.store)
-            async with (
-                serve_api(settings, client, runtime) as port,
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-            ):
-                yield Stack(client, runtime.store, settings, sendgrid, twilio, api, port, task_queue)
-
-
 async def eventually(check: Any, what: str) -> Any:
     """Poll `check()` until it returns something truthy (a bounded wait, not a timing assertion)."""
     for _ in range(400):

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 from temporalio.client import Client
@@ -36,13 +35,10 @@ from tests.workflows.test_answers import (
     PHONE,
     PUBLIC_URL,
     Stack,
-    answer_settings,
     email_links,
     eventually,
     fake_providers,
     inbound,
-    running_worker,
-    serve_api,
     twilio_post,
 )
 from tests.workflows.test_encrypted_history import K1, clear_text
@@ -51,20 +47,6 @@ from worker import create_worker, open_runtime
 REPLY = Action(id="reply", label="Reply", input="text")
 ACTIONS = [Action(id="approve", label="Approve"), REPLY]
 WORDS = "Ship it after the 5pm freeze — ping Zoë first 🚀"
-
-
-@pytest.fixture
-async def text_stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
-    task_queue = f"text-{uuid.uuid4().hex[:12]}"
-    async with fake_providers() as (sendgrid, twilio):
-        settings = answer_settings(tmp_path / "herald", sendgrid, twilio)
-        async with running_worker(temporal_env, settings, task_queue) as runtime:
-            client = HeraldClient(temporal_env.client, task_queue, FAST_POLICY, store=runtime.store)
-            async with (
-                serve_api(settings, client, runtime) as port,
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api,
-            ):
-                yield Stack(client, runtime.store, settings, sendgrid, twilio, api, port, task_queue)
 
 
 @contextlib.asynccontextmanager
@@ -79,8 +61,7 @@ async def codec_worker(
         yield HeraldClient(client, task_queue, FAST_POLICY, store=runtime.store), runtime.store
 
 
-async def test_a_text_answer_through_the_http_respond_route_and_its_refusals(text_stack: Stack) -> None:
-    stack = text_stack
+async def test_a_text_answer_through_the_http_respond_route_and_its_refusals(stack: Stack) -> None:
     user = f"ada-{uuid.uuid4().hex[:6]}"
     await stack.store.users.put_contact(user, Contact(email="ada@example.com"))
     question = stack.question(user, [ChannelName.email], actions=ACTIONS)
@@ -123,8 +104,7 @@ async def test_a_text_answer_through_the_http_respond_route_and_its_refusals(tex
     assert view["actions"][0] == {"id": "approve", "label": "Approve"}  # a button reads as it always did
 
 
-async def test_the_longest_text_is_taken_and_the_client_refuses_one_character_more(text_stack: Stack) -> None:
-    stack = text_stack
+async def test_the_longest_text_is_taken_and_the_client_refuses_one_character_more(stack: Stack) -> None:
     user = f"bo-{uuid.uuid4().hex[:6]}"
     await stack.store.users.put_contact(user, Contact(email="bo@example.com"))
     question = stack.question(user, [ChannelName.email], actions=[REPLY])
@@ -141,8 +121,7 @@ async def test_the_longest_text_is_taken_and_the_client_refuses_one_character_mo
     assert outcome.answer is not None and outcome.answer.text == "🚀" * 2000
 
 
-async def test_a_text_answer_over_the_websocket(text_stack: Stack) -> None:
-    stack = text_stack
+async def test_a_text_answer_over_the_websocket(stack: Stack) -> None:
     user = f"cy-{uuid.uuid4().hex[:6]}"
     token = await issue_token(stack.store, "user", user)
     question = stack.question(user, [ChannelName.push], actions=ACTIONS)
@@ -174,8 +153,7 @@ async def test_a_text_answer_over_the_websocket(text_stack: Stack) -> None:
     assert outcome.answer is not None and (outcome.answer.text, outcome.answer.channel) == (WORDS, AnswerChannel.push)
 
 
-async def test_an_sms_reply_that_is_not_a_number_is_the_text(text_stack: Stack) -> None:
-    stack = text_stack
+async def test_an_sms_reply_that_is_not_a_number_is_the_text(stack: Stack) -> None:
     user = f"di-{uuid.uuid4().hex[:6]}"
     await stack.store.users.put_contact(user, Contact(phone=PHONE))
     question = stack.question(user, [ChannelName.sms], actions=ACTIONS)
@@ -198,8 +176,7 @@ async def test_an_sms_reply_that_is_not_a_number_is_the_text(text_stack: Stack) 
     )
 
 
-async def test_an_sms_reply_to_a_button_question_still_picks_by_number(text_stack: Stack) -> None:
-    stack = text_stack
+async def test_an_sms_reply_to_a_button_question_still_picks_by_number(stack: Stack) -> None:
     user = f"ed-{uuid.uuid4().hex[:6]}"
     await stack.store.users.put_contact(user, Contact(phone=PHONE))
     question = stack.question(user, [ChannelName.sms], actions=ACTIONS)
@@ -211,8 +188,7 @@ async def test_an_sms_reply_to_a_button_question_still_picks_by_number(text_stac
     assert outcome.answer is not None and (outcome.answer.action_id, outcome.answer.text) == ("approve", None)
 
 
-async def test_the_email_answer_page_has_a_text_box_and_posts_its_words(text_stack: Stack) -> None:
-    stack = text_stack
+async def test_the_email_answer_page_has_a_text_box_and_posts_its_words(stack: Stack) -> None:
     user = f"fi-{uuid.uuid4().hex[:6]}"
     await stack.store.users.put_contact(user, Contact(email="fi@example.com"))
     question = stack.question(user, [ChannelName.email], actions=ACTIONS)
@@ -241,8 +217,7 @@ async def test_the_email_answer_page_has_a_text_box_and_posts_its_words(text_sta
     )
 
 
-async def test_a_webhooks_respond_url_takes_text(text_stack: Stack, fake_http: FakeHTTPServer) -> None:
-    stack = text_stack
+async def test_a_webhooks_respond_url_takes_text(stack: Stack, fake_http: FakeHTTPServer) -> None:
     user = f"gu-{uuid.uuid4().hex[:6]}"
     hook = f"/answers/{user}"
     await stack.store.users.put_contact(user, Contact(webhook_url=fake_http.script(hook, 204)))
