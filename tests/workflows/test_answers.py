@@ -61,6 +61,21 @@ PHONE = "+14155550123"
 ACTIONS = [Action(id="approve", label="Approve"), Action(id="deny", label="Deny")]
 
 
+def deploy_question(user: str, channels: list[ChannelName], **fields: Any) -> AgentNotification:
+    """The deploy agent's approval question to `user` on `channels`, due in ten minutes; `fields` override."""
+    values: dict[str, Any] = {
+        "agent_id": "deploy-agent",
+        "user_id": user,
+        "title": "Deploy the fix to production?",
+        "priority": Priority.high,
+        "channels": channels,
+        "actions": ACTIONS,
+        "respond_by": utcnow() + timedelta(minutes=10),
+    }
+    values.update(fields)
+    return AgentNotification.model_validate(values)
+
+
 @dataclass
 class Stack:
     client: HeraldClient
@@ -73,17 +88,7 @@ class Stack:
     task_queue: str
 
     def question(self, user: str, channels: list[ChannelName], **fields: Any) -> AgentNotification:
-        values: dict[str, Any] = {
-            "agent_id": "deploy-agent",
-            "user_id": user,
-            "title": "Deploy the fix to production?",
-            "priority": Priority.high,
-            "channels": channels,
-            "actions": ACTIONS,
-            "respond_by": utcnow() + timedelta(minutes=10),
-        }
-        values.update(fields)
-        return AgentNotification.model_validate(values)
+        return deploy_question(user, channels, **fields)
 
 
 @contextlib.asynccontextmanager

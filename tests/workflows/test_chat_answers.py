@@ -26,7 +26,6 @@ from temporalio.testing import WorkflowEnvironment
 from herald.adapters.store import Store
 from herald.domain.telegram import code_key, new_link_code
 from herald.models import (
-    Action,
     AgentNotification,
     AnswerChannel,
     ChannelName,
@@ -43,7 +42,7 @@ from tests.fakes.http import start_fake
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
-from tests.workflows.test_answers import eventually, running_worker, serve_api
+from tests.workflows.test_answers import deploy_question, eventually, running_worker, serve_api
 
 SLACK_TOKEN = "xoxb-chat-tests"
 SIGNING_SECRET = "slack-signing-secret-for-tests"
@@ -52,7 +51,6 @@ TELEGRAM_SECRET = "telegram-webhook-secret-for-tests"
 MEMBER = "U024BE7LH"
 INTERACTIONS = "/v1/providers/slack/interactions"
 TELEGRAM_WEBHOOK = "/v1/providers/telegram/webhook"
-ACTIONS = [Action(id="approve", label="Approve"), Action(id="deny", label="Deny")]
 
 
 @dataclass
@@ -65,17 +63,7 @@ class Chat:
     api: httpx.AsyncClient
 
     def question(self, user: str, channels: list[ChannelName], **fields: Any) -> AgentNotification:
-        values: dict[str, Any] = {
-            "agent_id": "deploy-agent",
-            "user_id": user,
-            "title": "Deploy the fix to production?",
-            "priority": Priority.high,
-            "channels": channels,
-            "actions": ACTIONS,
-            "respond_by": utcnow() + timedelta(minutes=10),
-        }
-        values.update(fields)
-        return AgentNotification.model_validate(values)
+        return deploy_question(user, channels, **fields)
 
 
 @contextlib.asynccontextmanager
