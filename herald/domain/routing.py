@@ -138,11 +138,11 @@ def escalation_channels(
 ) -> list[ChannelName]:
     """Every allowed channel not used yet, fallback order first: where a critical alert goes next.
 
-    Only the channels `enabled` names: a history recorded before a channel existed (`chat`) has no entry for it,
-    and its replay must escalate to the channels it escalated to then.
+    A history recorded before a channel existed (chat, Slack, Telegram) has no entry for it, and channel_allowed
+    leaves such a contact channel off: its replay escalates to the channels it escalated to then.
     """
     taken = set(used)
-    ranked = [c for c in dict.fromkeys([*order, *ChannelName]) if c in enabled]
+    ranked = list(dict.fromkeys([*order, *ChannelName]))
     return [c for c in ranked if c not in taken and channel_allowed(c, priority, enabled)]
 
 
