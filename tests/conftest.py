@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -36,6 +37,12 @@ FAST_POLICY = DeliveryPolicy(
 # workflow shows at its task's heartbeat, 8 s in; the send must outlast that.
 PATIENT_POLICY = FAST_POLICY.model_copy(update={"send_timeout_seconds": 30.0})
 
+
+# Property tests check what holds, never how fast: Hypothesis's deadline (200 ms an example) and its "input
+# generation is slow" health check are timed assertions, which fail on a loaded machine (two test workers on
+# two cores) with nothing wrong. A test's own @settings still sets its examples and anything else it names.
+settings.register_profile("herald", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("herald")
 
 _exit_status: list[int] = []
 
