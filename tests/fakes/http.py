@@ -58,14 +58,32 @@ class FakeHTTPServer:
         await send({"type": "http.response.body", "body": b"{}"})
 
 
+class ClientGone(Exception):
+    """The client closed its connection before the whole body arrived: a real server never sees that request."""
+
+
 async def read_body(receive: Any) -> bytes:
-    """The whole request body of an ASGI http request."""
+    """The whole request body of an ASGI http request; ClientGone if the client left before sending it all."""
     body = b""
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
         body += message.get("body", b"")
         if not message.get("more_body"):
             return body
+
+
+def _dropping_unfinished(app: Any) -> Any:
+    """The app, answering nothing (and recording nothing) for a request whose client left mid-body."""
+
+    async def serve(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        except ClientGone:
+            return
+
+    return serve
 
 
 async def start_fake(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
@@ -73,7 +91,7 @@ async def start_fake(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(_dropping_unfinished(app), log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)

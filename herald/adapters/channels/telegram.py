@@ -19,6 +19,7 @@ import httpx
 from herald.adapters.channels.base import OutboundMessage, SendResult, cap_retry_after
 from herald.adapters.channels.messaging import ChatContent, telegram_payload, telegram_text
 from herald.adapters.channels.render import notification_link
+from herald.adapters.netguard import tls_context
 from herald.domain.bounds import MAX_PROVIDER_ID_CHARS, bound_text
 from herald.domain.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from herald.models import ChannelName, Contact
@@ -96,7 +97,7 @@ class TelegramBotApi:
 
     async def call(self, method: str, fields: dict[str, Any], timeout: float | None = None) -> Any:
         if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
+            self._client = httpx.AsyncClient(follow_redirects=False, verify=tls_context())
         try:
             response = await self._client.post(self._base + method, json=fields, timeout=timeout or self._timeout)
         except httpx.TimeoutException:
