@@ -44,10 +44,13 @@ run: install
 	$(BIN)/herald dev --demo
 
 # Test processes (pytest-xdist), each with its own Temporal dev server; a module's tests stay on one of them.
-TEST_WORKERS ?= 2
+# More processes than cores: most tests wait on timers, providers and the server far more than they compute.
+TEST_WORKERS ?= 4
 # Schemathesis gives every operation's case of a test the same test id, which xdist cannot tell apart (it runs
-# one of them and reports it for all): that module runs on its own, in one process.
+# one of them and reports it for all): that module runs in a process of its own, beside the others, and its
+# report follows theirs.
 SERIAL_TESTS := tests/hostile/test_schemathesis.py
+SERIAL_LOG := .herald/serial-tests.log
 
 ## Lint (ruff, the import layers), type-check, then the whole suite on a real Temporal dev server, SQLite and PostgreSQL.
 test: install browser
@@ -55,8 +58,12 @@ test: install browser
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy herald herald_cli workflows activities starter worker.py
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS))
-	$(BIN)/pytest -q -p no:cacheprovider $(SERIAL_TESTS)
+	@mkdir -p $(dir $(SERIAL_LOG))
+	@$(BIN)/pytest -q -p no:cacheprovider $(SERIAL_TESTS) > $(SERIAL_LOG) 2>&1 & serial=$$!; \
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS)); \
+	parallel=$$?; wait $$serial; alone=$$?; \
+	echo "--- $(SERIAL_TESTS) (in its own process)"; cat $(SERIAL_LOG); \
+	exit $$(( parallel || alone ))
 
 ## The pure and API layers only (domain, models, store, activities, HTTP routes): no browser, no fault tests.
 test-fast: install
