@@ -95,12 +95,13 @@ soak: install
 	$(BIN)/python -m bench.soak
 
 ## The timing-sensitive tests (digests, quiet hours and other timers, retries, the fault tests' short
-## versions) FLAKE_ROUNDS times (20), each round a fresh session; reports every failure and exits 1 on any.
+## versions) FLAKE_ROUNDS times (20), each round a fresh session in TEST_WORKERS processes as `make test`
+## runs them; reports every failure and exits 1 on any.
 FLAKE_ROUNDS ?= 20
 FLAKE_TESTS := tests/workflows/test_digest.py tests/workflows/test_timers.py tests/workflows/test_preferences_e2e.py \
 	tests/workflows/test_notification.py tests/workflows/test_monitor.py tests/herald/test_retry.py tests/faults
 flake: install browser
-	$(BIN)/python -m tests.flake --rounds $(FLAKE_ROUNDS) $(FLAKE_TESTS)
+	$(BIN)/python -m tests.flake --rounds $(FLAKE_ROUNDS) --workers $(TEST_WORKERS) $(FLAKE_TESTS)
 
 ## Re-take the README's screenshots (docs/screenshots/) with the browser tests.
 screenshots: install browser

@@ -19,10 +19,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 
-def run_round(number: int, tests: list[str], folder: Path) -> tuple[int, dict[str, str]]:
+def run_round(number: int, tests: list[str], folder: Path, workers: int) -> tuple[int, dict[str, str]]:
     """One pytest session; the number of tests it ran and its failures, test id -> first line of the failure."""
     report = folder / f"round-{number}.xml"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *tests]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
+    if workers > 1:  # as `make test` runs them: several processes on the same cores
+        command += ["-n", str(workers), "--dist", "loadfile"]
+    command += tests
     subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     if not report.exists():
         return 0, {f"round {number}": "pytest wrote no report (it crashed before running tests)"}
@@ -41,6 +44,7 @@ def run_round(number: int, tests: list[str], folder: Path) -> tuple[int, dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="test processes per round (pytest-xdist)")
     parser.add_argument("tests", nargs="+")
     args, extra = parser.parse_known_args()
     args.tests += extra  # pytest options (-k, -x) pass through
@@ -49,7 +53,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="herald-flake-") as tmp:
         for number in range(1, args.rounds + 1):
             started = time.monotonic()
-            ran, failed = run_round(number, args.tests, Path(tmp))
+            ran, failed = run_round(number, args.tests, Path(tmp), args.workers)
             for name, message in failed.items():
                 failures[name] += 1
                 messages[name].append(f"round {number}: {message}")
