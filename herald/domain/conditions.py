@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
+from herald.domain.cel_runtime import cel
 from herald.models import MetricValue, TriggerRule
 
 
