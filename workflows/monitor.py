@@ -13,6 +13,10 @@ firing, reported again and started nothing, and the cooldown stays as it was. Ea
 NotificationWorkflow per user as an abandoned child, so notifications outlive the monitor. The monitor
 continues as new before its history grows large, and completes once nothing is cooling down and it has
 been quiet a while; the next event starts it again.
+
+Like NotificationWorkflow it runs outside the workflow sandbox: it runs for every event with a cooldown, and the
+sandbox re-imports its module for each run it starts (and, at every worker's start, to check it); the replay of
+tests/histories guards its determinism instead. Keep it free of I/O, clocks and randomness.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ class Decision:
 FIRINGS_PATCH = "monitor-firings-v1"
 
 
-@workflow.defn(name="MonitorWorkflow")
+@workflow.defn(name="MonitorWorkflow", sandboxed=False)
 class MonitorWorkflow:
     @workflow.init
     def __init__(self, state: MonitorState) -> None:

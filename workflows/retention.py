@@ -1,6 +1,8 @@
 """RetentionWorkflow: one cleanup of the audit tables, started daily by the `herald-retention` schedule.
 
-The cutoff comes from workflow time, so a retried or replayed run deletes against the same instant.
+The cutoff comes from workflow time, so a retried or replayed run deletes against the same instant. Outside the
+sandbox like Herald's other workflows, so no worker pays for preparing a sandbox at its start; the replay of
+tests/histories guards its determinism.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ PURGE_RETRY = RetryPolicy(
 )
 
 
-@workflow.defn(name="RetentionWorkflow")
+@workflow.defn(name="RetentionWorkflow", sandboxed=False)
 class RetentionWorkflow:
     @workflow.run
     async def run(self, request: RetentionRequest) -> RetentionReport:
