@@ -37,7 +37,9 @@ from temporalio.runtime import Runtime as TemporalRuntime
 from temporalio.worker import Worker
 
 from activities import build_activities
-from herald.adapters.channels import Channel, PushHub, build_channels
+from herald.adapters.channels.assembly import build_channels
+from herald.adapters.channels.base import Channel
+from herald.adapters.channels.push import PushHub
 from herald.adapters.codec import KEY_ID_METADATA, EncryptionCodec
 from herald.adapters.logs import configure_logging
 from herald.adapters.metrics import serve_metrics

@@ -13,7 +13,7 @@ from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
 from activities.retention import RetentionActivities
-from herald.adapters.channels import Channel
+from herald.adapters.channels.base import Channel
 from herald.adapters.store import Store
 from herald.domain.answers import AnswerLinks
 from herald.models import ChannelName

@@ -4,7 +4,7 @@ What users build today without durable workflows: a Celery task per (notificatio
 Redis broker (127.0.0.1:6379, db 12, every key under `herald-bench-celery:`, deleted afterwards), the prefork pool
 with one child per core. Each task does what a hand-written notifier does: read the user's preferences and contact
 from the store (Herald's SQLite store, the same data), decide with Herald's own `route`, and send through the very
-sinks Herald's worker uses, built by `herald.channels.build_channels`: push to an in-process PushHub with a client
+sinks Herald's worker uses, built by `herald.adapters.channels.assembly.build_channels`: push to an in-process PushHub with a client
 connected for every user that acks each frame at once, email to the outbox (one JSON file per message). It does
 less than Herald: no dedup check, no delivery log, no audit record, no fallback, no status to query.
 
@@ -106,7 +106,8 @@ class Sinks:
     async def _open(self, home: Path) -> None:
         from bench.pipeline import USERS
         from bench.stack import bench_only_settings
-        from herald.adapters.channels import PushHub, build_channels
+        from herald.adapters.channels.assembly import build_channels
+        from herald.adapters.channels.push import PushHub
         from herald.adapters.store import Store
 
         self.settings = bench_only_settings(home=home, auth=False, log_level="WARNING")

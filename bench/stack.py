@@ -47,7 +47,7 @@ from temporalio.worker import Worker
 
 from bench.common import ROOT
 from bench.empty import EmptyWorkflow
-from herald.adapters.channels import PushConnection, PushHub
+from herald.adapters.channels.push import PushConnection, PushHub
 from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.config import Settings

@@ -18,7 +18,8 @@ import uvicorn
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from herald.adapters.channels import PushHub, providers
+from herald.adapters.channels.assembly import providers
+from herald.adapters.channels.push import PushHub
 from herald.adapters.codec import (
     KEY_FILE,
     CodecConfigError,

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from herald.adapters.channels import PushConnection
+from herald.adapters.channels.push import PushConnection
 from herald.adapters.store import Store
 from herald.config import DEFAULT_CHAT_SCHEMES, Settings, temporal_binary
 from herald.domain.search import SEARCH_ATTRIBUTE_KEYS

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from herald.adapters.channels import build_channels, providers
+from herald.adapters.channels.assembly import build_channels, providers
 from herald.adapters.channels.base import MAX_RETRY_AFTER_SECONDS, OutboundMessage
 from herald.adapters.channels.messaging import ChatContent, buttons, slack_escape
 from herald.adapters.channels.push import PushHub

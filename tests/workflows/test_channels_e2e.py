@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from temporalio.testing import WorkflowEnvironment
 from twilio.request_validator import RequestValidator
 
-from herald.adapters.channels import providers
+from herald.adapters.channels.assembly import providers
 from herald.adapters.store import Store
 from herald.adapters.vapid import generate_vapid_keys
 from herald.api.app import create_app
