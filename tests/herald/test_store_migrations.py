@@ -262,3 +262,8 @@ async def test_opening_an_empty_database_creates_it_at_the_head(database: Databa
     finally:
         await store.close()
     assert await on(database.url, revision) == "0002"
+
+
+def test_the_revision_the_code_needs_is_the_newest_migration() -> None:
+    """migrate.HEAD is what Store.open compares with, without loading Alembic: a new migration must move it."""
+    assert migrate.HEAD == migrate.migrations_head()
