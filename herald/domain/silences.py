@@ -80,10 +80,10 @@ def new_silence(body: SilenceInput, created_by: str, now: datetime, silence_id: 
     """The silence to store: starts_at defaults to now; ends_at must be after starts_at and in the future."""
     starts_at = as_utc(body.starts_at) if body.starts_at is not None else as_utc(now)
     ends_at = as_utc(body.ends_at)
-    if ends_at <= starts_at:
-        raise SilenceProblem("ends_at", "must be after starts_at")
     if ends_at <= as_utc(now):
         raise SilenceProblem("ends_at", "must be in the future")
+    if ends_at <= starts_at:
+        raise SilenceProblem("ends_at", "must be after starts_at")
     return Silence(
         silence_id=silence_id or new_notification_id(),
         matchers=body.matchers,
