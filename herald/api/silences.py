@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from herald.api.auth import AuthError, Caller, CallerDep, access_problem
@@ -81,7 +81,17 @@ async def create_silence(body: SilenceInput, caller: CallerDep, deps: Deps) -> S
     return view(silence)
 
 
-@router.get("/v1/silences", response_model=SilenceList)
+LIST_PARAMETERS = frozenset({"expired", "limit"})
+
+
+async def known_parameters(request: Request) -> None:
+    """A parameter the listing doesn't take is refused by name, not ignored (`?expird=true` would list less)."""
+    unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
+    if unknown:
+        raise ApiError(422, "invalid_request", f"{unknown[0]}: is not a known parameter", unknown[0])
+
+
+@router.get("/v1/silences", response_model=SilenceList, dependencies=[Depends(known_parameters)])
 async def list_silences(
     caller: CallerDep,
     deps: Deps,

@@ -67,6 +67,8 @@ async def test_the_admin_silences_lists_and_expires(secured: Secured, store: Sto
     with_expired = (await secured.call("GET", "/v1/silences?expired=true", "admin")).json()["silences"]
     assert [s["silence_id"] for s in with_expired] == [silence["silence_id"]]
 
+    typo = await secured.call("GET", "/v1/silences?expird=true", "admin")
+    assert typo.status_code == 422 and typo.json()["error"]["field"] == "expird"
     missing = await secured.call("DELETE", "/v1/silences/nope", "admin")
     assert missing.status_code == 404
     assert missing.json()["error"] == {"code": "not_found", "message": "no silence nope", "field": "silence_id"}
