@@ -13,6 +13,7 @@ from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
 from activities.retention import RetentionActivities
+from activities.silences import SilenceActivities
 from herald.adapters.channels.base import Channel
 from herald.adapters.store import Store
 from herald.domain.answers import AnswerLinks
@@ -30,6 +31,7 @@ __all__ = [
     "DigestActivities",
     "PreferenceActivities",
     "RetentionActivities",
+    "SilenceActivities",
     "build_activities",
 ]
 
@@ -51,6 +53,7 @@ def build_activities(
     retention = RetentionActivities(store)
     answers = AnswerActivities(callbacks)
     chat = ChatActivities(ChatService(store, channels))
+    silences = SilenceActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -64,4 +67,5 @@ def build_activities(
         retention.purge_expired,
         answers.call_agent,
         chat.conclude_chat,
+        silences.check_silences,
     ]

@@ -3,7 +3,7 @@
 One module per group of commands; importing them registers their commands on `app`.
 """
 
-from herald_cli import db, keys, mcp, notifications, rules, stack, users
+from herald_cli import db, keys, mcp, notifications, rules, silences, stack, users
 from herald_cli.common import app
 from herald_cli.rules import check_rules, diff_lines, event_fields, parse_metric, rule_entries, rules_diff, rules_table
 
@@ -21,6 +21,7 @@ __all__ = [
     "rules",
     "rules_diff",
     "rules_table",
+    "silences",
     "stack",
     "users",
 ]

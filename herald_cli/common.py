@@ -36,6 +36,10 @@ rules_app = typer.Typer(help="Trigger rules: which agent events become notificat
 app.add_typer(rules_app, name="rules")
 telegram_app = typer.Typer(help="The Telegram bot: bind a person's chat to their user.", no_args_is_help=True)
 app.add_typer(telegram_app, name="telegram")
+silence_app = typer.Typer(
+    help="Silences: notifications they match end `silenced`, logged and not delivered.", no_args_is_help=True
+)
+app.add_typer(silence_app, name="silence")
 db_app = typer.Typer(
     help="The store's schema: migrations (HERALD_DATABASE_URL, or HERALD_HOME's herald.db).", no_args_is_help=True
 )

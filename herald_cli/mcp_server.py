@@ -1,6 +1,7 @@
 """`herald mcp`: Herald as MCP tools, so any agent framework can notify people, ask them, and report events.
 
-Tools: `notify_user`, `ask_user` (waits for the answer, reporting progress), `emit_event`, `notification_status`.
+Tools: `notify_user`, `ask_user` (waits for the answer, reporting progress), `emit_event`, `notification_status`,
+and `add_silence`, `list_silences`, `expire_silence` (silences of the key's own agent).
 Every tool speaks for one agent, named by an agent key (`herald keys issue <agent>`): over stdio the key
 given at startup (HERALD_AGENT_KEY or --agent-key), over streamable HTTP the `Authorization: Bearer` key of
 each request. A tool never acts as another agent. Keys are never logged or echoed: messages name the
@@ -29,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from herald.adapters.codec import CodecConfigError, CodecError
 from herald.adapters.store import Store
 from herald.config import Settings
+from herald.domain.silences import SilenceProblem, state_of
 from herald.domain.validation import describe
 from herald.models import (
     AgentNotification,
@@ -38,6 +40,8 @@ from herald.models import (
     NotificationOutcome,
     NotificationStatus,
     Priority,
+    SilenceInput,
+    SilenceView,
     utcnow,
 )
 from herald.models.answers import Action, Answer
@@ -298,6 +302,45 @@ class HeraldTools:
             acknowledged=outcome.acknowledged,
         )
 
+    # --- silences: the key's own agent's -------------------------------------------------------------------
+
+    async def add_silence(self, agent_id: str, fields: dict[str, Any]) -> SilenceView:
+        """A silence of this agent's notifications (matchers.agent_id is the key's agent, always)."""
+        try:
+            body = SilenceInput.model_validate(fields)
+        except ValidationError as exc:
+            raise ToolError(problems(exc)) from None
+        try:
+            made = await self.herald.add_silence(body, created_by=f"agent:{agent_id}", store=self.store)
+        except SilenceProblem as exc:
+            raise ToolError(str(exc)) from None
+        return _view(made)
+
+    async def list_silences(self, agent_id: str, include_expired: bool) -> SilenceList:
+        found = await self.herald.list_silences(agent_id=agent_id, include_expired=include_expired, store=self.store)
+        return SilenceList(silences=[_view(s) for s in found])
+
+    async def expire_silence(self, agent_id: str, silence_id: str) -> SilenceView:
+        """Only a silence this agent made: one naming another agent reads as unknown, and one a person or the
+        admin put on this agent stays (its maker lifts it)."""
+        silence = await self.store.silences.get_silence(silence_id)
+        if silence is None or silence.matchers.agent_id != agent_id:
+            raise ToolError(f"silence_id: agent {agent_id} has no silence {silence_id}")
+        if silence.created_by != f"agent:{agent_id}":
+            raise ToolError(f"silence_id: only its maker ({silence.created_by}) or the admin expires this silence")
+        expired = await self.herald.expire_silence(silence_id, store=self.store)
+        if expired is None:
+            raise ToolError(f"silence_id: agent {agent_id} has no silence {silence_id}")
+        return _view(expired)
+
+
+class SilenceList(BaseModel):
+    silences: list[SilenceView]
+
+
+def _view(silence: Any) -> SilenceView:
+    return SilenceView(**silence.model_dump(), state=state_of(silence, utcnow()))
+
 
 def _taken(notification: AgentNotification) -> ToolError:
     """Another agent's notification holds this id: its answer is not this agent's to read."""
@@ -322,7 +365,7 @@ ClaimedAgent = Annotated[str | None, Field(description="optional: this server's 
 
 
 def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPServer[Any]:
-    """The MCP server with Herald's four tools, each a thin wrapper over `HeraldTools`."""
+    """The MCP server with Herald's tools, each a thin wrapper over `HeraldTools`."""
     server: MCPServer[Any] = MCPServer(
         "herald",
         title="Herald",
@@ -428,6 +471,50 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         """A notification's status: `pending` while it runs, then delivered, answered, expired, failed, ...;
         each channel with its attempts; the answer for a question."""
         return await tools.status(await tools.agent(ctx), notification_id)
+
+    @server.tool(annotations=ToolAnnotations(open_world_hint=False))
+    async def add_silence(
+        ctx: ToolContext,
+        ends_at: Annotated[datetime, Field(description="when the silence ends (ISO 8601 with a time zone, future)")],
+        comment: Annotated[str, Field(description="why, 1-500 characters")],
+        user_id: Annotated[str | None, Field(description="only notifications to this person")] = None,
+        rule: Annotated[str | None, Field(description="only those this rule fired")] = None,
+        dedup_key: Annotated[str | None, Field(description="only those with this dedup_key")] = None,
+        max_priority: Annotated[
+            Priority, Field(description="the highest priority silenced (critical gets through unless critical)")
+        ] = Priority.high,
+        starts_at: Annotated[datetime | None, Field(description="when it starts (default now)")] = None,
+        agent_id: ClaimedAgent = None,
+    ) -> SilenceView:
+        """Silence your own notifications for a while (a maintenance window, a known incident): those the
+        silence matches end `silenced`, logged and not delivered. Returns the silence with its id."""
+        agent = await tools.agent(ctx)
+        own_agent(agent, agent_id)
+        matchers = {"agent_id": agent, "user_id": user_id, "rule": rule, "dedup_key": dedup_key}
+        fields = {
+            "matchers": {k: v for k, v in matchers.items() if v is not None} | {"max_priority": max_priority},
+            "ends_at": ends_at,
+            "comment": comment,
+        }
+        if starts_at is not None:
+            fields["starts_at"] = starts_at
+        return await tools.add_silence(agent, fields)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def list_silences(
+        ctx: ToolContext,
+        include_expired: Annotated[bool, Field(description="also silences that have ended")] = False,
+    ) -> SilenceList:
+        """The silences of your notifications, newest first: pending and active ones, each with its state."""
+        return await tools.list_silences(await tools.agent(ctx), include_expired)
+
+    @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=False))
+    async def expire_silence(
+        ctx: ToolContext,
+        silence_id: Annotated[str, Field(description="the id add_silence returned")],
+    ) -> SilenceView:
+        """End one of your silences now: your notifications are delivered again from then on."""
+        return await tools.expire_silence(await tools.agent(ctx), silence_id)
 
     return server
 

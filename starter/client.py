@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -27,6 +28,7 @@ from herald.adapters.store import Store
 from herald.config import DEFAULT_TEMPORAL_ADDRESS, DEFAULT_TEMPORAL_NAMESPACE, Settings, TemporalSettings
 from herald.domain import answers, search
 from herald.domain.events import in_plan_order, match_event, plan_firings, split_by_cooldown
+from herald.domain.silences import new_silence
 from herald.domain.validation import describe
 from herald.models import (
     SNOOZE_ACTION,
@@ -49,6 +51,8 @@ from herald.models import (
     NotificationStatus,
     RefusedAnswer,
     RetentionRequest,
+    Silence,
+    SilenceInput,
     Snooze,
     notification_workflow_id,
     utcnow,
@@ -643,13 +647,45 @@ class HeraldClient:
             return AnswerRefused("too_late", f"too late: answers were taken until {deadline}")
         return AnswerRefused("closed", f"this notification has finished ({outcome.status.value}); it takes no answer")
 
+    # --- silences ------------------------------------------------------------------------------------------------
+
+    async def add_silence(
+        self, silence: SilenceInput | Mapping[str, Any], *, created_by: str = "client", store: Store | None = None
+    ) -> Silence:
+        """Silence the notifications `silence.matchers` names from its `starts_at` (default now) until `ends_at`:
+        they end `silenced`, logged and not delivered (critical ones only with `max_priority: critical`). A
+        ValidationError names a bad field; a ValueError (`SilenceProblem`, with `.field`) an `ends_at` that is not
+        after `starts_at` or not in the future. Like `snooze`, it needs the store (HeraldClient.connect's, or
+        `store=`)."""
+        body = silence if isinstance(silence, SilenceInput) else SilenceInput.model_validate(silence)
+        made = new_silence(body, created_by, utcnow())
+        await (await self._answer_store(store)).silences.put_silence(made)
+        return made
+
+    async def list_silences(
+        self,
+        *,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        include_expired: bool = False,
+        store: Store | None = None,
+    ) -> list[Silence]:
+        """Silences newest first, those naming `agent_id` / `user_id` when given; ended ones only if asked."""
+        return await (await self._answer_store(store)).silences.list_silences(
+            utcnow(), agent_id=agent_id, user_id=user_id, include_expired=include_expired
+        )
+
+    async def expire_silence(self, silence_id: str, *, store: Store | None = None) -> Silence | None:
+        """End a silence now (one already ended stays as it was); None when there is no such silence."""
+        return await (await self._answer_store(store)).silences.expire_silence(silence_id, utcnow())
+
     async def _answer_store(self, store: Store | None) -> Store:
         if store is not None:
             return store
         if self._given_store is not None:
             return self._given_store
         if self._database_url is None:
-            raise RuntimeError("snooze needs the store: use HeraldClient.connect(settings) or pass store=")
+            raise RuntimeError("snoozes and silences need the store: use HeraldClient.connect(settings) or pass store=")
         if self._store is None:
             self._store = await Store.open(self._database_url)
         return self._store

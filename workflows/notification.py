@@ -1,11 +1,11 @@
 """NotificationWorkflow: one notification, from dedup check to a recorded outcome. Orchestration only.
 
 `run` is the table of contents, one method a phase, each handed what it needs and returning what the next one
-needs (typed: the dataclasses below): dedup -> plan (the user's preferences: digest, quiet hours, the channels) ->
-deliver on each planned channel concurrently, each with retries and fallback -> confirm critical (escalate until
-enough channels confirm, else `unconfirmed` and an ops alert) -> wait for an answer (a question) -> record. What
-stays on the instance is what the query, the update and the signals read: the outcome, the deadline, the joiners,
-and the run's path (its patches, asked once at its start).
+needs (typed: the dataclasses below): dedup -> silences (one a silence holds ends `silenced`) -> plan (the user's
+preferences: digest, quiet hours, the channels) -> deliver on each planned channel concurrently, each with retries
+and fallback -> confirm critical (escalate until enough channels confirm, else `unconfirmed` and an ops alert) ->
+wait for an answer (a question) -> record. What stays on the instance is what the query, the update and the signals
+read: the outcome, the deadline, the joiners, and the run's path (its patches, asked once at its start).
 
 It runs outside the workflow sandbox: it is the hot path, and the sandbox's re-import of its module on every
 run cost more worker CPU than the whole notification otherwise (bench/results/pipeline-profile.txt). What the
@@ -34,7 +34,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
-    from herald.domain import answers, retry, routing, search
+    from activities.silences import SilenceActivities
+    from herald.domain import answers, retry, routing, search, silences
     from herald.domain.dedup import content_key, question_key
     from herald.domain.digest import digest_item
     from herald.models import (
@@ -87,6 +88,9 @@ CRITICAL_NO_CHANNEL_PATCH = "critical-no-channel-v1"
 # what was decided. Asked only by a run that delivered to a chat channel, which no earlier history did.
 CHAT_CONCLUDE_PATCH = "chat-conclude-v1"
 CHAT_CHANNELS = (ChannelName.slack, ChannelName.telegram)
+# New runs check the silences after dedup (one store step): a notification a silence holds ends `silenced`, sent
+# nowhere. Runs started before it replay without the step.
+SILENCES_PATCH = "silences-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -281,6 +285,9 @@ class NotificationWorkflow:
         dedup = await self._dedup(request, paths)
         if dedup.duplicate:
             return await self._end_duplicate(dedup.owner_notification_id, paths)
+        silence_id = await self._silenced(request)
+        if silence_id is not None:
+            return await self._end_silenced(silence_id, paths)
         route = await self._route(request)
         if route.digest:
             return await self._end_digested(request, paths)
@@ -331,6 +338,26 @@ class NotificationWorkflow:
         outcome.duplicate_of = original_id
         if paths.ends:
             await self._join(original_id)
+            await self._call_back()
+        return await self._finish(paths)
+
+    async def _silenced(self, request: NotificationRequest) -> str | None:
+        """The silence holding this notification, if one does (on the silences patch). A digest email is never
+        silenced: what it carries passed the silences when it was digested."""
+        if request.is_digest or not workflow.patched(SILENCES_PATCH):
+            return None
+        n = request.notification
+        match = await self._store_step(
+            SilenceActivities.check_silences, silences.query_for(n, answers.rule_of(n)), "check silences"
+        )
+        return match.silence_id
+
+    async def _end_silenced(self, silence_id: str, paths: Paths) -> NotificationOutcome:
+        """A silence holds it: `silenced`, sent nowhere, the silence named; a question asks nobody and its agent is
+        called back with the ending, as for the others."""
+        self._outcome.status = NotificationStatus.silenced
+        self._outcome.silence_id = silence_id
+        if paths.ends:
             await self._call_back()
         return await self._finish(paths)
 

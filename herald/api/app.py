@@ -30,6 +30,7 @@ from herald.api import (
     providers,
     push,
     rules,
+    silences,
     unsubscribe,
     users,
     web,
@@ -134,6 +135,7 @@ def create_app(
     app.include_router(users.router)
     app.include_router(push.router)
     app.include_router(rules.router)
+    app.include_router(silences.router)
     app.include_router(events.router)
     app.include_router(providers.router)
     app.include_router(chat_answers.router)

@@ -55,6 +55,7 @@ class _NotificationFields(BaseModel):
     acknowledged: Answer | None = Field(default=None, description="the first ack or snooze")
     refused_answers: list[RefusedAnswer] = Field(default_factory=list, description="answers after the first")
     snoozed_until: datetime | None = Field(default=None, description="not sent: its rule or agent was snoozed")
+    silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (`silenced`)")
 
 
 class NotificationView(_NotificationFields):

@@ -143,6 +143,8 @@ def current_details(outcome: NotificationOutcome) -> str:
     lines = [f"**{outcome.status.value}**"]
     if outcome.duplicate_of is not None:
         lines.append(f"duplicate of {outcome.duplicate_of}")
+    if outcome.silence_id is not None:
+        lines.append(f"silenced by {outcome.silence_id}")
     if outcome.held_until is not None and outcome.status is NotificationStatus.pending and not outcome.channels:
         lines.append(f"held for quiet hours until {outcome.held_until.isoformat(timespec='minutes')}")
     replaced_by = {r.fallback_for: c for c, r in outcome.channels.items() if r.fallback_for is not None}

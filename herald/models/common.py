@@ -61,6 +61,7 @@ class NotificationStatus(StrEnum):
     failed = "failed"
     answered = "answered"  # a question, answered in time: the outcome holds the answer
     expired = "expired"  # a question nobody answered by its respond_by
+    silenced = "silenced"  # a silence matched it: logged, not delivered (the outcome's silence_id names it)
 
 
 class ChannelStatus(StrEnum):

@@ -230,6 +230,7 @@ class NotificationOutcome(BaseModel):
     refused_answers: list[RefusedAnswer] = Field(default_factory=list, description="answers after the first, refused")
     rule: str | None = Field(default=None, description="the rule that fired it, if any (what a snooze mutes)")
     snoozed_until: datetime | None = Field(default=None, description="not sent: the user snoozed its rule or agent")
+    silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (status silenced)")
 
     @property
     def delivered_channels(self) -> list[ChannelName]:

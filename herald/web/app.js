@@ -31,6 +31,7 @@ const STATUS_LABELS = {
   failed: "Failed",
   answered: "Answered",
   expired: "Expired",
+  silenced: "Silenced, not sent",
 };
 // Where an answer came from (Answer.channel); `push` is this page or a browser notification.
 const ANSWER_CHANNEL_LABELS = {

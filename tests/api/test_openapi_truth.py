@@ -41,6 +41,7 @@ async def api(tmp_path: Path, store: Store) -> AsyncIterator[httpx.AsyncClient]:
 
 
 NOTIFY = "/v1/notifications"
+SILENCE = {"matchers": {"agent_id": "a"}, "ends_at": "2999-01-01T00:00:00Z", "comment": "why"}
 
 
 @pytest.mark.parametrize(
@@ -95,6 +96,10 @@ NOTIFY = "/v1/notifications"
         ("post", "/v1/users/{user_id}/notifications/read", "/v1/users/ada/notifications/read", {}, None),
         # An empty webhook_url in a contact.
         ("put", "/v1/users/{user_id}/contact", "/v1/users/ada/contact", {"webhook_url": ""}, "webhook_url"),
+        # A silence of everything (no matcher), and one without a reason: both refused by schema and server alike.
+        ("post", "/v1/silences", "/v1/silences", {**SILENCE, "matchers": {"max_priority": "low"}}, "matchers"),
+        ("post", "/v1/silences", "/v1/silences", {**SILENCE, "comment": "  "}, "comment"),
+        ("post", "/v1/silences", "/v1/silences", {**SILENCE, "ends_at": 1900000000}, "ends_at"),
     ],
 )
 async def test_schema_and_server_refuse_the_same_body(
@@ -106,6 +111,11 @@ async def test_schema_and_server_refuse_the_same_body(
     response = await api.request(method.upper(), url, json=body)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
+
+
+async def test_a_silence_the_schema_takes_the_server_takes(api: httpx.AsyncClient) -> None:
+    assert body_ok("post", "/v1/silences", SILENCE)
+    assert (await api.post("/v1/silences", json=SILENCE)).status_code == 201
 
 
 @pytest.mark.parametrize("route", ["/codec/encode", "/codec/decode"])

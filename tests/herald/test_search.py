@@ -131,5 +131,6 @@ def test_current_details_of_a_duplicate_and_of_a_held_notification() -> None:
     assert search.current_details(outcome(status="suppressed_duplicate", duplicate_of="n0")) == (
         "**suppressed_duplicate**\nduplicate of n0"
     )
+    assert search.current_details(outcome(status="silenced", silence_id="s0")) == "**silenced**\nsilenced by s0"
     held = outcome(priority=Priority.medium, held_until=datetime(2026, 1, 2, 7, 0, tzinfo=UTC))
     assert search.current_details(held) == "**pending**\nheld for quiet hours until 2026-01-02T07:00+00:00"

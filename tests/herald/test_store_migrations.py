@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -159,13 +160,13 @@ def fill_todays_database(conn: sa.Connection) -> None:
 async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_rows(database: Database) -> None:
     await on(database.url, fill_todays_database)
 
-    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0002: run `herald db upgrade`"):
+    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0003: run `herald db upgrade`"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "adopted a database made before migrations as 0001, then upgraded to 0002" in out, out
-    assert await on(database.url, revision) == "0002"
+    assert "adopted a database made before migrations as 0001, then upgraded to 0003" in out, out
+    assert await on(database.url, revision) == "0003"
     for table, index in EXPIRY_INDEXES.items():
         assert index in await on(database.url, lambda conn, t=table: indexes(conn, t))  # type: ignore[misc]
 
@@ -185,7 +186,7 @@ async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_ro
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "already at 0002, nothing to do" in out, out
+    assert "already at 0003, nothing to do" in out, out
 
 
 async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(database: Database) -> None:
@@ -195,12 +196,12 @@ async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(da
 
     with pytest.raises(SchemaOutOfDate) as refused:
         await Store.open(database.url)
-    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0002: run `herald db upgrade`"
+    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0003: run `herald db upgrade`"
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0001 to 0002" in out, out
-    assert await on(database.url, revision) == "0002"
+    assert "upgraded the schema from 0001 to 0003" in out, out
+    assert await on(database.url, revision) == "0003"
     assert "ix_snoozes_until" in await on(database.url, lambda conn: indexes(conn, "snoozes"))
     store = await Store.open(database.url)
     await store.close()
@@ -210,7 +211,7 @@ async def test_commands_that_use_the_store_refuse_an_old_schema_naming_the_upgra
     await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0001"))
     code, out, err = await run_cli(database.env, "contact", "get", "ada")
     assert code == 2, out + err
-    assert "error: the database schema is at 0001, this Herald needs 0002: run `herald db upgrade`" in err, err
+    assert "error: the database schema is at 0001, this Herald needs 0003: run `herald db upgrade`" in err, err
     assert "Traceback" not in err, err
 
 
@@ -224,8 +225,8 @@ async def test_a_schema_from_a_newer_herald_refuses_to_open(database: Database) 
 async def test_an_empty_database_is_created_at_the_head_by_the_cli_or_by_opening_it(database: Database) -> None:
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "created the schema at 0002" in out, out
-    assert await on(database.url, revision) == "0002"
+    assert "created the schema at 0003" in out, out
+    assert await on(database.url, revision) == "0003"
 
 
 def test_the_upgrade_prints_the_database_url_without_its_password() -> None:
@@ -261,7 +262,44 @@ async def test_opening_an_empty_database_creates_it_at_the_head(database: Databa
         await store.users.put_contact("ada", Contact(email="ada@example.com"))
     finally:
         await store.close()
-    assert await on(database.url, revision) == "0002"
+    assert await on(database.url, revision) == "0003"
+
+
+async def test_0003_adds_the_silences_table_on_top_of_0002_and_downgrades_without_it(database: Database) -> None:
+    """A store at 0002 (before silences) refuses to open, is upgraded to 0003 with its rows kept, and keeps
+    silences; 0003's downgrade drops only the silences table."""
+    from herald.domain.silences import new_silence
+    from herald.models import SilenceInput
+
+    await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0002"))
+    assert "silences" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
+    with pytest.raises(SchemaOutOfDate, match="is at 0002, this Herald needs 0003"):
+        await Store.open(database.url)
+
+    code, out, err = await run_cli(database.env, "db", "upgrade")
+    assert code == 0, out + err
+    assert "upgraded the schema from 0002 to 0003" in out, out
+    assert {"ix_silences_agent_id", "ix_silences_user_id", "ix_silences_ends_at"} <= await on(
+        database.url, lambda conn: indexes(conn, "silences")
+    )
+    now = utcnow()
+    silence = new_silence(
+        SilenceInput.model_validate(
+            {"matchers": {"agent_id": "deploy-bot"}, "ends_at": now + timedelta(hours=1), "comment": "maintenance"}
+        ),
+        "admin",
+        now,
+    )
+    store = await Store.open(database.url)
+    try:
+        await store.silences.put_silence(silence)
+        assert await store.silences.get_silence(silence.silence_id) == silence
+    finally:
+        await store.close()
+
+    await on(database.url, lambda conn: command.downgrade(migrate._config(conn), "0002"))
+    assert "silences" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
+    assert "ix_snoozes_until" in await on(database.url, lambda conn: indexes(conn, "snoozes"))
 
 
 def test_the_revision_the_code_needs_is_the_newest_migration() -> None:

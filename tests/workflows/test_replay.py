@@ -464,3 +464,39 @@ async def test_record_critical_no_channel_history(herald: Harness) -> None:
     assert (await handle.outcome()).status is NotificationStatus.no_channel
     history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
     (HISTORIES / "NotificationWorkflow-critical_no_channel.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_silence_histories(herald: Harness) -> None:
+    """Runs on the `silences-v1` patch: one a silence holds (`silenced`), a question it holds (asks nobody), and one
+    it checked and let through (delivered). Record these alone (`-k record_silence`), beside the older histories."""
+    from herald.domain.silences import new_silence
+    from herald.models import SilenceInput
+
+    user = f"silenced-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+    now = utcnow()
+    silence = new_silence(
+        SilenceInput(matchers={"user_id": user, "agent_id": "recorder"}, ends_at=now + timedelta(hours=1), comment="r"),
+        "admin",
+        now,
+    )
+    await herald.store.silences.put_silence(silence)
+
+    def note(**fields: Any) -> AgentNotification:
+        return AgentNotification(**{"agent_id": "recorder", "user_id": user, "channels": [ChannelName.email], **fields})
+
+    handles = {
+        "silenced": await herald.client.notify(note(title="held by the silence")),
+        "silenced_question": await herald.client.notify(
+            note(title="ship it?", actions=[Action(id="yes", label="Yes")], respond_by=now + timedelta(minutes=10))
+        ),
+        "silence_checked": await herald.client.notify(note(title="critical gets through", priority="critical")),
+    }
+    outcomes = {name: await h.outcome() for name, h in handles.items()}
+    assert outcomes["silenced"].status is NotificationStatus.silenced
+    assert outcomes["silenced_question"].status is NotificationStatus.silenced
+    assert outcomes["silence_checked"].status is not NotificationStatus.silenced
+    for name, handle in handles.items():
+        history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())

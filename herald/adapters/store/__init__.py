@@ -5,6 +5,7 @@ from herald.adapters.store.migrate import SchemaOutOfDate, Upgraded
 from herald.adapters.store.notifications import NotificationRepository, RecordedOutcome
 from herald.adapters.store.retention import PURGED_TABLES, RetentionRepository
 from herald.adapters.store.rules import RuleRepository, RulesDiff
+from herald.adapters.store.silences import SilenceRepository
 from herald.adapters.store.sql import Store
 from herald.adapters.store.tokens import TokenRepository
 from herald.adapters.store.users import UserRepository
@@ -18,6 +19,7 @@ __all__ = [
     "RuleRepository",
     "RulesDiff",
     "SchemaOutOfDate",
+    "SilenceRepository",
     "SmsQuestion",
     "Store",
     "TokenRepository",

@@ -164,3 +164,21 @@ AUDIT_INDEXES = [
     sa.Index("ix_ops_alerts_created", ops_alerts.c.created_at),
     sa.Index("ix_dedup_keys_expires", dedup_keys.c.expires_at),
 ]
+
+# Silences (herald/models/silences.py): each matcher a column of its own (null: matches anything), so the check a
+# notification makes reads only the silences in force for its agent and user, and listings filter by them.
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("silence_id", sa.String(128), primary_key=True),
+    sa.Column("agent_id", sa.String(128), index=True),
+    sa.Column("rule", sa.String(128)),
+    sa.Column("user_id", sa.String(128), index=True),
+    sa.Column("dedup_key", sa.String(200)),
+    sa.Column("max_priority", sa.String(16), nullable=False),
+    sa.Column("starts_at", Timestamp, nullable=False),
+    sa.Column("ends_at", Timestamp, nullable=False, index=True),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(160), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

@@ -9,6 +9,7 @@ aggregate on one engine.
 - `store.tokens`         bearer tokens (by hash)
 - `store.retention`      purging history older than the retention period
 - `store.answers`        used answer links, SMS questions, refused answers, snoozes
+- `store.silences`       silences: what they match, when they are in force
 
 Each repository is its own module here; what they share (the engine behind `read`/`write`, timestamps, row
 conversions) is `db.py`.
@@ -28,6 +29,7 @@ from herald.adapters.store.db import Database, T, Work, sqlite_pragmas
 from herald.adapters.store.notifications import NotificationRepository
 from herald.adapters.store.retention import RetentionRepository
 from herald.adapters.store.rules import RuleRepository
+from herald.adapters.store.silences import SilenceRepository
 from herald.adapters.store.tokens import TokenRepository
 from herald.adapters.store.users import UserRepository
 
@@ -44,6 +46,7 @@ class Store:
         self.tokens = TokenRepository(self.db)
         self.retention = RetentionRepository(self.db)
         self.answers = AnswerRepository(self.db)
+        self.silences = SilenceRepository(self.db)
 
     @classmethod
     async def open(cls, url: str, *, schema_name: str | None = None) -> Store:
