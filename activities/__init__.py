@@ -12,6 +12,7 @@ from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
+from activities.resolve import ResolveActivities
 from activities.retention import RetentionActivities
 from herald.adapters.channels import Channel
 from herald.adapters.store import Store
@@ -20,6 +21,7 @@ from herald.models import ChannelName
 from herald.services.callbacks import AgentCallbacks
 from herald.services.chat_conclusion import ChatService
 from herald.services.delivery import DeliveryService
+from herald.services.resolve import ResolveService
 
 __all__ = [
     "AnswerActivities",
@@ -29,6 +31,7 @@ __all__ = [
     "DeliveryActivities",
     "DigestActivities",
     "PreferenceActivities",
+    "ResolveActivities",
     "RetentionActivities",
     "build_activities",
 ]
@@ -51,6 +54,7 @@ def build_activities(
     retention = RetentionActivities(store)
     answers = AnswerActivities(callbacks)
     chat = ChatActivities(ChatService(store, channels))
+    resolve = ResolveActivities(ResolveService(store, channels))
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -64,4 +68,5 @@ def build_activities(
         retention.purge_expired,
         answers.call_agent,
         chat.conclude_chat,
+        resolve.announce_resolved,
     ]
