@@ -12,6 +12,7 @@ from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
+from activities.resolve import ResolveActivities
 from activities.retention import RetentionActivities
 from activities.silences import SilenceActivities
 from herald.adapters.channels.base import Channel
@@ -21,6 +22,7 @@ from herald.models import ChannelName
 from herald.services.callbacks import AgentCallbacks
 from herald.services.chat_conclusion import ChatService
 from herald.services.delivery import DeliveryService
+from herald.services.resolve import ResolveService
 
 __all__ = [
     "AnswerActivities",
@@ -30,6 +32,7 @@ __all__ = [
     "DeliveryActivities",
     "DigestActivities",
     "PreferenceActivities",
+    "ResolveActivities",
     "RetentionActivities",
     "SilenceActivities",
     "build_activities",
@@ -54,6 +57,7 @@ def build_activities(
     answers = AnswerActivities(callbacks)
     chat = ChatActivities(ChatService(store, channels))
     silences = SilenceActivities(store)
+    resolve = ResolveActivities(ResolveService(store, channels))
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -68,4 +72,5 @@ def build_activities(
         answers.call_agent,
         chat.conclude_chat,
         silences.check_silences,
+        resolve.announce_resolved,
     ]

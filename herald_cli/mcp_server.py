@@ -40,6 +40,7 @@ from herald.models import (
     NotificationOutcome,
     NotificationStatus,
     Priority,
+    ResolveResult,
     SilenceInput,
     SilenceView,
     utcnow,
@@ -47,7 +48,7 @@ from herald.models import (
 from herald.models.answers import Action, Answer
 from herald.services.auth import resolve_token
 from herald.services.rule_cache import RuleCache
-from starter.client import HeraldClient, NotificationIdTaken
+from starter.client import HeraldClient, NotificationIdTaken, ResolveTimeout
 
 logger = logging.getLogger("herald.mcp")
 
@@ -274,6 +275,16 @@ class HeraldTools:
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
 
+    async def resolve(self, agent_id: str, dedup_key: str) -> ResolveResult:
+        try:
+            return await self.herald.resolve(agent_id, dedup_key, by=f"agent:{agent_id}")
+        except ValueError as exc:  # a dedup_key out of bounds, named
+            raise ToolError(str(exc)) from None
+        except ResolveTimeout as exc:
+            raise ToolError(str(exc)) from None
+        except RPCError as exc:
+            raise _temporal_unavailable(exc) from None
+
     async def status(self, agent_id: str, notification_id: str) -> StatusResult:
         """The recorded outcome, else the live one; another agent's notification reads as unknown."""
         outcome = await self.store.notifications.get_outcome(notification_id)
@@ -462,6 +473,18 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         agent = await tools.agent(ctx)
         own_agent(agent, agent_id)
         return await tools.emit(agent, metrics, event_id)
+
+    @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=True))
+    async def resolve_alert(
+        ctx: ToolContext,
+        dedup_key: Annotated[str, Field(description="the dedup_key your notifications about the problem carried")],
+        agent_id: ClaimedAgent = None,
+    ) -> ResolveResult:
+        """The problem is over: every open notification you sent with this dedup_key ends `resolved` (retries,
+        holds, escalations and answer waits stop; what was delivered is told). Nothing open is a no-op that says so."""
+        agent = await tools.agent(ctx)
+        own_agent(agent, agent_id)
+        return await tools.resolve(agent, dedup_key)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     async def notification_status(

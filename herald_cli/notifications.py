@@ -151,3 +151,23 @@ def status(
         typer.echo(f"  duplicate of {view.duplicate_of}")
     if view.ops_alert:
         typer.echo(f"  ops alert: {view.ops_alert}")
+
+
+@app.command()
+@skips_teardown
+def resolve(
+    agent: Annotated[str, typer.Option(help="the agent whose notifications resolve")],
+    dedup_key: Annotated[str, typer.Option(help="the dedup_key they were sent with")],
+) -> None:
+    """Resolve every open notification the agent sent with that dedup_key; print what resolved (none: a no-op)."""
+    from herald.models import ResolveBody
+
+    body = validated(lambda: ResolveBody(agent_id=agent, dedup_key=dedup_key))
+
+    async def _resolve() -> Any:
+        from starter.client import HeraldClient
+
+        herald = await HeraldClient.connect(Settings())
+        return (await herald.resolve(body.agent_id, body.dedup_key)).model_dump(mode="json")
+
+    echo_json(asyncio.run(_resolve()))

@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from herald.adapters.codec import CodecError, CodecMismatch, codec_data_converter, codec_for
 from herald.adapters.store import Store
 from herald.config import DEFAULT_TEMPORAL_ADDRESS, DEFAULT_TEMPORAL_NAMESPACE, Settings, TemporalSettings
-from herald.domain import answers, search
+from herald.domain import answers, resolve, search
 from herald.domain.events import in_plan_order, match_event, plan_firings, split_by_cooldown
 from herald.domain.silences import new_silence
 from herald.domain.validation import describe
@@ -50,6 +50,10 @@ from herald.models import (
     NotificationRequest,
     NotificationStatus,
     RefusedAnswer,
+    Resolution,
+    ResolveBody,
+    ResolveRequest,
+    ResolveResult,
     RetentionRequest,
     Silence,
     SilenceInput,
@@ -63,6 +67,7 @@ from herald.services.gateway import (
     AnswerTimeout,
     NotificationIdTaken,
     NotificationParties,
+    ResolveTimeout,
 )
 from herald.services.rule_cache import RuleCache
 from workflows.monitor import MonitorWorkflow
@@ -76,6 +81,7 @@ __all__ = [
     "HeraldClient",
     "NotificationHandle",
     "NotificationIdTaken",
+    "ResolveTimeout",
     "TemporalSettingsError",
     "check_codec_matches",
     "connect_temporal",
@@ -512,6 +518,64 @@ class HeraldClient:
             raise ValueError("actions: a question needs at least one action for the person to choose")
         handle = await self.notify(notification)
         return await handle.outcome()
+
+    async def resolve(
+        self,
+        agent_id: str,
+        dedup_key: str,
+        *,
+        by: str | None = None,
+        rpc_timeout: timedelta = RESPOND_RPC_TIMEOUT,
+    ) -> ResolveResult:
+        """Resolve every open notification `agent_id` sent with `dedup_key` (to any user): each ends `resolved`, its
+        pending retries, quiet-hours hold, escalation and answer wait stop, and what was delivered is told. `by` says
+        who resolved (default `agent:<agent_id>`). Nothing open is a no-op, and the result's message says so.
+
+        Open notifications are found through Temporal's visibility (`HeraldResolveKey`), which trails a start by a
+        moment: a notification started in the same instant may not be found yet. ValueError for a bad agent_id or
+        dedup_key (naming the field); ResolveTimeout when no worker took it within `rpc_timeout` (retry).
+        """
+        try:
+            ResolveBody(agent_id=agent_id, dedup_key=dedup_key)
+        except ValidationError as exc:
+            raise ValueError(str(describe(exc.errors())[0])) from None
+        request = ResolveRequest(by=by or f"agent:{agent_id}")
+        ids = [
+            execution.id
+            async for execution in self.temporal.list_workflows(
+                resolve.open_query(agent_id, dedup_key), limit=resolve.RESOLVE_MAX
+            )
+        ]
+        results = await asyncio.gather(
+            *(self._resolve_one(workflow_id, request, rpc_timeout) for workflow_id in ids), return_exceptions=True
+        )
+        resolved = [
+            workflow_id.removeprefix("notification/")
+            for workflow_id, result in zip(ids, results, strict=True)
+            if result is True
+        ]
+        for result in results:
+            if isinstance(result, WorkflowUpdateRPCTimeoutOrCancelledError):
+                raise ResolveTimeout(agent_id, resolved) from None
+            if isinstance(result, BaseException):
+                raise result
+        return ResolveResult(
+            agent_id=agent_id, resolved=resolved, message=resolve.resolved_message(agent_id, len(resolved))
+        )
+
+    async def _resolve_one(self, workflow_id: str, request: ResolveRequest, rpc_timeout: timedelta) -> bool:
+        """Resolve one notification workflow: False when it was not open (it ended meanwhile, or started before
+        resolving existed)."""
+        handle = self.temporal.get_workflow_handle(workflow_id)
+        try:
+            await handle.execute_update("resolve", request, result_type=Resolution, rpc_timeout=rpc_timeout)
+        except WorkflowUpdateFailedError:
+            return False
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def respond(
         self,

@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,13 @@ class Harness:
 
     def outbox(self, channel: str) -> Path:
         return self.settings.outbox_dir / channel
+
+
+def quiet_hours_now() -> str:
+    """A UTC quiet-hours window that holds from an hour ago to two hours from now, whenever the test runs (a fixed
+    "00:00-23:59" lets a notification through in the last minute of the day)."""
+    now = datetime.now(UTC)
+    return f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=2)):%H:%M}"
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:

@@ -34,10 +34,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
+    from activities.resolve import ResolveActivities
     from activities.silences import SilenceActivities
-    from herald.domain import answers, retry, routing, search, silences
+    from herald.domain import answers, resolve, retry, routing, search, silences
     from herald.domain.dedup import content_key, question_key
     from herald.domain.digest import digest_item
+    from herald.domain.resolve import resolved_notice
     from herald.models import (
         AgentCallback,
         AgentNotification,
@@ -61,6 +63,8 @@ with workflow.unsafe.imports_passed_through():
         PreferenceQuery,
         Priority,
         RefusedAnswer,
+        Resolution,
+        ResolveRequest,
         RetrySettings,
         notification_workflow_id,
     )
@@ -91,6 +95,11 @@ CHAT_CHANNELS = (ChannelName.slack, ChannelName.telegram)
 # New runs check the silences after dedup (one store step): a notification a silence holds ends `silenced`, sent
 # nowhere. Runs started before it replay without the step.
 SILENCES_PATCH = "silences-v1"
+# New runs take the `resolve` update (its agent says the problem is over): their waits (quiet hours, a retry's
+# backoff, a send, the critical escalation, a question's answer) end early when it comes, the run ends `resolved`
+# and tells what was delivered. They are found by the HeraldResolveKey search attribute, upserted here when the
+# starter did not set it. Older runs refuse the update and replay as they ran.
+RESOLVE_PATCH = "resolve-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -113,6 +122,7 @@ class Paths:
     searchable: bool  # SEARCHABLE_PATCH: upserts its status and channels
     local: bool  # LOCAL_PATCH: store steps and first sends as local activities
     ends: bool  # a question on the QUESTION_ENDS_PATCH path
+    resolvable: bool = False  # RESOLVE_PATCH: takes the `resolve` update
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,10 @@ class Delivery:
 
     fulfilled: list[bool]
     ledger: Ledger
+
+
+class Resolved(Exception):
+    """Raised out of the phase a resolve interrupted (or the next one it reaches): `run` ends the run `resolved`."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +243,23 @@ class NotificationWorkflow:
         if original.notification_id == self._outcome.duplicate_of:
             self._original = original
 
+    @workflow.update(name="resolve")
+    def resolve(self, request: ResolveRequest) -> Resolution:
+        """Its agent says the problem is over: the run's waits end, and it ends `resolved` (see `_end_resolved`)."""
+        self._outcome.resolved = Resolution(by=request.by, at=workflow.now())
+        self._show()
+        return self._outcome.resolved
+
+    @resolve.validator
+    def _check_resolve(self, request: ResolveRequest) -> None:
+        """Refuse, unrecorded, a resolve of a run that can't take one (started before RESOLVE_PATCH) or that is not
+        open (herald.domain.resolve.not_open)."""
+        if not self._paths.resolvable:
+            raise ApplicationError("this notification started before resolving existed", type="NotResolvable")
+        reason = resolve.not_open(self._outcome, self._closing)
+        if reason is not None:
+            raise ApplicationError(reason, type="NotOpen")
+
     @workflow.update(name="respond")
     def respond(self, request: AnswerRequest) -> Answer:
         """The person's answer (or `ack` / `snooze`), from whichever channel reached them.
@@ -264,7 +295,7 @@ class NotificationWorkflow:
     def _check_answer(self, request: AnswerRequest) -> None:
         """Refuse, unrecorded, what can never be taken: unknown action, text missing (a text action) or out of place
         (any other), another user, too late, finished."""
-        if self._closing:
+        if self._closing or self._outcome.resolved is not None:
             raise ApplicationError(f"this notification has finished ({self._outcome.status.value})", type="Closed")
         if self._paths.ends and self._outcome.duplicate_of is not None:
             raise ApplicationError(
@@ -282,23 +313,26 @@ class NotificationWorkflow:
     async def run(self, request: NotificationRequest) -> NotificationOutcome:
         n = request.notification
         self._paths = paths = self._begin(n)
-        dedup = await self._dedup(request, paths)
-        if dedup.duplicate:
-            return await self._end_duplicate(dedup.owner_notification_id, paths)
-        silence_id = await self._silenced(request)
-        if silence_id is not None:
-            return await self._end_silenced(silence_id, paths)
-        route = await self._route(request)
-        if route.digest:
-            return await self._end_digested(request, paths)
-        await self._hold(route.hold_until)
-        plan = routing.plan_channels(n, route.enabled)
-        if not plan:
-            return await self._end_no_channel(n, paths)
-        delivery = await self._deliver_plan(plan, Ledger(enabled=route.enabled))
-        confirmation = await self._confirm_critical(request, delivery, paths)
-        if confirmation.asks and confirmation.reached:
-            await self._await_answer()
+        try:
+            dedup = await self._dedup(request, paths)
+            if dedup.duplicate:
+                return await self._end_duplicate(dedup.owner_notification_id, paths)
+            silence_id = await self._silenced(request)
+            if silence_id is not None:
+                return await self._end_silenced(silence_id, paths)
+            route = await self._route(request)
+            if route.digest:
+                return await self._end_digested(request, paths)
+            await self._hold(route.hold_until)
+            plan = routing.plan_channels(n, route.enabled)
+            if not plan:
+                return await self._end_no_channel(n, paths)
+            delivery = await self._deliver_plan(plan, Ledger(enabled=route.enabled))
+            confirmation = await self._confirm_critical(request, delivery, paths)
+            if confirmation.asks and confirmation.reached:
+                await self._await_answer()
+        except Resolved:
+            return await self._end_resolved(paths)
         if confirmation.asks:
             await self._call_back()
         return await self._finish(paths)
@@ -316,12 +350,18 @@ class NotificationWorkflow:
             )
         self._show()
         ends = bool(n.actions) and workflow.patched(QUESTION_ENDS_PATCH)
-        return Paths(searchable=searchable, local=local, ends=ends)
+        resolvable = workflow.patched(RESOLVE_PATCH)
+        if resolvable and searchable:
+            found_by = search.resolve_attributes(n)
+            updates = search.missing_updates(workflow.info().typed_search_attributes, found_by)
+            if updates:
+                workflow.upsert_search_attributes(updates)
+        return Paths(searchable=searchable, local=local, ends=ends, resolvable=resolvable)
 
     async def _dedup(self, request: NotificationRequest, paths: Paths) -> DedupResult:
         """Claim the notification's dedup key (a question's own key on the question-ends path)."""
         n = request.notification
-        return await self._store_step(
+        dedup = await self._store_step(
             DedupActivities.check_duplicate,
             DedupCheck(
                 key=question_key(n) if paths.ends else content_key(n),
@@ -330,6 +370,8 @@ class NotificationWorkflow:
             ),
             "check duplicate",
         )
+        self._stop_if_resolved()
+        return dedup
 
     async def _end_duplicate(self, original_id: str, paths: Paths) -> NotificationOutcome:
         """A duplicate asks nobody; a question on the question-ends path takes the ending of the one it repeats."""
@@ -380,6 +422,7 @@ class NotificationWorkflow:
         self._outcome.snoozed_until = preferences.snoozed_until  # muted: nothing is enabled, so no channel follows
         # A question is never digested: a digest carries no actions, and the answer is wanted now.
         digest = preferences.digest and not (n.actions and workflow.patched(ANSWERS_PATCH))
+        self._stop_if_resolved()
         return Route(enabled=preferences.enabled, digest=digest, hold_until=preferences.hold_until)
 
     async def _end_digested(self, request: NotificationRequest, paths: Paths) -> NotificationOutcome:
@@ -400,7 +443,7 @@ class NotificationWorkflow:
         wait = (until - workflow.now()).total_seconds()
         if wait > 0:
             self._show()
-            await workflow.sleep(wait, summary="quiet hours")
+            await self._unless_resolved(lambda: workflow.sleep(wait, summary="quiet hours"))
 
     async def _end_no_channel(self, n: AgentNotification, paths: Paths) -> NotificationOutcome:
         """No channel may carry it: `no_channel`, and for a critical one an ops alert (older runs: questions only)."""
@@ -419,7 +462,9 @@ class NotificationWorkflow:
         fulfilled (a chain that joined another's counts as that one does)."""
         self._use(ledger, plan)
         ledger.slot_of.update({channel: slot for slot, channel in enumerate(plan)})
-        chains = await asyncio.gather(*(self._deliver_with_fallback(ledger, slot, c) for slot, c in enumerate(plan)))
+        chains = await self._unless_resolved(
+            lambda: asyncio.gather(*(self._deliver_with_fallback(ledger, slot, c) for slot, c in enumerate(plan)))
+        )
         fulfilled = [
             (chains[ledger.slot_of[chain.joined]] if chain.joined is not None else chain).end is ChainEnd.delivered
             for chain in chains
@@ -440,7 +485,9 @@ class NotificationWorkflow:
                 policy.fallback_order, delivery.ledger.enabled, n.priority, delivery.ledger.used
             )
             self._use(delivery.ledger, extra)
-            await asyncio.gather(*(self._deliver(channel, escalation=True) for channel in extra))
+            await self._unless_resolved(
+                lambda: asyncio.gather(*(self._deliver(channel, escalation=True) for channel in extra))
+            )
 
         confirmed = len(outcome.delivered_channels)
         outcome.status = routing.final_status(n.priority, delivery.fulfilled, confirmed, policy.critical_confirmations)
@@ -536,10 +583,14 @@ class NotificationWorkflow:
             self._show()
             try:
                 await workflow.wait_condition(
-                    lambda: outcome.answer is not None, timeout=wait, timeout_summary="wait for the answer"
+                    lambda: outcome.answer is not None or outcome.resolved is not None,
+                    timeout=wait,
+                    timeout_summary="wait for the answer",
                 )
             except TimeoutError:
                 pass
+        if outcome.answer is None and outcome.resolved is not None:
+            raise Resolved
         if outcome.answer is not None:
             outcome.status = NotificationStatus.answered
             await self._conclude_chats()
@@ -615,6 +666,8 @@ class NotificationWorkflow:
             error_type = await self._deliver(current, fallback_for=fallback_for)
             if error_type is None:
                 return Chain(ChainEnd.delivered)
+            if self._outcome.resolved is not None:
+                return Chain(ChainEnd.failed)  # resolved mid-send: no fallback
             joined = routing.joined_channel(error_type, ledger.enabled, priority, ledger.used, tried)
             if joined is not None:
                 return Chain(ChainEnd.joined, joined)
@@ -642,6 +695,10 @@ class NotificationWorkflow:
             receipt = await self._send(request, search.delivery_summary(channel, fallback_for, escalation))
         except (ActivityError, ApplicationError) as err:
             cause = failure_cause(err)
+            if self._outcome.resolved is not None:
+                result.status = ChannelStatus.stopped  # the resolve cancelled the send or its retry
+                self._show()
+                return "Resolved"
             result.status = ChannelStatus.failed
             if isinstance(cause, ApplicationError):
                 result.error_type = cause.type or "ApplicationError"
@@ -689,6 +746,8 @@ class NotificationWorkflow:
             later = retry.after_first_attempt(self._request.policy.retry)
             if later is None or (isinstance(cause, ApplicationError) and cause.non_retryable):
                 raise
+            if self._outcome.resolved is not None:
+                raise  # resolved during the first attempt: no retry
             failure = delivery_failure(cause) if isinstance(cause, ApplicationError) else None
             provider_delay = failure.retry_after if failure is not None else None
             delay = retry.first_retry_delay(self._request.policy.retry, provider_delay)
@@ -710,6 +769,50 @@ class NotificationWorkflow:
     def _show(self) -> None:
         """Per-channel state for the UI's current details (no command: the UI reads it by query)."""
         workflow.set_current_details(search.current_details(self._outcome))
+
+    def _stop_if_resolved(self) -> None:
+        """A resolve that came during a store step ends the run before its next phase."""
+        if self._paths.resolvable and self._outcome.resolved is not None:
+            raise Resolved
+
+    async def _unless_resolved(self, work: Callable[[], Awaitable[R]]) -> R:
+        """Run `work` (a wait: a timer, sends and their retries) unless and until the notification is resolved; then
+        cancel it (its timers, its activities and their pending retries) and raise Resolved. Runs started before
+        RESOLVE_PATCH just run it."""
+        if not self._paths.resolvable:
+            return await work()
+        if self._outcome.resolved is not None:
+            raise Resolved
+        task = asyncio.ensure_future(work())
+        resolved = asyncio.ensure_future(workflow.wait_condition(lambda: self._outcome.resolved is not None))
+        await workflow.wait([task, resolved], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            resolved.cancel()
+            return task.result()
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, ActivityError, ApplicationError):
+            pass  # what the cancellation ended
+        raise Resolved
+
+    async def _end_resolved(self, paths: Paths) -> NotificationOutcome:
+        """Resolved: whatever was still pending stopped; what was delivered is told (the inbox and WebSocket, the chat
+        messages edited), a question calls its agent back, and the outcome is recorded `resolved`."""
+        outcome = self._outcome
+        outcome.status = NotificationStatus.resolved
+        for result in outcome.channels.values():
+            if result.status is ChannelStatus.pending:
+                result.status = ChannelStatus.stopped
+        self._show()
+        await self._best_effort(
+            ResolveActivities.announce_resolved,
+            resolved_notice(self._request.notification, outcome),
+            "tell what was delivered: resolved",
+        )
+        if outcome.actions:
+            await self._call_back()
+        return await self._finish(paths)
 
     async def _finish(self, paths: Paths) -> NotificationOutcome:
         """Record the outcome (the last phase, whichever way the run ends); a question then tells its duplicates."""

@@ -37,7 +37,7 @@ def notification_start(
     return NotificationStart(
         id=notification.workflow_id,
         id_reuse_policy=id_reuse_policy,
-        search_attributes=search.notification_attributes(notification),
+        search_attributes=search.start_attributes(notification),
         static_summary=search.notification_summary(notification),
     )
 

@@ -74,6 +74,12 @@ RETENTION_DELETED = Counter(
     registry=REGISTRY,
 )
 # API side.
+RESOLVES = Counter(
+    "herald_resolve_requests",
+    "Resolve requests answered by the API: `resolved` when they resolved something, else `nothing_open`.",
+    ["result"],
+    registry=REGISTRY,
+)
 HTTP_REQUESTS = Counter(
     "herald_http_requests",
     "HTTP requests answered by the API, by method, route template and status code.",

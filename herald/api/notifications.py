@@ -9,10 +9,10 @@ from pydantic import BaseModel
 from temporalio.service import RPCError
 
 from herald.adapters.logs import bind
-from herald.adapters.metrics import NOTIFICATIONS_ACCEPTED
-from herald.api.auth import CallerDep, authorize
+from herald.adapters.metrics import NOTIFICATIONS_ACCEPTED, RESOLVES
+from herald.api.auth import Caller, CallerDep, authorize
 from herald.api.deps import Deps
-from herald.api.errors import ApiError, ErrorBody
+from herald.api.errors import ApiError, ErrorBody, temporal_unavailable
 from herald.api.views import (
     InvalidCursor,
     NotificationPage,
@@ -25,9 +25,17 @@ from herald.api.views import (
     notification_not_found,
 )
 from herald.domain.answers import check_respond_by
-from herald.models import ID_REGEX, AgentNotification, NotificationStatus, Priority, utcnow
+from herald.models import (
+    ID_REGEX,
+    AgentNotification,
+    NotificationStatus,
+    Priority,
+    ResolveBody,
+    ResolveResult,
+    utcnow,
+)
 from herald.models.common import Timestamp
-from herald.services.gateway import NotificationIdTaken
+from herald.services.gateway import NotificationIdTaken, ResolveTimeout
 
 NotificationId = Annotated[str, Path(pattern=ID_REGEX, description="the notification's id")]
 LIST_LIMIT_MAX = 200
@@ -73,6 +81,38 @@ async def send_notification(notification: AgentNotification, caller: CallerDep, 
         workflow_id=handle.workflow_id,
         status_url=f"/v1/notifications/{handle.notification_id}",
     )
+
+
+def resolver(caller: Caller, agent_id: str) -> str:
+    """Who a resolve says resolved: `agent:<id>`, or `admin` for the admin key (`api` with auth off)."""
+    if caller.kind == "admin":
+        return "admin"
+    if caller.kind == "agent":
+        return f"agent:{agent_id}"
+    return "api"
+
+
+@router.post(
+    "/v1/notifications/resolve",
+    response_model=ResolveResult,
+    tags=["notifications"],
+    responses={**auth_errors, 503: {"model": ErrorBody}},
+)
+async def resolve_notifications(body: ResolveBody, caller: CallerDep, deps: Deps) -> ResolveResult:
+    """Resolve every open notification `agent_id` sent with `dedup_key`: each ends `resolved`, its pending retries,
+    quiet-hours hold, escalation and answer wait stop, and what was delivered is told (the inbox, the WebSocket).
+    An agent key resolves its own agent's only; the admin any. Nothing open is a no-op: `resolved` is empty and
+    `message` says so."""
+    authorize(caller, agents=[body.agent_id], field="agent_id")
+    herald = await deps.client()
+    try:
+        result = await herald.resolve(body.agent_id, body.dedup_key, by=resolver(caller, body.agent_id))
+    except ResolveTimeout as exc:
+        raise temporal_unavailable(str(exc)) from None
+    except RPCError as exc:
+        raise temporal_unavailable("Temporal did not answer; retry") from exc
+    RESOLVES.labels(result="resolved" if result.resolved else "nothing_open").inc()
+    return result
 
 
 @router.get(

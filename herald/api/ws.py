@@ -1,7 +1,8 @@
 """`GET /v1/ws`: a user's live connection. Frames go out as `{"type": "notification", ...}`; the client acks.
 
 Protocol, server to client: `{"type": "ready", "user_id", "connection_id"}` once frames can reach this socket,
-then `{"type": "notification", ...}` frames, `{"type": "pong"}` and `{"type": "error", "message"}`.
+then `{"type": "notification", ...}` frames, `{"type": "resolved", "notification_id"}` when its agent resolved one
+(acked like a notification frame), `{"type": "pong"}` and `{"type": "error", "message"}`.
 Client to server: `{"type": "ack", "notification_id"}` (delivery counts only once acked) and `{"type": "ping"}`;
 `{"type": "respond", "notification_id", "action_id"}` (and `"text"`, the person's words, for an action with
 `input: text`) answers a question as the token's user, and the server

@@ -19,6 +19,7 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
+from herald.domain.resolve import resolve_key
 from herald.models import (
     AgentNotification,
     ChannelName,
@@ -33,6 +34,8 @@ USER_ID = SearchAttributeKey.for_keyword("HeraldUserId")
 PRIORITY = SearchAttributeKey.for_keyword("HeraldPriority")
 STATUS = SearchAttributeKey.for_keyword("HeraldStatus")
 CHANNELS = SearchAttributeKey.for_keyword_list("HeraldChannels")
+# A hash of (agent, dedup_key) (herald.domain.resolve.resolve_key): how a resolve finds the open notifications.
+RESOLVE_KEY = SearchAttributeKey.for_keyword("HeraldResolveKey")
 
 SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[str] | SearchAttributeKey[Sequence[str]], ...] = (
     AGENT_ID,
@@ -40,6 +43,7 @@ SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[str] | SearchAttributeKey[Sequen
     PRIORITY,
     STATUS,
     CHANNELS,
+    RESOLVE_KEY,
 )
 
 _CLI_TYPES = {
@@ -64,6 +68,19 @@ def notification_attributes(notification: AgentNotification) -> TypedSearchAttri
             SearchAttributePair(STATUS, NotificationStatus.pending.value),
         ]
     )
+
+
+def resolve_attributes(notification: AgentNotification) -> TypedSearchAttributes:
+    """What a notification with a dedup_key is found by when its agent resolves that key (none without one)."""
+    if notification.dedup_key is None:
+        return TypedSearchAttributes([])
+    key = resolve_key(notification.agent_id, notification.dedup_key)
+    return TypedSearchAttributes([SearchAttributePair(RESOLVE_KEY, key)])
+
+
+def start_attributes(notification: AgentNotification) -> TypedSearchAttributes:
+    """Everything a notification workflow is started with: `notification_attributes` and `resolve_attributes`."""
+    return TypedSearchAttributes([*notification_attributes(notification), *resolve_attributes(notification)])
 
 
 def monitor_attributes(agent_id: str) -> TypedSearchAttributes:
@@ -129,6 +146,8 @@ def channel_line(result: ChannelResult, replaced_by: ChannelName | None = None) 
         line = f"{result.channel.value}: sending"
     elif result.status is ChannelStatus.delivered:
         line = f"{result.channel.value}: delivered{_attempts(result.attempt_count)}"
+    elif result.status is ChannelStatus.stopped:
+        line = f"{result.channel.value}: stopped by the resolve{_attempts(result.attempt_count)}"
     else:
         line = f"{result.channel.value}: failed {result.error_type or 'error'}{_attempts(result.attempt_count)}"
         if replaced_by is not None:
@@ -145,6 +164,8 @@ def current_details(outcome: NotificationOutcome) -> str:
         lines.append(f"duplicate of {outcome.duplicate_of}")
     if outcome.silence_id is not None:
         lines.append(f"silenced by {outcome.silence_id}")
+    if outcome.resolved is not None:
+        lines.append(f"resolved by {outcome.resolved.by} at {outcome.resolved.at.isoformat(timespec='seconds')}")
     if outcome.held_until is not None and outcome.status is NotificationStatus.pending and not outcome.channels:
         lines.append(f"held for quiet hours until {outcome.held_until.isoformat(timespec='minutes')}")
     replaced_by = {r.fallback_for: c for c, r in outcome.channels.items() if r.fallback_for is not None}

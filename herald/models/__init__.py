@@ -69,6 +69,14 @@ from herald.models.notification import (
     AgentNotification,
     notification_workflow_id,
 )
+from herald.models.resolve import (
+    Resolution,
+    ResolveBody,
+    ResolvedAnnounced,
+    ResolvedNotice,
+    ResolveRequest,
+    ResolveResult,
+)
 from herald.models.retention import (
     PurgeRequest,
     RetentionReport,
@@ -195,6 +203,12 @@ __all__ = [
     "QuietHours",
     "QuietHoursAction",
     "RefusedAnswer",
+    "Resolution",
+    "ResolveBody",
+    "ResolveRequest",
+    "ResolveResult",
+    "ResolvedAnnounced",
+    "ResolvedNotice",
     "RespondBody",
     "RetentionReport",
     "RetentionRequest",

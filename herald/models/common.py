@@ -62,12 +62,14 @@ class NotificationStatus(StrEnum):
     answered = "answered"  # a question, answered in time: the outcome holds the answer
     expired = "expired"  # a question nobody answered by its respond_by
     silenced = "silenced"  # a silence matched it: logged, not delivered (the outcome's silence_id names it)
+    resolved = "resolved"  # its agent said the problem is over (POST /v1/notifications/resolve): nothing more is sent
 
 
 class ChannelStatus(StrEnum):
     pending = "pending"
     delivered = "delivered"
     failed = "failed"
+    stopped = "stopped"  # its send or retry was still pending when the notification was resolved
 
 
 def _identifier(value: str) -> str:

@@ -13,6 +13,7 @@ from pydantic import (
 from herald.models.answers import Action, Answer, RefusedAnswer
 from herald.models.common import ChannelName, ChannelStatus, NotificationStatus, OneField, Priority
 from herald.models.notification import AgentNotification
+from herald.models.resolve import Resolution
 
 
 class RetrySettings(BaseModel):
@@ -231,6 +232,7 @@ class NotificationOutcome(BaseModel):
     rule: str | None = Field(default=None, description="the rule that fired it, if any (what a snooze mutes)")
     snoozed_until: datetime | None = Field(default=None, description="not sent: the user snoozed its rule or agent")
     silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (status silenced)")
+    resolved: Resolution | None = Field(default=None, description="who resolved it and when (status `resolved`)")
 
     @property
     def delivered_channels(self) -> list[ChannelName]:

@@ -20,6 +20,7 @@ from herald.models import (
     EmitResult,
     Firing,
     NotificationOutcome,
+    ResolveResult,
 )
 
 
@@ -45,6 +46,16 @@ class AnswerTimeout(Exception):
             f"notification {notification_id}: no worker confirmed the answer in time; it was not refused, retry shortly"
         )
         self.notification_id = notification_id
+
+
+class ResolveTimeout(Exception):
+    """Temporal did not confirm a resolve in time: no worker took it. Retry: resolving twice is resolving once (the
+    second finds nothing open that the first resolved). The message is safe to show."""
+
+    def __init__(self, agent_id: str, resolved: list[str]) -> None:
+        done = f" ({len(resolved)} resolved before it)" if resolved else ""
+        super().__init__(f"{agent_id}: no worker confirmed the resolve in time{done}; retry shortly")
+        self.agent_id, self.resolved = agent_id, resolved
 
 
 class AnswerRefused(Exception):
@@ -113,6 +124,10 @@ class Gateway(Protocol):
 
     async def fire(self, event: AgentEvent, firings: list[Firing]) -> EmitResult:
         """Fire an event's already-matched rules."""
+        ...
+
+    async def resolve(self, agent_id: str, dedup_key: str, *, by: str | None = None) -> ResolveResult:
+        """Resolve every open notification of `agent_id` sent with `dedup_key`; ResolveTimeout when no worker took it."""
         ...
 
     async def check_health(self) -> None:

@@ -32,6 +32,7 @@ const STATUS_LABELS = {
   answered: "Answered",
   expired: "Expired",
   silenced: "Silenced, not sent",
+  resolved: "Resolved",
 };
 // Where an answer came from (Answer.channel); `push` is this page or a browser notification.
 const ANSWER_CHANNEL_LABELS = {
@@ -670,6 +671,15 @@ function connect() {
       socket.send(JSON.stringify({ type: "ack", notification_id: message.notification_id }));
       renderInbox();
       announce(`${PRIORITY_LABELS[message.priority] || ""} notification from ${message.agent_id}: ${message.title}`);
+      syncSoon();
+    } else if (message.type === "resolved" && message.notification_id) {
+      // Its agent resolved it: the item says so (and a question's buttons close); the list's outcome follows.
+      socket.send(JSON.stringify({ type: "ack", notification_id: message.notification_id }));
+      const item = state.items.get(message.notification_id);
+      if (item) {
+        item.status = "resolved";
+        renderInbox();
+      }
       syncSoon();
     } else if (message.type === "response") {
       onResponseFrame(message);

@@ -38,13 +38,14 @@ def outcome(**fields: object) -> NotificationOutcome:
     return NotificationOutcome.model_validate(values)
 
 
-def test_the_dev_server_registers_the_five_attributes_with_their_types() -> None:
+def test_the_dev_server_registers_the_six_attributes_with_their_types() -> None:
     assert search.SERVER_REGISTRATIONS == {
         "HeraldAgentId": "Keyword",
         "HeraldUserId": "Keyword",
         "HeraldPriority": "Keyword",
         "HeraldStatus": "Keyword",
         "HeraldChannels": "KeywordList",
+        "HeraldResolveKey": "Keyword",
     }
     assert [k.name for k in search.SEARCH_ATTRIBUTE_KEYS] == list(search.SERVER_REGISTRATIONS)
 

@@ -23,6 +23,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
+from herald.domain.resolve import open_query
 from herald.models import (
     AgentNotification,
     Answer,
@@ -30,6 +31,7 @@ from herald.models import (
     ChannelName,
     Contact,
     NotificationOutcome,
+    Preferences,
     Priority,
     TriggerRule,
 )
@@ -46,7 +48,7 @@ from herald_cli.mcp_server import (
     problems,
     progress_message,
 )
-from tests.conftest import Harness
+from tests.conftest import Harness, quiet_hours_now
 from tests.starter.cli import HERALD, clean_env, run_cli
 
 TOOLS = {
@@ -57,6 +59,7 @@ TOOLS = {
     "add_silence",
     "list_silences",
     "expire_silence",
+    "resolve_alert",
 }
 
 
@@ -562,3 +565,37 @@ async def test_http_ask_user_twice_asks_once_and_both_calls_get_the_answer(heral
     ]
     assert all(r["answer"]["action_id"] == "no" and r["answer"]["user_id"] == user for r in results)
     assert [p.stem for p in herald.outbox("email").glob("*.json")] == [first_id]
+
+
+async def test_stdio_resolve_alert_resolves_its_agents_open_alert_and_says_when_nothing_is_open(
+    herald: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    agent, user = name("agent"), name("user")
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+    # Quiet hours now: the alert waits on its hold, open, until resolve_alert ends it.
+    await herald.store.users.put_preferences(
+        user, Preferences.model_validate({"time_zone": "UTC", "quiet_hours": {"window": quiet_hours_now()}})
+    )
+    key = await issue_token(herald.store, "agent", agent)
+    env = server_env(herald, temporal_env, HERALD_AGENT_KEY=key)
+    async with stdio_session(env) as session:
+        nothing = ok(await session.call_tool("resolve_alert", {"dedup_key": "disk-full/db-1"}))
+        assert nothing["resolved"] == [] and nothing["message"].startswith("nothing to resolve")
+        assert "agent_id" in refused(
+            await session.call_tool("resolve_alert", {"dedup_key": "disk-full/db-1", "agent_id": name("other")})
+        )
+        sent = ok(
+            await session.call_tool(
+                "notify_user",
+                {"user_id": user, "title": "Disk 95%", "channels": ["email"], "dedup_key": "disk-full/db-1"},
+            )
+        )
+        query = open_query(agent, "disk-full/db-1")
+        for _ in range(400):
+            held = (await herald.client.status(sent["notification_id"])).held_until is not None
+            if held and (await herald.client.temporal.count_workflows(query)).count == 1:
+                break
+            await asyncio.sleep(0.025)
+        done = ok(await session.call_tool("resolve_alert", {"dedup_key": "disk-full/db-1"}))
+        assert done["resolved"] == [sent["notification_id"]]
+    assert (await outcome(herald, sent["notification_id"])).status.value == "resolved"

@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -295,3 +297,18 @@ def test_rules_table_shortens_long_conditions() -> None:
     header, row = rules_table([long])
     assert header.split() == ["NAME", "AGENT", "CONDITION", "COOLDOWN", "ENABLED"]
     assert "…" in row and len(row) < 120
+
+
+def test_resolve_refuses_a_bad_key_naming_the_field_before_connecting(home: Path) -> None:
+    """A subprocess: the command ends with os._exit (herald_cli.common.skips_teardown)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TEMPORAL_"))}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "herald"), "resolve", "--agent", "disk-agent", "--dedup-key", "x" * 201],
+        env={**env, "HERALD_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.startswith("error: dedup_key"), done.stderr

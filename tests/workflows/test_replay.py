@@ -18,11 +18,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from herald.domain.events import plan_firings
+from herald.domain.resolve import open_query as resolve_query
 from herald.models import (
     Action,
     AgentNotification,
     ChannelName,
     Contact,
+    DeliveryPolicy,
     DigestStart,
     EventRequest,
     Firing,
@@ -30,8 +32,10 @@ from herald.models import (
     NotificationStatus,
     Preferences,
     Priority,
+    RetrySettings,
     utcnow,
 )
+from starter import HeraldClient
 from tests.conftest import Harness, acking
 from tests.fakes.http import FakeHTTPServer
 from workflows import ALL_WORKFLOWS
@@ -500,3 +504,41 @@ async def test_record_silence_histories(herald: Harness) -> None:
     for name, handle in handles.items():
         history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
         (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
+
+
+async def test_record_resolved_histories(herald: Harness, fake_http: FakeHTTPServer) -> None:
+    """Runs under `resolve-v1`: one resolved while its retry waited (the timer cancelled), one delivered at once
+    (the patch marker and nothing else new). Record them alone (`-k record_resolved`), beside the older histories.
+    """
+    url = fake_http.script("/record-resolve", 503, 200)
+    user = f"resolving-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(user, Contact(webhook_url=url))
+    slow = RetrySettings(initial_interval_seconds=3600, maximum_interval_seconds=3600)
+    client = HeraldClient(herald.client.temporal, herald.client.task_queue, DeliveryPolicy(retry=slow))
+    alert = AgentNotification(
+        agent_id="recorder", user_id=user, title="disk full", channels=[ChannelName.webhook], dedup_key="disk/db-1"
+    )
+    handle = await client.notify(alert)
+    workflow = herald.client.temporal.get_workflow_handle(handle.workflow_id)
+
+    async def retry_waits() -> bool:
+        async for event in workflow.fetch_history_events():
+            if event.HasField("timer_started_event_attributes"):
+                return True
+        return False
+
+    query = resolve_query("recorder", "disk/db-1")
+    for _ in range(400):
+        if await retry_waits() and (await herald.client.temporal.count_workflows(query)).count == 1:
+            break
+        await asyncio.sleep(0.025)
+    assert (await client.resolve("recorder", "disk/db-1")).resolved == [handle.notification_id]
+    assert (await handle.outcome()).status is NotificationStatus.resolved
+    (HISTORIES / "NotificationWorkflow-resolved_retry.json").write_text((await workflow.fetch_history()).to_json())
+
+    plain = await herald.client.notify(
+        AgentNotification(agent_id="recorder", user_id=user, title="fine", channels=[ChannelName.email])
+    )
+    assert (await plain.outcome()).status is NotificationStatus.delivered
+    history = await herald.client.temporal.get_workflow_handle(plain.workflow_id).fetch_history()
+    (HISTORIES / "NotificationWorkflow-resolvable_delivered.json").write_text(history.to_json())
