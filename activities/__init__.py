@@ -11,6 +11,7 @@ from activities.chat_conclusion import ChatActivities
 from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
+from activities.heartbeats import count_heartbeat_event
 from activities.preferences import PreferenceActivities
 from activities.retention import RetentionActivities
 from herald.adapters.channels import Channel
@@ -64,4 +65,5 @@ def build_activities(
         retention.purge_expired,
         answers.call_agent,
         chat.conclude_chat,
+        count_heartbeat_event,
     ]

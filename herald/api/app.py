@@ -24,6 +24,7 @@ from herald.api import (
     chat_answers,
     codec,
     events,
+    heartbeats,
     inbox,
     notifications,
     ops,
@@ -135,6 +136,7 @@ def create_app(
     app.include_router(push.router)
     app.include_router(rules.router)
     app.include_router(events.router)
+    app.include_router(heartbeats.router)
     app.include_router(providers.router)
     app.include_router(chat_answers.router)
     app.include_router(answers.router)
