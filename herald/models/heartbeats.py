@@ -56,7 +56,9 @@ class HeartbeatNotify(BaseModel):
     user_id: Identifier
     priority: Priority = Priority.high
     channels: list[ChannelName] | None = Field(
-        default=None, description="channels to try, in order (default: the notification's, push and email)"
+        default=None,
+        description="channels to try, in order (default: the notification's, push and email)",
+        json_schema_extra={"minItems": 1},
     )
 
     @field_validator("channels")
