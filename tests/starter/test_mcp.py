@@ -49,7 +49,15 @@ from herald_cli.mcp_server import (
 from tests.conftest import Harness
 from tests.starter.cli import HERALD, clean_env, run_cli
 
-TOOLS = {"notify_user", "ask_user", "emit_event", "notification_status"}
+TOOLS = {
+    "notify_user",
+    "ask_user",
+    "emit_event",
+    "notification_status",
+    "set_heartbeat",
+    "ping_heartbeat",
+    "list_heartbeats",
+}
 
 
 def name(prefix: str) -> str:
