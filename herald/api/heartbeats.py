@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 from temporalio.service import RPCError
 
 from herald.adapters.metrics import HEARTBEAT_CHANGES, HEARTBEAT_PINGS
@@ -27,8 +28,24 @@ from herald.models import (
 )
 from herald.services.gateway import HeartbeatNotFound
 
+
+async def only_known_query(request: Request) -> None:
+    """A query parameter the route does not take is a 422 naming it: `?agentid=` (a typo) must not list every
+    agent's heartbeats."""
+    route = request.scope.get("route")
+    known = {param.alias for param in route.dependant.query_params} if isinstance(route, APIRoute) else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        taken = ", ".join(sorted(known)) or "none"
+        raise ApiError(
+            422, "invalid_request", f"not a query parameter of this route (it takes: {taken})", unknown[0][:64]
+        )
+
+
 router = APIRouter(
-    tags=["heartbeats"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+    tags=["heartbeats"],
+    dependencies=[Depends(only_known_query)],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 
 HeartbeatName = Annotated[
@@ -59,9 +76,10 @@ def not_found(exc: HeartbeatNotFound) -> ApiError:
 @router.put("/v1/heartbeats/{name}", response_model=HeartbeatSpec, responses={422: {"model": ErrorBody}})
 async def put_heartbeat(name: HeartbeatName, body: HeartbeatInput, caller: CallerDep, deps: Deps) -> HeartbeatSpec:
     """Create or change the heartbeat `name` of `agent_id` (its agent key or the admin). The agent then checks in
-    at least every `every_seconds` (plus `grace_seconds`); a miss sends `notify.user_id` "<name> missed its
-    check-in" once, and the next check-in "<name> checked in again". A new heartbeat counts from now; a changed
-    one from its last check-in."""
+    at least every `every_seconds` (plus `grace_seconds`); a miss makes it `missed` and sends `notify.user_id` one
+    notification, "<name> missed its check-in" (metadata `{"heartbeat": name, "event": "missed"}`), and the next
+    check-in makes it `up` again with "<name> checked in again" (`"event": "resumed"`). A new heartbeat counts from
+    now; a changed one from its last check-in."""
     authorize(caller, agents=[body.agent_id], field="agent_id")
     spec = HeartbeatSpec.model_validate({**body.model_dump(), "name": name})
     try:

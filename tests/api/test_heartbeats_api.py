@@ -152,6 +152,9 @@ async def test_who_may_set_ping_list_and_delete(api: Api) -> None:
     assert response.status_code == 422 and response.json()["error"]["field"] == "agent_id"
     assert (await api.call("POST", f"{url}/ping?agent_id={api.agent}", "admin")).status_code == 202
     assert (await api.call("DELETE", f"{url}?agent_id={api.agent}", "admin")).status_code == 204
+    # A misspelt filter is refused, never taken as no filter (which lists every agent's).
+    response = await api.call("GET", f"/v1/heartbeats?agentid={api.agent}", "admin")
+    assert response.status_code == 422 and response.json()["error"]["field"] == "agentid"
 
 
 @pytest.mark.parametrize(

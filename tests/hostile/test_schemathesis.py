@@ -70,7 +70,8 @@ def assert_error_shape(response: Any) -> None:
 # (the SSRF guard), a time in the future, UTF-8 bytes rather than characters, a JSON size and depth, a CEL
 # condition and templates that compile, a Web Push key that is a P-256 point. A schema-valid body refused for
 # one of these alone is not a mismatch; refused for anything else, it is. Also: a rule body's `name` must equal
-# the path's (a cross-parameter rule), and a `cursor` must be one a page handed out (opaque by design).
+# the path's (a cross-parameter rule), and a `cursor` must be one a page handed out (opaque by design). And an
+# admin's heartbeat ping or delete must name its `agent_id` (an agent key's is its own: a rule about the caller).
 SEMANTIC_FIELDS = frozenset(
     {
         "phone",
@@ -88,6 +89,7 @@ SEMANTIC_FIELDS = frozenset(
         "keys.auth",
         "name",
         "cursor",
+        "agent_id",
     }
 )
 
