@@ -1,7 +1,8 @@
 """`herald mcp`: Herald as MCP tools, so any agent framework can notify people, ask them, and report events.
 
 Tools: `notify_user`, `ask_user` (waits for the answer, reporting progress), `emit_event`, `notification_status`,
-and `add_silence`, `list_silences`, `expire_silence` (silences of the key's own agent).
+and `add_silence`, `list_silences`, `expire_silence` (silences of the key's own agent),
+and the agent's heartbeats: `set_heartbeat`, `ping_heartbeat`, `list_heartbeats`.
 Every tool speaks for one agent, named by an agent key (`herald keys issue <agent>`): over stdio the key
 given at startup (HERALD_AGENT_KEY or --agent-key), over streamable HTTP the `Authorization: Bearer` key of
 each request. A tool never acts as another agent. Keys are never logged or echoed: messages name the
@@ -36,6 +37,9 @@ from herald.models import (
     AgentNotification,
     ChannelName,
     EmitResult,
+    HeartbeatList,
+    HeartbeatPinged,
+    HeartbeatSpec,
     MetricValue,
     NotificationOutcome,
     NotificationStatus,
@@ -48,7 +52,7 @@ from herald.models import (
 from herald.models.answers import Action, Answer
 from herald.services.auth import resolve_token
 from herald.services.rule_cache import RuleCache
-from starter.client import HeraldClient, NotificationIdTaken, ResolveTimeout
+from starter.client import HeartbeatNotFound, HeraldClient, NotificationIdTaken, ResolveTimeout
 
 logger = logging.getLogger("herald.mcp")
 
@@ -344,6 +348,33 @@ class HeraldTools:
             raise ToolError(f"silence_id: agent {agent_id} has no silence {silence_id}")
         return _view(expired)
 
+    async def set_heartbeat(self, fields: dict[str, Any]) -> HeartbeatSpec:
+        try:
+            spec = HeartbeatSpec.model_validate(fields)
+        except ValidationError as exc:
+            raise ToolError(problems(exc)) from None
+        try:
+            await self.herald.set_heartbeat(spec)
+        except RPCError as exc:
+            raise _temporal_unavailable(exc, "send it again") from None
+        return spec
+
+    async def ping(self, agent_id: str, name: str) -> HeartbeatPinged:
+        try:
+            return await self.herald.ping(agent_id, name)
+        except HeartbeatNotFound as exc:
+            raise ToolError(f"name: {exc} (set_heartbeat creates it)") from None
+        except RPCError as exc:
+            raise _temporal_unavailable(exc, "ping again") from None
+
+    async def heartbeats(self, agent_id: str) -> HeartbeatList:
+        try:
+            return HeartbeatList(heartbeats=await self.herald.heartbeats(agent_id))
+        except CodecError as exc:
+            raise ToolError(str(exc)) from None
+        except RPCError as exc:
+            raise _temporal_unavailable(exc, "retry") from None
+
 
 class SilenceList(BaseModel):
     silences: list[SilenceView]
@@ -358,8 +389,8 @@ def _taken(notification: AgentNotification) -> ToolError:
     return ToolError(str(NotificationIdTaken(notification.notification_id)))
 
 
-def _temporal_unavailable(exc: RPCError) -> ToolError:
-    return ToolError(f"Temporal did not answer ({exc.status.name}); retry with the same notification_id")
+def _temporal_unavailable(exc: RPCError, retry: str = "retry with the same notification_id") -> ToolError:
+    return ToolError(f"Temporal did not answer ({exc.status.name}); {retry}")
 
 
 # Tool parameters, described for the model that calls them. Values are checked by AgentNotification.
@@ -372,6 +403,7 @@ NotificationId = Annotated[
 ]
 DedupKey = Annotated[str | None, Field(description="collapse notifications sharing this key within 5 minutes")]
 Metadata = Annotated[dict[str, Any] | None, Field(description="JSON the notification carries (at most 16 KB)")]
+HeartbeatName = Annotated[str, Field(description="the heartbeat's name: 1-64 of a-z, 0-9, - and _")]
 ClaimedAgent = Annotated[str | None, Field(description="optional: this server's own agent id (any other is refused)")]
 
 
@@ -538,6 +570,34 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
     ) -> SilenceView:
         """End one of your silences now: your notifications are delivered again from then on."""
         return await tools.expire_silence(await tools.agent(ctx), silence_id)
+
+    @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=True))
+    async def set_heartbeat(
+        ctx: ToolContext,
+        name: HeartbeatName,
+        every_seconds: Annotated[int, Field(description="you promise to check in at least this often (seconds)")],
+        user_id: Annotated[str, Field(description="whom a missed check-in notifies (their Herald user id)")],
+        grace_seconds: Annotated[int, Field(description="how late a check-in may be before it counts as missed")] = 0,
+        priority: Priority = Priority.high,
+        channels: Channels = None,
+    ) -> HeartbeatSpec:
+        """Start (or change) a heartbeat for yourself: check in with `ping_heartbeat` at least every
+        `every_seconds`; if you don't (plus `grace_seconds`), Herald tells `user_id` "<name> missed its check-in"
+        once, and "<name> checked in again" at your next ping."""
+        agent = await tools.agent(ctx)
+        notify = {"user_id": user_id, "priority": priority, **({"channels": channels} if channels else {})}
+        fields = {"name": name, "agent_id": agent, "every_seconds": every_seconds, "grace_seconds": grace_seconds}
+        return await tools.set_heartbeat(fields | {"notify": notify})
+
+    @server.tool(annotations=ToolAnnotations(open_world_hint=True))
+    async def ping_heartbeat(ctx: ToolContext, name: HeartbeatName) -> HeartbeatPinged:
+        """Check in for your heartbeat `name` (set_heartbeat made it): you are alive and on schedule."""
+        return await tools.ping(await tools.agent(ctx), name)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def list_heartbeats(ctx: ToolContext) -> HeartbeatList:
+        """Your heartbeats: each one's state (up or missed), last check-in and when the next one is due."""
+        return await tools.heartbeats(await tools.agent(ctx))
 
     return server
 

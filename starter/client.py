@@ -44,6 +44,12 @@ from herald.models import (
     FiredRule,
     Firing,
     FiringPlan,
+    HeartbeatConfig,
+    HeartbeatPing,
+    HeartbeatPinged,
+    HeartbeatRun,
+    HeartbeatSpec,
+    HeartbeatStatus,
     MetricValue,
     MonitorState,
     NotificationOutcome,
@@ -58,6 +64,7 @@ from herald.models import (
     Silence,
     SilenceInput,
     Snooze,
+    heartbeat_workflow_id,
     notification_workflow_id,
     utcnow,
 )
@@ -65,11 +72,13 @@ from herald.services.gateway import (
     RESPOND_RPC_TIMEOUT,
     AnswerRefused,
     AnswerTimeout,
+    HeartbeatNotFound,
     NotificationIdTaken,
     NotificationParties,
     ResolveTimeout,
 )
 from herald.services.rule_cache import RuleCache
+from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.options import notification_start
@@ -78,6 +87,7 @@ from workflows.options import notification_start
 __all__ = [
     "AnswerRefused",
     "AnswerTimeout",
+    "HeartbeatNotFound",
     "HeraldClient",
     "NotificationHandle",
     "NotificationIdTaken",
@@ -268,6 +278,17 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError) or (
         isinstance(exc, RPCError) and exc.status in _RETRYABLE_RPC
     )
+
+
+# GET /v1/heartbeats lists at most this many, querying this many workflows at a time.
+HEARTBEATS_LIST_MAX = 500
+HEARTBEAT_QUERIES_AT_ONCE = 20
+HEARTBEAT_QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+def _quoted(value: str) -> str:
+    """A string literal of Temporal's list filter."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # The workflow's refusal types (ApplicationError.type) as AnswerRefused codes.
@@ -504,6 +525,68 @@ class HeraldClient:
     async def check_health(self) -> None:
         """Raise unless the Temporal frontend answers its health check."""
         await self.temporal.service_client.check_health()
+
+    async def set_heartbeat(self, spec: HeartbeatSpec) -> None:
+        """Create the heartbeat `heartbeat/<agent_id>/<name>`, or change its spec (signal-with-start, so it needs
+        Temporal but no worker). A new heartbeat counts its start as its first check-in; a changed one keeps its last
+        check-in, and a shorter period may make it missed at once."""
+        config = HeartbeatConfig(spec=spec, policy=self.policy)
+        await self.temporal.start_workflow(
+            HeartbeatWorkflow.run,
+            HeartbeatRun(config=config),
+            id=spec.workflow_id,
+            task_queue=self.task_queue,
+            start_signal="configure",
+            start_signal_args=[config],
+            search_attributes=search.heartbeat_attributes(spec.agent_id, spec.notify.user_id),
+            static_summary=f"heartbeat {spec.name} of {spec.agent_id}, every {spec.every_seconds} s",
+        )
+
+    async def ping(self, agent_id: str, name: str) -> HeartbeatPinged:
+        """Check in for the agent's heartbeat `name`. The ping carries this process's time, and Temporal keeps it
+        while no worker runs: a ping sent before the deadline counts as in time however late a worker handles it.
+        HeartbeatNotFound when the agent has no such heartbeat."""
+        pinged = HeartbeatPinged(name=name, agent_id=agent_id, pinged_at=utcnow())
+        handle = self.temporal.get_workflow_handle_for(HeartbeatWorkflow.run, heartbeat_workflow_id(agent_id, name))
+        try:
+            await handle.signal(HeartbeatWorkflow.ping, HeartbeatPing(at=pinged.pinged_at))
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise HeartbeatNotFound(agent_id, name) from None
+            raise
+        return pinged
+
+    async def delete_heartbeat(self, agent_id: str, name: str) -> None:
+        """Stop watching the heartbeat (its workflow ends; nothing is sent). HeartbeatNotFound when there is none."""
+        handle = self.temporal.get_workflow_handle_for(HeartbeatWorkflow.run, heartbeat_workflow_id(agent_id, name))
+        try:
+            await handle.signal(HeartbeatWorkflow.stop)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise HeartbeatNotFound(agent_id, name) from None
+            raise
+
+    async def heartbeats(self, agent_id: str | None = None) -> list[HeartbeatStatus]:
+        """The running heartbeats on this client's task queue (one agent's, or all), by name, each as its workflow
+        answers now (a query: a worker must be running). At most HEARTBEATS_LIST_MAX."""
+        query = f"WorkflowType = 'HeartbeatWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = {_quoted(self.task_queue)}"
+        if agent_id is not None:
+            query += f" AND {search.AGENT_ID.name} = {_quoted(agent_id)}"
+        ids = [wf.id async for wf in self.temporal.list_workflows(query, limit=HEARTBEATS_LIST_MAX)]
+        gate = asyncio.Semaphore(HEARTBEAT_QUERIES_AT_ONCE)
+
+        async def status(workflow_id: str) -> HeartbeatStatus | None:
+            handle = self.temporal.get_workflow_handle_for(HeartbeatWorkflow.run, workflow_id)
+            async with gate:
+                try:
+                    return await handle.query(HeartbeatWorkflow.status, rpc_timeout=HEARTBEAT_QUERY_TIMEOUT)
+                except RPCError as exc:
+                    if exc.status is RPCStatusCode.NOT_FOUND:  # stopped since it was listed
+                        return None
+                    raise
+
+        found = [s for s in await asyncio.gather(*(status(i) for i in dict.fromkeys(ids))) if s is not None]
+        return sorted(found, key=lambda s: (s.agent_id, s.name))
 
     async def ask(self, notification: AgentNotification) -> NotificationOutcome:
         """Ask the person and wait, durably, for the answer: the outcome is `answered` (its `answer` says which

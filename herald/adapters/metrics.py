@@ -73,6 +73,12 @@ RETENTION_DELETED = Counter(
     ["table"],
     registry=REGISTRY,
 )
+HEARTBEAT_EVENTS = Counter(
+    "herald_heartbeat_events",
+    "Heartbeats that missed their check-in (event=missed) and that checked in again after a miss (event=resumed).",
+    ["event"],
+    registry=REGISTRY,
+)
 # API side.
 RESOLVES = Counter(
     "herald_resolve_requests",
@@ -98,6 +104,14 @@ EVENTS_FIRED = Counter(
 )
 NOTIFICATIONS_ACCEPTED = Counter(
     "herald_api_notifications_accepted", "Notifications started through POST /v1/notifications.", registry=REGISTRY
+)
+
+HEARTBEAT_PINGS = Counter("herald_heartbeat_pings", "Heartbeat check-ins accepted by the API.", registry=REGISTRY)
+HEARTBEAT_CHANGES = Counter(
+    "herald_heartbeat_changes",
+    "Heartbeats created or changed (action=set) and stopped (action=delete) through the API.",
+    ["action"],
+    registry=REGISTRY,
 )
 
 

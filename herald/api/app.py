@@ -24,6 +24,7 @@ from herald.api import (
     chat_answers,
     codec,
     events,
+    heartbeats,
     inbox,
     notifications,
     ops,
@@ -137,6 +138,7 @@ def create_app(
     app.include_router(rules.router)
     app.include_router(silences.router)
     app.include_router(events.router)
+    app.include_router(heartbeats.router)
     app.include_router(providers.router)
     app.include_router(chat_answers.router)
     app.include_router(answers.router)

@@ -87,6 +87,11 @@ def monitor_attributes(agent_id: str) -> TypedSearchAttributes:
     return TypedSearchAttributes([SearchAttributePair(AGENT_ID, agent_id)])
 
 
+def heartbeat_attributes(agent_id: str, user_id: str) -> TypedSearchAttributes:
+    """A heartbeat's agent (GET /v1/heartbeats lists by it) and the person a miss notifies."""
+    return TypedSearchAttributes([SearchAttributePair(AGENT_ID, agent_id), SearchAttributePair(USER_ID, user_id)])
+
+
 def digest_attributes(user_id: str) -> TypedSearchAttributes:
     return TypedSearchAttributes([SearchAttributePair(USER_ID, user_id)])
 

@@ -19,6 +19,9 @@ from herald.models import (
     AnswerChannel,
     EmitResult,
     Firing,
+    HeartbeatPinged,
+    HeartbeatSpec,
+    HeartbeatStatus,
     NotificationOutcome,
     ResolveResult,
 )
@@ -30,6 +33,14 @@ class NotificationIdTaken(ValueError):
     def __init__(self, notification_id: str) -> None:
         super().__init__(f"notification_id: {notification_id} is another agent's notification; choose another id")
         self.notification_id = notification_id
+
+
+class HeartbeatNotFound(LookupError):
+    """No heartbeat of that name is watched for that agent (never set, or deleted)."""
+
+    def __init__(self, agent_id: str, name: str) -> None:
+        super().__init__(f"agent {agent_id} has no heartbeat {name}")
+        self.agent_id, self.name = agent_id, name
 
 
 # How long `respond` waits for the notification's workflow to take an answer before it gives up (AnswerTimeout).
@@ -132,6 +143,22 @@ class Gateway(Protocol):
 
     async def check_health(self) -> None:
         """Raise unless Temporal answers."""
+        ...
+
+    async def set_heartbeat(self, spec: HeartbeatSpec) -> None:
+        """Create or change the heartbeat (no worker needed: Temporal keeps it until one runs)."""
+        ...
+
+    async def ping(self, agent_id: str, name: str) -> HeartbeatPinged:
+        """Check in; HeartbeatNotFound when the agent has no such heartbeat."""
+        ...
+
+    async def heartbeats(self, agent_id: str | None = None) -> list[HeartbeatStatus]:
+        """The watched heartbeats (one agent's, or all), each as its workflow says now (this needs a worker)."""
+        ...
+
+    async def delete_heartbeat(self, agent_id: str, name: str) -> None:
+        """Stop watching; HeartbeatNotFound when there is no such heartbeat."""
         ...
 
 

@@ -94,6 +94,16 @@ SILENCE = {"matchers": {"agent_id": "a"}, "ends_at": "2999-01-01T00:00:00Z", "co
         ("post", "/v1/users/{user_id}/notifications/read", "/v1/users/ada/notifications/read", {"up_to": 0}, "up_to"),
         # {} when marking read: the schema took it, the server refuses it.
         ("post", "/v1/users/{user_id}/notifications/read", "/v1/users/ada/notifications/read", {}, None),
+        # A heartbeat's period as true, and an empty channel list.
+        *(
+            ("put", "/v1/heartbeats/{name}", "/v1/heartbeats/nightly", heartbeat | bad, field)
+            for heartbeat in [{"agent_id": "a", "every_seconds": 60, "notify": {"user_id": "ada"}}]
+            for bad, field in (
+                ({"every_seconds": True}, "every_seconds"),
+                ({"grace_seconds": 1.5}, "grace_seconds"),
+                ({"notify": {"user_id": "ada", "channels": []}}, "notify.channels"),
+            )
+        ),
         # An empty webhook_url in a contact.
         ("put", "/v1/users/{user_id}/contact", "/v1/users/ada/contact", {"webhook_url": ""}, "webhook_url"),
         # A silence of everything (no matcher), and one without a reason: both refused by schema and server alike.

@@ -72,6 +72,8 @@ def assert_error_shape(response: Any) -> None:
 # a P-256 point. A schema-valid body refused for one of these alone is not a mismatch; refused for anything else,
 # it is. Also: a rule body's `name` must equal the path's (a cross-parameter rule), and a `cursor` must be one a
 # page handed out (opaque by design).
+# And an admin's heartbeat ping or delete must name its `agent_id` (an agent key's is its own: a rule about the
+# caller).
 SEMANTIC_FIELDS = frozenset(
     {
         "phone",
@@ -90,6 +92,7 @@ SEMANTIC_FIELDS = frozenset(
         "keys.auth",
         "name",
         "cursor",
+        "agent_id",
     }
 )
 

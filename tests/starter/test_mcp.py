@@ -60,6 +60,9 @@ TOOLS = {
     "list_silences",
     "expire_silence",
     "resolve_alert",
+    "set_heartbeat",
+    "ping_heartbeat",
+    "list_heartbeats",
 }
 
 

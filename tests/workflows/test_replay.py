@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -28,18 +28,26 @@ from herald.models import (
     DigestStart,
     EventRequest,
     Firing,
+    HeartbeatConfig,
+    HeartbeatRun,
+    HeartbeatSpec,
+    HeartbeatState,
+    HeartbeatStatus,
     MonitorState,
     NotificationStatus,
     Preferences,
     Priority,
     RetrySettings,
+    heartbeat_workflow_id,
     utcnow,
 )
 from starter import HeraldClient
 from tests.conftest import Harness, acking
 from tests.fakes.http import FakeHTTPServer
+from tests.faults.procs import eventually
 from workflows import ALL_WORKFLOWS
 from workflows.digest import DigestWorkflow
+from workflows.heartbeat import HeartbeatWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 RECORDING = os.environ.get("HERALD_RECORD_HISTORIES") == "1"
@@ -542,3 +550,50 @@ async def test_record_resolved_histories(herald: Harness, fake_http: FakeHTTPSer
     assert (await plain.outcome()).status is NotificationStatus.delivered
     history = await herald.client.temporal.get_workflow_handle(plain.workflow_id).fetch_history()
     (HISTORIES / "NotificationWorkflow-resolvable_delivered.json").write_text(history.to_json())
+
+
+async def test_record_heartbeat_histories(herald: Harness) -> None:
+    """A heartbeat missed, its spec changed while missed, resumed by a ping, stopped; and one that continues as
+    new after two pings. Record them alone (`-k record_heartbeat`)."""
+    agent = f"recorder-{uuid.uuid4().hex[:6]}"
+    notify = {"user_id": "user-1", "channels": ["email"]}
+
+    def spec(name: str, every: int) -> HeartbeatSpec:
+        values = {"name": name, "agent_id": agent, "every_seconds": every, "grace_seconds": 0, "notify": notify}
+        return HeartbeatSpec.model_validate(values)
+
+    async def state_is(name: str, state: HeartbeatState) -> bool:
+        handle = herald.client.temporal.get_workflow_handle(heartbeat_workflow_id(agent, name))
+        return (await handle.query("status", result_type=HeartbeatStatus)).state is state
+
+    await herald.client.set_heartbeat(spec("missed", 1))
+    await eventually(lambda: state_is("missed", HeartbeatState.missed), "missed", 30)
+    await herald.client.set_heartbeat(spec("missed", 3600))
+    await herald.client.ping(agent, "missed")
+    await eventually(lambda: state_is("missed", HeartbeatState.up), "resumed", 30)
+    await herald.client.delete_heartbeat(agent, "missed")
+
+    rotating = spec("rotated", 3600)
+    config = HeartbeatConfig(spec=rotating, policy=herald.client.policy)
+    started = await herald.client.temporal.start_workflow(
+        HeartbeatWorkflow.run,
+        HeartbeatRun(config=config, pings_per_run=2),
+        id=rotating.workflow_id,
+        task_queue=herald.client.task_queue,
+    )
+    first_run = herald.client.temporal.get_workflow_handle(rotating.workflow_id, run_id=started.result_run_id)
+
+    async def continued() -> bool:
+        return (await first_run.describe()).status is WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+    await herald.client.ping(agent, "rotated")
+    await herald.client.ping(agent, "rotated")
+    await eventually(continued, "continued as new", 30)
+    await herald.client.delete_heartbeat(agent, "rotated")
+    await herald.client.temporal.get_workflow_handle(rotating.workflow_id).result()
+
+    missed = herald.client.temporal.get_workflow_handle(heartbeat_workflow_id(agent, "missed"))
+    await missed.result()
+    for name, handle in (("missed", missed), ("rotated", first_run)):
+        history = await handle.fetch_history()
+        (HISTORIES / f"HeartbeatWorkflow-{name}.json").write_text(history.to_json())
