@@ -99,7 +99,8 @@ soak: install
 ## runs them; reports every failure and exits 1 on any.
 FLAKE_ROUNDS ?= 20
 FLAKE_TESTS := tests/workflows/test_digest.py tests/workflows/test_timers.py tests/workflows/test_preferences_e2e.py \
-	tests/workflows/test_notification.py tests/workflows/test_monitor.py tests/herald/test_retry.py tests/faults
+	tests/workflows/test_notification.py tests/workflows/test_monitor.py tests/workflows/test_heartbeats.py \
+	tests/workflows/test_resolve.py tests/herald/test_retry.py tests/faults
 flake: install browser
 	$(BIN)/python -m tests.flake --rounds $(FLAKE_ROUNDS) --workers $(TEST_WORKERS) $(FLAKE_TESTS)
 
