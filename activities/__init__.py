@@ -11,7 +11,7 @@ from activities.chat_conclusion import ChatActivities
 from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
-from activities.heartbeats import count_heartbeat_event
+from activities.heartbeats import count_heartbeat_event, resolve_missed_check_in
 from activities.preferences import PreferenceActivities
 from activities.resolve import ResolveActivities
 from activities.retention import RetentionActivities
@@ -75,4 +75,5 @@ def build_activities(
         silences.check_silences,
         resolve.announce_resolved,
         count_heartbeat_event,
+        resolve_missed_check_in,
     ]

@@ -1,4 +1,5 @@
-"""count_heartbeat_event: a heartbeat's miss or resume, counted in the worker's metrics (herald_heartbeat_events).
+"""count_heartbeat_event: a heartbeat's miss or resume, counted in the worker's metrics (herald_heartbeat_events);
+resolve_missed_check_in: the miss's alert resolved when the agent checks in again.
 
 A local activity, so the count happens in a worker process (a workflow must not touch process state) and costs
 no extra round trip to the server. The notification itself is a NotificationWorkflow, counted with the others.
@@ -6,12 +7,27 @@ no extra round trip to the server. The notification itself is a NotificationWork
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import activity
 
 from herald.adapters import metrics
-from herald.models import HeartbeatEvent
+from herald.models import HeartbeatEvent, MissedCheckInResolve, ResolveRequest
+from herald.services.resolve import resolve_workflow
+
+# How long the resolve waits for the alert's worker to take the update; the activity's retries cover a longer wait.
+RESOLVE_RPC_SECONDS = 10.0
 
 
 @activity.defn(name="count_heartbeat_event")
 async def count_heartbeat_event(event: HeartbeatEvent) -> None:
     metrics.HEARTBEAT_EVENTS.labels(event.value).inc()
+
+
+@activity.defn(name="resolve_missed_check_in")
+async def resolve_missed_check_in(request: MissedCheckInResolve) -> bool:
+    """Resolve a heartbeat's "missed its check-in" alert once the agent is back: a no-op (False) when it has
+    finished already; when it is still open (held by quiet hours, retrying), it stops and sends nothing more."""
+    return await resolve_workflow(
+        activity.client(), request.workflow_id, ResolveRequest(by=request.by), timedelta(seconds=RESOLVE_RPC_SECONDS)
+    )

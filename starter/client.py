@@ -56,7 +56,6 @@ from herald.models import (
     NotificationRequest,
     NotificationStatus,
     RefusedAnswer,
-    Resolution,
     ResolveBody,
     ResolveRequest,
     ResolveResult,
@@ -77,6 +76,7 @@ from herald.services.gateway import (
     NotificationParties,
     ResolveTimeout,
 )
+from herald.services.resolve import resolve_workflow
 from herald.services.rule_cache import RuleCache
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
@@ -630,7 +630,8 @@ class HeraldClient:
             )
         ]
         results = await asyncio.gather(
-            *(self._resolve_one(workflow_id, request, rpc_timeout) for workflow_id in ids), return_exceptions=True
+            *(resolve_workflow(self.temporal, workflow_id, request, rpc_timeout) for workflow_id in ids),
+            return_exceptions=True,
         )
         resolved = [
             workflow_id.removeprefix("notification/")
@@ -645,20 +646,6 @@ class HeraldClient:
         return ResolveResult(
             agent_id=agent_id, resolved=resolved, message=resolve.resolved_message(agent_id, len(resolved))
         )
-
-    async def _resolve_one(self, workflow_id: str, request: ResolveRequest, rpc_timeout: timedelta) -> bool:
-        """Resolve one notification workflow: False when it was not open (it ended meanwhile, or started before
-        resolving existed)."""
-        handle = self.temporal.get_workflow_handle(workflow_id)
-        try:
-            await handle.execute_update("resolve", request, result_type=Resolution, rpc_timeout=rpc_timeout)
-        except WorkflowUpdateFailedError:
-            return False
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return True
 
     async def respond(
         self,

@@ -6,8 +6,10 @@ that needs Temporal but no worker; pings are signals too (`ping`, stamped with t
 Temporal while no worker runs. The timer is the deadline, `last ping + every + grace`: when it fires with no ping
 in time, the heartbeat is `missed` and starts one NotificationWorkflow ("<name> missed its check-in") for its
 person, as an abandoned child the way the monitor starts a rule's; the next ping makes it `up` and starts "<name>
-checked in again". A stop signal (DELETE) ends it. It continues as new after `pings_per_run` pings, or when
-Temporal suggests it.
+checked in again", resolving the miss's alert first (one still held or retrying sends nothing more). A stop signal
+(DELETE) ends it. It continues as new after `pings_per_run` pings, or when
+Temporal suggests it. Outside the sandbox like Herald's other workflows (CONTRIBUTING): keep it free of I/O, clocks
+and randomness; the replay of tests/histories guards it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from herald.domain import heartbeats
@@ -26,14 +29,21 @@ with workflow.unsafe.imports_passed_through():
         HeartbeatRun,
         HeartbeatState,
         HeartbeatStatus,
+        MissedCheckInResolve,
         NotificationRequest,
+        notification_workflow_id,
     )
     from workflows.options import start_notification_child
 
 COUNT_TIMEOUT = timedelta(seconds=10)
+# New runs resolve the miss's alert at the check-in that ends it (before "checked in again" starts): one held by
+# quiet hours or still retrying stops there. Runs recorded before it replay without the step.
+RESOLVE_MISSED_PATCH = "heartbeat-resolve-missed-v1"
+RESOLVE_TIMEOUT = timedelta(seconds=30)
+RESOLVE_ATTEMPTS = 5
 
 
-@workflow.defn(name="HeartbeatWorkflow")
+@workflow.defn(name="HeartbeatWorkflow", sandboxed=False)
 class HeartbeatWorkflow:
     @workflow.init
     def __init__(self, run: HeartbeatRun) -> None:
@@ -93,14 +103,29 @@ class HeartbeatWorkflow:
         """Start the notification for a miss or its end, and count it."""
         notification = heartbeats.notification(self._run.config.spec, notice, workflow.uuid4().hex, workflow.now())
         if notice.event is HeartbeatEvent.resumed:
-            # RESOLVE: once notifications can be resolved (issue #22, built separately), resolve the missed alert
-            # `self._run.missed_notification_id` here, alongside (or instead of) this "checked in again" notification.
+            missed = self._run.missed_notification_id
+            if missed is not None and workflow.patched(RESOLVE_MISSED_PATCH):
+                await self._resolve_missed(missed)
             self._run.missed_notification_id = None
         else:
             self._run.missed_notification_id = notification.notification_id
         await start_notification_child(NotificationRequest(notification=notification, policy=self._run.config.policy))
         await workflow.execute_local_activity(
             "count_heartbeat_event", notice.event, start_to_close_timeout=COUNT_TIMEOUT, summary=notice.event.value
+        )
+
+    async def _resolve_missed(self, notification_id: str) -> None:
+        """The miss's alert resolved: nothing more of it goes out (a quiet-hours hold, a retry) now the agent is back."""
+        spec = self._run.config.spec
+        await workflow.execute_activity(
+            "resolve_missed_check_in",
+            MissedCheckInResolve(
+                workflow_id=notification_workflow_id(notification_id), by=f"heartbeat:{spec.agent_id}/{spec.name}"
+            ),
+            start_to_close_timeout=RESOLVE_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=RESOLVE_ATTEMPTS),
+            result_type=bool,
+            summary="resolve the missed check-in",
         )
 
     def _should_rotate(self) -> bool:

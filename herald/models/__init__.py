@@ -79,6 +79,7 @@ from herald.models.heartbeats import (
     HeartbeatSpec,
     HeartbeatState,
     HeartbeatStatus,
+    MissedCheckInResolve,
     heartbeat_workflow_id,
 )
 from herald.models.notification import (
@@ -217,6 +218,7 @@ __all__ = [
     "HeartbeatStatus",
     "Identifier",
     "MetricValue",
+    "MissedCheckInResolve",
     "MonitorState",
     "NotificationOutcome",
     "NotificationRequest",

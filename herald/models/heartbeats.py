@@ -125,6 +125,13 @@ class HeartbeatRun(BaseModel):
     pings_per_run: int = Field(default=HEARTBEAT_PINGS_PER_RUN, ge=1, description="continue as new after this many")
 
 
+class MissedCheckInResolve(BaseModel):
+    """resolve_missed_check_in's input: the missed alert's workflow, and who resolves it (`heartbeat:<agent>/<name>`)."""
+
+    workflow_id: str
+    by: str = Field(max_length=200)
+
+
 class HeartbeatStatus(BaseModel):
     """A heartbeat now: its spec, when it last checked in, whether it is up, and when the next check-in is due."""
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from herald.adapters.channels.base import Channel
 from herald.adapters.channels.push import PushChannel
 from herald.adapters.store import Store
 from herald.domain.errors import PushNotAcked, RecipientNotConnected
 from herald.domain.resolve import resolved_frame
-from herald.models import ChannelName, ResolvedNotice
+from herald.models import ChannelName, Resolution, ResolvedNotice, ResolveRequest
 
 log = logging.getLogger("herald.resolve")
 
@@ -48,3 +52,19 @@ class ResolveService:
         except (RecipientNotConnected, PushNotAcked):
             return False
         return True
+
+
+async def resolve_workflow(temporal: Client, workflow_id: str, request: ResolveRequest, rpc_timeout: timedelta) -> bool:
+    """Send one notification workflow the `resolve` update: False when it was not open (it ended, or started before
+    resolving existed). HeraldClient.resolve runs it for each notification it found, a heartbeat for its missed alert.
+    """
+    handle = temporal.get_workflow_handle(workflow_id)
+    try:
+        await handle.execute_update("resolve", request, result_type=Resolution, rpc_timeout=rpc_timeout)
+    except WorkflowUpdateFailedError:
+        return False
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

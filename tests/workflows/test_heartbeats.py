@@ -21,12 +21,14 @@ from herald.models import (
     HeartbeatSpec,
     HeartbeatState,
     HeartbeatStatus,
+    NotificationOutcome,
+    NotificationStatus,
     Preferences,
     heartbeat_workflow_id,
     utcnow,
 )
 from starter import HeraldClient
-from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, Harness, make_settings
+from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, Harness, make_settings, quiet_hours_now
 from tests.fakes.http import FakeHTTPServer
 from tests.faults.procs import eventually, herald_env, herald_worker
 from worker import create_worker, open_runtime
@@ -223,3 +225,44 @@ async def test_missed_then_resumed_across_worker_sigkills(
     assert back.state is HeartbeatState.up and back.last_ping_at == pinged.pinged_at
     assert sent(fake_http, path, MISSED) == 1 and sent(fake_http, path, RESUMED) == 1
     assert await children_started(handle) == 2
+
+
+async def test_the_check_in_that_ends_a_miss_resolves_its_alert_still_held_by_quiet_hours(
+    herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    """A miss's alert that has not gone out yet (quiet hours hold it) never will once the agent is back: the
+    check-in resolves it (by the heartbeat), and the receiver gets nothing of it."""
+    agent, user = f"backup-{uuid.uuid4().hex[:8]}", f"ops-{uuid.uuid4().hex[:6]}"
+    path = f"/heartbeat/{agent}"
+    await herald.store.users.put_contact(user, Contact(webhook_url=fake_http.script(path)))
+    prefs = {
+        "default": {"push": False, "email": False},
+        "time_zone": "UTC",
+        "quiet_hours": {"window": quiet_hours_now()},
+    }
+    await herald.store.users.put_preferences(user, Preferences.model_validate(prefs))
+    spec = heartbeat(agent, user)
+    await herald.client.set_heartbeat(spec)
+    temporal = herald.client.temporal
+    query = f"WorkflowType = 'NotificationWorkflow' AND HeraldAgentId = '{agent}'"
+
+    async def held_alert() -> str | None:
+        async for execution in temporal.list_workflows(query):
+            notification_id = execution.id.removeprefix("notification/")
+            if (await herald.client.status(notification_id)).held_until is not None:
+                return notification_id
+        return None
+
+    await eventually(held_alert, "the missed check-in's alert, held by quiet hours", 30)
+    missed_id = await held_alert()
+    assert missed_id is not None
+    await herald.client.set_heartbeat(heartbeat(agent, user, every=3600))
+    await herald.client.ping(agent, spec.name)
+    handle = temporal.get_workflow_handle(f"notification/{missed_id}", result_type=NotificationOutcome)
+    outcome = await asyncio.wait_for(handle.result(), 60)  # held for two hours unless the check-in resolves it
+    assert outcome.status is NotificationStatus.resolved
+    assert outcome.resolved is not None and outcome.resolved.by == f"heartbeat:{agent}/{spec.name}"
+    assert sent(fake_http, path, MISSED) == 0
+    async for execution in temporal.list_workflows(query + " AND ExecutionStatus = 'Running'"):
+        await temporal.get_workflow_handle(execution.id).terminate("test over: 'checked in again' is held too")
+    await herald.client.delete_heartbeat(agent, spec.name)
