@@ -159,13 +159,13 @@ def fill_todays_database(conn: sa.Connection) -> None:
 async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_rows(database: Database) -> None:
     await on(database.url, fill_todays_database)
 
-    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0002: run `herald db upgrade`"):
+    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0003: run `herald db upgrade`"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "adopted a database made before migrations as 0001, then upgraded to 0002" in out, out
-    assert await on(database.url, revision) == "0002"
+    assert "adopted a database made before migrations as 0001, then upgraded to 0003" in out, out
+    assert await on(database.url, revision) == "0003"
     for table, index in EXPIRY_INDEXES.items():
         assert index in await on(database.url, lambda conn, t=table: indexes(conn, t))  # type: ignore[misc]
 
@@ -185,7 +185,7 @@ async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_ro
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "already at 0002, nothing to do" in out, out
+    assert "already at 0003, nothing to do" in out, out
 
 
 async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(database: Database) -> None:
@@ -195,12 +195,12 @@ async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(da
 
     with pytest.raises(SchemaOutOfDate) as refused:
         await Store.open(database.url)
-    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0002: run `herald db upgrade`"
+    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0003: run `herald db upgrade`"
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0001 to 0002" in out, out
-    assert await on(database.url, revision) == "0002"
+    assert "upgraded the schema from 0001 to 0003" in out, out
+    assert await on(database.url, revision) == "0003"
     assert "ix_snoozes_until" in await on(database.url, lambda conn: indexes(conn, "snoozes"))
     store = await Store.open(database.url)
     await store.close()
@@ -210,7 +210,7 @@ async def test_commands_that_use_the_store_refuse_an_old_schema_naming_the_upgra
     await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0001"))
     code, out, err = await run_cli(database.env, "contact", "get", "ada")
     assert code == 2, out + err
-    assert "error: the database schema is at 0001, this Herald needs 0002: run `herald db upgrade`" in err, err
+    assert "error: the database schema is at 0001, this Herald needs 0003: run `herald db upgrade`" in err, err
     assert "Traceback" not in err, err
 
 
@@ -224,8 +224,8 @@ async def test_a_schema_from_a_newer_herald_refuses_to_open(database: Database) 
 async def test_an_empty_database_is_created_at_the_head_by_the_cli_or_by_opening_it(database: Database) -> None:
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "created the schema at 0002" in out, out
-    assert await on(database.url, revision) == "0002"
+    assert "created the schema at 0003" in out, out
+    assert await on(database.url, revision) == "0003"
 
 
 def test_the_upgrade_prints_the_database_url_without_its_password() -> None:
@@ -261,7 +261,7 @@ async def test_opening_an_empty_database_creates_it_at_the_head(database: Databa
         await store.users.put_contact("ada", Contact(email="ada@example.com"))
     finally:
         await store.close()
-    assert await on(database.url, revision) == "0002"
+    assert await on(database.url, revision) == "0003"
 
 
 def test_the_revision_the_code_needs_is_the_newest_migration() -> None:
