@@ -14,12 +14,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol
 
 from herald.domain.quota import ALERT_QUIET_SECONDS, Bucket, Decision, Limits, idle_seconds, take
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("herald.quota")
 
@@ -119,8 +119,13 @@ class RedisBuckets:
         quiet_seconds: float = ALERT_QUIET_SECONDS,
         now: Callable[[], float] | None = None,
     ) -> None:
+        # Imported here: every HeraldClient makes a quota, and most never use Redis (a tenth of a second of CPU).
+        from redis.asyncio import Redis
+
         self.prefix, self.quiet_seconds, self._now = prefix, quiet_seconds, now
-        self._redis = Redis.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
+        self._redis: Redis = Redis.from_url(
+            redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+        )
         self._script = self._redis.register_script(TAKE_SCRIPT)
         self._fallback = LocalBuckets(quiet_seconds=quiet_seconds)
         self._warned = False
@@ -129,6 +134,8 @@ class RedisBuckets:
         return f"{self.prefix}:{bucket_id}"
 
     async def take(self, bucket_id: str, limits: Limits) -> Decision:
+        from redis.exceptions import RedisError
+
         ttl_ms = math.ceil(idle_seconds(limits, self.quiet_seconds) * 1000)
         now = "" if self._now is None else repr(self._now())
         args = [repr(float(limits.rate)), str(limits.burst), repr(float(self.quiet_seconds)), now, str(ttl_ms)]
