@@ -305,7 +305,8 @@ class RetentionSettings(BaseSettings):
 
 
 class ApiSettings(BaseSettings):
-    """The HTTP API and the browser page, the agents' keys, and the Temporal UI's origins (the codec endpoint)."""
+    """The HTTP API and the browser page, the agents' keys and their quota, and the Temporal UI's origins (the
+    codec endpoint)."""
 
     model_config = _config()
 
@@ -314,6 +315,12 @@ class ApiSettings(BaseSettings):
     admin_key: SecretStr | None = None
     # `herald mcp`: the agent key (`herald keys issue <agent>`) naming the agent its tools speak for.
     agent_key: SecretStr | None = None
+    # Each agent key's quota of requests that create work (notifications, questions, events that fire): a token
+    # bucket of `agent_burst` refilled at `agent_rate` per second, shared through HERALD_REDIS_URL when set
+    # (herald/services/quota.py). `herald keys issue --rate/--burst` overrides them per key. HeraldClient applies
+    # the same to the agents it sends for.
+    agent_rate: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    agent_burst: int = Field(default=100, ge=1)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_url: str | None = None

@@ -50,7 +50,8 @@ from herald.models import (
     utcnow,
 )
 from herald.models.answers import Action, Answer
-from herald.services.auth import resolve_token
+from herald.services.auth import Principal, resolve_token
+from herald.services.quota import QuotaExceeded, QuotaSubject
 from herald.services.rule_cache import RuleCache
 from starter.client import HeartbeatNotFound, HeraldClient, NotificationIdTaken, ResolveTimeout
 
@@ -103,6 +104,10 @@ class AgentKeys:
 
     async def agent_for(self, headers: Mapping[str, str] | None) -> str:
         """The agent id behind this call's key, or AgentKeyError saying what is wrong (never the key)."""
+        return (await self.principal_for(headers)).subject
+
+    async def principal_for(self, headers: Mapping[str, str] | None) -> Principal:
+        """The agent key behind this call (its agent, id and quota), or AgentKeyError (never naming the key)."""
         if self.transport == "stdio":
             key = self.configured
         else:
@@ -114,7 +119,7 @@ class AgentKeys:
         principal = await resolve_token(self.store, key)
         if principal is None or principal.kind != "agent":
             raise AgentKeyError(f"{self._source()}: not an agent key Herald issued (`herald keys issue <agent>`)")
-        return principal.subject
+        return principal
 
 
 def _same(a: str, b: str) -> bool:
@@ -204,10 +209,19 @@ class HeraldTools:
         self.rules = RuleCache(store)  # the server's own store: emit opens no second one
 
     async def agent(self, ctx: ToolContext) -> str:
+        return (await self.caller(ctx)).subject
+
+    async def caller(self, ctx: ToolContext) -> Principal:
         try:
-            return await self.keys.agent_for(ctx.headers)
+            return await self.keys.principal_for(ctx.headers)
         except AgentKeyError as exc:
             raise ToolError(str(exc)) from None
+
+    def quota(self, key: Principal) -> QuotaSubject | None:
+        """The key's own bucket (the one the API charges too, shared through Redis), with its --rate/--burst."""
+        if self.herald.quota is None:
+            return None
+        return self.herald.quota.for_key(key.key_id, key.subject, key.rate, key.burst)
 
     def notification(self, fields: dict[str, Any]) -> AgentNotification:
         """The notification the tool's arguments describe, validated by the API's own model."""
@@ -216,21 +230,25 @@ class HeraldTools:
         except ValidationError as exc:
             raise ToolError(problems(exc)) from None
 
-    async def notify(self, notification: AgentNotification) -> NotifyResult:
+    async def notify(self, notification: AgentNotification, quota: QuotaSubject | None = None) -> NotifyResult:
         try:
-            handle = await self.herald.notify(notification)
+            handle = await self.herald.notify(notification, quota=quota)
+        except QuotaExceeded as exc:  # names the agent, its limits and the wait: "retry in N s"
+            raise ToolError(str(exc)) from None
         except ValueError as exc:  # a respond_by already past, another agent's id, a CodecError: the message says which
             raise ToolError(str(exc)) from None
         except RPCError as exc:
             raise _temporal_unavailable(exc) from None
         return NotifyResult(notification_id=handle.notification_id, workflow_id=handle.workflow_id)
 
-    async def ask(self, notification: AgentNotification, ctx: ToolContext) -> AskResult:
+    async def ask(
+        self, notification: AgentNotification, ctx: ToolContext, quota: QuotaSubject | None = None
+    ) -> AskResult:
         """Start the question through `HeraldClient.ask` and wait for its outcome, reporting the live status
         every `progress_seconds`. If the call is cancelled, the question stays open: its workflow waits
         durably, and `notification_status` reads the answer later."""
         assert notification.respond_by is not None
-        asking = asyncio.ensure_future(self.herald.ask(notification))
+        asking = asyncio.ensure_future(self.herald.ask(notification, quota=quota))
         handle = self.herald.get_handle(notification.notification_id)
         started = asyncio.get_running_loop().time()
         total = max((notification.respond_by - utcnow()).total_seconds(), 1.0)
@@ -251,6 +269,8 @@ class HeraldTools:
                 message = progress_message(notification.notification_id, live, notification.respond_by)
                 await ctx.report_progress(elapsed, total, message)
             outcome = asking.result()
+        except QuotaExceeded as exc:
+            raise ToolError(str(exc)) from None
         except ValueError as exc:  # a respond_by already past (names the field), or a CodecError (names the setting)
             raise ToolError(str(exc)) from None
         except RPCError as exc:
@@ -269,9 +289,13 @@ class HeraldTools:
             acknowledged=outcome.acknowledged,
         )
 
-    async def emit(self, agent_id: str, metrics: dict[str, MetricValue], event_id: str | None) -> EmitResult:
+    async def emit(
+        self, agent_id: str, metrics: dict[str, MetricValue], event_id: str | None, quota: QuotaSubject | None = None
+    ) -> EmitResult:
         try:
-            return await self.herald.emit(agent_id, metrics, event_id=event_id, rules=self.rules)
+            return await self.herald.emit(agent_id, metrics, event_id=event_id, rules=self.rules, quota=quota)
+        except QuotaExceeded as exc:
+            raise ToolError(str(exc)) from None
         except ValidationError as exc:
             raise ToolError(problems(exc)) from None
         except CodecError as exc:  # what the workers encrypted, this server can't read: the message says what to set
@@ -431,11 +455,12 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
     ) -> NotifyResult:
         """Send a person a notification through Herald (deduplicated, per their preferences, with retries and
         fallbacks). Returns at once with the notification id; read the outcome with `notification_status`."""
-        agent = await tools.agent(ctx)
+        key = await tools.caller(ctx)
+        agent = key.subject
         own_agent(agent, agent_id)
         fields = {"agent_id": agent, "user_id": user_id, "title": title, "body": body, "priority": priority}
         extra = {"channels": channels, "notification_id": notification_id, "dedup_key": dedup_key, "metadata": metadata}
-        return await tools.notify(tools.notification(fields | extra))
+        return await tools.notify(tools.notification(fields | extra), tools.quota(key))
 
     @server.tool(annotations=ToolAnnotations(open_world_hint=True))
     async def ask_user(
@@ -471,7 +496,8 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         """Ask a person a question and wait for their answer (or the deadline). Progress notifications report
         the live delivery status while it waits. Returns `answered` with the chosen action (and, for an action
         with input text, the person's words in `answer.text`), or `expired`."""
-        agent = await tools.agent(ctx)
+        key = await tools.caller(ctx)
+        agent = key.subject
         own_agent(agent, agent_id)
         if not actions:
             raise ToolError("actions: must offer at least one answer")
@@ -486,7 +512,7 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
             "respond_by": deadline,
         }
         extra = {"channels": channels, "notification_id": notification_id, "metadata": metadata}
-        return await tools.ask(tools.notification(fields | extra), ctx)
+        return await tools.ask(tools.notification(fields | extra), ctx, tools.quota(key))
 
     @server.tool(annotations=ToolAnnotations(open_world_hint=True))
     async def emit_event(
@@ -502,9 +528,10 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
     ) -> EmitResult:
         """Report metrics to Herald's trigger rules. Rules that match notify their people (once per cooldown);
         the result lists the rules that fired, with their notification ids, and those cooling down."""
-        agent = await tools.agent(ctx)
+        key = await tools.caller(ctx)
+        agent = key.subject
         own_agent(agent, agent_id)
-        return await tools.emit(agent, metrics, event_id)
+        return await tools.emit(agent, metrics, event_id, tools.quota(key))
 
     @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=True))
     async def resolve_alert(

@@ -41,9 +41,16 @@ def notify(
     notification = validated(lambda: AgentNotification(**fields))
 
     async def _notify() -> Any:
-        from starter.client import HeraldClient
+        from starter.client import HeraldClient, QuotaExceeded
 
-        handle = await (await HeraldClient.connect(Settings())).notify(notification)
+        herald = await HeraldClient.connect(Settings())
+        try:
+            handle = await herald.notify(notification)
+        except QuotaExceeded as exc:  # "agent x is over its quota (...): nothing was started; retry in N s"
+            raise fail(str(exc), 1) from None
+        finally:
+            if herald.quota is not None:
+                await herald.quota.aclose()
         result: dict[str, Any] = {"notification_id": handle.notification_id, "workflow_id": handle.workflow_id}
         if wait:
             result["outcome"] = (await handle.outcome()).model_dump(mode="json")

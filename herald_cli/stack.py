@@ -54,6 +54,8 @@ def api(
     port: Annotated[int | None, typer.Option(help="port (default HERALD_API_PORT or 8000)")] = None,
 ) -> None:
     """Serve the HTTP API (FastAPI, OpenAPI at /docs). Every call needs a bearer token (see `keys`, `tokens`)."""
+    import functools
+
     import uvicorn
 
     from herald.adapters.logs import configure_logging
@@ -71,7 +73,8 @@ def api(
         typer.echo("# HERALD_ADMIN_KEY is unset: /v1/rules is closed; manage rules with `herald rules`", err=True)
     # log_config=None keeps the JSON logging configured above; the API logs each request itself.
     uvicorn.run(
-        create_app(settings, connect=HeraldClient.connect),
+        # The API applies each agent key's quota itself: its own client takes no second token.
+        create_app(settings, connect=functools.partial(HeraldClient.connect, quota=False)),
         host=host or settings.api.api_host,
         port=port or settings.api.api_port,
         log_config=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,7 +29,15 @@ from herald_cli.common import (
 )
 
 
-def _issue(kind: Literal["user", "agent"], subject: str, argument: str, hint: str) -> str:
+def _issue(
+    kind: Literal["user", "agent"],
+    subject: str,
+    argument: str,
+    hint: str,
+    *,
+    rate: float | None = None,
+    burst: int | None = None,
+) -> str:
     """Print the new token once on stdout (it is stored only as a hash), and what it is for on stderr."""
     from pydantic import TypeAdapter
 
@@ -39,7 +48,7 @@ def _issue(kind: Literal["user", "agent"], subject: str, argument: str, hint: st
         TypeAdapter(Identifier).validate_python(subject)
     except ValidationError as exc:
         raise fail(f"{argument}: {describe(exc.errors())[0].message}") from None
-    token = with_store(lambda store: issue_token(store, kind, subject))
+    token = with_store(lambda store: issue_token(store, kind, subject, rate=rate, burst=burst))
     typer.echo(token)
     typer.echo(hint, err=True)
     return token
@@ -74,9 +83,35 @@ def tokens_issue(
 
 
 @keys_app.command("issue")
-def keys_issue(agent_id: Annotated[str, typer.Argument(help="the agent the key sends as")]) -> None:
-    """Issue a key for AGENT_ID: it may send notifications and events as that agent only."""
-    _issue("agent", agent_id, "agent_id", f"# key for agent {agent_id}, shown only now: Authorization: Bearer <key>")
+def keys_issue(
+    agent_id: Annotated[str, typer.Argument(help="the agent the key sends as")],
+    rate: Annotated[
+        float | None,
+        typer.Option(help="this key's quota: requests per second that create work (default HERALD_AGENT_RATE)"),
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option(help="this key's burst: requests at once after a quiet spell (default HERALD_AGENT_BURST)"),
+    ] = None,
+) -> None:
+    """Issue a key for AGENT_ID: it may send notifications and events as that agent only, within its quota."""
+    from herald.config import Settings
+    from herald.domain.quota import Limits
+
+    if rate is not None and not (rate > 0 and math.isfinite(rate)):
+        raise fail("--rate: must be a positive number of requests per second")
+    if burst is not None and burst < 1:
+        raise fail("--burst: must be at least 1")
+    api = Settings().api
+    limits = Limits(rate=rate if rate is not None else api.agent_rate, burst=burst or api.agent_burst)
+    _issue(
+        "agent",
+        agent_id,
+        "agent_id",
+        f"# key for agent {agent_id}, shown only now: Authorization: Bearer <key>; quota {limits.describe()}",
+        rate=rate,
+        burst=burst,
+    )
 
 
 @prefs_app.command("get")

@@ -76,6 +76,7 @@ from herald.services.gateway import (
     NotificationParties,
     ResolveTimeout,
 )
+from herald.services.quota import AgentQuota, QuotaExceeded, QuotaSubject
 from herald.services.resolve import resolve_workflow
 from herald.services.rule_cache import RuleCache
 from workflows.heartbeat import HeartbeatWorkflow
@@ -91,6 +92,7 @@ __all__ = [
     "HeraldClient",
     "NotificationHandle",
     "NotificationIdTaken",
+    "QuotaExceeded",
     "ResolveTimeout",
     "TemporalSettingsError",
     "check_codec_matches",
@@ -326,6 +328,11 @@ class HeraldClient:
 
     Sending the same notification_id twice starts one workflow: the second call gets the first's handle,
     so an agent may retry `notify` safely.
+
+    With a `quota` (HeraldClient.connect gives one: HERALD_AGENT_RATE / HERALD_AGENT_BURST, in Redis when
+    HERALD_REDIS_URL is set), each notification and each event that fires takes a token from its agent's bucket
+    before anything reaches Temporal, or raises QuotaExceeded (`retry_after` seconds); a retry of a notification
+    already started is never refused. The API's own client has none: the API applies each key's quota itself.
     """
 
     def __init__(
@@ -337,8 +344,10 @@ class HeraldClient:
         rules: RuleCache | None = None,
         database_url: str | None = None,
         store: Store | None = None,
+        quota: AgentQuota | None = None,
     ) -> None:
         self.temporal = client
+        self.quota = quota
         self.task_queue = task_queue
         self.policy = policy or DeliveryPolicy()
         self._rules = rules
@@ -347,16 +356,18 @@ class HeraldClient:
         self._given_store = store  # the caller's (the API's): used for snoozes, never closed here
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None) -> HeraldClient:
+    async def connect(cls, settings: Settings | None = None, *, quota: bool = True) -> HeraldClient:
         """Connect with the environment's settings (TEMPORAL_ADDRESS, HERALD_TASK_QUEUE, ...): beside `herald dev`,
         HERALD_HOME and TEMPORAL_ADDRESS are enough, as the codec key is found in HERALD_HOME/codec.key.
-        CodecMismatch when the workers' payloads are encrypted with a key this process doesn't have."""
+        CodecMismatch when the workers' payloads are encrypted with a key this process doesn't have.
+        `quota=False` leaves the agent quota to the caller (the API, which applies each key's own)."""
         settings = settings or Settings()
         return cls(
             await connect_temporal(settings),
             settings.temporal.task_queue,
             settings.delivery_policy(),
             database_url=settings.resolved_database_url,
+            quota=AgentQuota.from_settings(settings) if quota else None,
         )
 
     async def emit(
@@ -366,6 +377,7 @@ class HeraldClient:
         *,
         event_id: str | None = None,
         rules: RuleCache | None = None,
+        quota: QuotaSubject | None = None,
     ) -> EmitResult:
         """Report what an agent observed. Rules are evaluated here, in process: an event that matches
         nothing costs no Temporal or database work. A rule with a cooldown goes to `monitor/<agent_id>`, which
@@ -373,6 +385,8 @@ class HeraldClient:
         `fire`). The result says what fired and what cooled down.
 
         Pass the same `event_id` again to retry safely: it names the same notifications and the same monitor update.
+        An event that fires takes a token from the agent's quota (`quota`: whose bucket, default the agent's),
+        or raises QuotaExceeded and fires nothing.
         """
         event = AgentEvent.model_validate(
             {"agent_id": agent_id, "metrics": dict(metrics), **({"event_id": event_id} if event_id else {})}
@@ -380,6 +394,8 @@ class HeraldClient:
         firings = match_event(await (rules or await self._rule_cache()).book(), event)
         if not firings:
             return EmitResult(event_id=event.event_id)
+        if self.quota is not None:
+            await self.quota.take(quota or self.quota.for_agent(agent_id), await self._alert_store())
         return await self.fire(event, firings)
 
     async def fire(self, event: AgentEvent, firings: list[Firing]) -> EmitResult:
@@ -457,19 +473,48 @@ class HeraldClient:
         return self._rules
 
     async def aclose(self) -> None:
-        """Close the rule store `emit` opened, if any."""
+        """Close the rule store `emit` opened, if any, and the quota's Redis connection."""
         if self._store is not None:
             await self._store.close()
             self._store = None
+        if self.quota is not None:
+            await self.quota.aclose()
 
-    async def notify(self, notification: AgentNotification) -> NotificationHandle:
+    async def _alert_store(self) -> Store | None:
+        """Where the quota records its ops alert: the store given or opened, else none (the alert is logged)."""
+        return self._given_store or self._store
+
+    async def _spend(self, notification: AgentNotification, subject: QuotaSubject | None) -> None:
+        """A token for the notification, or QuotaExceeded; over the quota, a retry of one already started (its
+        notification_id chosen by the agent) goes through, as it starts nothing."""
+        assert self.quota is not None
+        try:
+            await self.quota.take(subject or self.quota.for_agent(notification.agent_id), await self._alert_store())
+        except QuotaExceeded:
+            if "notification_id" in notification.model_fields_set and await self._started(notification):
+                return
+            raise
+
+    async def _started(self, notification: AgentNotification) -> bool:
+        """Whether this agent's notification with this id was already started (Temporal's server answers)."""
+        try:
+            parties = await self.parties(notification.notification_id, rpc_timeout=timedelta(seconds=2))
+        except RPCError:
+            return False
+        return parties.agent_id == notification.agent_id
+
+    async def notify(self, notification: AgentNotification, *, quota: QuotaSubject | None = None) -> NotificationHandle:
         """Start the notification (a question, when it has actions). The same notification_id again is the same
-        notification. ValueError for a respond_by already past; NotificationIdTaken when the id is another agent's.
+        notification. ValueError for a respond_by already past; NotificationIdTaken when the id is another agent's;
+        QuotaExceeded (with `retry_after`) when the agent is over its quota: nothing was started. `quota` names the
+        bucket to take from (an agent key's, as `herald mcp` does); default, the agent's.
         """
         try:
             answers.check_respond_by(notification, utcnow())
         except ValueError as exc:
             raise ValueError(f"respond_by: {exc}") from None
+        if self.quota is not None:
+            await self._spend(notification, quota)
         handle, started = await self._start_notification(notification)
         if not started:
             # The agent chose the id; it must not silently stand for another agent's notification.
@@ -588,7 +633,7 @@ class HeraldClient:
         found = [s for s in await asyncio.gather(*(status(i) for i in dict.fromkeys(ids))) if s is not None]
         return sorted(found, key=lambda s: (s.agent_id, s.name))
 
-    async def ask(self, notification: AgentNotification) -> NotificationOutcome:
+    async def ask(self, notification: AgentNotification, *, quota: QuotaSubject | None = None) -> NotificationOutcome:
         """Ask the person and wait, durably, for the answer: the outcome is `answered` (its `answer` says which
         action, from whom, through which channel) or `expired` once respond_by passes. Asking again with the same
         notification_id waits for the same question. Asking the same question again under another id within the
@@ -599,7 +644,7 @@ class HeraldClient:
         """
         if not notification.actions:
             raise ValueError("actions: a question needs at least one action for the person to choose")
-        handle = await self.notify(notification)
+        handle = await self.notify(notification, quota=quota)
         return await handle.outcome()
 
     async def resolve(

@@ -2,7 +2,8 @@
 
 Counting is process-local: the worker counts what its activities did (outcomes, deliveries, digests) and shows
 it on HERALD_WORKER_METRICS_PORT; the API counts requests and events and shows them on its `/metrics`. Labels
-are small closed sets (status, priority, channel, route template): never ids, never personal data.
+are small closed sets (status, priority, channel, route template): never personal data, and no ids but one: the
+agent quota's counters are per agent (`agent_id`), whose ids the operator chose when issuing the keys.
 """
 
 from __future__ import annotations
@@ -104,6 +105,18 @@ EVENTS_FIRED = Counter(
 )
 NOTIFICATIONS_ACCEPTED = Counter(
     "herald_api_notifications_accepted", "Notifications started through POST /v1/notifications.", registry=REGISTRY
+)
+QUOTA_REFUSALS = Counter(
+    "herald_agent_quota_refusals",
+    "Requests refused because the agent's key was over its quota (429), by agent.",
+    ["agent_id"],
+    registry=REGISTRY,
+)
+QUOTA_ALERTS = Counter(
+    "herald_agent_quota_alerts",
+    "Bursts over an agent's quota: the first refusal after a quiet period, each raising one ops alert.",
+    ["agent_id"],
+    registry=REGISTRY,
 )
 
 HEARTBEAT_PINGS = Counter("herald_heartbeat_pings", "Heartbeat check-ins accepted by the API.", registry=REGISTRY)

@@ -44,6 +44,7 @@ from herald.api.handlers import install_error_handlers
 from herald.api.request_log import RequestLog
 from herald.config import Settings
 from herald.services.gateway import Connect, Gateway
+from herald.services.quota import AgentQuota
 
 # Seconds a stopping API waits for open requests and WebSockets before it closes them.
 API_SHUTDOWN_SECONDS = 5
@@ -90,12 +91,14 @@ def create_app(
     client: Gateway | None = None,
     connect: Connect | None = None,
     hub: PushHub | None = None,
+    quota: AgentQuota | None = None,
 ) -> FastAPI:
     """The API. It reaches Temporal only through a Gateway: `herald dev` hands in its store, HeraldClient and
     push hub; `herald api` hands in `connect` (HeraldClient.connect), called on the first request that needs
-    Temporal. With neither, those requests answer 503 `temporal_unavailable`."""
+    Temporal. With neither, those requests answer 503 `temporal_unavailable`. `quota` holds the agent keys'
+    buckets (default: from the settings, in Redis when HERALD_REDIS_URL is set)."""
     settings = settings or Settings()
-    services = Services(settings, store, client, hub, connect=connect)
+    services = Services(settings, store, client, hub, connect=connect, quota=quota)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -112,6 +115,7 @@ def create_app(
         finally:
             if relay is not None:
                 await relay.stop()
+            await services.quota.aclose()
             if owned and services._store is not None:
                 await services._store.close()
 

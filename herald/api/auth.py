@@ -30,10 +30,14 @@ bearer_scheme = HTTPBearer(
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: `anyone` when auth is off, else the admin, a user or an agent."""
+    """Who is calling: `anyone` when auth is off, else the admin, a user or an agent; an agent key also brings its
+    id and its own quota (None: HERALD_AGENT_RATE / HERALD_AGENT_BURST), for herald/api/quota.py."""
 
     kind: Literal["anyone", "admin", "user", "agent"]
     subject: str | None = None
+    key_id: str | None = None
+    rate: float | None = None
+    burst: int | None = None
 
 
 ANYONE = Caller("anyone")
@@ -104,6 +108,8 @@ async def identify(settings: Settings, store: Store, token: str | None) -> Calle
     principal = await resolve_token(store, token)
     if principal is None:
         raise unauthorized(UNKNOWN_TOKEN)
+    if principal.kind == "agent":
+        return Caller("agent", principal.subject, principal.key_id, principal.rate, principal.burst)
     return Caller(principal.kind, principal.subject)
 
 

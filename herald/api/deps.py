@@ -15,6 +15,7 @@ from herald.api.errors import ApiError
 from herald.config import Settings
 from herald.models import ID_REGEX
 from herald.services.gateway import Connect, Gateway
+from herald.services.quota import AgentQuota
 from herald.services.rule_cache import RuleCache
 
 log = logging.getLogger("herald.api")
@@ -33,9 +34,12 @@ class Services:
         hub: PushHub | None = None,
         *,
         connect: Connect | None = None,
+        quota: AgentQuota | None = None,
     ) -> None:
         self.settings, self._store, self._client, self._connect = settings, store, client, connect
         self._rules: RuleCache | None = None
+        # Agent keys' token buckets: in Redis when HERALD_REDIS_URL is set (every API process shares them).
+        self.quota = quota or AgentQuota.from_settings(settings)
         # Live WebSocket connections of this process; the worker reaches them in-process or through Redis.
         self.hub = hub or PushHub(ack_timeout=settings.push.ack_timeout_seconds, queue_size=settings.push.queue_size)
 
@@ -43,6 +47,11 @@ class Services:
     def store(self) -> Store:
         if self._store is None:
             raise ApiError(503, "store_unavailable", "the store is not open yet; retry shortly")
+        return self._store
+
+    @property
+    def store_if_open(self) -> Store | None:
+        """The store, or None before the lifespan opened it (for what may go without: the quota's ops alert)."""
         return self._store
 
     @property

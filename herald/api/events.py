@@ -20,6 +20,7 @@ from herald.api.auth import CallerDep, authorize
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
 from herald.api.guard import body_problem
+from herald.api.quota import RATE_LIMITED, spend
 from herald.domain.events import match_event
 from herald.models import AgentEvent, EmitResult
 from herald.services.gateway import Gateway
@@ -31,11 +32,19 @@ EVENTS_PATH = "/v1/events"
 EVENT_BODY_LIMIT = 64 * 1024
 
 
-async def emit_event(event: AgentEvent, rules: RuleCache, client: Callable[[], Awaitable[Gateway]]) -> EmitResult:
-    """Emit through Temporal only when some rule matches; `client` is called (and connects) only then."""
+async def emit_event(
+    event: AgentEvent,
+    rules: RuleCache,
+    client: Callable[[], Awaitable[Gateway]],
+    before_firing: Callable[[], Awaitable[None]] | None = None,
+) -> EmitResult:
+    """Emit through Temporal only when some rule matches; `client` is called (and connects) only then, after
+    `before_firing` (the agent key's quota: an event that fires nothing costs no token)."""
     firings = match_event(await rules.book(), event)
     if not firings:
         return EmitResult(event_id=event.event_id)
+    if before_firing is not None:
+        await before_firing()
     return await (await client()).fire(event, firings)
 
 
@@ -43,16 +52,22 @@ async def emit_event(event: AgentEvent, rules: RuleCache, client: Callable[[], A
     EVENTS_PATH,
     status_code=202,
     response_model=EmitResult,
-    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 413: {"model": ErrorBody}, **RATE_LIMITED},
 )
 async def post_event(event: AgentEvent, caller: CallerDep, deps: Deps) -> EmitResult:
     """Check the metrics against the rules: `fired` lists notifications started, `cooled_down` matches held back.
 
-    Send the same `event_id` again to retry safely: it fires at most once. Bodies are limited to 64 KB.
+    Send the same `event_id` again to retry safely: it fires at most once. Bodies are limited to 64 KB. An event
+    that matches a rule takes a token from the agent key's quota (one that matches none is free); over it, a 429
+    with Retry-After, and nothing fires.
     """
     authorize(caller, agents=[event.agent_id], field="agent_id")
+
+    async def quota() -> None:
+        await spend(deps, caller)
+
     try:
-        result = await emit_event(event, deps.rules, deps.client)
+        result = await emit_event(event, deps.rules, deps.client, quota)
     except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         # Safe to retry: the event id names the notifications and the monitor's update, so nothing fires twice.
         raise ApiError(

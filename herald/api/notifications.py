@@ -13,6 +13,7 @@ from herald.adapters.metrics import NOTIFICATIONS_ACCEPTED, RESOLVES
 from herald.api.auth import Caller, CallerDep, authorize
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody, temporal_unavailable
+from herald.api.quota import RATE_LIMITED, spend_for_notification
 from herald.api.views import (
     InvalidCursor,
     NotificationPage,
@@ -57,17 +58,19 @@ auth_errors: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 40
     status_code=202,
     response_model=NotificationAccepted,
     tags=["notifications"],
-    responses={**auth_errors, 409: {"model": ErrorBody}},
+    responses={**auth_errors, 409: {"model": ErrorBody}, **RATE_LIMITED},
 )
 async def send_notification(notification: AgentNotification, caller: CallerDep, deps: Deps) -> NotificationAccepted:
     """Start a notification (an agent key sends as its own agent only). The same notification_id again is a no-op;
-    another agent's notification_id is a 409."""
+    another agent's notification_id is a 409. An agent key over its quota gets a 429 with Retry-After and nothing
+    starts; a retry of a notification_id already accepted is answered as the first time, quota or not."""
     authorize(caller, agents=[notification.agent_id], field="agent_id")
     bind(notification_id=notification.notification_id)
     try:
         check_respond_by(notification, utcnow())
     except ValueError as exc:
         raise ApiError(422, "invalid_request", f"respond_by: {exc}", "respond_by") from None
+    await spend_for_notification(deps, caller, notification)
     herald = await deps.client()
     try:
         handle = await herald.notify(notification)

@@ -185,3 +185,11 @@ async def test_codec_refuses_a_payload_that_is_not_an_object(api: httpx.AsyncCli
     assert response.status_code == 400, response.text
     assert response.json()["error"]["field"] == "payloads"
     assert body_ok("post", route, {"payloads": [{"metadata": None, "data": None}]}), "protobuf JSON allows null"
+
+
+@pytest.mark.parametrize("path", [NOTIFY, "/v1/events"])
+def test_the_routes_an_agent_quota_limits_list_429_with_retry_after(path: str) -> None:
+    """The quota's refusal is a documented status, with its header, on every route that takes a token."""
+    refused = operation("post", path)["responses"]["429"]
+    assert refused["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert refused["headers"]["Retry-After"]["schema"] == {"type": "integer"}

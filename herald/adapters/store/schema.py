@@ -107,6 +107,10 @@ api_tokens = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # "user" or "agent"
     sa.Column("subject", sa.String(128), nullable=False, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # An agent key's own quota (`herald keys issue --rate/--burst`): requests per second and burst; NULL is
+    # HERALD_AGENT_RATE / HERALD_AGENT_BURST. Revision 0003.
+    sa.Column("rate", sa.Float),
+    sa.Column("burst", sa.Integer),
 )
 
 # Trigger rules, one validated document per rule name.
