@@ -64,6 +64,9 @@ from herald.models.delivery import (
     OutcomeQuery,
     PreferenceQuery,
     RetrySettings,
+    ThrottledItem,
+    ThrottleEnqueue,
+    ThrottleStart,
 )
 from herald.models.notification import (
     AgentNotification,
@@ -207,6 +210,9 @@ __all__ = [
     "SilenceState",
     "SilenceView",
     "Snooze",
+    "ThrottleEnqueue",
+    "ThrottleStart",
+    "ThrottledItem",
     "TriggerRule",
     "as_utc",
     "load_time_zone",

@@ -62,6 +62,8 @@ class NotificationStatus(StrEnum):
     answered = "answered"  # a question, answered in time: the outcome holds the answer
     expired = "expired"  # a question nobody answered by its respond_by
     silenced = "silenced"  # a silence matched it: logged, not delivered (the outcome's silence_id names it)
+    # Over the person's max_per_hour: into the digest, or one "N more" message at the hour's end (digest_id names it).
+    throttled = "throttled"
 
 
 class ChannelStatus(StrEnum):
