@@ -14,6 +14,7 @@ from activities.digest import DigestActivities
 from activities.preferences import PreferenceActivities
 from activities.retention import RetentionActivities
 from activities.silences import SilenceActivities
+from activities.throttle import ThrottleActivities
 from herald.adapters.channels.base import Channel
 from herald.adapters.store import Store
 from herald.domain.answers import AnswerLinks
@@ -32,6 +33,7 @@ __all__ = [
     "PreferenceActivities",
     "RetentionActivities",
     "SilenceActivities",
+    "ThrottleActivities",
     "build_activities",
 ]
 
@@ -41,19 +43,21 @@ def build_activities(
     channels: Mapping[ChannelName, Channel],
     *,
     digest_period_seconds: float | None = None,
+    throttle_window_seconds: float = 3600.0,
     answer_links: AnswerLinks | None = None,
     callbacks: AgentCallbacks | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity a Herald worker registers, bound to one store and one set of channels."""
     dedup = DedupActivities(store)
     digest = DigestActivities(store, digest_period_seconds)
-    preferences = PreferenceActivities(store)
+    preferences = PreferenceActivities(store, throttle_window_seconds=throttle_window_seconds)
     delivery = DeliveryActivities(DeliveryService(store, channels, answer_links))
     audit = AuditActivities(store)
     retention = RetentionActivities(store)
     answers = AnswerActivities(callbacks)
     chat = ChatActivities(ChatService(store, channels))
     silences = SilenceActivities(store)
+    throttled = ThrottleActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -68,4 +72,5 @@ def build_activities(
         answers.call_agent,
         chat.conclude_chat,
         silences.check_silences,
+        throttled.enqueue_throttled,
     ]

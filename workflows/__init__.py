@@ -4,7 +4,21 @@ from workflows.digest import DigestWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.throttle import ThrottleSummaryWorkflow
 
-ALL_WORKFLOWS: list[type] = [NotificationWorkflow, MonitorWorkflow, DigestWorkflow, RetentionWorkflow]
+ALL_WORKFLOWS: list[type] = [
+    NotificationWorkflow,
+    MonitorWorkflow,
+    DigestWorkflow,
+    RetentionWorkflow,
+    ThrottleSummaryWorkflow,
+]
 
-__all__ = ["ALL_WORKFLOWS", "DigestWorkflow", "MonitorWorkflow", "NotificationWorkflow", "RetentionWorkflow"]
+__all__ = [
+    "ALL_WORKFLOWS",
+    "DigestWorkflow",
+    "MonitorWorkflow",
+    "NotificationWorkflow",
+    "RetentionWorkflow",
+    "ThrottleSummaryWorkflow",
+]

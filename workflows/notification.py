@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.digest import DigestActivities
     from activities.preferences import PreferenceActivities
     from activities.silences import SilenceActivities
+    from activities.throttle import ThrottleActivities
     from herald.domain import answers, retry, routing, search, silences
     from herald.domain.dedup import content_key, question_key
     from herald.domain.digest import digest_item
@@ -62,6 +63,8 @@ with workflow.unsafe.imports_passed_through():
         Priority,
         RefusedAnswer,
         RetrySettings,
+        ThrottledItem,
+        ThrottleEnqueue,
         notification_workflow_id,
     )
 
@@ -91,6 +94,11 @@ CHAT_CHANNELS = (ChannelName.slack, ChannelName.telegram)
 # New runs check the silences after dedup (one store step): a notification a silence holds ends `silenced`, sent
 # nowhere. Runs started before it replay without the step.
 SILENCES_PATCH = "silences-v1"
+# New runs of a notification over its agent's max_per_hour, for a user without a digest, hand it to
+# `throttle/<user_id>/<agent_id>` (one store step) for the hour's "N more" message. Asked only by a run the
+# preference activity throttled, which no earlier history was; the throttled runs that go to the digest take the
+# digest's commands, as digested ones do.
+THROTTLE_PATCH = "throttle-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -122,6 +130,8 @@ class Route:
     enabled: dict[ChannelName, bool]
     digest: bool
     hold_until: datetime | None
+    throttled: bool = False  # over max_per_hour: to the digest (`digest`), else the hour's "N more" message
+    throttle_until: datetime | None = None  # the end of the throttle's hour
 
 
 @dataclass
@@ -290,7 +300,9 @@ class NotificationWorkflow:
             return await self._end_silenced(silence_id, paths)
         route = await self._route(request)
         if route.digest:
-            return await self._end_digested(request, paths)
+            return await self._end_digested(request, paths, route)
+        if route.throttled:
+            return await self._end_throttled(request, paths, route)
         await self._hold(route.hold_until)
         plan = routing.plan_channels(n, route.enabled)
         if not plan:
@@ -374,22 +386,50 @@ class NotificationWorkflow:
                 priority=None if request.is_digest else n.priority,
                 channels=None if request.is_digest else n.channels,
                 rule=answers.rule_of(n),
+                asks=bool(n.actions),
+                notification_id=n.notification_id,
             ),
             "merge preferences",
         )
         self._outcome.snoozed_until = preferences.snoozed_until  # muted: nothing is enabled, so no channel follows
+        self._outcome.throttled_channels = list(preferences.throttled_channels)  # over their max_per_hour: left out
         # A question is never digested: a digest carries no actions, and the answer is wanted now.
         digest = preferences.digest and not (n.actions and workflow.patched(ANSWERS_PATCH))
-        return Route(enabled=preferences.enabled, digest=digest, hold_until=preferences.hold_until)
+        return Route(
+            enabled=preferences.enabled,
+            digest=digest,
+            hold_until=preferences.hold_until,
+            throttled=preferences.throttled,
+            throttle_until=preferences.throttle_until,
+        )
 
-    async def _end_digested(self, request: NotificationRequest, paths: Paths) -> NotificationOutcome:
+    async def _end_digested(self, request: NotificationRequest, paths: Paths, route: Route) -> NotificationOutcome:
+        """Into the user's digest: `digested`, or `throttled` when it is there for being over max_per_hour."""
         n = request.notification
         await self._store_step(
             DigestActivities.enqueue_digest,
             DigestEnqueue(user_id=n.user_id, item=digest_item(n), policy=request.policy),
-            "add to digest",
+            "add to digest" if not route.throttled else "throttled: add to digest",
         )
-        self._outcome.status = NotificationStatus.digested
+        self._outcome.status = NotificationStatus.throttled if route.throttled else NotificationStatus.digested
+        return await self._finish(paths)
+
+    async def _end_throttled(self, request: NotificationRequest, paths: Paths, route: Route) -> NotificationOutcome:
+        """Over max_per_hour and the user has no digest: counted into the hour's one "N more" message (sent by
+        `throttle/<user_id>/<agent_id>` when the hour ends), never dropped: `throttled`."""
+        n = request.notification
+        if route.throttle_until is not None and workflow.patched(THROTTLE_PATCH):
+            await self._store_step(
+                ThrottleActivities.enqueue_throttled,
+                ThrottleEnqueue(
+                    user_id=n.user_id,
+                    agent_id=n.agent_id,
+                    item=ThrottledItem(item=digest_item(n), until=route.throttle_until),
+                    policy=request.policy,
+                ),
+                "throttled: count into the hour's message",
+            )
+        self._outcome.status = NotificationStatus.throttled
         return await self._finish(paths)
 
     async def _hold(self, until: datetime | None) -> None:

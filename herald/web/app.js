@@ -32,6 +32,7 @@ const STATUS_LABELS = {
   answered: "Answered",
   expired: "Expired",
   silenced: "Silenced, not sent",
+  throttled: "Over your hourly limit: in your digest or the hour's summary",
 };
 // Where an answer came from (Answer.channel); `push` is this page or a browser notification.
 const ANSWER_CHANNEL_LABELS = {
