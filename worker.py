@@ -103,6 +103,7 @@ def create_worker(
             runtime.store,
             runtime.channels,
             digest_period_seconds=runtime.settings.delivery.digest_period_seconds,
+            throttle_window_seconds=runtime.settings.delivery.throttle_window_seconds,
             answer_links=links_from_settings(runtime.settings),
             callbacks=AgentCallbacks.from_settings(runtime.settings),
         ),

@@ -16,6 +16,7 @@ from activities.preferences import PreferenceActivities
 from activities.resolve import ResolveActivities
 from activities.retention import RetentionActivities
 from activities.silences import SilenceActivities
+from activities.throttle import ThrottleActivities
 from herald.adapters.channels.base import Channel
 from herald.adapters.store import Store
 from herald.domain.answers import AnswerLinks
@@ -36,6 +37,7 @@ __all__ = [
     "ResolveActivities",
     "RetentionActivities",
     "SilenceActivities",
+    "ThrottleActivities",
     "build_activities",
 ]
 
@@ -45,13 +47,14 @@ def build_activities(
     channels: Mapping[ChannelName, Channel],
     *,
     digest_period_seconds: float | None = None,
+    throttle_window_seconds: float = 3600.0,
     answer_links: AnswerLinks | None = None,
     callbacks: AgentCallbacks | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity a Herald worker registers, bound to one store and one set of channels."""
     dedup = DedupActivities(store)
     digest = DigestActivities(store, digest_period_seconds)
-    preferences = PreferenceActivities(store)
+    preferences = PreferenceActivities(store, throttle_window_seconds=throttle_window_seconds)
     delivery = DeliveryActivities(DeliveryService(store, channels, answer_links))
     audit = AuditActivities(store)
     retention = RetentionActivities(store)
@@ -59,6 +62,7 @@ def build_activities(
     chat = ChatActivities(ChatService(store, channels))
     silences = SilenceActivities(store)
     resolve = ResolveActivities(ResolveService(store, channels))
+    throttled = ThrottleActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -76,4 +80,5 @@ def build_activities(
         resolve.announce_resolved,
         count_heartbeat_event,
         resolve_missed_check_in,
+        throttled.enqueue_throttled,
     ]

@@ -275,6 +275,8 @@ class DeliverySettings(BaseSettings):
     dedup_window_seconds: int = Field(default=300, ge=0)
     # Digests go out at hour (or day) boundaries; set this to make them every N seconds (tests, demos).
     digest_period_seconds: float | None = Field(default=None, gt=0)
+    # The throttle's window (max_per_hour): the clock hour; set this to make it N seconds (tests, demos).
+    throttle_window_seconds: float = Field(default=3600.0, gt=0)
     retry_initial_seconds: float = Field(default=30.0, gt=0)
     retry_backoff: float = Field(default=4.0, ge=1)
     retry_max_interval_seconds: float = Field(default=600.0, gt=0)

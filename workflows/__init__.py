@@ -5,6 +5,7 @@ from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.throttle import ThrottleSummaryWorkflow
 
 ALL_WORKFLOWS: list[type] = [
     NotificationWorkflow,
@@ -12,6 +13,7 @@ ALL_WORKFLOWS: list[type] = [
     DigestWorkflow,
     RetentionWorkflow,
     HeartbeatWorkflow,
+    ThrottleSummaryWorkflow,
 ]
 
 __all__ = [
@@ -21,4 +23,5 @@ __all__ = [
     "MonitorWorkflow",
     "NotificationWorkflow",
     "RetentionWorkflow",
+    "ThrottleSummaryWorkflow",
 ]

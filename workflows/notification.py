@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.preferences import PreferenceActivities
     from activities.resolve import ResolveActivities
     from activities.silences import SilenceActivities
+    from activities.throttle import ThrottleActivities
     from herald.domain import answers, resolve, retry, routing, search, silences
     from herald.domain.dedup import content_key, question_key
     from herald.domain.digest import digest_item
@@ -66,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
         Resolution,
         ResolveRequest,
         RetrySettings,
+        ThrottledItem,
+        ThrottleEnqueue,
         notification_workflow_id,
     )
 
@@ -100,6 +103,11 @@ SILENCES_PATCH = "silences-v1"
 # and tells what was delivered. They are found by the HeraldResolveKey search attribute, upserted here when the
 # starter did not set it. Older runs refuse the update and replay as they ran.
 RESOLVE_PATCH = "resolve-v1"
+# New runs of a notification over its agent's max_per_hour, for a user without a digest, hand it to
+# `throttle/<user_id>/<agent_id>` (one store step) for the hour's "N more" message. Asked only by a run the
+# preference activity throttled, which no earlier history was; the throttled runs that go to the digest take the
+# digest's commands, as digested ones do.
+THROTTLE_PATCH = "throttle-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -132,6 +140,8 @@ class Route:
     enabled: dict[ChannelName, bool]
     digest: bool
     hold_until: datetime | None
+    throttled: bool = False  # over max_per_hour: to the digest (`digest`), else the hour's "N more" message
+    throttle_until: datetime | None = None  # the end of the throttle's hour
 
 
 @dataclass
@@ -322,7 +332,9 @@ class NotificationWorkflow:
                 return await self._end_silenced(silence_id, paths)
             route = await self._route(request)
             if route.digest:
-                return await self._end_digested(request, paths)
+                return await self._end_digested(request, paths, route)
+            if route.throttled:
+                return await self._end_throttled(request, paths, route)
             await self._hold(route.hold_until)
             plan = routing.plan_channels(n, route.enabled)
             if not plan:
@@ -416,23 +428,51 @@ class NotificationWorkflow:
                 priority=None if request.is_digest else n.priority,
                 channels=None if request.is_digest else n.channels,
                 rule=answers.rule_of(n),
+                asks=bool(n.actions),
+                notification_id=n.notification_id,
             ),
             "merge preferences",
         )
         self._outcome.snoozed_until = preferences.snoozed_until  # muted: nothing is enabled, so no channel follows
+        self._outcome.throttled_channels = list(preferences.throttled_channels)  # over their max_per_hour: left out
         # A question is never digested: a digest carries no actions, and the answer is wanted now.
         digest = preferences.digest and not (n.actions and workflow.patched(ANSWERS_PATCH))
         self._stop_if_resolved()
-        return Route(enabled=preferences.enabled, digest=digest, hold_until=preferences.hold_until)
+        return Route(
+            enabled=preferences.enabled,
+            digest=digest,
+            hold_until=preferences.hold_until,
+            throttled=preferences.throttled,
+            throttle_until=preferences.throttle_until,
+        )
 
-    async def _end_digested(self, request: NotificationRequest, paths: Paths) -> NotificationOutcome:
+    async def _end_digested(self, request: NotificationRequest, paths: Paths, route: Route) -> NotificationOutcome:
+        """Into the user's digest: `digested`, or `throttled` when it is there for being over max_per_hour."""
         n = request.notification
         await self._store_step(
             DigestActivities.enqueue_digest,
             DigestEnqueue(user_id=n.user_id, item=digest_item(n), policy=request.policy),
-            "add to digest",
+            "add to digest" if not route.throttled else "throttled: add to digest",
         )
-        self._outcome.status = NotificationStatus.digested
+        self._outcome.status = NotificationStatus.throttled if route.throttled else NotificationStatus.digested
+        return await self._finish(paths)
+
+    async def _end_throttled(self, request: NotificationRequest, paths: Paths, route: Route) -> NotificationOutcome:
+        """Over max_per_hour and the user has no digest: counted into the hour's one "N more" message (sent by
+        `throttle/<user_id>/<agent_id>` when the hour ends), never dropped: `throttled`."""
+        n = request.notification
+        if route.throttle_until is not None and workflow.patched(THROTTLE_PATCH):
+            await self._store_step(
+                ThrottleActivities.enqueue_throttled,
+                ThrottleEnqueue(
+                    user_id=n.user_id,
+                    agent_id=n.agent_id,
+                    item=ThrottledItem(item=digest_item(n), until=route.throttle_until),
+                    policy=request.policy,
+                ),
+                "throttled: count into the hour's message",
+            )
+        self._outcome.status = NotificationStatus.throttled
         return await self._finish(paths)
 
     async def _hold(self, until: datetime | None) -> None:

@@ -56,6 +56,9 @@ class _NotificationFields(BaseModel):
     refused_answers: list[RefusedAnswer] = Field(default_factory=list, description="answers after the first")
     snoozed_until: datetime | None = Field(default=None, description="not sent: its rule or agent was snoozed")
     silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (`silenced`)")
+    throttled_channels: list[ChannelName] = Field(
+        default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
+    )
 
 
 class NotificationView(_NotificationFields):

@@ -96,6 +96,11 @@ def digest_attributes(user_id: str) -> TypedSearchAttributes:
     return TypedSearchAttributes([SearchAttributePair(USER_ID, user_id)])
 
 
+def throttle_attributes(user_id: str, agent_id: str) -> TypedSearchAttributes:
+    """`throttle/<user_id>/<agent_id>`: findable by the user and by the agent."""
+    return TypedSearchAttributes([SearchAttributePair(AGENT_ID, agent_id), SearchAttributePair(USER_ID, user_id)])
+
+
 def missing_updates(current: TypedSearchAttributes, wanted: TypedSearchAttributes) -> list[SearchAttributeUpdate[Any]]:
     """The upserts that give a workflow the attributes it was not started with (none when it was).
 
@@ -171,6 +176,12 @@ def current_details(outcome: NotificationOutcome) -> str:
         lines.append(f"silenced by {outcome.silence_id}")
     if outcome.resolved is not None:
         lines.append(f"resolved by {outcome.resolved.by} at {outcome.resolved.at.isoformat(timespec='seconds')}")
+    if outcome.status is NotificationStatus.throttled:
+        carried = f": carried by {outcome.digest_id}" if outcome.digest_id else ""
+        lines.append(f"over max_per_hour from {outcome.agent_id}{carried}")
+    if outcome.throttled_channels:
+        names = ", ".join(c.value for c in outcome.throttled_channels)
+        lines.append(f"left out, over their max_per_hour: {names}")
     if outcome.held_until is not None and outcome.status is NotificationStatus.pending and not outcome.channels:
         lines.append(f"held for quiet hours until {outcome.held_until.isoformat(timespec='minutes')}")
     replaced_by = {r.fallback_for: c for c, r in outcome.channels.items() if r.fallback_for is not None}

@@ -64,6 +64,9 @@ from herald.models.delivery import (
     OutcomeQuery,
     PreferenceQuery,
     RetrySettings,
+    ThrottledItem,
+    ThrottleEnqueue,
+    ThrottleStart,
 )
 from herald.models.heartbeats import (
     HEARTBEAT_NAME_REGEX,
@@ -252,6 +255,9 @@ __all__ = [
     "SilenceState",
     "SilenceView",
     "Snooze",
+    "ThrottleEnqueue",
+    "ThrottleStart",
+    "ThrottledItem",
     "TriggerRule",
     "as_utc",
     "heartbeat_workflow_id",

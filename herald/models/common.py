@@ -63,6 +63,8 @@ class NotificationStatus(StrEnum):
     expired = "expired"  # a question nobody answered by its respond_by
     silenced = "silenced"  # a silence matched it: logged, not delivered (the outcome's silence_id names it)
     resolved = "resolved"  # its agent said the problem is over (POST /v1/notifications/resolve): nothing more is sent
+    # Over the person's max_per_hour: into the digest, or one "N more" message at the hour's end (digest_id names it).
+    throttled = "throttled"
 
 
 class ChannelStatus(StrEnum):

@@ -72,6 +72,11 @@ class PreferenceQuery(BaseModel):
     # The rule that fired the notification, if one did: a user's snooze of that rule (or, without one, of the
     # agent) mutes it. Unset in histories recorded before snoozes, which never had one.
     rule: str | None = None
+    # A question: never throttled (it is never digested, and its answer is wanted now), nor counted.
+    asks: bool = False
+    # Which notification it is: the throttle's claim of a slot is kept per notification, so a retried activity
+    # claims nothing twice. Unset in histories recorded before throttling (nothing is claimed for them).
+    notification_id: str | None = None
 
 
 class EnabledChannels(BaseModel):
@@ -84,6 +89,13 @@ class EnabledChannels(BaseModel):
     hold_until: datetime | None = Field(default=None, description="quiet hours: send when they end")
     digest: bool = Field(default=False, description="goes to the user's digest instead of being sent now")
     snoozed_until: datetime | None = Field(default=None, description="the user snoozed its rule or agent until then")
+    # Throttling (max_per_hour): over the agent's limit, or every planned channel over its own, it is not sent now
+    # (`digest` too when the user has a digest; else one "N more" message at `throttle_until`, the hour's end).
+    throttled: bool = Field(default=False, description="over a max_per_hour: not sent now")
+    throttled_channels: list[ChannelName] = Field(
+        default_factory=list, description="requested channels left out (disabled) for being over their max_per_hour"
+    )
+    throttle_until: datetime | None = Field(default=None, description="the end of the throttle's hour")
 
 
 class DigestItem(BaseModel):
@@ -103,6 +115,32 @@ class DigestEnqueue(BaseModel):
     user_id: str
     item: DigestItem
     policy: DeliveryPolicy
+
+
+class ThrottledItem(BaseModel):
+    """A notification over its agent's max_per_hour, for a user without a digest: counted into one "N more"
+    message at the end of its hour (`until`) by `throttle/<user_id>/<agent_id>`."""
+
+    item: DigestItem
+    until: datetime
+
+
+class ThrottleEnqueue(BaseModel):
+    """A throttled notification handed to its user and agent's summary workflow (signal-with-start)."""
+
+    user_id: str
+    agent_id: str
+    item: ThrottledItem
+    policy: DeliveryPolicy
+
+
+class ThrottleStart(BaseModel):
+    """How `throttle/<user_id>/<agent_id>` starts: for whom, and what it holds (carried across continue-as-new)."""
+
+    user_id: str
+    agent_id: str
+    policy: DeliveryPolicy = Field(default_factory=lambda: DeliveryPolicy())
+    items: list[ThrottledItem] = Field(default_factory=list)
 
 
 class DigestSchedule(BaseModel):
@@ -233,6 +271,9 @@ class NotificationOutcome(BaseModel):
     snoozed_until: datetime | None = Field(default=None, description="not sent: the user snoozed its rule or agent")
     silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (status silenced)")
     resolved: Resolution | None = Field(default=None, description="who resolved it and when (status `resolved`)")
+    throttled_channels: list[ChannelName] = Field(
+        default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
+    )
 
     @property
     def delivered_channels(self) -> list[ChannelName]:

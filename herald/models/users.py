@@ -65,7 +65,21 @@ _PREFERENCE_OBJECT_EXAMPLES = {
     "quiet_hours": '{"window": "22:00-07:00", "during": "hold"}',
     "digest": '{"cadence": "daily", "hour": 8, "priorities": "low"}',
 }
-_CHANNEL_SETTING_EXPECTED = 'must be true, false or an object with "enabled" (true or false) and "min_priority"'
+_CHANNEL_SETTING_EXPECTED = (
+    'must be true, false or an object with "enabled" (true or false), "min_priority" and "max_per_hour"'
+)
+# Throttling (herald/domain/throttle.py): at most this many notifications an hour, per agent or per channel.
+MAX_PER_HOUR_DESCRIPTION = (
+    "at most this many notifications an hour (the clock hour, UTC) from one agent{what}; the rest of the hour's go "
+    "to the digest, or into one 'N more' message at the hour's end when the digest is off; critical ones are never "
+    "throttled (unset: no limit)"
+)
+
+
+def _max_per_hour(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise ValueError("must be a whole number of at least 1 (leave it out for no limit)")
+    return value
 
 
 def is_email_address(value: str) -> bool:
@@ -100,6 +114,16 @@ class ChannelPreference(BaseModel):
 
     enabled: StrictBool | None = Field(default=None, description="unset: inherit (the default level: on)")
     min_priority: Priority | None = Field(default=None, description="the lowest priority this channel carries")
+    max_per_hour: JsonInt | None = Field(
+        default=None,
+        description=MAX_PER_HOUR_DESCRIPTION.format(what=" on this channel (over it, the channel is left out)"),
+        json_schema_extra={"minimum": 1},
+    )
+
+    @field_validator("max_per_hour")
+    @classmethod
+    def _max(cls, value: int | None) -> int | None:
+        return _max_per_hour(value)
 
 
 class ChannelSwitches(BaseModel):
@@ -120,6 +144,16 @@ class ChannelSwitches(BaseModel):
     min_priority: Priority | None = Field(
         default=None, description="the lowest priority sent on any channel (the default level: user-wide)"
     )
+    max_per_hour: JsonInt | None = Field(
+        default=None,
+        description=MAX_PER_HOUR_DESCRIPTION.format(what=" on all channels together"),
+        json_schema_extra={"minimum": 1},
+    )
+
+    @field_validator("max_per_hour")
+    @classmethod
+    def _max(cls, value: int | None) -> int | None:
+        return _max_per_hour(value)
 
     @field_validator("push", "email", "sms", "webhook", "chat", "slack", "telegram", mode="wrap")
     @classmethod

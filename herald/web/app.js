@@ -33,6 +33,7 @@ const STATUS_LABELS = {
   expired: "Expired",
   silenced: "Silenced, not sent",
   resolved: "Resolved",
+  throttled: "Over your hourly limit: in your digest or the hour's summary",
 };
 // Where an answer came from (Answer.channel); `push` is this page or a browser notification.
 const ANSWER_CHANNEL_LABELS = {
@@ -833,6 +834,23 @@ function fillPreferences(preferences) {
   updateDependentFields();
 }
 
+// max_per_hour (throttling) has no control on this page yet: a save keeps what was saved over the API or the CLI,
+// at each level and on each channel, rather than dropping it.
+function keepLimits(level, saved) {
+  if (!saved) return level;
+  if (saved.max_per_hour != null) level.max_per_hour = saved.max_per_hour;
+  for (const channel of CHANNELS) {
+    const was = saved[channel];
+    const limit = was && typeof was === "object" ? was.max_per_hour : null;
+    if (limit == null) continue;
+    const value = level[channel];
+    if (value === undefined) level[channel] = { max_per_hour: limit };
+    else if (typeof value === "boolean") level[channel] = { enabled: value, max_per_hour: limit };
+    else level[channel] = { ...value, max_per_hour: limit };
+  }
+  return level;
+}
+
 function readPreferences() {
   const defaults = {};
   for (const channel of CHANNELS) {
@@ -851,9 +869,9 @@ function readPreferences() {
     }
     const all = entry.querySelector('select[data-role="all-min"]').value;
     if (all) switches.min_priority = all;
-    agents[entry.dataset.agent] = switches;
+    agents[entry.dataset.agent] = keepLimits(switches, state.preferences?.agents?.[entry.dataset.agent]);
   }
-  const preferences = { default: defaults, agents };
+  const preferences = { default: keepLimits(defaults, state.preferences?.default), agents };
   const zone = $("time-zone").value.trim();
   if (zone) preferences.time_zone = zone;
   if ($("quiet-enabled").checked) {

@@ -82,6 +82,10 @@ def _set(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("digest.hour", 24, "digest.hour", "from 0 to 23"),
         ("digest.cadence", "weekly", "digest.cadence", "'daily'"),
         ("digest.priorities", "high", "digest.priorities", "'low_and_medium'"),
+        ("default.max_per_hour", 0, "default.max_per_hour", "at least 1"),
+        ("agents.coding-agent.max_per_hour", -3, "agents.coding-agent.max_per_hour", "at least 1"),
+        ("default.sms.max_per_hour", 0, "default.sms.max_per_hour", "at least 1"),
+        ("default.max_per_hour", 2.5, "default.max_per_hour", "integer"),
     ],
 )
 async def test_a_bad_field_is_a_422_naming_it_and_nothing_is_saved(
@@ -97,6 +101,16 @@ async def test_a_bad_field_is_a_422_naming_it_and_nothing_is_saved(
     assert [d["field"] for d in error["details"]] == [field]
     assert (await api.get(URL)).json() == EXAMPLE, "a refused update changes nothing"
     assert await store.users.get_preferences("ada") == Preferences.model_validate(EXAMPLE)
+
+
+async def test_max_per_hour_round_trips_on_the_default_an_agent_and_a_channel(api: httpx.AsyncClient) -> None:
+    document = {
+        "default": {"max_per_hour": 20, "sms": {"enabled": True, "max_per_hour": 3}},
+        "agents": {"noisy-agent": {"max_per_hour": 2, "email": {"max_per_hour": 1}}},
+    }
+    response = await api.put(URL, json=document)
+    assert response.status_code == 200, response.text
+    assert (await api.get(URL)).json() == document
 
 
 async def test_a_refused_first_save_saves_nothing(api: httpx.AsyncClient, store: Store) -> None:

@@ -133,5 +133,12 @@ def test_current_details_of_a_duplicate_and_of_a_held_notification() -> None:
         "**suppressed_duplicate**\nduplicate of n0"
     )
     assert search.current_details(outcome(status="silenced", silence_id="s0")) == "**silenced**\nsilenced by s0"
+    throttled = outcome(status="throttled", digest_id="digest-1")
+    assert (
+        search.current_details(throttled)
+        == f"**throttled**\nover max_per_hour from {throttled.agent_id}: carried by digest-1"
+    )
+    left_out = outcome(status="delivered", throttled_channels=["sms"])
+    assert search.current_details(left_out) == "**delivered**\nleft out, over their max_per_hour: sms"
     held = outcome(priority=Priority.medium, held_until=datetime(2026, 1, 2, 7, 0, tzinfo=UTC))
     assert search.current_details(held) == "**pending**\nheld for quiet hours until 2026-01-02T07:00+00:00"

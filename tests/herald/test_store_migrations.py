@@ -160,13 +160,13 @@ def fill_todays_database(conn: sa.Connection) -> None:
 async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_rows(database: Database) -> None:
     await on(database.url, fill_todays_database)
 
-    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0004: run `herald db upgrade`"):
+    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0005: run `herald db upgrade`"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "adopted a database made before migrations as 0001, then upgraded to 0004" in out, out
-    assert await on(database.url, revision) == "0004"
+    assert "adopted a database made before migrations as 0001, then upgraded to 0005" in out, out
+    assert await on(database.url, revision) == "0005"
     for table, index in EXPIRY_INDEXES.items():
         assert index in await on(database.url, lambda conn, t=table: indexes(conn, t))  # type: ignore[misc]
 
@@ -186,7 +186,7 @@ async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_ro
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "already at 0004, nothing to do" in out, out
+    assert "already at 0005, nothing to do" in out, out
 
 
 async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(database: Database) -> None:
@@ -196,12 +196,12 @@ async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(da
 
     with pytest.raises(SchemaOutOfDate) as refused:
         await Store.open(database.url)
-    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0004: run `herald db upgrade`"
+    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0005: run `herald db upgrade`"
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0001 to 0004" in out, out
-    assert await on(database.url, revision) == "0004"
+    assert "upgraded the schema from 0001 to 0005" in out, out
+    assert await on(database.url, revision) == "0005"
     assert "ix_snoozes_until" in await on(database.url, lambda conn: indexes(conn, "snoozes"))
     store = await Store.open(database.url)
     await store.close()
@@ -211,7 +211,7 @@ async def test_commands_that_use_the_store_refuse_an_old_schema_naming_the_upgra
     await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0001"))
     code, out, err = await run_cli(database.env, "contact", "get", "ada")
     assert code == 2, out + err
-    assert "error: the database schema is at 0001, this Herald needs 0004: run `herald db upgrade`" in err, err
+    assert "error: the database schema is at 0001, this Herald needs 0005: run `herald db upgrade`" in err, err
     assert "Traceback" not in err, err
 
 
@@ -225,8 +225,8 @@ async def test_a_schema_from_a_newer_herald_refuses_to_open(database: Database) 
 async def test_an_empty_database_is_created_at_the_head_by_the_cli_or_by_opening_it(database: Database) -> None:
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "created the schema at 0004" in out, out
-    assert await on(database.url, revision) == "0004"
+    assert "created the schema at 0005" in out, out
+    assert await on(database.url, revision) == "0005"
 
 
 def test_the_upgrade_prints_the_database_url_without_its_password() -> None:
@@ -262,23 +262,23 @@ async def test_opening_an_empty_database_creates_it_at_the_head(database: Databa
         await store.users.put_contact("ada", Contact(email="ada@example.com"))
     finally:
         await store.close()
-    assert await on(database.url, revision) == "0004"
+    assert await on(database.url, revision) == "0005"
 
 
 async def test_0003_adds_the_silences_table_on_top_of_0002_and_downgrades_without_it(database: Database) -> None:
-    """A store at 0002 (before silences) refuses to open, is upgraded to 0003 with its rows kept, and keeps
+    """A store at 0002 (before silences) refuses to open, is upgraded to the head with its rows kept, and keeps
     silences; 0003's downgrade drops only the silences table."""
     from herald.domain.silences import new_silence
     from herald.models import SilenceInput
 
     await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0002"))
     assert "silences" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
-    with pytest.raises(SchemaOutOfDate, match="is at 0002, this Herald needs 0004"):
+    with pytest.raises(SchemaOutOfDate, match="is at 0002, this Herald needs 0005"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0002 to 0004" in out, out
+    assert "upgraded the schema from 0002 to 0005" in out, out
     assert {"ix_silences_agent_id", "ix_silences_user_id", "ix_silences_ends_at"} <= await on(
         database.url, lambda conn: indexes(conn, "silences")
     )
@@ -300,6 +300,52 @@ async def test_0003_adds_the_silences_table_on_top_of_0002_and_downgrades_withou
     await on(database.url, lambda conn: command.downgrade(migrate._config(conn), "0002"))
     assert "silences" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
     assert "ix_snoozes_until" in await on(database.url, lambda conn: indexes(conn, "snoozes"))
+
+
+async def test_0005_adds_the_throttle_tables_on_top_of_0004_and_downgrades_without_them(database: Database) -> None:
+    """A store at 0004 (before throttling) refuses to open, is upgraded to 0005 with its silences kept, counts and
+    claims there; 0005's downgrade drops only the throttle tables."""
+    from herald.domain.silences import new_silence
+    from herald.domain.throttle import Limits
+    from herald.models import SilenceInput
+
+    await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0004"))
+    now = utcnow()
+    silence = new_silence(
+        SilenceInput.model_validate(
+            {"matchers": {"agent_id": "deploy-bot"}, "ends_at": now + timedelta(hours=1), "comment": "maintenance"}
+        ),
+        "admin",
+        now,
+    )
+    row = {**silence.matchers.model_dump(mode="json"), "silence_id": silence.silence_id}
+    row |= {"starts_at": silence.starts_at, "ends_at": silence.ends_at, "comment": silence.comment}
+    row |= {"created_by": silence.created_by, "created_at": silence.created_at}
+    await on(database.url, lambda conn: conn.execute(sa.insert(schema.silences).values(**row)))
+    assert "throttle_counts" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
+    with pytest.raises(SchemaOutOfDate, match="is at 0004, this Herald needs 0005"):
+        await Store.open(database.url)
+
+    code, out, err = await run_cli(database.env, "db", "upgrade")
+    assert code == 0, out + err
+    assert "upgraded the schema from 0004 to 0005" in out, out
+    assert "ix_throttle_claims_user_agent_window" in await on(
+        database.url, lambda conn: indexes(conn, "throttle_claims")
+    )
+    store = await Store.open(database.url)
+    try:
+        assert await store.silences.get_silence(silence.silence_id) == silence
+        limits = Limits(agent=1)
+        first = await store.throttle.claim("n-1", "ada", "deploy-bot", now, limits, [ChannelName.email])
+        second = await store.throttle.claim("n-2", "ada", "deploy-bot", now, limits, [ChannelName.email])
+        assert (first.throttled, second.throttled) == (False, True)
+    finally:
+        await store.close()
+
+    await on(database.url, lambda conn: command.downgrade(migrate._config(conn), "0004"))
+    tables = await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
+    assert "throttle_counts" not in tables and "throttle_claims" not in tables
+    assert "silences" in tables
 
 
 def test_the_revision_the_code_needs_is_the_newest_migration() -> None:

@@ -323,3 +323,24 @@ async def test_the_slack_member_id_is_saved_and_a_bound_telegram_chat_is_kept(se
         email="ada@example.com", slack_user_id="U024BE7LH", telegram_chat_id=4242
     )
     await expect(page.locator('.channel-row[data-channel="slack"]')).to_have_count(1)
+
+
+async def test_a_save_from_the_page_keeps_the_max_per_hour_limits_it_has_no_control_for(session: Session) -> None:
+    herald = session.herald
+    limits = {
+        "default": {"max_per_hour": 20, "sms": {"enabled": True, "max_per_hour": 3}, "push": {"max_per_hour": 9}},
+        "agents": {"noisy-bot": {"max_per_hour": 2, "email": False}},
+    }
+    await herald.store.users.put_preferences("ada", Preferences.model_validate(limits))
+    page = await open_preferences(session)
+
+    await page.get_by_label("Time zone").fill("Europe/Berlin")
+    await page.get_by_role("button", name="Save preferences").click()
+    await expect(page.locator("#preferences-status")).to_have_text("Preferences saved.")
+
+    saved = await herald.store.users.get_preferences("ada")
+    assert saved.time_zone == "Europe/Berlin"
+    assert saved.default.max_per_hour == 20
+    assert saved.default.setting(ChannelName.sms).max_per_hour == 3
+    assert saved.default.setting(ChannelName.push).max_per_hour == 9
+    assert saved.agents["noisy-bot"].max_per_hour == 2 and saved.agents["noisy-bot"].get(ChannelName.email) is False

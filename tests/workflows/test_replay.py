@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from herald.domain.events import plan_firings
@@ -597,3 +598,64 @@ async def test_record_heartbeat_histories(herald: Harness) -> None:
     for name, handle in (("missed", missed), ("rotated", first_run)):
         history = await handle.fetch_history()
         (HISTORIES / f"HeartbeatWorkflow-{name}.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_throttle_histories(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """Runs over max_per_hour: one throttled into the digest, one (no digest) counted into the window's message on
+    the `throttle-v1` patch, one whose SMS was left out, and the ThrottleSummaryWorkflow that sent the message.
+    Record these alone (`-k record_throttle`), beside the older histories."""
+    from herald.domain.throttle import summary_workflow_id
+    from tests.workflows.test_throttle import harness
+    from workflows.throttle import ThrottleSummaryWorkflow
+
+    stack = harness(temporal_env, tmp_path, 3.0)
+    h = await anext(stack)
+    try:
+        digesting, plain = f"throttled-{uuid.uuid4().hex[:6]}", f"summarized-{uuid.uuid4().hex[:6]}"
+        for user, prefs in (
+            (digesting, {"default": {"max_per_hour": 1}, "digest": {"cadence": "hourly"}}),
+            (
+                plain,
+                {
+                    "default": {"max_per_hour": 1},
+                    "agents": {"sms-recorder": {"max_per_hour": 9, "sms": {"max_per_hour": 1}}},
+                },
+            ),
+        ):
+            await h.store.users.put_contact(user, Contact(email="ada@example.com", phone="+14155550100"))
+            await h.store.users.put_preferences(user, Preferences.model_validate(prefs))
+
+        def note(user: str, **fields: Any) -> AgentNotification:
+            values = {"agent_id": "recorder", "user_id": user, "channels": [ChannelName.email]}
+            values["title"] = f"tick {uuid.uuid4().hex[:6]}"  # never a duplicate of the one before
+            return AgentNotification(**{**values, **fields})
+
+        async def two(user: str, **fields: Any) -> Any:
+            # Back to back in one window (a window of 3 s may turn between them: then try again).
+            for _ in range(5):
+                await (await h.client.notify(note(user, **fields))).outcome()
+                second = await h.client.notify(note(user, **fields))
+                outcome = await second.outcome()
+                if outcome.status is NotificationStatus.throttled or outcome.throttled_channels:
+                    return second
+            raise AssertionError("never throttled")
+
+        handles = {
+            "throttled_digest": await two(digesting),
+            "throttled_summary": await two(plain),
+        }
+        sms = {"agent_id": "sms-recorder", "priority": Priority.high, "channels": [ChannelName.email, ChannelName.sms]}
+        handles["throttled_channel"] = await two(plain, **sms)
+        assert (await handles["throttled_channel"].outcome()).throttled_channels == [ChannelName.sms]
+        for name, handle in handles.items():
+            history = await h.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+            (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
+        summary = h.client.temporal.get_workflow_handle_for(
+            ThrottleSummaryWorkflow.run, summary_workflow_id(plain, "recorder")
+        )
+        await summary.result()
+        history = await summary.fetch_history()
+        (HISTORIES / "ThrottleSummaryWorkflow-sent.json").write_text(history.to_json())
+    finally:
+        await stack.aclose()

@@ -186,3 +186,27 @@ silences = sa.Table(
     sa.Column("created_by", sa.String(160), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# Throttling (herald/domain/throttle.py): one counter per (user, agent, scope, window), scope `*` for the agent-wide
+# limit or a channel's name, claimed under a row lock; and each notification's decision, so a retried claim repeats
+# it instead of counting twice. Rows of past windows are pruned by the next claim for the same user and agent.
+throttle_counts = sa.Table(
+    "throttle_counts",
+    metadata,
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("agent_id", sa.String(128), primary_key=True),
+    sa.Column("scope", sa.String(32), primary_key=True),
+    sa.Column("window_start", Timestamp, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+throttle_claims = sa.Table(
+    "throttle_claims",
+    metadata,
+    sa.Column("notification_id", sa.String(128), primary_key=True),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("agent_id", sa.String(128), nullable=False),
+    sa.Column("window_start", Timestamp, nullable=False),
+    sa.Column("throttled", sa.Boolean, nullable=False),
+    sa.Column("dropped", sa.JSON, nullable=False),
+    sa.Index("ix_throttle_claims_user_agent_window", "user_id", "agent_id", "window_start"),
+)

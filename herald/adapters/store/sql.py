@@ -10,6 +10,7 @@ aggregate on one engine.
 - `store.retention`      purging history older than the retention period
 - `store.answers`        used answer links, SMS questions, refused answers, snoozes
 - `store.silences`       silences: what they match, when they are in force
+- `store.throttle`       throttle counters per user, agent and hour, and each notification's claim
 
 Each repository is its own module here; what they share (the engine behind `read`/`write`, timestamps, row
 conversions) is `db.py`.
@@ -30,6 +31,7 @@ from herald.adapters.store.notifications import NotificationRepository
 from herald.adapters.store.retention import RetentionRepository
 from herald.adapters.store.rules import RuleRepository
 from herald.adapters.store.silences import SilenceRepository
+from herald.adapters.store.throttle import ThrottleRepository
 from herald.adapters.store.tokens import TokenRepository
 from herald.adapters.store.users import UserRepository
 
@@ -47,6 +49,7 @@ class Store:
         self.retention = RetentionRepository(self.db)
         self.answers = AnswerRepository(self.db)
         self.silences = SilenceRepository(self.db)
+        self.throttle = ThrottleRepository(self.db)
 
     @classmethod
     async def open(cls, url: str, *, schema_name: str | None = None) -> Store:
