@@ -104,9 +104,8 @@ SILENCES_PATCH = "silences-v1"
 # starter did not set it. Older runs refuse the update and replay as they ran.
 RESOLVE_PATCH = "resolve-v1"
 # New runs of a notification over its agent's max_per_hour, for a user without a digest, hand it to
-# `throttle/<user_id>/<agent_id>` (one store step) for the hour's "N more" message. Asked only by a run the
-# preference activity throttled, which no earlier history was; the throttled runs that go to the digest take the
-# digest's commands, as digested ones do.
+# `throttle/<user_id>/<agent_id>` (one store step) for the hour's "N more" message. Asked at the start of every
+# run (_begin); the throttled runs that go to the digest take the digest's commands, as digested ones do.
 THROTTLE_PATCH = "throttle-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
@@ -131,6 +130,8 @@ class Paths:
     local: bool  # LOCAL_PATCH: store steps and first sends as local activities
     ends: bool  # a question on the QUESTION_ENDS_PATCH path
     resolvable: bool = False  # RESOLVE_PATCH: takes the `resolve` update
+    silences: bool = False  # SILENCES_PATCH: checks the silences after dedup
+    throttle: bool = False  # THROTTLE_PATCH: a throttled run without a digest goes to the hour's "N more" message
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,14 @@ class NotificationWorkflow:
             updates = search.missing_updates(workflow.info().typed_search_attributes, found_by)
             if updates:
                 workflow.upsert_search_attributes(updates)
-        return Paths(searchable=searchable, local=local, ends=ends, resolvable=resolvable)
+        # Asked here, before the first step, like the others: a patch first asked after a local activity (as these two
+        # were) left its marker where a replay for a query did not always ask it in the same place (a nondeterminism
+        # error in one run of make flake, under load).
+        silences = workflow.patched(SILENCES_PATCH)
+        throttle = workflow.patched(THROTTLE_PATCH)
+        return Paths(
+            searchable=searchable, local=local, ends=ends, resolvable=resolvable, silences=silences, throttle=throttle
+        )
 
     async def _dedup(self, request: NotificationRequest, paths: Paths) -> DedupResult:
         """Claim the notification's dedup key (a question's own key on the question-ends path)."""
@@ -398,7 +406,7 @@ class NotificationWorkflow:
     async def _silenced(self, request: NotificationRequest) -> str | None:
         """The silence holding this notification, if one does (on the silences patch). A digest email is never
         silenced: what it carries passed the silences when it was digested."""
-        if request.is_digest or not workflow.patched(SILENCES_PATCH):
+        if request.is_digest or not self._paths.silences:
             return None
         n = request.notification
         match = await self._store_step(
@@ -461,7 +469,7 @@ class NotificationWorkflow:
         """Over max_per_hour and the user has no digest: counted into the hour's one "N more" message (sent by
         `throttle/<user_id>/<agent_id>` when the hour ends), never dropped: `throttled`."""
         n = request.notification
-        if route.throttle_until is not None and workflow.patched(THROTTLE_PATCH):
+        if route.throttle_until is not None and paths.throttle:
             await self._store_step(
                 ThrottleActivities.enqueue_throttled,
                 ThrottleEnqueue(
