@@ -326,4 +326,3 @@ async def test_a_critical_notification_no_channel_can_carry_alerts_ops(herald: H
     [alert] = await herald.store.notifications.ops_alerts(outcome.notification_id)
     assert alert["kind"] == "critical_no_channel"
     assert outcome.ops_alert == "critical notification reached nobody: no channel is enabled for it"
-
