@@ -51,13 +51,14 @@ def build_activities(
     dedup = DedupActivities(store)
     digest = DigestActivities(store, digest_period_seconds)
     preferences = PreferenceActivities(store)
-    delivery = DeliveryActivities(DeliveryService(store, channels, answer_links))
+    delivery_service = DeliveryService(store, channels, answer_links)
+    delivery = DeliveryActivities(delivery_service)
     audit = AuditActivities(store)
     retention = RetentionActivities(store)
     answers = AnswerActivities(callbacks)
     chat = ChatActivities(ChatService(store, channels))
     silences = SilenceActivities(store)
-    resolve = ResolveActivities(ResolveService(store, channels))
+    resolve = ResolveActivities(ResolveService(store, channels, delivery_service))
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,

@@ -18,8 +18,8 @@ class ResolveActivities:
     async def announce_resolved(self, notice: ResolvedNotice) -> ResolvedAnnounced:
         """Temporal retries what may pass, on the delivery schedule; a push relay that is down is one of those."""
         info = activity.info()
-        timeout = info.start_to_close_timeout.total_seconds() / 2 if info.start_to_close_timeout else None
+        timeout = info.start_to_close_timeout.total_seconds() if info.start_to_close_timeout else None
         try:
-            return ResolvedAnnounced(told=await self._service.announce(notice, timeout))
+            return ResolvedAnnounced(told=await self._service.announce(notice, info.attempt, timeout))
         except DeliveryError as exc:
             raise to_application_error(exc, info.attempt) from None

@@ -84,6 +84,9 @@ class EnabledChannels(BaseModel):
     hold_until: datetime | None = Field(default=None, description="quiet hours: send when they end")
     digest: bool = Field(default=False, description="goes to the user's digest instead of being sent now")
     snoozed_until: datetime | None = Field(default=None, description="the user snoozed its rule or agent until then")
+    # A resolve of it is told by a short email and SMS where it reached those (the user's `notify_resolved`);
+    # recorded routes from before it decode as False.
+    notify_resolved: bool = False
 
 
 class DigestItem(BaseModel):
@@ -156,10 +159,14 @@ class DeliveryRequest(BaseModel):
     workflow_id: str
     # The number of this activity's first attempt: 2 when a local attempt came before it.
     first_attempt: int = Field(default=1, ge=1)
+    # The short `Resolved: <title>` message of a resolved notification (announce_resolved): a key of its own, so the
+    # delivery log sends it once and keeps it apart from the notification's own delivery on that channel.
+    resolved: bool = False
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.workflow_id}/{self.channel.value}"
+        key = f"{self.workflow_id}/{self.channel.value}"
+        return f"{key}/resolved" if self.resolved else key
 
 
 class DeliveryReceipt(BaseModel):

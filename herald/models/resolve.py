@@ -50,15 +50,20 @@ class ResolveResult(BaseModel):
 
 
 class ResolvedNotice(BaseModel):
-    """The `announce_resolved` activity's input: a resolved notification, to tell where it was delivered."""
+    """The `announce_resolved` activity's input: a resolved notification, to tell where it was delivered (what to
+    update is decided in the workflow: herald.domain.resolve.resolve_plan)."""
 
     notification_id: str
+    workflow_id: str = ""
     user_id: str
     agent_id: str
     priority: Priority
     title: str
     by: str
+    at: datetime | None = None
     delivered: list[ChannelName] = Field(default_factory=list)
+    replace_push: bool = False  # a Web Push with the same Topic replaces the one shown
+    tell: list[ChannelName] = Field(default_factory=list)  # email, SMS: a short `Resolved: <title>`
 
 
 class ResolvedAnnounced(OneField):

@@ -840,6 +840,10 @@ function readPreferences() {
     if (value !== undefined) defaults[channel] = value;
   }
   if ($("default-min-priority").value) defaults.min_priority = $("default-min-priority").value;
+  // notify_resolved has no field in this form yet: keep what was saved (through the API) rather than drop it.
+  const saved = state.preferences || {};
+  const keptResolved = (switches) => switches && switches.notify_resolved !== undefined && switches.notify_resolved !== null;
+  if (keptResolved(saved.default)) defaults.notify_resolved = saved.default.notify_resolved;
   const agents = {};
   for (const entry of $("agent-entries").querySelectorAll(".agent-entry")) {
     const switches = {};
@@ -851,6 +855,8 @@ function readPreferences() {
     }
     const all = entry.querySelector('select[data-role="all-min"]').value;
     if (all) switches.min_priority = all;
+    const savedAgent = (saved.agents || {})[entry.dataset.agent];
+    if (keptResolved(savedAgent)) switches.notify_resolved = savedAgent.notify_resolved;
     agents[entry.dataset.agent] = switches;
   }
   const preferences = { default: defaults, agents };

@@ -23,6 +23,7 @@ from herald.models import (
     Action,
     AgentNotification,
     ChannelName,
+    ChannelStatus,
     Contact,
     DeliveryPolicy,
     DigestStart,
@@ -506,6 +507,7 @@ async def test_record_silence_histories(herald: Harness) -> None:
         (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
 async def test_record_resolved_histories(herald: Harness, fake_http: FakeHTTPServer) -> None:
     """Runs under `resolve-v1`: one resolved while its retry waited (the timer cancelled), one delivered at once
     (the patch marker and nothing else new). Record them alone (`-k record_resolved`), beside the older histories.
@@ -542,3 +544,36 @@ async def test_record_resolved_histories(herald: Harness, fake_http: FakeHTTPSer
     assert (await plain.outcome()).status is NotificationStatus.delivered
     history = await herald.client.temporal.get_workflow_handle(plain.workflow_id).fetch_history()
     (HISTORIES / "NotificationWorkflow-resolvable_delivered.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_resolved_chat_history(herald: Harness) -> None:
+    """Under `resolve-v1`: a high question delivered to Slack and email (the outbox here), resolved while it waits
+    for its answer: announce_resolved (the email's `Resolved:` by notify_resolved's default), then the chat edit
+    (`conclude_chat`, behind chat-conclude-v1). Record it alone (`-k record_resolved_chat`)."""
+    user = f"resolving-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(user, Contact(slack_user_id="U024BE7LH", email="ada@example.com"))
+    question = AgentNotification(
+        agent_id="recorder",
+        user_id=user,
+        title="disk full",
+        priority=Priority.high,
+        channels=[ChannelName.slack, ChannelName.email],
+        actions=[Action(id="restart", label="Restart")],
+        dedup_key="disk/db-2",
+    )
+    handle = await herald.client.notify(question)
+    query = resolve_query("recorder", "disk/db-2")
+    for _ in range(400):
+        status = await herald.client.status(question.notification_id)
+        delivered = all(
+            (r := status.channels.get(c)) is not None and r.status is ChannelStatus.delivered for c in question.channels
+        )
+        if delivered and (await herald.client.temporal.count_workflows(query)).count == 1:
+            break
+        await asyncio.sleep(0.025)
+    assert (await herald.client.resolve("recorder", "disk/db-2")).resolved == [handle.notification_id]
+    assert (await handle.outcome()).status is NotificationStatus.resolved
+    history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+    assert "conclude_chat" in history.to_json()
+    (HISTORIES / "NotificationWorkflow-resolved_chat_question.json").write_text(history.to_json())
