@@ -74,4 +74,5 @@ def build_activities(
         chat.conclude_chat,
         silences.check_silences,
         resolve.announce_resolved,
+        resolve.resolve_notifications,
     ]

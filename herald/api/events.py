@@ -20,7 +20,7 @@ from herald.api.auth import CallerDep, authorize
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
 from herald.api.guard import body_problem
-from herald.domain.events import match_event
+from herald.domain.events import clearing_rules, match_event
 from herald.models import AgentEvent, EmitResult
 from herald.services.gateway import Gateway
 from herald.services.rule_cache import RuleCache
@@ -33,10 +33,11 @@ EVENT_BODY_LIMIT = 64 * 1024
 
 async def emit_event(event: AgentEvent, rules: RuleCache, client: Callable[[], Awaitable[Gateway]]) -> EmitResult:
     """Emit through Temporal only when some rule matches; `client` is called (and connects) only then."""
-    firings = match_event(await rules.book(), event)
-    if not firings:
+    book = await rules.book()
+    firings, clearing = match_event(book, event), clearing_rules(book, event)
+    if not firings and not clearing:
         return EmitResult(event_id=event.event_id)
-    return await (await client()).fire(event, firings)
+    return await (await client()).fire(event, firings, clearing)
 
 
 @router.post(

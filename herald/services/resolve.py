@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from herald.adapters.channels.base import Channel, OutboundMessage, provider_timeout
 from herald.adapters.channels.push import PushChannel
 from herald.adapters.store import Store
 from herald.domain.errors import DeliveryError, PushNotAcked, RecipientNotConnected, TransientDeliveryError
 from herald.domain.resolve import resolved_frame, resolved_notification
-from herald.models import ChannelName, Contact, DeliveryRequest, ResolvedNotice
+from herald.models import ChannelName, Contact, DeliveryRequest, Resolution, ResolvedNotice, ResolveRequest
 from herald.services.delivery import DeliveryService
 
 log = logging.getLogger("herald.resolve")
@@ -29,6 +33,39 @@ log = logging.getLogger("herald.resolve")
 # How long the live inbox has to ack the `resolved` frame: a frame nobody acks is not resent (the list says it).
 FRAME_ACK_SECONDS = 5.0
 WEBPUSH = "webpush"  # what `told` calls the replacing Web Push (`push` is the live frame)
+
+
+async def resolve_workflow(
+    temporal: Client, workflow_id: str, request: ResolveRequest, rpc_timeout: timedelta | None = None
+) -> bool:
+    """Resolve one notification workflow (its `resolve` update): False when it was not open (it ended meanwhile, it
+    started before resolving existed, or there is no such workflow). WorkflowUpdateRPCTimeoutOrCancelledError when no
+    worker took it in time (the caller retries)."""
+    handle = temporal.get_workflow_handle(workflow_id)
+    try:
+        await handle.execute_update("resolve", request, result_type=Resolution, rpc_timeout=rpc_timeout)
+    except WorkflowUpdateFailedError:
+        return False
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def resolve_workflows(
+    temporal: Client, workflow_ids: Iterable[str], request: ResolveRequest, rpc_timeout: timedelta | None = None
+) -> list[str]:
+    """Resolve each workflow at once; the ids of those it resolved, in the given order. The first error other than
+    "not open" is raised once every other has been tried (a resolve repeated is a no-op)."""
+    ids = list(workflow_ids)
+    results = await asyncio.gather(
+        *(resolve_workflow(temporal, w, request, rpc_timeout) for w in ids), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [w for w, result in zip(ids, results, strict=True) if result is True]
 
 
 class ResolveService:

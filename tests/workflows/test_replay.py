@@ -24,6 +24,7 @@ from herald.models import (
     AgentNotification,
     ChannelName,
     ChannelStatus,
+    Clearing,
     Contact,
     DeliveryPolicy,
     DigestStart,
@@ -577,3 +578,40 @@ async def test_record_resolved_chat_history(herald: Harness) -> None:
     history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
     assert "conclude_chat" in history.to_json()
     (HISTORIES / "NotificationWorkflow-resolved_chat_question.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_monitor_resolve_history(herald: Harness) -> None:
+    """One monitor run under monitor-resolve-v1: a rule with `resolve: true` fires (remembered), an event clears it
+    (the resolve_notifications activity), a third event continues as new. Record it alone (`-k record_monitor_resolve`).
+    """
+    agent_id = f"recorder-{uuid.uuid4().hex[:6]}"
+
+    def event(fire: bool) -> EventRequest:
+        event_id = uuid.uuid4().hex
+        firing = Firing(
+            rule="disk-full",
+            cooldown_seconds=0,
+            user_ids=["user-1"],
+            channels=[ChannelName.email],
+            priority=Priority.medium,
+            title="disk full",
+            dedup_key="db-1",
+            resolve=True,
+        )
+        return EventRequest(
+            agent_id=agent_id,
+            event_id=event_id,
+            plans=plan_firings(agent_id, event_id, [firing], utcnow()) if fire else [],
+            policy=herald.client.policy,
+            clearing=[] if fire else [Clearing(rule="disk-full", cooldown_key="db-1")],
+        )
+
+    await herald.client.send_event(event(True), state=MonitorState(agent_id=agent_id, events_per_run=3))
+    handle = herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}")
+    run_id = (await handle.describe()).run_id
+    await herald.client.send_event(event(False))
+    await herald.client.send_event(event(True))  # the third: the run continues as new
+    history = await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}", run_id=run_id).fetch_history()
+    assert "resolve_notifications" in history.to_json()
+    (HISTORIES / "MonitorWorkflow-resolving_rule.json").write_text(history.to_json())
