@@ -55,13 +55,14 @@ def build_activities(
     dedup = DedupActivities(store)
     digest = DigestActivities(store, digest_period_seconds)
     preferences = PreferenceActivities(store, throttle_window_seconds=throttle_window_seconds)
-    delivery = DeliveryActivities(DeliveryService(store, channels, answer_links))
+    delivery_service = DeliveryService(store, channels, answer_links)
+    delivery = DeliveryActivities(delivery_service)
     audit = AuditActivities(store)
     retention = RetentionActivities(store)
     answers = AnswerActivities(callbacks)
     chat = ChatActivities(ChatService(store, channels))
     silences = SilenceActivities(store)
-    resolve = ResolveActivities(ResolveService(store, channels))
+    resolve = ResolveActivities(ResolveService(store, channels, delivery_service))
     throttled = ThrottleActivities(store)
     return [
         dedup.check_duplicate,
@@ -81,4 +82,5 @@ def build_activities(
         count_heartbeat_event,
         resolve_missed_check_in,
         throttled.enqueue_throttled,
+        resolve.resolve_notifications,
     ]

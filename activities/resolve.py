@@ -1,13 +1,16 @@
-"""announce_resolved: tell a resolved notification's recipient where it was delivered."""
+"""announce_resolved: tell a resolved notification's recipient where it was delivered. resolve_notifications: the
+monitor resolves what a rule with `resolve: true` fired (a workflow cannot send another workflow an update)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from temporalio import activity
 
 from activities.delivery import to_application_error
 from herald.domain.errors import DeliveryError
-from herald.models import ResolvedAnnounced, ResolvedNotice
-from herald.services.resolve import ResolveService
+from herald.models import ResolvedAnnounced, ResolvedNotice, ResolvedNotifications, ResolveNotifications, ResolveRequest
+from herald.services.resolve import ResolveService, resolve_workflows
 
 
 class ResolveActivities:
@@ -18,8 +21,19 @@ class ResolveActivities:
     async def announce_resolved(self, notice: ResolvedNotice) -> ResolvedAnnounced:
         """Temporal retries what may pass, on the delivery schedule; a push relay that is down is one of those."""
         info = activity.info()
-        timeout = info.start_to_close_timeout.total_seconds() / 2 if info.start_to_close_timeout else None
+        timeout = info.start_to_close_timeout.total_seconds() if info.start_to_close_timeout else None
         try:
-            return ResolvedAnnounced(told=await self._service.announce(notice, timeout))
+            return ResolvedAnnounced(told=await self._service.announce(notice, info.attempt, timeout))
         except DeliveryError as exc:
             raise to_application_error(exc, info.attempt) from None
+
+    @activity.defn(name="resolve_notifications")
+    async def resolve_notifications(self, request: ResolveNotifications) -> ResolvedNotifications:
+        """Each workflow's `resolve` update, through the worker's own client; an error (no worker took an update in
+        time) fails the attempt, to be retried: a resolve repeated is a no-op."""
+        info = activity.info()
+        timeout = info.start_to_close_timeout / 2 if info.start_to_close_timeout else timedelta(seconds=10)
+        resolved = await resolve_workflows(
+            activity.client(), request.workflow_ids, ResolveRequest(by=request.by), rpc_timeout=timeout
+        )
+        return ResolvedNotifications(resolved=resolved)

@@ -81,7 +81,7 @@ def event(
     ] = None,
     event_id: Annotated[str | None, typer.Option(help="send the same id again to retry safely")] = None,
 ) -> None:
-    """Report an agent's metrics; matching rules fire. Prints what fired and what a cooldown held back."""
+    """Report an agent's metrics; matching rules fire. Prints what fired, what a cooldown held back and what it resolved."""
     fields = event_fields(agent, metric or [], event_id, read_json(json_file) if json_file else None)
     agent_event = validated(lambda: AgentEvent.model_validate(fields))
 

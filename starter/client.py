@@ -27,7 +27,7 @@ from herald.adapters.codec import CodecError, CodecMismatch, codec_data_converte
 from herald.adapters.store import Store
 from herald.config import DEFAULT_TEMPORAL_ADDRESS, DEFAULT_TEMPORAL_NAMESPACE, Settings, TemporalSettings
 from herald.domain import answers, resolve, search
-from herald.domain.events import in_plan_order, match_event, plan_firings, split_by_cooldown
+from herald.domain.events import clearing_rules, in_plan_order, match_event, plan_firings, split_by_cooldown
 from herald.domain.silences import new_silence
 from herald.domain.validation import describe
 from herald.models import (
@@ -38,6 +38,7 @@ from herald.models import (
     Answer,
     AnswerChannel,
     AnswerRequest,
+    Clearing,
     DeliveryPolicy,
     EmitResult,
     EventRequest,
@@ -391,36 +392,48 @@ class HeraldClient:
         event = AgentEvent.model_validate(
             {"agent_id": agent_id, "metrics": dict(metrics), **({"event_id": event_id} if event_id else {})}
         )
-        firings = match_event(await (rules or await self._rule_cache()).book(), event)
-        if not firings:
+        book = await (rules or await self._rule_cache()).book()
+        firings, clearing = match_event(book, event), clearing_rules(book, event)
+        if not firings and not clearing:
             return EmitResult(event_id=event.event_id)
         if self.quota is not None:
             await self.quota.take(quota or self.quota.for_agent(agent_id), await self._alert_store())
-        return await self.fire(event, firings)
+        return await self.fire(event, firings, clearing)
 
-    async def fire(self, event: AgentEvent, firings: list[Firing]) -> EmitResult:
-        """Fire an event's already-matched rules (`emit` without the matching).
+    async def fire(
+        self, event: AgentEvent, firings: list[Firing], clearing: list[Clearing] | None = None
+    ) -> EmitResult:
+        """Fire an event's already-matched rules (`emit` without the matching), and resolve what the rules with
+        `resolve: true` it made false (`clearing`, from `events.clearing_rules`) had fired.
 
-        Rules with a cooldown go to the agent's monitor, which owns cooldowns; rules without one start their
-        notifications here, one Temporal call each and no monitor round trip (`events.split_by_cooldown`).
-        Both at once when an event matches both kinds; no monitor at all when no rule has a cooldown.
+        Rules with a cooldown, and rules with `resolve: true`, go to the agent's monitor, which owns cooldowns and
+        remembers what resolving rules fired; other rules start their notifications here, one Temporal call each and
+        no monitor round trip (`events.split_by_cooldown`). Both at once when an event matches both kinds; no
+        monitor at all when it needs none. An event that only clears goes to a running monitor and never starts one
+        (a monitor that isn't running remembers nothing to resolve).
         """
         plans = plan_firings(event.agent_id, event.event_id, firings, utcnow())
         monitored, direct = split_by_cooldown(plans)
+        clearing = clearing or []
 
         async def through_monitor() -> EmitResult:
-            if not monitored:
+            if not monitored and not clearing:
                 return EmitResult(event_id=event.event_id)
             request = EventRequest(
-                agent_id=event.agent_id, event_id=event.event_id, plans=monitored, policy=self.policy
+                agent_id=event.agent_id,
+                event_id=event.event_id,
+                plans=monitored,
+                policy=self.policy,
+                clearing=clearing,
             )
-            return await self.send_event(request)
+            return await self.send_event(request, start_monitor=bool(monitored))
 
         held, started = await asyncio.gather(through_monitor(), self._fire_directly(direct))
         return EmitResult(
             event_id=event.event_id,
             fired=in_plan_order(plans, [*started, *held.fired]),
             cooled_down=held.cooled_down,
+            resolved=held.resolved,
         )
 
     async def _fire_directly(self, plans: list[FiringPlan]) -> list[FiredRule]:
@@ -431,8 +444,11 @@ class HeraldClient:
         await asyncio.gather(*(self._start_notification(n) for plan in plans for n in plan.notifications))
         return [FiredRule(rule=p.rule, notification_ids=[n.notification_id for n in p.notifications]) for p in plans]
 
-    async def send_event(self, request: EventRequest, *, state: MonitorState | None = None) -> EmitResult:
-        """Hand an event's matched rules to `monitor/<agent_id>`, starting it if it isn't running.
+    async def send_event(
+        self, request: EventRequest, *, state: MonitorState | None = None, start_monitor: bool = True
+    ) -> EmitResult:
+        """Hand an event's matched rules to `monitor/<agent_id>`, starting it if it isn't running (with `start_monitor`;
+        without, a monitor that isn't running answers that nothing happened: an event that only clears rules).
 
         The event id is the update id: Temporal drops a repeat, so a retry can't fire a rule twice.
         `state` seeds a monitor that isn't running yet (tests use it to rotate runs sooner).
@@ -440,6 +456,22 @@ class HeraldClient:
         deadline = time.monotonic() + UPDATE_RETRY_SECONDS
         backoff = UPDATE_BACKOFF_SECONDS
         while True:
+            if not start_monitor:
+                try:
+                    return await self.temporal.get_workflow_handle(f"monitor/{request.agent_id}").execute_update(
+                        MonitorWorkflow.event, request, id=request.event_id
+                    )
+                except RPCError as exc:
+                    if exc.status is RPCStatusCode.NOT_FOUND:  # not running: it remembers nothing to resolve
+                        return EmitResult(event_id=request.event_id)
+                    if not _retryable(exc) or time.monotonic() + backoff > deadline:
+                        raise
+                except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+                    if not _retryable(exc) or time.monotonic() + backoff > deadline:
+                        raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, UPDATE_BACKOFF_MAX_SECONDS)
+                continue
             start = WithStartWorkflowOperation(  # one per call: the SDK refuses to reuse an operation
                 MonitorWorkflow.run,
                 state or MonitorState(agent_id=request.agent_id),

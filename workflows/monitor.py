@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.resolve import ResolveActivities
     from herald.domain import events, search
     from herald.models import (
+        Clearing,
         CooledDownRule,
         DeliveryPolicy,
         EmitResult,
@@ -39,6 +41,9 @@ with workflow.unsafe.imports_passed_through():
         FiringPlan,
         MonitorState,
         NotificationRequest,
+        ResolvedRule,
+        ResolveNotifications,
+        notification_workflow_id,
     )
     from workflows.notification import SEARCHABLE_PATCH
     from workflows.options import start_notification_child
@@ -66,6 +71,14 @@ class Decision:
 # already is that same firing again and leaves the cooldown as it was. Their rules cool down per rendered
 # dedup_key (`events.cooldown_scope`). Older histories replay the default reuse policy and per-rule cooldowns.
 FIRINGS_PATCH = "monitor-firings-v1"
+# New runs remember what a rule with `resolve: true` fires (per cooldown scope, MonitorState.resolvable) and, when an
+# event clears the rule (EventRequest.clearing), resolve those notifications with one activity (a workflow can't
+# send another an update). Asked only by an event that names such a rule, which no earlier history did.
+RESOLVE_PATCH = "monitor-resolve-v1"
+RESOLVE_TIMEOUT = timedelta(seconds=30)
+RESOLVE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=5
+)
 
 
 @workflow.defn(name="MonitorWorkflow", sandboxed=False)
@@ -117,15 +130,19 @@ class MonitorWorkflow:
         """Apply each matched rule's cooldown; start the notifications of the rules that fire."""
         now = workflow.now()
         once = workflow.patched(FIRINGS_PATCH)
+        resolves = (request.clearing or any(p.resolve for p in request.plans)) and workflow.patched(RESOLVE_PATCH)
         self._events_this_run += 1
         self._state.last_event_at = now
-        # Decide every rule before the first await, so a concurrent event sees these cooldowns.
-        decision = self._decide(request.plans, now, once)
+        # Decide every rule before the first await, so a concurrent event sees these cooldowns (and what they fired).
+        decision = self._decide(request.plans, now, once, bool(resolves))
+        cleared = self._clear(request.clearing, now) if resolves else []
         fired = [await self._fire(firing, request.policy, now, once) for firing in decision.firing]
-        return EmitResult(event_id=request.event_id, fired=fired, cooled_down=decision.cooled_down)
+        resolved = [await self._resolve(rule, ids) for rule, ids in cleared]
+        return EmitResult(event_id=request.event_id, fired=fired, cooled_down=decision.cooled_down, resolved=resolved)
 
-    def _decide(self, plans: list[FiringPlan], now: datetime, once: bool) -> Decision:
-        """Which rules a cooldown holds, and which fire (their cooldowns recorded now, before any await)."""
+    def _decide(self, plans: list[FiringPlan], now: datetime, once: bool, resolves: bool = False) -> Decision:
+        """Which rules a cooldown holds, and which fire (their cooldowns recorded now, before any await; with
+        `resolves`, what a rule with `resolve: true` fires remembered under its scope too)."""
         decision = Decision()
         for plan in plans:
             scope = events.cooldown_scope(plan) if once else plan.rule
@@ -135,8 +152,40 @@ class MonitorWorkflow:
                 continue
             before = self._state.cooling_until.get(scope)
             events.record_firing(self._state, scope, plan.cooldown_seconds, now)
+            if resolves and plan.resolve:
+                events.remember_firing(self._state, scope, [n.notification_id for n in plan.notifications], now)
             decision.firing.append(FiringRule(plan, scope, before))
         return decision
+
+    def _clear(self, clearing: list[Clearing], now: datetime) -> list[tuple[str, list[str]]]:
+        """(rule, notification ids) each clearing rule resolves: what it fired for the event's scope, forgotten now
+        (before any await), so a second clearing event resolves nothing again. A scope with nothing remembered is
+        left out: the rule had not fired, or its firing was cleared already."""
+        cleared = []
+        for clear in clearing:
+            ids = events.take_resolvable(self._state, events.clearing_scope(clear), now)
+            if ids:
+                cleared.append((clear.rule, ids))
+        return cleared
+
+    async def _resolve(self, rule: str, notification_ids: list[str]) -> ResolvedRule:
+        """Resolve what the rule fired (open notifications end `resolved`, by `rule:<name>`); the ones resolved. One
+        that fails for good after its retries resolves nothing (the notifications run on as they were)."""
+        request = ResolveNotifications(
+            workflow_ids=[notification_workflow_id(n) for n in notification_ids], by=f"rule:{rule}"
+        )
+        try:
+            result = await workflow.execute_activity_method(
+                ResolveActivities.resolve_notifications,
+                request,
+                start_to_close_timeout=RESOLVE_TIMEOUT,
+                retry_policy=RESOLVE_RETRY,
+                summary=f"resolve what {rule} fired",
+            )
+        except ActivityError:
+            return ResolvedRule(rule=rule)
+        resolved = {w.removeprefix("notification/") for w in result.resolved}
+        return ResolvedRule(rule=rule, notification_ids=[n for n in notification_ids if n in resolved])
 
     async def _fire(self, firing: FiringRule, policy: DeliveryPolicy, now: datetime, once: bool) -> FiredRule:
         """Start one firing rule's notifications; a firing whose notifications all exist already (the event came

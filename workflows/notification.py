@@ -236,6 +236,7 @@ class NotificationWorkflow:
         self._closing = False  # recording the outcome: no answer is taken any more
         self._joiners: list[str] = []  # workflow ids of duplicates waiting for this question's outcome
         self._original: NotificationOutcome | None = None  # a duplicate: the outcome of the question it repeats
+        self._notify_resolved = False  # from the route: a resolve is told by email and SMS (notify_resolved)
 
     @workflow.query(name="status")
     def status(self) -> NotificationOutcome:
@@ -443,6 +444,7 @@ class NotificationWorkflow:
         )
         self._outcome.snoozed_until = preferences.snoozed_until  # muted: nothing is enabled, so no channel follows
         self._outcome.throttled_channels = list(preferences.throttled_channels)  # over their max_per_hour: left out
+        self._notify_resolved = preferences.notify_resolved
         # A question is never digested: a digest carries no actions, and the answer is wanted now.
         digest = preferences.digest and not (n.actions and workflow.patched(ANSWERS_PATCH))
         self._stop_if_resolved()
@@ -845,19 +847,23 @@ class NotificationWorkflow:
         raise Resolved
 
     async def _end_resolved(self, paths: Paths) -> NotificationOutcome:
-        """Resolved: whatever was still pending stopped; what was delivered is told (the inbox and WebSocket, the chat
-        messages edited), a question calls its agent back, and the outcome is recorded `resolved`."""
+        """Resolved: whatever was still pending stopped; what was delivered is told (herald.domain.resolve.resolve_plan:
+        the live inbox, the Web Push replaced, email and SMS as the user's notify_resolved allows, the chat messages
+        edited), a question calls its agent back, and the outcome is recorded `resolved`."""
         outcome = self._outcome
         outcome.status = NotificationStatus.resolved
         for result in outcome.channels.values():
             if result.status is ChannelStatus.pending:
                 result.status = ChannelStatus.stopped
         self._show()
+        plan = resolve.resolve_plan(outcome.channels, self._notify_resolved)
         await self._best_effort(
             ResolveActivities.announce_resolved,
-            resolved_notice(self._request.notification, outcome),
+            resolved_notice(self._request.notification, outcome, plan),
             "tell what was delivered: resolved",
         )
+        if plan.edit:
+            await self._conclude_chats()  # "Resolved", and no button left
         if outcome.actions:
             await self._call_back()
         return await self._finish(paths)

@@ -21,7 +21,7 @@ from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
 from herald.api.guard import body_problem
 from herald.api.quota import RATE_LIMITED, spend
-from herald.domain.events import match_event
+from herald.domain.events import clearing_rules, match_event
 from herald.models import AgentEvent, EmitResult
 from herald.services.gateway import Gateway
 from herald.services.rule_cache import RuleCache
@@ -38,14 +38,15 @@ async def emit_event(
     client: Callable[[], Awaitable[Gateway]],
     before_firing: Callable[[], Awaitable[None]] | None = None,
 ) -> EmitResult:
-    """Emit through Temporal only when some rule matches; `client` is called (and connects) only then, after
-    `before_firing` (the agent key's quota: an event that fires nothing costs no token)."""
-    firings = match_event(await rules.book(), event)
-    if not firings:
+    """Emit through Temporal only when some rule matches or clears; `client` is called (and connects) only then,
+    after `before_firing` (the agent key's quota: an event that fires nothing costs no token)."""
+    book = await rules.book()
+    firings, clearing = match_event(book, event), clearing_rules(book, event)
+    if not firings and not clearing:
         return EmitResult(event_id=event.event_id)
     if before_firing is not None:
         await before_firing()
-    return await (await client()).fire(event, firings)
+    return await (await client()).fire(event, firings, clearing)
 
 
 @router.post(

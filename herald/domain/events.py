@@ -14,10 +14,25 @@ from datetime import datetime, timedelta
 
 from herald.domain.dedup import own_key
 from herald.domain.rules import RuleBook
-from herald.models import AgentEvent, AgentNotification, FiredRule, Firing, FiringPlan, MonitorState
+from herald.models import (
+    AgentEvent,
+    AgentNotification,
+    Clearing,
+    FiredRule,
+    Firing,
+    FiringPlan,
+    MonitorState,
+    RememberedFiring,
+)
 
 # After its last event, a monitor lingers this long even with no cooldown running, then completes.
 MONITOR_LINGER = timedelta(minutes=5)
+# How long the monitor remembers what a rule with `resolve: true` fired, waiting for the event that clears it. A
+# rule's notification is open at most this long (quiet hours hold one for at most 24 h, then its retries and a
+# critical escalation): a clearing event later finds it ended, and a resolve would be a no-op.
+RESOLVE_MEMORY = timedelta(hours=25)
+# The notifications remembered per scope (each firing of a rule adds one per user): the newest are kept.
+REMEMBERED_MAX = 200
 
 
 def notification_id_for(agent_id: str, event_id: str, rule: str, user_id: str) -> str:
@@ -27,6 +42,15 @@ def notification_id_for(agent_id: str, event_id: str, rule: str, user_id: str) -
 def match_event(book: RuleBook, event: AgentEvent) -> list[Firing]:
     """The rendered firings of every rule the event matches; empty means nothing to send (no Temporal work)."""
     return [rule.firing(event.agent_id, event.metrics) for rule in book.matching(event.agent_id, event.metrics)]
+
+
+def clearing_rules(book: RuleBook, event: AgentEvent) -> list[Clearing]:
+    """The rules with `resolve: true` the event makes false (it holds every metric their condition names), each with
+    the dedup_key rendered for the event: the cooldown scope whose notifications resolve."""
+    return [
+        Clearing(rule=rule.name, cooldown_key=rule.dedup_key_for(event.agent_id, event.metrics))
+        for rule in book.clearing(event.agent_id, event.metrics)
+    ]
 
 
 def plan_firings(agent_id: str, event_id: str, firings: Iterable[Firing], now: datetime) -> list[FiringPlan]:
@@ -42,6 +66,7 @@ def plan_firings(agent_id: str, event_id: str, firings: Iterable[Firing], now: d
             rule=firing.rule,
             cooldown_seconds=firing.cooldown_seconds,
             cooldown_key=firing.dedup_key,
+            resolve=firing.resolve,
             notifications=[_notification(agent_id, event_id, firing, user_id, now) for user_id in firing.user_ids],
         )
         for firing in firings
@@ -72,11 +97,14 @@ def split_by_cooldown(plans: Iterable[FiringPlan]) -> tuple[list[FiringPlan], li
     the monitor costs only latency (its workflow task plus a child start). Skipping it loses no safety: the
     notification ids derive from (agent, event, rule, user), so a retried event names workflows that already
     exist.
+
+    A rule with `resolve: true` goes to the monitor whatever its cooldown: the monitor remembers what it fired, to
+    resolve it when an event clears the rule.
     """
     monitored: list[FiringPlan] = []
     direct: list[FiringPlan] = []
     for plan in plans:
-        (monitored if plan.cooldown_seconds > 0 else direct).append(plan)
+        (monitored if plan.cooldown_seconds > 0 or plan.resolve else direct).append(plan)
     return monitored, direct
 
 
@@ -94,6 +122,25 @@ def cooldown_scope(plan: FiringPlan) -> str:
     Rule names never contain `/`, so a scoped name never equals another rule's.
     """
     return plan.rule if plan.cooldown_key is None else f"{plan.rule}/{plan.cooldown_key}"
+
+
+def clearing_scope(clearing: Clearing) -> str:
+    """The cooldown scope a clearing event resolves (the scope `cooldown_scope` gave the firings it clears)."""
+    return clearing.rule if clearing.cooldown_key is None else f"{clearing.rule}/{clearing.cooldown_key}"
+
+
+def remember_firing(state: MonitorState, scope: str, notification_ids: Iterable[str], now: datetime) -> None:
+    """Remember a resolving rule's notifications under its scope, until RESOLVE_MEMORY after this firing."""
+    known = state.resolvable.get(scope)
+    ids = list(known.notification_ids) if known is not None else []
+    ids.extend(n for n in notification_ids if n not in ids)
+    state.resolvable[scope] = RememberedFiring(notification_ids=ids[-REMEMBERED_MAX:], until=now + RESOLVE_MEMORY)
+
+
+def take_resolvable(state: MonitorState, scope: str, now: datetime) -> list[str]:
+    """The notifications a clearing event resolves, forgotten as it takes them (a later event clears nothing more)."""
+    known = state.resolvable.pop(scope, None)
+    return list(known.notification_ids) if known is not None and now < known.until else []
 
 
 def cooling(state: MonitorState, rule: str, now: datetime) -> datetime | None:
@@ -122,12 +169,14 @@ def undo_firing(
 def pruned(state: MonitorState, now: datetime) -> MonitorState:
     """The state without cooldowns that have ended: what continue-as-new carries forward."""
     live = {rule: until for rule, until in state.cooling_until.items() if until > now}
-    return state.model_copy(update={"cooling_until": live})
+    remembered = {scope: known for scope, known in state.resolvable.items() if known.until > now}
+    return state.model_copy(update={"cooling_until": live, "resolvable": remembered})
 
 
 def quiet_at(state: MonitorState) -> datetime | None:
-    """When the monitor has nothing left to remember: every cooldown over, and a while after the last event."""
-    times = list(state.cooling_until.values())
+    """When the monitor has nothing left to remember: every cooldown over, every remembered firing of a resolving rule
+    past RESOLVE_MEMORY, and a while after the last event."""
+    times = [*state.cooling_until.values(), *(known.until for known in state.resolvable.values())]
     if state.last_event_at is not None:
         times.append(state.last_event_at + MONITOR_LINGER)
     return max(times) if times else None

@@ -9,12 +9,32 @@ of it (`resolve_key`), in the `HeraldResolveKey` search attribute.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from herald.models import AgentNotification, NotificationOutcome, NotificationStatus, ResolvedNotice
+from herald.models import (
+    TITLE_MAX_CHARS,
+    AgentNotification,
+    ChannelName,
+    ChannelResult,
+    ChannelStatus,
+    NotificationOutcome,
+    NotificationStatus,
+    Priority,
+    ResolvedNotice,
+)
 
 WORKFLOW_TYPE = "NotificationWorkflow"
 # A resolve names at most this many open notifications (one per user the agent alerted with that key, usually).
 RESOLVE_MAX = 1000
+# Unless the user says otherwise (`notify_resolved`), a resolve is told by email and SMS for high and critical only.
+DEFAULT_NOTIFY_RESOLVED = Priority.high
+# The push channel's provider id for a frame a live WebSocket acked (herald/adapters/channels/push.py); any other
+# delivered push went by Web Push.
+LIVE_PUSH_PREFIX = "ws:"
+# Channels whose delivered message is edited in place (its buttons go), and those told by a message of their own.
+EDITED_CHANNELS = (ChannelName.slack, ChannelName.telegram)
+TOLD_CHANNELS = (ChannelName.email, ChannelName.sms)
 
 
 def resolve_key(agent_id: str, dedup_key: str) -> str:
@@ -58,16 +78,74 @@ def resolved_message(agent_id: str, resolved: int) -> str:
     return f"resolved {resolved} open notification{'' if resolved == 1 else 's'} of {agent_id}"
 
 
-def resolved_notice(notification: AgentNotification, outcome: NotificationOutcome) -> ResolvedNotice:
-    """What the resolved run hands `announce_resolved`: whose it is, its title, and where it was delivered."""
+def tells_resolved(floor: Priority | None, priority: Priority) -> bool:
+    """Whether a resolve of a notification of `priority` is told by email and SMS, for the user's merged
+    `notify_resolved` (`floor`: the lowest priority told; None: never)."""
+    return floor is not None and priority.rank >= floor.rank
+
+
+@dataclass(frozen=True)
+class ResolvePlan:
+    """Where a resolved notification's end is told, beside the live inbox's `resolved` frame (always sent)."""
+
+    replace_push: bool = False  # it reached a browser by Web Push: a push with the same Topic replaces the shown one
+    edit: list[ChannelName] = field(default_factory=list)  # Slack, Telegram: the message edited, its buttons gone
+    tell: list[ChannelName] = field(default_factory=list)  # email, SMS: a short `Resolved: <title>` of their own
+
+
+def resolve_plan(channels: Mapping[ChannelName, ChannelResult], notify_resolved: bool) -> ResolvePlan:
+    """Which channels hear of the resolve, from what each delivered: only a channel that delivered has something to
+    update. Web Push and the chats are updated in place whatever the preference (nothing new arrives: what is shown
+    changes); email and SMS would be a new message, so only when the user's `notify_resolved` allows it
+    (`notify_resolved`: its verdict for this notification's priority, from routing)."""
+    delivered = {c: r for c, r in channels.items() if r.status is ChannelStatus.delivered}
+    push = delivered.get(ChannelName.push)
+    replace_push = push is not None and not (push.provider_message_id or "").startswith(LIVE_PUSH_PREFIX)
+    return ResolvePlan(
+        replace_push=replace_push,
+        edit=[c for c in EDITED_CHANNELS if c in delivered],
+        tell=[c for c in TOLD_CHANNELS if c in delivered] if notify_resolved else [],
+    )
+
+
+def resolved_notice(
+    notification: AgentNotification, outcome: NotificationOutcome, plan: ResolvePlan | None = None
+) -> ResolvedNotice:
+    """What the resolved run hands `announce_resolved`: whose it is, its title, where it was delivered, and what of
+    that to update (`plan`)."""
+    plan = plan or ResolvePlan()
     return ResolvedNotice(
         notification_id=notification.notification_id,
+        workflow_id=outcome.workflow_id,
         user_id=notification.user_id,
         agent_id=notification.agent_id,
         priority=notification.priority,
         title=notification.title,
         by=outcome.resolved.by if outcome.resolved is not None else "",
+        at=outcome.resolved.at if outcome.resolved is not None else None,
         delivered=outcome.delivered_channels,
+        replace_push=plan.replace_push,
+        tell=plan.tell,
+    )
+
+
+def resolved_title(title: str) -> str:
+    """`Resolved: <title>`, cut to a title's length."""
+    text = f"Resolved: {title}"
+    return text if len(text) <= TITLE_MAX_CHARS else text[: TITLE_MAX_CHARS - 1] + "…"
+
+
+def resolved_notification(notice: ResolvedNotice) -> AgentNotification:
+    """The short notification that tells a channel of the resolve: the same id, agent, user and priority (so its
+    links lead to the notification), `Resolved: <title>`, no actions."""
+    return AgentNotification(
+        notification_id=notice.notification_id,
+        agent_id=notice.agent_id,
+        user_id=notice.user_id,
+        priority=notice.priority,
+        title=resolved_title(notice.title),
+        body=f"No longer needs your attention: resolved by {notice.by}." if notice.by else "",
+        **({"created_at": notice.at} if notice.at is not None else {}),
     )
 
 

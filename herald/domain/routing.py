@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from herald.domain.errors import PUSH_UNREACHED
+from herald.domain.resolve import DEFAULT_NOTIFY_RESOLVED, tells_resolved
 from herald.domain.schedule import quiet_hours_end
 from herald.models import (
     AgentNotification,
@@ -68,6 +69,18 @@ def merge_user_min_priority(preferences: Preferences, agent_id: str) -> Priority
     agent = preferences.agents.get(agent_id)
     value = agent.min_priority if agent is not None else None
     return value or preferences.default.min_priority or Priority.low
+
+
+def merge_notify_resolved(preferences: Preferences, agent_id: str) -> Priority | None:
+    """The lowest priority whose resolve is told by email and SMS: the agent's entry over the default; unset
+    everywhere: high (herald.domain.resolve.DEFAULT_NOTIFY_RESOLVED); None when set to false (never)."""
+    agent = preferences.agents.get(agent_id)
+    value = agent.notify_resolved if agent is not None else None
+    if value is None:
+        value = preferences.default.notify_resolved
+    if value is None:
+        return DEFAULT_NOTIFY_RESOLVED
+    return value or None
 
 
 def channel_allowed(channel: ChannelName, priority: Priority, enabled: Enabled) -> bool:
@@ -210,7 +223,9 @@ def route_for(
         },
         contact,
     )
-    routed = EnabledChannels(enabled=enabled)
+    routed = EnabledChannels(
+        enabled=enabled, notify_resolved=tells_resolved(merge_notify_resolved(preferences, agent_id), priority)
+    )
     if priority is Priority.critical or not any(enabled[channel] for channel in channels):
         return routed
     if digest_collects(preferences, priority):

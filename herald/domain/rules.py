@@ -117,21 +117,33 @@ class CompiledRule:
 
     def matches(self, metrics: Mapping[str, MetricValue]) -> bool:
         """True when the condition holds; a metric the condition needs but the event lacks means False."""
-        condition = self._condition
-        if not metrics.keys() >= condition.required:
+        if not metrics.keys() >= self._condition.required:
             return False
+        return self._evaluate(metrics) is True
+
+    def clears(self, metrics: Mapping[str, MetricValue]) -> bool:
+        """True when the event says the condition no longer holds: it carries every metric the condition names, and
+        the condition is false (not an error). An event about something else (without those metrics) clears
+        nothing, so a heartbeat never resolves an alert."""
+        if not metrics.keys() >= self._condition.variables:
+            return False
+        return self._evaluate(metrics) is False
+
+    def _evaluate(self, metrics: Mapping[str, MetricValue]) -> bool | None:
+        """The condition's boolean; None when it fails to evaluate or gives anything but a boolean."""
+        condition = self._condition
         try:
             result = condition.program.execute(cel_context(metrics, condition.metrics_view))
         except Exception as exc:  # every CEL failure means "does not fire"
             # A missing metric is routine; a type mismatch on metrics that are all there is the rule's fault.
             if metrics.keys() >= condition.variables:
                 self._warn_once("error", "rule %s: condition failed to evaluate (%s); not firing", type(exc).__name__)
-            return False
+            return None
         if isinstance(result, bool):
             return result
         cel_type = CEL_TYPE_OF.get(type(result), type(result).__name__)
         self._warn_once("type", "rule %s: condition gave type %s, not true or false; not firing", cel_type)
-        return False
+        return None
 
     def _warn_once(self, kind: str, message: str, detail: str) -> None:
         """Once per compiled rule and kind: a broken rule must not flood the log with one line per event."""
@@ -146,14 +158,12 @@ class CompiledRule:
         default title, an empty body or no dedup key, with a warning naming the rule and the field.
         """
         rule = self.rule
-        variables: dict[str, Any] = {**metrics, "agent_id": agent_id, "rule": rule.name, "metrics": dict(metrics)}
+        variables = self._variables(agent_id, metrics)
         title = self._render("title", self._title, variables).strip()[:TITLE_MAX_CHARS].strip()
         if not title:
             title = f"{rule.name} fired for {agent_id}"[:TITLE_MAX_CHARS]
         body = _cut_bytes(self._render("body", self._body, variables), BODY_MAX_BYTES)
-        dedup_key: str | None = None
-        if self._dedup_key is not None:
-            dedup_key = self._render("dedup_key", self._dedup_key, variables).strip()[:DEDUP_KEY_MAX_CHARS] or None
+        dedup_key = self._rendered_key(variables)
         return Firing(
             rule=rule.name,
             cooldown_seconds=rule.cooldown_seconds,
@@ -164,7 +174,21 @@ class CompiledRule:
             body=body,
             dedup_key=dedup_key,
             metadata=_metadata(rule.name, metrics),
+            resolve=rule.resolve,
         )
+
+    def dedup_key_for(self, agent_id: str, metrics: Mapping[str, MetricValue]) -> str | None:
+        """The rule's dedup_key rendered for this event (None: the rule has none, or it renders empty): the cooldown
+        scope a clearing event resolves."""
+        return self._rendered_key(self._variables(agent_id, metrics))
+
+    def _variables(self, agent_id: str, metrics: Mapping[str, MetricValue]) -> dict[str, Any]:
+        return {**metrics, "agent_id": agent_id, "rule": self.rule.name, "metrics": dict(metrics)}
+
+    def _rendered_key(self, variables: dict[str, Any]) -> str | None:
+        if self._dedup_key is None:
+            return None
+        return self._render("dedup_key", self._dedup_key, variables).strip()[:DEDUP_KEY_MAX_CHARS] or None
 
     def _render(self, field_name: str, template: Any, variables: dict[str, Any]) -> str:
         try:
@@ -225,3 +249,7 @@ class RuleBook:
     def matching(self, agent_id: str, metrics: Mapping[str, MetricValue]) -> list[CompiledRule]:
         """The rules whose condition holds for this event, by name."""
         return [compiled for compiled in self.candidates(agent_id) if compiled.matches(metrics)]
+
+    def clearing(self, agent_id: str, metrics: Mapping[str, MetricValue]) -> list[CompiledRule]:
+        """The rules with `resolve: true` this event clears (CompiledRule.clears), by name."""
+        return [c for c in self.candidates(agent_id) if c.rule.resolve and c.clears(metrics)]

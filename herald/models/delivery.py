@@ -96,6 +96,9 @@ class EnabledChannels(BaseModel):
         default_factory=list, description="requested channels left out (disabled) for being over their max_per_hour"
     )
     throttle_until: datetime | None = Field(default=None, description="the end of the throttle's hour")
+    # A resolve of it is told by a short email and SMS where it reached those (the user's `notify_resolved`);
+    # recorded routes from before it decode as False.
+    notify_resolved: bool = False
 
 
 class DigestItem(BaseModel):
@@ -194,10 +197,14 @@ class DeliveryRequest(BaseModel):
     workflow_id: str
     # The number of this activity's first attempt: 2 when a local attempt came before it.
     first_attempt: int = Field(default=1, ge=1)
+    # The short `Resolved: <title>` message of a resolved notification (announce_resolved): a key of its own, so the
+    # delivery log sends it once and keeps it apart from the notification's own delivery on that channel.
+    resolved: bool = False
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.workflow_id}/{self.channel.value}"
+        key = f"{self.workflow_id}/{self.channel.value}"
+        return f"{key}/resolved" if self.resolved else key
 
 
 class DeliveryReceipt(BaseModel):

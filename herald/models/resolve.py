@@ -50,18 +50,37 @@ class ResolveResult(BaseModel):
 
 
 class ResolvedNotice(BaseModel):
-    """The `announce_resolved` activity's input: a resolved notification, to tell where it was delivered."""
+    """The `announce_resolved` activity's input: a resolved notification, to tell where it was delivered (what to
+    update is decided in the workflow: herald.domain.resolve.resolve_plan)."""
 
     notification_id: str
+    workflow_id: str = ""
     user_id: str
     agent_id: str
     priority: Priority
     title: str
     by: str
+    at: datetime | None = None
     delivered: list[ChannelName] = Field(default_factory=list)
+    replace_push: bool = False  # a Web Push with the same Topic replaces the one shown
+    tell: list[ChannelName] = Field(default_factory=list)  # email, SMS: a short `Resolved: <title>`
 
 
 class ResolvedAnnounced(OneField):
     """Where `announce_resolved` told of the resolve (channel names: `push` is the live WebSocket frame)."""
 
     told: list[str]
+
+
+class ResolveNotifications(BaseModel):
+    """The monitor's `resolve_notifications` activity: resolve these notification workflows (a rule with `resolve:
+    true` cleared by an event), as `by` (`rule:<name>`)."""
+
+    workflow_ids: list[str]
+    by: str = Field(max_length=200)
+
+
+class ResolvedNotifications(OneField):
+    """The workflow ids `resolve_notifications` resolved (the others had ended, or were never open)."""
+
+    resolved: list[str]

@@ -42,6 +42,11 @@ class TriggerRule(BaseModel):
     body: str = Field(default="", max_length=4000)
     dedup_key: str | None = Field(default=None, max_length=400)
     webhook_url: str | None = Field(default=None, description="reserved: a per-rule webhook target")
+    resolve: bool = Field(
+        default=False,
+        description="when a later event of the agent holds every metric the condition names and makes it false, "
+        "the notifications the rule fired (for that rendered dedup_key) resolve",
+    )
     enabled: bool = True
 
     @field_validator("agent_id")
@@ -114,6 +119,7 @@ class Firing(BaseModel):
     body: str = ""
     dedup_key: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    resolve: bool = False  # the rule's `resolve`: the monitor remembers what it fired, to resolve it
 
 
 class FiringPlan(BaseModel):
@@ -123,9 +129,24 @@ class FiringPlan(BaseModel):
     rule: str
     cooldown_seconds: int
     notifications: list[AgentNotification]
+    resolve: bool = Field(default=False, description="the rule resolves: the monitor remembers these notifications")
     cooldown_key: str | None = Field(
         default=None, description="the rule's rendered dedup_key: the rule cools down per key (None: per rule)"
     )
+
+
+class Clearing(BaseModel):
+    """A rule with `resolve: true` whose condition an event made false: what it fired for this key resolves."""
+
+    rule: str
+    cooldown_key: str | None = Field(default=None, description="the rule's dedup_key, rendered for the event")
+
+
+class RememberedFiring(BaseModel):
+    """What a resolving rule fired for one cooldown scope, kept by the monitor until a clearing event or `until`."""
+
+    notification_ids: list[str] = Field(default_factory=list)
+    until: datetime
 
 
 class EventRequest(BaseModel):
@@ -135,6 +156,8 @@ class EventRequest(BaseModel):
     event_id: str
     plans: list[FiringPlan]
     policy: DeliveryPolicy
+    # Rules with `resolve: true` the event made false: the monitor resolves what each fired for that scope.
+    clearing: list[Clearing] = Field(default_factory=list)
 
 
 class MonitorState(BaseModel):
@@ -143,6 +166,9 @@ class MonitorState(BaseModel):
     agent_id: str
     cooling_until: dict[str, datetime] = Field(default_factory=dict)
     last_event_at: datetime | None = None
+    # Per cooldown scope of a rule with `resolve: true`: the notifications it fired, until a clearing event (or
+    # herald.domain.events.RESOLVE_MEMORY) ends them.
+    resolvable: dict[str, RememberedFiring] = Field(default_factory=dict)
     events_per_run: int = Field(default=500, ge=1, description="continue as new after this many events")
 
 
@@ -156,9 +182,20 @@ class CooledDownRule(BaseModel):
     until: datetime = Field(description="when the rule may fire again")
 
 
+class ResolvedRule(BaseModel):
+    """A rule with `resolve: true` that the event made false: the notifications of its that the event resolved (open
+    ones; those already ended are left as they are)."""
+
+    rule: str
+    notification_ids: list[str] = Field(default_factory=list)
+
+
 class EmitResult(BaseModel):
     """What an event did: the rules that fired (and their notifications), and matches held by a cooldown."""
 
     event_id: str
     fired: list[FiredRule] = Field(default_factory=list)
     cooled_down: list[CooledDownRule] = Field(default_factory=list)
+    resolved: list[ResolvedRule] = Field(
+        default_factory=list, description="rules with `resolve: true` this event made false, and what they resolved"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
@@ -65,6 +65,7 @@ _PREFERENCE_OBJECT_EXAMPLES = {
     "quiet_hours": '{"window": "22:00-07:00", "during": "hold"}',
     "digest": '{"cadence": "daily", "hour": 8, "priorities": "low"}',
 }
+NOTIFY_RESOLVED_EXPECTED = "must be false or a priority (low, medium, high, critical)"
 _CHANNEL_SETTING_EXPECTED = (
     'must be true, false or an object with "enabled" (true or false), "min_priority" and "max_per_hour"'
 )
@@ -154,6 +155,22 @@ class ChannelSwitches(BaseModel):
     @classmethod
     def _max(cls, value: int | None) -> int | None:
         return _max_per_hour(value)
+
+    notify_resolved: Priority | Literal[False] | None = Field(
+        default=None,
+        description="the lowest priority whose resolve is told by a short email and SMS (`Resolved: <title>`) "
+        "where the notification reached those; false: never; unset everywhere: high (high and critical)",
+    )
+
+    @field_validator("notify_resolved", mode="before")
+    @classmethod
+    def _notify_resolved(cls, value: object) -> object:
+        """One error naming the field, rather than one per member of the union."""
+        if value is None or value is False or isinstance(value, Priority):
+            return value
+        if isinstance(value, str) and value in Priority.__members__:
+            return Priority(value)
+        raise ValueError(NOTIFY_RESOLVED_EXPECTED)
 
     @field_validator("push", "email", "sms", "webhook", "chat", "slack", "telegram", mode="wrap")
     @classmethod

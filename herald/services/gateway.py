@@ -17,6 +17,7 @@ from herald.models import (
     AgentNotification,
     Answer,
     AnswerChannel,
+    Clearing,
     EmitResult,
     Firing,
     HeartbeatPinged,
@@ -133,7 +134,9 @@ class Gateway(Protocol):
         AnswerRefused with the reason, or AnswerTimeout."""
         ...
 
-    async def fire(self, event: AgentEvent, firings: list[Firing]) -> EmitResult:
+    async def fire(
+        self, event: AgentEvent, firings: list[Firing], clearing: list[Clearing] | None = None
+    ) -> EmitResult:
         """Fire an event's already-matched rules."""
         ...
 

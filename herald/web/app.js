@@ -834,11 +834,12 @@ function fillPreferences(preferences) {
   updateDependentFields();
 }
 
-// max_per_hour (throttling) has no control on this page yet: a save keeps what was saved over the API or the CLI,
-// at each level and on each channel, rather than dropping it.
-function keepLimits(level, saved) {
+// max_per_hour (throttling) and notify_resolved have no control on this page yet: a save keeps what was saved over
+// the API or the CLI, at each level (and max_per_hour on each channel), rather than dropping it.
+function keepSaved(level, saved) {
   if (!saved) return level;
   if (saved.max_per_hour != null) level.max_per_hour = saved.max_per_hour;
+  if (saved.notify_resolved != null) level.notify_resolved = saved.notify_resolved;
   for (const channel of CHANNELS) {
     const was = saved[channel];
     const limit = was && typeof was === "object" ? was.max_per_hour : null;
@@ -869,9 +870,9 @@ function readPreferences() {
     }
     const all = entry.querySelector('select[data-role="all-min"]').value;
     if (all) switches.min_priority = all;
-    agents[entry.dataset.agent] = keepLimits(switches, state.preferences?.agents?.[entry.dataset.agent]);
+    agents[entry.dataset.agent] = keepSaved(switches, state.preferences?.agents?.[entry.dataset.agent]);
   }
-  const preferences = { default: keepLimits(defaults, state.preferences?.default), agents };
+  const preferences = { default: keepSaved(defaults, state.preferences?.default), agents };
   const zone = $("time-zone").value.trim();
   if (zone) preferences.time_zone = zone;
   if ($("quiet-enabled").checked) {

@@ -1,5 +1,6 @@
 // Herald's service worker: shows Web Push notifications while no Herald page is open, and opens the inbox on click.
-// The payload is the JSON herald/adapters/channels/webpush.py builds: {type, notification_id, agent_id, priority, title, body, url?}.
+// The payload is the JSON herald/adapters/channels/webpush.py builds: {type, notification_id, agent_id, priority, title, body, url?};
+// type `resolved` (title `Resolved: ...`) replaces the notification of that id.
 
 const PRIORITY_LABELS = { low: "Low", medium: "Medium", high: "High", critical: "Critical" };
 
@@ -23,7 +24,9 @@ self.addEventListener("push", (event) => {
       body,
       tag: data.notification_id || undefined, // the same notification twice replaces, not stacks
       icon: "/icon.svg",
-      requireInteraction: data.priority === "critical",
+      // A `resolved` push (the same notification id, so the same tag) replaces the shown one, quietly.
+      requireInteraction: data.priority === "critical" && data.type !== "resolved",
+      silent: data.type === "resolved",
       data: { url: "/#inbox", notification_id: data.notification_id },
     }),
   );

@@ -41,7 +41,10 @@ async def test_a_query_with_a_priority_is_routed_at_the_activitys_now(store: Sto
     low = await run(activities, PreferenceQuery(user_id="ada", agent_id="a", priority=Priority.low))
     assert low.digest is True and low.hold_until is None
     critical = await run(activities, PreferenceQuery(user_id="ada", agent_id="a", priority=Priority.critical))
-    assert critical == EnabledChannels(enabled={PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True, **NO_CONTACT})
+    assert critical == EnabledChannels(
+        enabled={PUSH: True, EMAIL: True, SMS: False, WEBHOOK: True, **NO_CONTACT}, notify_resolved=True
+    )
+    assert held.notify_resolved is False, "a medium one's resolve is told by email and SMS only when the user says so"
 
 
 async def test_the_requested_channels_decide_whether_anything_is_kept(store: Store) -> None:

@@ -159,7 +159,7 @@ async def test_an_event_matching_nothing_never_touches_temporal(offline: httpx.A
             "/v1/events", json={"agent_id": "support-agent", "metrics": metrics, "event_id": "evt-1"}
         )
         assert response.status_code == 202, response.text
-        assert response.json() == {"event_id": "evt-1", "fired": [], "cooled_down": []}
+        assert response.json() == {"event_id": "evt-1", "fired": [], "cooled_down": [], "resolved": []}
     other = await offline.post("/v1/events", json={"agent_id": "other-agent", "metrics": {"error_rate": 0.9}})
     assert other.status_code == 202 and other.json()["fired"] == []
     assert other.json()["event_id"], "an id is made up when the agent sends none"

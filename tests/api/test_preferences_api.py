@@ -43,6 +43,14 @@ async def test_the_issue_example_round_trips(api: httpx.AsyncClient, store: Stor
     assert await store.users.get_preferences("ada") == Preferences.model_validate(EXAMPLE)
 
 
+async def test_notify_resolved_round_trips_as_false_or_a_priority(api: httpx.AsyncClient) -> None:
+    document = {"default": {"notify_resolved": False}, "agents": {"disk-agent": {"notify_resolved": "medium"}}}
+    assert (await api.put(URL, json=document)).status_code == 200
+    saved = (await api.get(URL)).json()
+    assert saved["default"]["notify_resolved"] is False
+    assert saved["agents"]["disk-agent"]["notify_resolved"] == "medium"
+
+
 async def test_unset_fields_stay_unset(api: httpx.AsyncClient) -> None:
     short = {"default": {"sms": False}, "agents": {}, "quiet_hours": {"window": "13:00-14:00"}}
     assert (await api.put(URL, json=short)).status_code == 200
@@ -86,6 +94,8 @@ def _set(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("agents.coding-agent.max_per_hour", -3, "agents.coding-agent.max_per_hour", "at least 1"),
         ("default.sms.max_per_hour", 0, "default.sms.max_per_hour", "at least 1"),
         ("default.max_per_hour", 2.5, "default.max_per_hour", "integer"),
+        ("default.notify_resolved", True, "default.notify_resolved", "false or a priority"),
+        ("agents.coding-agent.notify_resolved", "urgent", "agents.coding-agent.notify_resolved", "false or a priority"),
     ],
 )
 async def test_a_bad_field_is_a_422_naming_it_and_nothing_is_saved(

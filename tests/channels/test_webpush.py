@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -122,6 +123,32 @@ async def test_push_is_encrypted_for_the_browser_and_signed_with_vapid(
     assert vapid.claims["aud"] == service.origin
     assert vapid.claims["sub"] == SUBJECT
     assert time.time() < vapid.claims["exp"] <= time.time() + 24 * 3600
+
+
+async def test_a_replacement_goes_under_the_replaced_messages_topic_as_resolved(
+    sender: WebPushSender, store: Store, service: FakePushService
+) -> None:
+    """A resolve's push (OutboundMessage.replaces): the Topic of the push it replaces, so the push service keeps only
+    it for an offline browser, and `type: resolved` under the same notification id (the service worker's tag)."""
+    uid = user()
+    endpoint = service.endpoint()
+    browser = await subscribe(store, uid, endpoint)
+    first = message(uid)
+    await sender.send(first)
+    replacement = dataclasses.replace(
+        first,
+        notification=first.notification.model_copy(update={"title": "Resolved: Disk full", "body": ""}),
+        idempotency_key=f"{first.idempotency_key}/resolved",
+        replaces=first.idempotency_key,
+    )
+    await sender.send(replacement)
+
+    shown, replaced = service.received(endpoint)
+    assert replaced.headers["topic"] == shown.headers["topic"] == topic(first.idempotency_key)
+    payload = browser.decrypt(replaced.body)
+    assert (payload["type"], payload["notification_id"]) == ("resolved", first.notification.notification_id)
+    assert payload["title"] == "Resolved: Disk full"
+    assert browser.decrypt(shown.body)["type"] == "notification"
 
 
 async def test_each_push_service_gets_its_own_audience(

@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 from herald.domain.dedup import content_key
 from herald.domain.events import (
     MONITOR_LINGER,
+    REMEMBERED_MAX,
+    RESOLVE_MEMORY,
+    clearing_rules,
+    clearing_scope,
     cooldown_scope,
     cooling,
     in_plan_order,
@@ -15,10 +19,22 @@ from herald.domain.events import (
     pruned,
     quiet_at,
     record_firing,
+    remember_firing,
     split_by_cooldown,
+    take_resolvable,
     undo_firing,
 )
-from herald.models import ChannelName, FiredRule, Firing, MonitorState, Priority
+from herald.domain.rules import RuleBook
+from herald.models import (
+    AgentEvent,
+    ChannelName,
+    Clearing,
+    FiredRule,
+    Firing,
+    MonitorState,
+    Priority,
+    TriggerRule,
+)
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -157,3 +173,61 @@ def test_undo_firing_restores_the_cooldown_unless_another_firing_moved_it() -> N
     record_firing(state, "r", 10, NOW + timedelta(seconds=1))  # a later firing
     undo_firing(state, "r", 10, NOW, earlier)
     assert state.cooling_until["r"] == NOW + timedelta(seconds=11)
+
+
+# --- rules with `resolve: true` ---------------------------------------------------------------------------------
+
+
+def resolving_rule(**fields: object) -> TriggerRule:
+    values: dict[str, object] = {
+        "name": "disk-full",
+        "agent_id": "disk-agent",
+        "condition": "disk_used > 0.9",
+        "user_ids": ["ada"],
+        "dedup_key": "{{ host }}",
+        "resolve": True,
+    }
+    values.update(fields)
+    return TriggerRule.model_validate(values)
+
+
+def event(**metrics: object) -> AgentEvent:
+    return AgentEvent.model_validate({"agent_id": "disk-agent", "metrics": metrics})
+
+
+def test_an_event_clears_a_resolving_rule_only_when_it_holds_the_metrics_and_makes_it_false() -> None:
+    book = RuleBook([resolving_rule(), resolving_rule(name="no-resolve", resolve=False)])
+    assert clearing_rules(book, event(disk_used=0.5, host="db-1")) == [Clearing(rule="disk-full", cooldown_key="db-1")]
+    assert clearing_rules(book, event(heartbeat=1)) == [], "an event about something else clears nothing"
+    assert clearing_rules(book, event(disk_used=0.95, host="db-1")) == [], "still true: it fires, it doesn't clear"
+    assert clearing_rules(book, event(disk_used="full")) == [], "an error is not false"
+    assert clearing_rules(book, event(disk_used=0.5)) == [Clearing(rule="disk-full")], "no key rendered: the rule"
+
+
+def test_a_resolving_rule_goes_to_the_monitor_even_without_a_cooldown() -> None:
+    plain, resolving = firing("plain", cooldown=0), firing("resolving", cooldown=0).model_copy(update={"resolve": True})
+    monitored, direct = split_by_cooldown(plan_firings("disk-agent", "evt-1", [plain, resolving], NOW))
+    assert [p.rule for p in monitored] == ["resolving"] and monitored[0].resolve
+    assert [p.rule for p in direct] == ["plain"]
+
+
+def test_the_monitor_remembers_what_a_resolving_rule_fired_until_a_clearing_event_or_the_memory_ends() -> None:
+    state = MonitorState(agent_id="disk-agent")
+    remember_firing(state, "disk-full/db-1", ["n1", "n2"], NOW)
+    remember_firing(state, "disk-full/db-1", ["n2", "n3"], NOW + timedelta(minutes=1))
+    assert quiet_at(state) == NOW + timedelta(minutes=1) + RESOLVE_MEMORY, "the monitor stays while it remembers"
+    assert take_resolvable(state, clearing_scope(Clearing(rule="disk-full", cooldown_key="db-2")), NOW) == []
+    assert take_resolvable(state, clearing_scope(Clearing(rule="disk-full", cooldown_key="db-1")), NOW) == [
+        "n1",
+        "n2",
+        "n3",
+    ]
+    assert take_resolvable(state, "disk-full/db-1", NOW) == [], "taken once"
+
+    remember_firing(state, "disk-full", ["n4"], NOW)
+    later = NOW + RESOLVE_MEMORY + timedelta(seconds=1)
+    assert pruned(state, later).resolvable == {}
+    assert take_resolvable(state, "disk-full", later) == [], "past the memory: ended long since"
+    many = MonitorState(agent_id="disk-agent")
+    remember_firing(many, "s", [f"n{i}" for i in range(REMEMBERED_MAX + 5)], NOW)
+    assert len(many.resolvable["s"].notification_ids) == REMEMBERED_MAX

@@ -4,8 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from herald.domain import resolve, search
-from herald.models import AgentNotification, NotificationOutcome, NotificationStatus, Resolution
+import pytest
+from pydantic import ValidationError
+
+from herald.domain import resolve, routing, search
+from herald.models import (
+    TITLE_MAX_CHARS,
+    AgentNotification,
+    ChannelName,
+    ChannelResult,
+    DeliveryRequest,
+    NotificationOutcome,
+    NotificationStatus,
+    Preferences,
+    Priority,
+    Resolution,
+    ResolvedNotice,
+)
 
 
 def outcome(**fields: object) -> NotificationOutcome:
@@ -74,3 +89,93 @@ def test_current_details_say_who_resolved_and_what_stopped() -> None:
     assert search.current_details(resolved) == (
         "**resolved**\nresolved by admin at 2026-11-20T09:00:00+00:00\n- webhook: stopped by the resolve (1 attempt)"
     )
+
+
+# --- what a resolve updates, by channel (resolve_plan) and by preference (notify_resolved) ----------------------
+
+
+def delivered(channel: str, provider_message_id: str | None = "id-1", status: str = "delivered") -> dict[str, object]:
+    return {"channel": channel, "status": status, "provider_message_id": provider_message_id}
+
+
+def channels(*results: dict[str, object]) -> dict[ChannelName, ChannelResult]:
+    return {ChannelName(str(r["channel"])): ChannelResult.model_validate(r) for r in results}
+
+
+def test_web_push_is_replaced_and_a_live_frame_is_not_a_web_push() -> None:
+    by_webpush = channels(delivered("push", "http://push.example/m/1"))
+    assert resolve.resolve_plan(by_webpush, notify_resolved=False).replace_push
+    assert resolve.resolve_plan(channels(delivered("push", "webpush:1/2")), notify_resolved=False).replace_push
+    by_socket = channels(delivered("push", f"{resolve.LIVE_PUSH_PREFIX}conn-7"))
+    assert not resolve.resolve_plan(by_socket, notify_resolved=True).replace_push
+    failed = channels(delivered("push", None, status="failed"))
+    assert not resolve.resolve_plan(failed, notify_resolved=True).replace_push
+
+
+def test_chats_are_edited_whatever_the_preference_and_only_where_delivered() -> None:
+    results = channels(delivered("slack"), delivered("telegram"), delivered("chat"))
+    for notify in (True, False):
+        assert resolve.resolve_plan(results, notify).edit == [ChannelName.slack, ChannelName.telegram]
+    stopped = channels(delivered("slack", status="stopped"))
+    assert resolve.resolve_plan(stopped, True).edit == []
+
+
+def test_email_and_sms_are_told_only_when_the_preference_allows_and_only_where_delivered() -> None:
+    results = channels(delivered("email"), delivered("sms"), delivered("webhook"), delivered("push", "ws:c1"))
+    assert resolve.resolve_plan(results, notify_resolved=True).tell == [ChannelName.email, ChannelName.sms]
+    assert resolve.resolve_plan(results, notify_resolved=False).tell == []
+    only_failed_sms = channels(delivered("email"), delivered("sms", status="failed"))
+    assert resolve.resolve_plan(only_failed_sms, notify_resolved=True).tell == [ChannelName.email]
+    assert resolve.resolve_plan({}, notify_resolved=True) == resolve.ResolvePlan()
+
+
+def test_notify_resolved_defaults_to_high_and_critical_and_the_agent_entry_wins() -> None:
+    at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+    def told(preferences: dict[str, object], priority: Priority, agent: str = "disk-agent") -> bool:
+        prefs = Preferences.model_validate(preferences)
+        return routing.route_for(agent, priority, [ChannelName.email], prefs, at).notify_resolved
+
+    assert [told({}, p) for p in Priority] == [False, False, True, True]
+    assert [told({"default": {"notify_resolved": "low"}}, p) for p in Priority] == [True, True, True, True]
+    assert [told({"default": {"notify_resolved": False}}, p) for p in Priority] == [False] * 4
+    overridden = {"default": {"notify_resolved": False}, "agents": {"disk-agent": {"notify_resolved": "critical"}}}
+    assert [told(overridden, p) for p in Priority] == [False, False, False, True]
+    assert [told(overridden, p, agent="other") for p in Priority] == [False] * 4
+    assert resolve.tells_resolved(None, Priority.critical) is False
+
+
+def test_notify_resolved_refuses_anything_but_false_or_a_priority_naming_the_field() -> None:
+    for bad in (True, "urgent", 3, {"min_priority": "high"}):
+        with pytest.raises(ValidationError) as caught:
+            Preferences.model_validate({"default": {"notify_resolved": bad}})
+        [error] = caught.value.errors()
+        assert error["loc"] == ("default", "notify_resolved"), error
+        assert "must be false or a priority" in error["msg"]
+    saved = Preferences.model_validate(
+        {"default": {"notify_resolved": False}, "agents": {"a": {"notify_resolved": "low"}}}
+    )
+    assert saved.model_dump(exclude_none=True)["default"] == {"notify_resolved": False}
+
+
+def test_the_resolved_message_is_short_and_keeps_the_notifications_id() -> None:
+    at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    notice = ResolvedNotice(
+        notification_id="n1",
+        workflow_id="notification/n1",
+        user_id="ada",
+        agent_id="disk-agent",
+        priority=Priority.high,
+        title="Disk 95% on db-1",
+        by="agent:disk-agent",
+        at=at,
+    )
+    message = resolve.resolved_notification(notice)
+    assert (message.notification_id, message.user_id, message.priority) == ("n1", "ada", Priority.high)
+    assert message.title == "Resolved: Disk 95% on db-1" and message.actions == []
+    assert message.body == "No longer needs your attention: resolved by agent:disk-agent."
+    long = resolve.resolved_notification(notice.model_copy(update={"title": "x" * TITLE_MAX_CHARS}))
+    assert len(long.title) == TITLE_MAX_CHARS and long.title.endswith("…")
+    request = DeliveryRequest(notification=message, channel=ChannelName.email, workflow_id="notification/n1")
+    assert request.idempotency_key == "notification/n1/email"
+    assert request.model_copy(update={"resolved": True}).idempotency_key == "notification/n1/email/resolved"

@@ -196,7 +196,7 @@ async def test_event_matching_nothing_needs_no_temporal(home: Path, tmp_path: Pa
         run_cli(env, "event", "--agent", "support-agent", "--metric", "error_rate=0.5"),
     )
     assert code == 0, err
-    assert json.loads(out) == {"event_id": "evt-1", "fired": [], "cooled_down": []}
+    assert json.loads(out) == {"event_id": "evt-1", "fired": [], "cooled_down": [], "resolved": []}
     assert file_code == 0 and json.loads(file_out)["fired"] == [], file_err
     assert (match_code, match_out) == (1, "") and "cannot reach Temporal" in match_err
 

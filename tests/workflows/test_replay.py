@@ -24,6 +24,8 @@ from herald.models import (
     Action,
     AgentNotification,
     ChannelName,
+    ChannelStatus,
+    Clearing,
     Contact,
     DeliveryPolicy,
     DigestStart,
@@ -515,6 +517,7 @@ async def test_record_silence_histories(herald: Harness) -> None:
         (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
 async def test_record_resolved_histories(herald: Harness, fake_http: FakeHTTPServer) -> None:
     """Runs under `resolve-v1`: one resolved while its retry waited (the timer cancelled), one delivered at once
     (the patch marker and nothing else new). Record them alone (`-k record_resolved`), beside the older histories.
@@ -553,6 +556,7 @@ async def test_record_resolved_histories(herald: Harness, fake_http: FakeHTTPSer
     (HISTORIES / "NotificationWorkflow-resolvable_delivered.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
 async def test_record_heartbeat_histories(herald: Harness) -> None:
     """A heartbeat missed, its spec changed while missed, resumed by a ping, stopped; and one that continues as
     new after two pings. Record them alone (`-k record_heartbeat`)."""
@@ -659,3 +663,73 @@ async def test_record_throttle_histories(temporal_env: WorkflowEnvironment, tmp_
         (HISTORIES / "ThrottleSummaryWorkflow-sent.json").write_text(history.to_json())
     finally:
         await stack.aclose()
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_resolved_chat_history(herald: Harness) -> None:
+    """Under `resolve-v1`: a high question delivered to Slack and email (the outbox here), resolved while it waits
+    for its answer: announce_resolved (the email's `Resolved:` by notify_resolved's default), then the chat edit
+    (`conclude_chat`, behind chat-conclude-v1). Record it alone (`-k record_resolved_chat`)."""
+    user = f"resolving-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(user, Contact(slack_user_id="U024BE7LH", email="ada@example.com"))
+    question = AgentNotification(
+        agent_id="recorder",
+        user_id=user,
+        title="disk full",
+        priority=Priority.high,
+        channels=[ChannelName.slack, ChannelName.email],
+        actions=[Action(id="restart", label="Restart")],
+        dedup_key="disk/db-2",
+    )
+    handle = await herald.client.notify(question)
+    query = resolve_query("recorder", "disk/db-2")
+    for _ in range(400):
+        status = await herald.client.status(question.notification_id)
+        delivered = all(
+            (r := status.channels.get(c)) is not None and r.status is ChannelStatus.delivered for c in question.channels
+        )
+        if delivered and (await herald.client.temporal.count_workflows(query)).count == 1:
+            break
+        await asyncio.sleep(0.025)
+    assert (await herald.client.resolve("recorder", "disk/db-2")).resolved == [handle.notification_id]
+    assert (await handle.outcome()).status is NotificationStatus.resolved
+    history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+    assert "conclude_chat" in history.to_json()
+    (HISTORIES / "NotificationWorkflow-resolved_chat_question.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_monitor_resolve_history(herald: Harness) -> None:
+    """One monitor run under monitor-resolve-v1: a rule with `resolve: true` fires (remembered), an event clears it
+    (the resolve_notifications activity), a third event continues as new. Record it alone (`-k record_monitor_resolve`).
+    """
+    agent_id = f"recorder-{uuid.uuid4().hex[:6]}"
+
+    def event(fire: bool) -> EventRequest:
+        event_id = uuid.uuid4().hex
+        firing = Firing(
+            rule="disk-full",
+            cooldown_seconds=0,
+            user_ids=["user-1"],
+            channels=[ChannelName.email],
+            priority=Priority.medium,
+            title="disk full",
+            dedup_key="db-1",
+            resolve=True,
+        )
+        return EventRequest(
+            agent_id=agent_id,
+            event_id=event_id,
+            plans=plan_firings(agent_id, event_id, [firing], utcnow()) if fire else [],
+            policy=herald.client.policy,
+            clearing=[] if fire else [Clearing(rule="disk-full", cooldown_key="db-1")],
+        )
+
+    await herald.client.send_event(event(True), state=MonitorState(agent_id=agent_id, events_per_run=3))
+    handle = herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}")
+    run_id = (await handle.describe()).run_id
+    await herald.client.send_event(event(False))
+    await herald.client.send_event(event(True))  # the third: the run continues as new
+    history = await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}", run_id=run_id).fetch_history()
+    assert "resolve_notifications" in history.to_json()
+    (HISTORIES / "MonitorWorkflow-resolving_rule.json").write_text(history.to_json())

@@ -34,6 +34,9 @@ class OutboundMessage:
 
     # An email's signed one-click unsubscribe link (herald.unsubscribe); None without HERALD_ANSWER_SECRET.
     unsubscribe_url: str | None = None
+    # The idempotency key of the message this one replaces (a resolved notification's Web Push): sent under that
+    # message's Web Push `Topic`, as a `resolved` payload, so the push service and the browser replace it.
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)

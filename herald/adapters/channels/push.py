@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from herald.adapters.channels.base import Channel, OutboundMessage, SendResult
 from herald.adapters.channels.render import push_frame
 from herald.domain.errors import PushNotAcked, RecipientNotConnected
+from herald.domain.resolve import LIVE_PUSH_PREFIX
 from herald.models import ChannelName
 
 _ids = itertools.count(1)
@@ -233,7 +234,7 @@ class PushChannel:
             if self.webpush is None:
                 raise
             return await self.webpush.send(message)
-        return SendResult(provider_message_id=f"ws:{connection_id}")
+        return SendResult(provider_message_id=f"{LIVE_PUSH_PREFIX}{connection_id}")
 
     async def aclose(self) -> None:
         """Close what holds connections: a Redis publisher, the Web Push session (the hub holds none)."""

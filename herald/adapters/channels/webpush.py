@@ -135,7 +135,8 @@ def webpush_payload(message: OutboundMessage, link_base: str | None = None, limi
     """The JSON a service worker receives in its `push` event, cut (body first, then title) to fit `limit` bytes."""
     n = message.notification
     fields: dict[str, Any] = {
-        "type": "notification",
+        # `resolved`: it replaces the notification shown under the same id (OutboundMessage.replaces).
+        "type": "resolved" if message.replaces else "notification",
         "notification_id": n.notification_id,
         "agent_id": n.agent_id,
         "priority": n.priority.value,
@@ -232,7 +233,12 @@ class WebPushSender:
         if not subscriptions:
             raise RecipientNotConnected("the user has no live push connection and no Web Push subscription")
         payload = webpush_payload(message, self._link_base)
-        headers = {"Topic": topic(message.idempotency_key), "Urgency": URGENCY[message.notification.priority]}
+        # A replacement (a resolve) reuses the Topic of the message it replaces: a push service still holding that one
+        # for an offline browser delivers only the replacement.
+        headers = {
+            "Topic": topic(message.replaces or message.idempotency_key),
+            "Urgency": URGENCY[message.notification.priority],
+        }
         if self._client is None or self._client.is_closed:
             self._client = outbound_client(timeout=self._timeout, allow_private=self._allow_private)
         timeout = message.provider_timeout(self._timeout)
