@@ -31,7 +31,12 @@ class SilenceMatchers(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"anyOf": [{"required": [name]} for name in SILENCE_MATCHER_FIELDS]},
+        # At least one matcher given and not null (a null one matches anything, like one left out).
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in SILENCE_MATCHER_FIELDS
+            ]
+        },
     )
 
     agent_id: Identifier | None = None

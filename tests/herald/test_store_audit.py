@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from herald.adapters.store import PURGED_TABLES, RecordedOutcome, Store
 from herald.adapters.store import schema as tables
@@ -20,6 +21,7 @@ from herald.models import (
 )
 from herald.models.inbox import InboxReadState, NotificationContent
 from tests.herald import test_store
+from tests.herald.fixtures import schema_before_migrations as before
 
 # test_store's parametrized store (SQLite, and PostgreSQL when it answers), as the fixture `db`.
 db = test_store.store
@@ -220,11 +222,11 @@ async def test_upgrade_adds_missing_audit_indexes(tmp_path: Path) -> None:
     """A database made before the audit indexes existed (and before migrations: no alembic_version) gets them
     from `herald db upgrade`, which adopts it as revision 0001 (Store.open added them before migrations)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    first = await Store.open(url)
-    async with first.engine.begin() as conn:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:  # the schema Store.open made before migrations, less one audit index
+        await conn.run_sync(before.create)
         await conn.execute(sa.text("DROP INDEX ix_notifications_completed"))
-        await conn.execute(sa.text("DROP TABLE alembic_version"))
-    await first.close()
+    await engine.dispose()
     upgraded = await Store.upgrade(url)
     assert upgraded.adopted
     reopened = await Store.open(url)
