@@ -9,7 +9,6 @@ The registry behind /metrics is the process's, so each test sends as an agent id
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,10 +28,9 @@ from herald.domain.quota import Limits
 from herald.models import Contact, TriggerRule
 from herald.services.auth import issue_token
 from herald.services.quota import ALERT_KIND, AgentQuota
-from tests.conftest import Harness
+from tests.conftest import REDIS_URL, Harness
 
 ADMIN_KEY = "admin-" + "q" * 40
-REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @dataclass
@@ -173,23 +171,14 @@ async def test_an_event_that_fires_takes_a_token_and_one_that_matches_nothing_is
 
 
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}) and CI is set")
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable")
+async def redis_prefix(redis: Redis) -> AsyncIterator[str]:
     prefix = f"test-quota-{uuid.uuid4().hex}"
     try:
         yield prefix
     finally:
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
         if keys:
-            await client.delete(*keys)
-        await client.aclose()
+            await redis.delete(*keys)
 
 
 async def test_two_api_processes_on_one_redis_share_one_budget(herald: Harness, redis_prefix: str) -> None:

@@ -4,10 +4,8 @@ pure function does, its keys expire, and a Redis that can't be reached never ref
 from __future__ import annotations
 
 import math
-import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,22 +14,7 @@ from redis.asyncio import Redis
 
 from herald.adapters.quota import LocalBuckets, RedisBuckets
 from herald.domain.quota import Bucket, Limits, idle_seconds, take
-
-REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}) and CI is set")
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable")
-    yield client
-    await client.aclose()
+from tests.conftest import REDIS_URL
 
 
 class Clock:

@@ -5,10 +5,8 @@ Against a real worker and dev server; `herald notify` as a process sharing its b
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -27,11 +25,9 @@ from herald.services.rule_cache import RuleCache
 from herald_cli.mcp_server import AgentKeys, HeraldTools, build_server, http_app
 from starter import HeraldClient
 from starter.client import QuotaExceeded
-from tests.conftest import Harness
+from tests.conftest import REDIS_URL, Harness
 from tests.starter.cli import clean_env, run_cli
 from tests.starter.test_mcp import http_session, ok, refused
-
-REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def limited(herald: Harness, rate: float, burst: int) -> HeraldClient:
@@ -114,20 +110,6 @@ async def test_mcp_tools_say_the_key_is_over_its_quota_and_when_to_retry(herald:
     finally:
         server.should_exit = True
         await task
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}) and CI is set")
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable")
-    yield client
-    await client.aclose()
 
 
 async def test_herald_notify_says_the_agent_is_over_its_quota_and_when_to_retry(
