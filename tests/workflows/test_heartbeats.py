@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from herald.adapters.store import Store
@@ -264,5 +265,9 @@ async def test_the_check_in_that_ends_a_miss_resolves_its_alert_still_held_by_qu
     assert outcome.resolved is not None and outcome.resolved.by == f"heartbeat:{agent}/{spec.name}"
     assert sent(fake_http, path, MISSED) == 0
     async for execution in temporal.list_workflows(query + " AND ExecutionStatus = 'Running'"):
-        await temporal.get_workflow_handle(execution.id).terminate("test over: 'checked in again' is held too")
+        try:  # 'checked in again' is held too; visibility may still list the resolved alert as running
+            await temporal.get_workflow_handle(execution.id).terminate("test over")
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
     await herald.client.delete_heartbeat(agent, spec.name)
