@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from herald.models.common import NOT_SPACE, SPACE, Identifier, OneField, stripped_text_pattern
+from herald.models.common import NOT_SPACE, SPACE, Identifier, OneField, stripped_text, stripped_text_pattern
 
 ACTIONS_MAX = 5
 ACTION_LABEL_MAX_CHARS = 64
@@ -45,11 +45,7 @@ def _action_id(value: str) -> str:
 def answer_text(value: str) -> str:
     """A free-text answer as Herald keeps it: stripped, 1-ANSWER_TEXT_MAX_CHARS characters (code points), no lone
     surrogates. The errors name the problem, never the text (it is personal data)."""
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be empty")
-    if len(value) > ANSWER_TEXT_MAX_CHARS:
-        raise ValueError(f"is {len(value)} characters; the limit is {ANSWER_TEXT_MAX_CHARS}")
+    value = stripped_text(value, ANSWER_TEXT_MAX_CHARS)
     if _NOT_TEXT.search(value):
         raise ValueError("holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
     return value

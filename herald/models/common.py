@@ -93,6 +93,17 @@ SPACE, NOT_SPACE = f"[{WHITESPACE}]", f"[^{WHITESPACE}]"
 URL_REGEX = f"^https?://[^{WHITESPACE}/]+(/{NOT_SPACE}*)?$"
 
 
+def stripped_text(value: str, max_chars: int, empty: str = "must not be empty") -> str:
+    """A text as Herald keeps it: stripped of surrounding whitespace, 1 to `max_chars` characters (code points);
+    the errors name the problem, never the text. What stripped_text_pattern publishes."""
+    value = value.strip()
+    if not value:
+        raise ValueError(empty)
+    if len(value) > max_chars:
+        raise ValueError(f"is {len(value)} characters; the limit is {max_chars}")
+    return value
+
+
 def stripped_text_pattern(max_chars: int) -> str:
     """The JSON Schema pattern of a text that, stripped of surrounding whitespace, is 1 to `max_chars` characters."""
     return f"^{SPACE}*{NOT_SPACE}(?:[\\s\\S]{{0,{max_chars - 2}}}{NOT_SPACE})?{SPACE}*$"

@@ -28,6 +28,7 @@ from herald.models.common import (
     Priority,
     Timestamp,
     new_notification_id,
+    stripped_text,
     stripped_text_pattern,
     utcnow,
 )
@@ -112,12 +113,7 @@ class AgentNotification(BaseModel):
     @field_validator("title")
     @classmethod
     def _title(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be empty")
-        if len(value) > TITLE_MAX_CHARS:
-            raise ValueError(f"is {len(value)} characters; the limit is {TITLE_MAX_CHARS}")
-        return value
+        return stripped_text(value, TITLE_MAX_CHARS)
 
     @field_validator("body")
     @classmethod

@@ -16,6 +16,7 @@ from herald.models.common import (
     Identifier,
     Priority,
     Timestamp,
+    stripped_text,
     stripped_text_pattern,
 )
 
@@ -88,12 +89,7 @@ class SilenceInput(BaseModel):
     @field_validator("comment")
     @classmethod
     def _comment(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be empty: say why")
-        if len(value) > SILENCE_COMMENT_MAX_CHARS:
-            raise ValueError(f"is {len(value)} characters; the limit is {SILENCE_COMMENT_MAX_CHARS}")
-        return value
+        return stripped_text(value, SILENCE_COMMENT_MAX_CHARS, empty="must not be empty: say why")
 
 
 class SilenceState(StrEnum):
