@@ -24,6 +24,7 @@ import pytest
 
 from herald.config import temporal_binary
 from herald.domain.search import SERVER_REGISTRATIONS
+from tests.conftest import WEBHOOK_SECRET
 from tests.starter.cli import HERALD, clean_env
 
 
@@ -177,6 +178,19 @@ def herald_env(home: Path, temporal_address: str, task_queue: str, **values: str
         HERALD_RETENTION_SCHEDULE_ID=f"retention-{task_queue}",
         HERALD_LOG_LEVEL="WARNING",
         **values,
+    )
+
+
+def webhook_worker_env(home: Path, temporal_address: str, task_queue: str, database_url: str) -> dict[str, str]:
+    """A `herald worker` child on the test's store that signs webhooks with the tests' secret and may post to the
+    loopback fakes."""
+    return herald_env(
+        home,
+        temporal_address,
+        task_queue,
+        HERALD_DATABASE_URL=database_url,
+        HERALD_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        HERALD_ALLOW_PRIVATE_WEBHOOKS="true",
     )
 
 

@@ -29,9 +29,9 @@ from herald.models import (
     utcnow,
 )
 from starter import HeraldClient
-from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, Harness, make_settings, quiet_hours_now
+from tests.conftest import FAST_POLICY, Harness, make_settings, quiet_hours_now
 from tests.fakes.http import FakeHTTPServer
-from tests.faults.procs import eventually, herald_env, herald_worker
+from tests.faults.procs import eventually, herald_worker, webhook_worker_env
 from worker import create_worker, open_runtime
 
 MISSED = b"missed its check-in"
@@ -185,13 +185,8 @@ async def test_missed_then_resumed_across_worker_sigkills(
     queue = f"heartbeat-kill-{uuid.uuid4().hex[:8]}"
     agent, user = f"backup-{uuid.uuid4().hex[:8]}", f"ops-{uuid.uuid4().hex[:6]}"
     path = f"/heartbeat/{agent}"
-    env = herald_env(
-        home,
-        temporal_env.client.service_client.config.target_host,
-        queue,
-        HERALD_DATABASE_URL=settings.resolved_database_url,
-        HERALD_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        HERALD_ALLOW_PRIVATE_WEBHOOKS="true",
+    env = webhook_worker_env(
+        home, temporal_env.client.service_client.config.target_host, queue, settings.resolved_database_url
     )
     worker = herald_worker(tmp_path / "worker.log", env)
     client = HeraldClient(temporal_env.client, queue, FAST_POLICY)

@@ -40,9 +40,9 @@ from herald.models import (
 )
 from starter import HeraldClient
 from starter.client import NotificationHandle
-from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, make_settings
+from tests.conftest import FAST_POLICY, make_settings
 from tests.fakes.http import FakeHTTPServer
-from tests.faults.procs import eventually, herald_env, herald_worker
+from tests.faults.procs import eventually, herald_worker, webhook_worker_env
 from worker import create_worker, open_runtime
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -155,13 +155,8 @@ async def test_a_held_notification_survives_a_worker_sigkill_and_is_sent_once(
     settings = make_settings(home)
     queue = f"quiet-kill-{uuid.uuid4().hex[:8]}"
     path = f"/quiet/{queue}"
-    env = herald_env(
-        home,
-        temporal_env.client.service_client.config.target_host,
-        queue,
-        HERALD_DATABASE_URL=settings.resolved_database_url,
-        HERALD_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        HERALD_ALLOW_PRIVATE_WEBHOOKS="true",
+    env = webhook_worker_env(
+        home, temporal_env.client.service_client.config.target_host, queue, settings.resolved_database_url
     )
     worker = herald_worker(tmp_path / "worker.log", env)
     client = HeraldClient(temporal_env.client, queue, FAST_POLICY)
