@@ -48,6 +48,7 @@ from herald.config import Settings, SettingsError, check_settings
 from herald.domain.answers import links_from_settings
 from herald.models import ChannelName, RetentionRequest
 from herald.services.callbacks import AgentCallbacks
+from herald.services.subscriptions import SubscriptionService
 from starter.client import connect_temporal
 from workflows import ALL_WORKFLOWS
 from workflows.retention import RetentionWorkflow
@@ -106,6 +107,7 @@ def create_worker(
             throttle_window_seconds=runtime.settings.delivery.throttle_window_seconds,
             answer_links=links_from_settings(runtime.settings),
             callbacks=AgentCallbacks.from_settings(runtime.settings),
+            subscriptions=SubscriptionService.from_settings(runtime.store, runtime.settings),
         ),
         workflow_failure_exception_types=workflow_failure_exception_types,
         # On shutdown, activities in flight (a send under way) get this long to finish before they are cancelled.

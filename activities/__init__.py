@@ -11,11 +11,12 @@ from activities.chat_conclusion import ChatActivities
 from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
-from activities.heartbeats import count_heartbeat_event, resolve_missed_check_in
+from activities.heartbeats import HeartbeatActivities, resolve_missed_check_in
 from activities.preferences import PreferenceActivities
 from activities.resolve import ResolveActivities
 from activities.retention import RetentionActivities
 from activities.silences import SilenceActivities
+from activities.subscriptions import SubscriptionActivities
 from activities.throttle import ThrottleActivities
 from herald.adapters.channels.base import Channel
 from herald.adapters.store import Store
@@ -25,6 +26,7 @@ from herald.services.callbacks import AgentCallbacks
 from herald.services.chat_conclusion import ChatService
 from herald.services.delivery import DeliveryService
 from herald.services.resolve import ResolveService
+from herald.services.subscriptions import SubscriptionService
 
 __all__ = [
     "AnswerActivities",
@@ -33,10 +35,12 @@ __all__ = [
     "DedupActivities",
     "DeliveryActivities",
     "DigestActivities",
+    "HeartbeatActivities",
     "PreferenceActivities",
     "ResolveActivities",
     "RetentionActivities",
     "SilenceActivities",
+    "SubscriptionActivities",
     "ThrottleActivities",
     "build_activities",
 ]
@@ -50,6 +54,7 @@ def build_activities(
     throttle_window_seconds: float = 3600.0,
     answer_links: AnswerLinks | None = None,
     callbacks: AgentCallbacks | None = None,
+    subscriptions: SubscriptionService | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity a Herald worker registers, bound to one store and one set of channels."""
     dedup = DedupActivities(store)
@@ -57,7 +62,9 @@ def build_activities(
     preferences = PreferenceActivities(store, throttle_window_seconds=throttle_window_seconds)
     delivery_service = DeliveryService(store, channels, answer_links)
     delivery = DeliveryActivities(delivery_service)
-    audit = AuditActivities(store)
+    subscribed = SubscriptionActivities(subscriptions)
+    audit = AuditActivities(store, subscribed)
+    heartbeat = HeartbeatActivities(subscribed)
     retention = RetentionActivities(store)
     answers = AnswerActivities(callbacks)
     chat = ChatActivities(ChatService(store, channels))
@@ -79,8 +86,10 @@ def build_activities(
         chat.conclude_chat,
         silences.check_silences,
         resolve.announce_resolved,
-        count_heartbeat_event,
+        heartbeat.count_heartbeat_event,
         resolve_missed_check_in,
         throttled.enqueue_throttled,
         resolve.resolve_notifications,
+        subscribed.post_subscription_event,
+        subscribed.mark_subscription,
     ]

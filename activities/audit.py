@@ -1,5 +1,6 @@
 """record_outcome and record_ops_alert: what reached whom, kept after Temporal's retention has passed; get_outcome
-reads one back."""
+reads one back. Recording an outcome also hands its events (delivered, failed, answered, ...) to the subscriptions
+that want them (activities/subscriptions.py)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,28 @@ import logging
 
 from temporalio import activity
 
+from activities.subscriptions import SubscriptionActivities
 from herald.adapters import metrics
 from herald.adapters.store import Store
-from herald.models import NotificationOutcome, OpsAlert, OutcomeQuery
+from herald.domain.subscriptions import outcome_events
+from herald.models import NotificationOutcome, OpsAlert, OutcomeQuery, utcnow
 
 log = logging.getLogger("herald.ops")
 audit_log = logging.getLogger("herald.audit")
 
 
 class AuditActivities:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, subscriptions: SubscriptionActivities | None = None) -> None:
         self._store = store
+        self._subscriptions = subscriptions
 
     @activity.defn(name="record_outcome")
     async def record_outcome(self, outcome: NotificationOutcome) -> None:
         await self._store.notifications.record_outcome(outcome)
         metrics.count_outcome(outcome)
         audit_log.info("outcome %s recorded", outcome.status.value)
+        if self._subscriptions is not None:
+            await self._subscriptions.publish(outcome_events(outcome, utcnow()))
 
     @activity.defn(name="record_ops_alert")
     async def record_ops_alert(self, alert: OpsAlert) -> None:

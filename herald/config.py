@@ -187,6 +187,8 @@ class WebhookSettings(BaseSettings):
     # Webhook URLs that resolve to loopback, private or link-local addresses are refused (SSRF) unless this
     # is set; `herald dev` sets it, so a receiver on your own machine works there.
     allow_private_webhooks: bool = False
+    # A subscription (/v1/subscriptions) is disabled after this many events in a row failed, each after its retries.
+    subscription_max_failures: int = Field(default=5, ge=1)
 
 
 # The `chat` channel's Apprise schemes outside `herald dev`: services reached over HTTPS with a token in the URL.

@@ -5,6 +5,7 @@ from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.subscription import SubscriptionWorkflow
 from workflows.throttle import ThrottleSummaryWorkflow
 
 ALL_WORKFLOWS: list[type] = [
@@ -14,6 +15,7 @@ ALL_WORKFLOWS: list[type] = [
     RetentionWorkflow,
     HeartbeatWorkflow,
     ThrottleSummaryWorkflow,
+    SubscriptionWorkflow,
 ]
 
 __all__ = [
@@ -23,5 +25,6 @@ __all__ = [
     "MonitorWorkflow",
     "NotificationWorkflow",
     "RetentionWorkflow",
+    "SubscriptionWorkflow",
     "ThrottleSummaryWorkflow",
 ]

@@ -85,6 +85,22 @@ class AgentCallbacks:
             path = self._outbox / f"{callback.notification_id}.json"
             _write_atomically(path, {"url": callback.url, "webhook-id": msg_id, "body": body})
             return f"outbox:callback/{path.name}"
+        status = await self.post_signed(callback.url, msg_id, body, activity_timeout, kind="Callback")
+        return f"callback:{status}"
+
+    @property
+    def signs(self) -> bool:
+        """Whether HERALD_WEBHOOK_SECRET is set (else what would be posted goes to the outbox)."""
+        return self._secret is not None
+
+    async def post_signed(
+        self, url: str, msg_id: str, body: Any, activity_timeout: float | None = None, *, kind: str
+    ) -> int:
+        """POST `body` as JSON to `url`, signed (Standard Webhooks) with `msg_id` as `webhook-id`, through the SSRF
+        guard; the receiver's status when it took it. Raises TransientDeliveryError to retry and
+        PermanentDeliveryError to give up, their type names starting with `kind` (Callback, Subscription)."""
+        if self._secret is None:
+            raise PermanentDeliveryError("HERALD_WEBHOOK_SECRET is not set", type_name=f"{kind}Unsigned")
         content = json.dumps(body, separators=(",", ":")).encode()
         timestamp = int(time.time())
         headers = {
@@ -95,15 +111,16 @@ class AgentCallbacks:
         }
         timeout = self._timeout if activity_timeout is None else provider_timeout(activity_timeout, self._timeout)
         client = self._client or outbound_client(timeout=timeout, allow_private=self._allow_private)
+        what = kind.lower()
         try:
-            response = await client.post(callback.url, content=content, headers=headers, timeout=timeout)
+            response = await client.post(url, content=content, headers=headers, timeout=timeout)
         except UnsafeURL as exc:
-            raise PermanentDeliveryError(f"callback URL {exc}", type_name="CallbackUrlRefused") from None
+            raise PermanentDeliveryError(f"{what} URL {exc}", type_name=f"{kind}UrlRefused") from None
         except httpx.TimeoutException:
-            raise TransientDeliveryError("callback endpoint timed out", type_name="CallbackTimeout") from None
+            raise TransientDeliveryError(f"{what} endpoint timed out", type_name=f"{kind}Timeout") from None
         except httpx.HTTPError as exc:
             raise TransientDeliveryError(
-                f"callback endpoint unreachable ({type(exc).__name__})", type_name="CallbackUnreachable"
+                f"{what} endpoint unreachable ({type(exc).__name__})", type_name=f"{kind}Unreachable"
             ) from None
         finally:
             if self._client is None:
@@ -111,4 +128,4 @@ class AgentCallbacks:
         error = classify(response.status_code, response.headers.get("retry-after"))
         if error is not None:
             raise error
-        return f"callback:{response.status_code}"
+        return response.status_code

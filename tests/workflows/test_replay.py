@@ -733,3 +733,64 @@ async def test_record_monitor_resolve_history(herald: Harness) -> None:
     history = await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}", run_id=run_id).fetch_history()
     assert "resolve_notifications" in history.to_json()
     (HISTORIES / "MonitorWorkflow-resolving_rule.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_subscription_histories(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """SubscriptionWorkflow: one run whose subscriber failed an event (after its retry), took the next (the count
+    reset) and ended `gone` once deleted; one disabled after two failed events. Record these alone
+    (`-k record_subscription`)."""
+    from herald.domain.subscriptions import outcome_events
+    from herald.models import SubscriptionEventType
+    from herald.services.subscriptions import EVENT_SIGNAL, subscription_workflow_id
+    from tests.conftest import make_settings
+    from tests.fakes.http import start_fake
+    from tests.workflows.test_subscriptions import note, subscribe, until
+    from worker import create_worker, open_runtime
+
+    fake = FakeHTTPServer()
+    server, task, fake.port = await start_fake(fake)
+    settings = make_settings(
+        tmp_path / "herald",
+        retry_initial_seconds=0.1,
+        retry_backoff=1.0,
+        retry_max_interval_seconds=0.2,
+        retry_max_retries=1,
+        subscription_max_failures=2,
+    )
+    task_queue = f"record-subs-{uuid.uuid4().hex[:8]}"
+    try:
+        async with (
+            open_runtime(settings) as runtime,
+            create_worker(temporal_env.client, runtime, task_queue, workflow_failure_exception_types=[Exception]),
+        ):
+            h = Harness(HeraldClient(temporal_env.client, task_queue, DeliveryPolicy()), runtime, settings)
+            user = f"subscriber-{uuid.uuid4().hex[:6]}"
+            await h.store.users.put_contact(user, Contact(email="ada@example.com"))
+            kinds = [SubscriptionEventType.delivered]
+            # sent, then gone
+            agent, name = f"rec-{uuid.uuid4().hex[:6]}", f"rec-sent-{uuid.uuid4().hex[:6]}"
+            await subscribe(h, name, fake.script("/sent", 500, 500), kinds, agent)
+            first = await (await h.client.notify(note(agent, user))).outcome()
+            second = await (await h.client.notify(note(agent, user, title="second"))).outcome()
+            await until(lambda: len(fake.received("/sent")) >= 3)
+            assert await h.store.subscriptions.delete_subscription(name)
+            handle = h.client.temporal.get_workflow_handle(subscription_workflow_id(name))
+            [late] = outcome_events(second.model_copy(update={"notification_id": "late"}), utcnow())
+            await handle.signal(EVENT_SIGNAL, late)
+            assert await handle.result() == "gone"
+            assert first.notification_id
+            (HISTORIES / "SubscriptionWorkflow-sent_then_gone.json").write_text(
+                (await handle.fetch_history()).to_json()
+            )
+            # disabled
+            agent, name = f"rec-{uuid.uuid4().hex[:6]}", f"rec-off-{uuid.uuid4().hex[:6]}"
+            await subscribe(h, name, fake.script("/off", *([500] * 10)), kinds, agent)
+            for i in range(2):
+                await (await h.client.notify(note(agent, user, title=f"n{i}"))).outcome()
+            handle = h.client.temporal.get_workflow_handle(subscription_workflow_id(name))
+            assert await handle.result() == "disabled"
+            (HISTORIES / "SubscriptionWorkflow-disabled.json").write_text((await handle.fetch_history()).to_json())
+    finally:
+        server.should_exit = True
+        await task

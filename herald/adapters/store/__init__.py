@@ -7,6 +7,7 @@ from herald.adapters.store.retention import PURGED_TABLES, RetentionRepository
 from herald.adapters.store.rules import RuleRepository, RulesDiff
 from herald.adapters.store.silences import SilenceRepository
 from herald.adapters.store.sql import Store
+from herald.adapters.store.subscriptions import SubscriptionRepository
 from herald.adapters.store.throttle import ThrottleRepository
 from herald.adapters.store.tokens import TokenRepository
 from herald.adapters.store.users import UserRepository
@@ -23,6 +24,7 @@ __all__ = [
     "SilenceRepository",
     "SmsQuestion",
     "Store",
+    "SubscriptionRepository",
     "ThrottleRepository",
     "TokenRepository",
     "Upgraded",

@@ -187,6 +187,24 @@ silences = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
 )
 
+# Subscriptions (herald/models/subscriptions.py): where to POST which events, and the delivery state SubscriptionWorkflow
+# keeps (failures in a row, the last error bounded, when it was disabled). `events` is a JSON list of event types.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("agent_id", sa.String(128), index=True),
+    sa.Column("owner", sa.String(160), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.String(300)),
+    sa.Column("disabled_at", Timestamp),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
 # Throttling (herald/domain/throttle.py): one counter per (user, agent, scope, window), scope `*` for the agent-wide
 # limit or a channel's name, claimed under a row lock; and each notification's decision, so a retried claim repeats
 # it instead of counting twice. Rows of past windows are pruned by the next claim for the same user and agent.

@@ -10,6 +10,7 @@ aggregate on one engine.
 - `store.retention`      purging history older than the retention period
 - `store.answers`        used answer links, SMS questions, refused answers, snoozes
 - `store.silences`       silences: what they match, when they are in force
+- `store.subscriptions`  subscriptions to events: where to POST which, and their delivery state
 - `store.throttle`       throttle counters per user, agent and hour, and each notification's claim
 
 Each repository is its own module here; what they share (the engine behind `read`/`write`, timestamps, row
@@ -31,6 +32,7 @@ from herald.adapters.store.notifications import NotificationRepository
 from herald.adapters.store.retention import RetentionRepository
 from herald.adapters.store.rules import RuleRepository
 from herald.adapters.store.silences import SilenceRepository
+from herald.adapters.store.subscriptions import SubscriptionRepository
 from herald.adapters.store.throttle import ThrottleRepository
 from herald.adapters.store.tokens import TokenRepository
 from herald.adapters.store.users import UserRepository
@@ -49,6 +51,7 @@ class Store:
         self.retention = RetentionRepository(self.db)
         self.answers = AnswerRepository(self.db)
         self.silences = SilenceRepository(self.db)
+        self.subscriptions = SubscriptionRepository(self.db)
         self.throttle = ThrottleRepository(self.db)
 
     @classmethod
