@@ -32,6 +32,7 @@ from herald.api import (
     push,
     rules,
     silences,
+    subscriptions,
     unsubscribe,
     users,
     web,
@@ -141,6 +142,7 @@ def create_app(
     app.include_router(push.router)
     app.include_router(rules.router)
     app.include_router(silences.router)
+    app.include_router(subscriptions.router)
     app.include_router(events.router)
     app.include_router(heartbeats.router)
     app.include_router(providers.router)
