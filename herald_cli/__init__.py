@@ -3,7 +3,7 @@
 One module per group of commands; importing them registers their commands on `app`.
 """
 
-from herald_cli import db, heartbeats, keys, mcp, notifications, rules, silences, stack, users
+from herald_cli import db, heartbeats, keys, mcp, notifications, rules, silences, stack, subscriptions, users
 from herald_cli.common import app
 from herald_cli.rules import check_rules, diff_lines, event_fields, parse_metric, rule_entries, rules_diff, rules_table
 
@@ -24,5 +24,6 @@ __all__ = [
     "rules_table",
     "silences",
     "stack",
+    "subscriptions",
     "users",
 ]

@@ -40,6 +40,11 @@ silence_app = typer.Typer(
     help="Silences: notifications they match end `silenced`, logged and not delivered.", no_args_is_help=True
 )
 app.add_typer(silence_app, name="silence")
+subscriptions_app = typer.Typer(
+    help="Subscriptions: signed POSTs of what happens (delivered, failed, ..., heartbeat.missed) to a URL.",
+    no_args_is_help=True,
+)
+app.add_typer(subscriptions_app, name="subscriptions")
 db_app = typer.Typer(
     help="The store's schema: migrations (HERALD_DATABASE_URL, or HERALD_HOME's herald.db).", no_args_is_help=True
 )

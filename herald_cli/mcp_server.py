@@ -2,7 +2,8 @@
 
 Tools: `notify_user`, `ask_user` (waits for the answer, reporting progress), `emit_event`, `notification_status`,
 and `add_silence`, `list_silences`, `expire_silence` (silences of the key's own agent),
-and the agent's heartbeats: `set_heartbeat`, `ping_heartbeat`, `list_heartbeats`.
+and the agent's heartbeats: `set_heartbeat`, `ping_heartbeat`, `list_heartbeats`, and its subscriptions:
+`set_subscription`, `list_subscriptions`, `delete_subscription`.
 Every tool speaks for one agent, named by an agent key (`herald keys issue <agent>`): over stdio the key
 given at startup (HERALD_AGENT_KEY or --agent-key), over streamable HTTP the `Authorization: Bearer` key of
 each request. A tool never acts as another agent. Keys are never logged or echoed: messages name the
@@ -29,9 +30,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
 from herald.adapters.codec import CodecConfigError, CodecError
+from herald.adapters.netguard import UnsafeURL
 from herald.adapters.store import Store
 from herald.config import Settings
 from herald.domain.silences import SilenceProblem, state_of
+from herald.domain.subscriptions import state_of as subscription_state
 from herald.domain.validation import describe
 from herald.models import (
     AgentNotification,
@@ -47,6 +50,10 @@ from herald.models import (
     ResolveResult,
     SilenceInput,
     SilenceView,
+    Subscription,
+    SubscriptionEventType,
+    SubscriptionInput,
+    SubscriptionView,
     utcnow,
 )
 from herald.models.answers import Action, Answer
@@ -372,6 +379,38 @@ class HeraldTools:
             raise ToolError(f"silence_id: agent {agent_id} has no silence {silence_id}")
         return _view(expired)
 
+    # --- subscriptions: the key's own agent's -------------------------------------------------------------
+
+    async def set_subscription(self, agent_id: str, name: str, fields: dict[str, Any]) -> SubscriptionView:
+        """A subscription to this agent's events (agent_id is the key's agent, always); one of another owner's
+        name is refused as taken."""
+        try:
+            body = SubscriptionInput.model_validate({**fields, "agent_id": agent_id})
+        except ValidationError as exc:
+            raise ToolError(problems(exc)) from None
+        before = await self.store.subscriptions.get_subscription(name)
+        if before is not None and before.agent_id != agent_id:
+            raise ToolError(f"name: the subscription {name} is not this agent's")
+        try:
+            made = await self.herald.set_subscription(name, body, owner=f"agent:{agent_id}", store=self.store)
+        except UnsafeURL as exc:
+            raise ToolError(f"url {exc}") from None
+        return _subscription_view(made)
+
+    async def list_subscriptions(self, agent_id: str) -> SubscriptionList:
+        found = await self.herald.subscriptions(agent_id=agent_id, store=self.store)
+        return SubscriptionList(subscriptions=[_subscription_view(s) for s in found])
+
+    async def delete_subscription(self, agent_id: str, name: str) -> str:
+        found = await self.store.subscriptions.get_subscription(name)
+        if (
+            found is None
+            or found.agent_id != agent_id
+            or not await self.herald.delete_subscription(name, store=self.store)
+        ):
+            raise ToolError(f"name: agent {agent_id} has no subscription {name}")
+        return f"deleted subscription {name}"
+
     async def set_heartbeat(self, fields: dict[str, Any]) -> HeartbeatSpec:
         try:
             spec = HeartbeatSpec.model_validate(fields)
@@ -402,6 +441,14 @@ class HeraldTools:
 
 class SilenceList(BaseModel):
     silences: list[SilenceView]
+
+
+class SubscriptionList(BaseModel):
+    subscriptions: list[SubscriptionView]
+
+
+def _subscription_view(subscription: Subscription) -> SubscriptionView:
+    return SubscriptionView(**subscription.model_dump(), state=subscription_state(subscription))
 
 
 def _view(silence: Any) -> SilenceView:
@@ -597,6 +644,32 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
     ) -> SilenceView:
         """End one of your silences now: your notifications are delivered again from then on."""
         return await tools.expire_silence(await tools.agent(ctx), silence_id)
+
+    @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=True))
+    async def set_subscription(
+        ctx: ToolContext,
+        name: Annotated[str, Field(description="the subscription's name (letters, digits, . _ : @ -)")],
+        url: Annotated[str, Field(description="the http(s) URL that receives Standard Webhooks-signed POSTs")],
+        events: Annotated[
+            list[SubscriptionEventType],
+            Field(description="the event types: notification.delivered, ..., heartbeat.missed"),
+        ],
+    ) -> SubscriptionView:
+        """Subscribe a URL to what happens to your notifications and heartbeats: signed POSTs, in order, with ids,
+        the channel, the status and the time (never content). Saving again enables a disabled subscription."""
+        return await tools.set_subscription(await tools.agent(ctx), name, {"url": url, "events": events})
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def list_subscriptions(ctx: ToolContext) -> SubscriptionList:
+        """Your subscriptions, each enabled or disabled (after it kept failing) with its failures and last error."""
+        return await tools.list_subscriptions(await tools.agent(ctx))
+
+    @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=False))
+    async def delete_subscription(
+        ctx: ToolContext, name: Annotated[str, Field(description="the name set_subscription saved")]
+    ) -> str:
+        """Delete one of your subscriptions: nothing more is posted to it."""
+        return await tools.delete_subscription(await tools.agent(ctx), name)
 
     @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=True))
     async def set_heartbeat(

@@ -64,6 +64,8 @@ from herald.models import (
     Silence,
     SilenceInput,
     Snooze,
+    Subscription,
+    SubscriptionInput,
     heartbeat_workflow_id,
     notification_workflow_id,
     utcnow,
@@ -80,6 +82,7 @@ from herald.services.gateway import (
 from herald.services.quota import AgentQuota, QuotaExceeded, QuotaSubject
 from herald.services.resolve import resolve_workflow
 from herald.services.rule_cache import RuleCache
+from herald.services.subscriptions import save_subscription
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
@@ -346,8 +349,10 @@ class HeraldClient:
         database_url: str | None = None,
         store: Store | None = None,
         quota: AgentQuota | None = None,
+        allow_private_urls: bool = False,
     ) -> None:
         self.temporal = client
+        self._allow_private_urls = allow_private_urls  # HERALD_ALLOW_PRIVATE_WEBHOOKS: subscriptions' URLs
         self.quota = quota
         self.task_queue = task_queue
         self.policy = policy or DeliveryPolicy()
@@ -369,6 +374,7 @@ class HeraldClient:
             settings.delivery_policy(),
             database_url=settings.resolved_database_url,
             quota=AgentQuota.from_settings(settings) if quota else None,
+            allow_private_urls=settings.webhook.allow_private_webhooks,
         )
 
     async def emit(
@@ -890,13 +896,47 @@ class HeraldClient:
         """End a silence now (one already ended stays as it was); None when there is no such silence."""
         return await (await self._answer_store(store)).silences.expire_silence(silence_id, utcnow())
 
+    # --- subscriptions -------------------------------------------------------------------------------------------
+
+    async def set_subscription(
+        self,
+        name: str,
+        subscription: SubscriptionInput | Mapping[str, Any],
+        *,
+        owner: str = "client",
+        store: Store | None = None,
+    ) -> Subscription:
+        """Save the subscription `name`: signed POSTs of the events named (`notification.delivered`, ...,
+        `heartbeat.missed`) to its URL, in order, each retried as a webhook is. Saving enables it again, its
+        failures cleared. A ValidationError names a bad field; UnsafeURL (a ValueError) a URL that resolves inward
+        (unless HERALD_ALLOW_PRIVATE_WEBHOOKS). Needs the store, as silences do."""
+        body = (
+            subscription
+            if isinstance(subscription, SubscriptionInput)
+            else SubscriptionInput.model_validate(subscription)
+        )
+        return await save_subscription(
+            await self._answer_store(store), name, body, owner, allow_private=self._allow_private_urls
+        )
+
+    async def subscriptions(self, *, agent_id: str | None = None, store: Store | None = None) -> list[Subscription]:
+        """Subscriptions by name (those naming `agent_id` when given), each with `enabled`, `failures` in a row and
+        `last_error`: a subscriber that kept failing is disabled."""
+        return await (await self._answer_store(store)).subscriptions.list_subscriptions(agent_id=agent_id)
+
+    async def delete_subscription(self, name: str, *, store: Store | None = None) -> bool:
+        """Delete the subscription: nothing more is posted to it. False when there was none."""
+        return await (await self._answer_store(store)).subscriptions.delete_subscription(name)
+
     async def _answer_store(self, store: Store | None) -> Store:
         if store is not None:
             return store
         if self._given_store is not None:
             return self._given_store
         if self._database_url is None:
-            raise RuntimeError("snoozes and silences need the store: use HeraldClient.connect(settings) or pass store=")
+            raise RuntimeError(
+                "snoozes, silences and subscriptions need the store: use HeraldClient.connect(settings) or pass store="
+            )
         if self._store is None:
             self._store = await Store.open(self._database_url)
         return self._store

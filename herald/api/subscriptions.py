@@ -13,12 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
-from herald.adapters.netguard import UnsafeURL, check_public_url
+from herald.adapters.netguard import UnsafeURL
 from herald.api.auth import AuthError, Caller, CallerDep, access_problem
 from herald.api.deps import Deps
 from herald.api.errors import ApiError, ErrorBody
-from herald.domain.subscriptions import saved, state_of
-from herald.models import ID_REGEX, Subscription, SubscriptionInput, SubscriptionView, utcnow
+from herald.domain.subscriptions import state_of
+from herald.models import ID_REGEX, Subscription, SubscriptionInput, SubscriptionView
+from herald.services.subscriptions import save_subscription
 
 SubscriptionName = Annotated[str, Path(pattern=ID_REGEX, description="the subscription's name")]
 
@@ -80,13 +81,12 @@ async def put_subscription(
     before = await deps.store.subscriptions.get_subscription(name)
     if before is not None and not visible(caller, before):
         raise AuthError(403, "forbidden", f"the subscription {name} is not this key's", "name")
-    if not deps.settings.webhook.allow_private_webhooks:
-        try:
-            await check_public_url(body.url)
-        except UnsafeURL as exc:
-            raise ApiError(422, "invalid_request", f"url {exc}", "url") from None
-    subscription = saved(name, body, owner_of(caller), utcnow(), before)
-    await deps.store.subscriptions.put_subscription(subscription)
+    try:
+        subscription = await save_subscription(
+            deps.store, name, body, owner_of(caller), allow_private=deps.settings.webhook.allow_private_webhooks
+        )
+    except UnsafeURL as exc:
+        raise ApiError(422, "invalid_request", f"url {exc}", "url") from None
     return view(subscription)
 
 

@@ -20,7 +20,9 @@ from herald.domain import subscriptions as rules
 from herald.domain.errors import PermanentDeliveryError
 from herald.models import (
     RetrySettings,
+    Subscription,
     SubscriptionEvent,
+    SubscriptionInput,
     SubscriptionMark,
     SubscriptionPostResult,
     SubscriptionRun,
@@ -36,6 +38,19 @@ EVENT_SIGNAL = "event"
 
 def subscription_workflow_id(name: str) -> str:
     return f"subscription/{name}"
+
+
+async def save_subscription(
+    store: Store, name: str, body: SubscriptionInput, owner: str, *, allow_private: bool
+) -> Subscription:
+    """Check the URL against the SSRF guard (UnsafeURL, its message never quoting the URL) unless private
+    receivers are allowed, then save the subscription whole, enabled with no failures (herald.domain.subscriptions
+    .saved). The API, the CLI and HeraldClient save through here."""
+    if not allow_private:
+        await check_public_url(body.url)
+    subscription = rules.saved(name, body, owner, utcnow(), await store.subscriptions.get_subscription(name))
+    await store.subscriptions.put_subscription(subscription)
+    return subscription
 
 
 class SubscriptionService:

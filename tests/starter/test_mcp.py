@@ -63,6 +63,9 @@ TOOLS = {
     "set_heartbeat",
     "ping_heartbeat",
     "list_heartbeats",
+    "set_subscription",
+    "list_subscriptions",
+    "delete_subscription",
 }
 
 
