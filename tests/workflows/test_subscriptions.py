@@ -21,6 +21,7 @@ from herald.models import (
     AgentNotification,
     ChannelName,
     Contact,
+    HeartbeatSpec,
     NotificationStatus,
     SilenceInput,
     SubscriptionEventType,
@@ -31,6 +32,7 @@ from herald.services.subscriptions import subscription_workflow_id
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, Harness, make_settings
 from tests.fakes.http import FakeHTTPServer, Recorded
+from tests.faults.procs import eventually, herald_worker, webhook_worker_env
 from worker import create_worker, open_runtime
 
 MAX_FAILURES = 2
@@ -167,3 +169,76 @@ async def test_a_subscriber_that_keeps_failing_is_disabled(subscribed: Harness, 
     desc = await handle.describe()
     assert desc.status is not None and desc.status.name == "COMPLETED"
     assert len(fake_http.received(path)) == 4
+
+
+async def test_a_missed_heartbeat_reaches_its_subscriber(subscribed: Harness, fake_http: FakeHTTPServer) -> None:
+    herald = subscribed
+    agent, user = unique("backup"), unique("ops")
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+    path = f"/subs/{uuid.uuid4().hex[:8]}"
+    name = unique("hb")
+    await subscribe(herald, name, fake_http.url(path), [SubscriptionEventType.heartbeat_missed], agent)
+    spec = HeartbeatSpec.model_validate(
+        {
+            "name": "nightly-backup",
+            "agent_id": agent,
+            "every_seconds": 1,
+            "grace_seconds": 1,
+            "notify": {"user_id": user, "channels": ["email"]},
+        }
+    )
+    await herald.client.set_heartbeat(spec)
+    try:
+        await until(lambda: len(fake_http.received(path)) >= 1)
+    finally:
+        await herald.client.delete_heartbeat(agent, spec.name)
+    payload = verified(fake_http.received(path)[0])
+    assert payload["type"] == "heartbeat.missed"
+    assert payload["data"]["agent_id"] == agent and payload["data"]["heartbeat"] == "nightly-backup"
+    assert payload["data"]["status"] == "missed" and payload["id"].startswith(
+        f"heartbeat/{agent}/nightly-backup/missed/"
+    )
+
+
+async def test_events_arrive_in_order_across_a_worker_sigkill(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, fake_http: FakeHTTPServer
+) -> None:
+    """A `herald worker` process is killed with SIGKILL while its subscriber refuses the first event (retrying):
+    the next worker posts it, then the second, in that order; nothing is lost."""
+    home = tmp_path / "herald"
+    settings = make_settings(home)
+    queue = f"subs-kill-{uuid.uuid4().hex[:8]}"
+    agent, user = unique("agent"), unique("ada")
+    path = f"/subs/{uuid.uuid4().hex[:8]}"
+    url = fake_http.script(path, *([503] * 8))
+    env = webhook_worker_env(
+        home, temporal_env.client.service_client.config.target_host, queue, settings.resolved_database_url
+    ) | {
+        "HERALD_RETRY_INITIAL_SECONDS": "0.3",
+        "HERALD_RETRY_BACKOFF": "1",
+        "HERALD_RETRY_MAX_INTERVAL_SECONDS": "0.3",
+        "HERALD_RETRY_MAX_RETRIES": "50",
+    }
+    worker = herald_worker(tmp_path / "worker.log", env)
+    client = HeraldClient(temporal_env.client, queue, FAST_POLICY)
+    name = unique("durable")
+    try:
+        async with open_runtime(settings) as runtime:
+            await runtime.store.users.put_contact(user, Contact(email="ada@example.com"))
+            body = SubscriptionInput(url=url, events=[SubscriptionEventType.delivered], agent_id=agent)
+            await runtime.store.subscriptions.put_subscription(saved(name, body, "admin", utcnow(), None))
+        await worker.start()
+        first = await (await client.notify(note(agent, user, title="one"))).outcome()
+        second = await (await client.notify(note(agent, user, title="two"))).outcome()
+        await eventually(lambda: len(fake_http.received(path)) >= 1, "the first attempt at the subscriber", 60)
+        await worker.kill()
+        await worker.start()
+        await eventually(lambda: sum(r.status == 200 for r in fake_http.received(path)) >= 2, "both events taken", 120)
+    finally:
+        await worker.kill()
+        await temporal_env.client.get_schedule_handle(f"retention-{queue}").delete()
+    ids = [r.headers["webhook-id"] for r in fake_http.received(path)]
+    one, two = (f"{o.notification_id}/notification.delivered" for o in (first, second))
+    taken = [r.headers["webhook-id"] for r in fake_http.received(path) if r.status == 200]
+    assert taken[:2] == [one, two]
+    assert ids.index(two) > max(i for i, x in enumerate(ids) if x == one), "the second waited for the first"
