@@ -8,17 +8,18 @@ herald/domain/subscriptions.py; SubscriptionWorkflow (`subscription/<name>`) pos
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from herald.models.common import Identifier, Timestamp
+from herald.models.common import URL_REGEX, Identifier, Timestamp
 from herald.models.delivery import RetrySettings
 
 SUBSCRIPTION_URL_MAX_CHARS = 2000
 SUBSCRIPTION_ERROR_MAX_CHARS = 300
+_URL = re.compile(URL_REGEX)
 
 
 class SubscriptionEventType(StrEnum):
@@ -43,6 +44,7 @@ class SubscriptionInput(BaseModel):
         min_length=1,
         max_length=SUBSCRIPTION_URL_MAX_CHARS,
         description="http(s) URL that receives the signed POSTs; checked against the SSRF guard when saved and sent",
+        json_schema_extra={"pattern": URL_REGEX},
     )
     events: list[SubscriptionEventType] = Field(
         min_length=1, max_length=len(SubscriptionEventType), description="the event types to receive"
@@ -52,9 +54,8 @@ class SubscriptionInput(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
+        if not _URL.fullmatch(value):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
 

@@ -116,6 +116,8 @@ class AgentCallbacks:
             response = await client.post(url, content=content, headers=headers, timeout=timeout)
         except UnsafeURL as exc:
             raise PermanentDeliveryError(f"{what} URL {exc}", type_name=f"{kind}UrlRefused") from None
+        except httpx.InvalidURL:
+            raise PermanentDeliveryError(f"{what} URL is not valid", type_name=f"{kind}UrlRefused") from None
         except httpx.TimeoutException:
             raise TransientDeliveryError(f"{what} endpoint timed out", type_name=f"{kind}Timeout") from None
         except httpx.HTTPError as exc:

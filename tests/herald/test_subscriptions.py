@@ -137,7 +137,7 @@ def test_a_put_enables_again_and_keeps_the_creation_time() -> None:
     assert again.created_at == NOW and again.events == [E.failed]
 
 
-@pytest.mark.parametrize("url", ["ftp://a.example/h", "not a url", "http:///nohost"])
+@pytest.mark.parametrize("url", ["ftp://a.example/h", "not a url", "http:///nohost", "https://a b.example/"])
 def test_the_url_must_be_http_with_a_host(url: str) -> None:
     with pytest.raises(ValidationError, match="url"):
         SubscriptionInput(url=url, events=[E.failed])

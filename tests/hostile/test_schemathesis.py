@@ -67,7 +67,7 @@ def assert_error_shape(response: Any) -> None:
 
 
 # What JSON Schema cannot say, by the field a 422 names: a phone number that exists, an address that is public
-# (the SSRF guard), a time in the future (respond_by; a silence's ends_at, after its starts_at too), UTF-8 bytes
+# (the SSRF guard: a webhook's, a callback's, a subscription's `url`), a time in the future (respond_by; a silence's ends_at, after its starts_at too), UTF-8 bytes
 # rather than characters, a JSON size and depth, a CEL condition and templates that compile, a Web Push key that is
 # a P-256 point. A schema-valid body refused for one of these alone is not a mismatch; refused for anything else,
 # it is. Also: a rule body's `name` must equal the path's (a cross-parameter rule), and a `cursor` must be one a
@@ -79,6 +79,7 @@ SEMANTIC_FIELDS = frozenset(
         "phone",
         "webhook_url",
         "callback_url",
+        "url",
         "endpoint",
         "respond_by",
         "ends_at",
