@@ -740,8 +740,10 @@ async def test_record_subscription_histories(temporal_env: WorkflowEnvironment, 
     """SubscriptionWorkflow: one run whose subscriber failed an event (after its retry), took the next (the count
     reset) and ended `gone` once deleted; one disabled after two failed events. Record these alone
     (`-k record_subscription`)."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
     from herald.domain.subscriptions import outcome_events
-    from herald.models import SubscriptionEventType
+    from herald.models import SubscriptionEventType, SubscriptionRun
     from herald.services.subscriptions import EVENT_SIGNAL, subscription_workflow_id
     from tests.conftest import make_settings
     from tests.fakes.http import start_fake
@@ -791,6 +793,29 @@ async def test_record_subscription_histories(temporal_env: WorkflowEnvironment, 
             handle = h.client.temporal.get_workflow_handle(subscription_workflow_id(name))
             assert await handle.result() == "disabled"
             (HISTORIES / "SubscriptionWorkflow-disabled.json").write_text((await handle.fetch_history()).to_json())
+            # continued as new after one event, with the next pending
+            name = f"rec-rot-{uuid.uuid4().hex[:6]}"
+            await subscribe(h, name, fake.script("/rot"), kinds, agent)
+            run = SubscriptionRun(name=name, retry=RetrySettings(initial_interval_seconds=0.1), events_per_run=1)
+            firsts = []
+            for i in range(2):
+                [event] = outcome_events(second.model_copy(update={"notification_id": f"rot-{i}"}), utcnow())
+                started = await h.client.temporal.start_workflow(
+                    "SubscriptionWorkflow",
+                    run,
+                    id=subscription_workflow_id(name),
+                    task_queue=task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    start_signal=EVENT_SIGNAL,
+                    start_signal_args=[event],
+                )
+                firsts.append(started.result_run_id)
+            await until(lambda: len(fake.received("/rot")) >= 2)
+            rotated = h.client.temporal.get_workflow_handle(subscription_workflow_id(name), run_id=firsts[0])
+            history = await rotated.fetch_history()
+            assert "continue_as_new" in history.to_json().lower() or "continuedasnew" in history.to_json().lower()
+            (HISTORIES / "SubscriptionWorkflow-rotated.json").write_text(history.to_json())
+            await h.client.temporal.get_workflow_handle(subscription_workflow_id(name)).terminate("recorded")
     finally:
         server.should_exit = True
         await task

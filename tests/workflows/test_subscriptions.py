@@ -13,22 +13,26 @@ from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from herald.domain.silences import new_silence
-from herald.domain.subscriptions import saved
+from herald.domain.subscriptions import outcome_events, saved
 from herald.models import (
     AgentNotification,
     ChannelName,
     Contact,
     HeartbeatSpec,
+    NotificationOutcome,
     NotificationStatus,
+    Priority,
     SilenceInput,
     SubscriptionEventType,
     SubscriptionInput,
+    SubscriptionRun,
     utcnow,
 )
-from herald.services.subscriptions import subscription_workflow_id
+from herald.services.subscriptions import EVENT_SIGNAL, subscription_workflow_id
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, WEBHOOK_SECRET, Harness, make_settings
 from tests.fakes.http import FakeHTTPServer, Recorded
@@ -242,3 +246,48 @@ async def test_events_arrive_in_order_across_a_worker_sigkill(
     taken = [r.headers["webhook-id"] for r in fake_http.received(path) if r.status == 200]
     assert taken[:2] == [one, two]
     assert ids.index(two) > max(i for i, x in enumerate(ids) if x == one), "the second waited for the first"
+
+
+async def test_a_run_continues_as_new_carrying_what_is_pending(subscribed: Harness, fake_http: FakeHTTPServer) -> None:
+    """A run of one event a run: the events signalled while the first is sent go on in the next run, in order, and
+    a repeated event (a retried record_outcome) is posted once."""
+    herald = subscribed
+    agent = unique("agent")
+    path = f"/subs/{uuid.uuid4().hex[:8]}"
+    name = unique("rotating")
+    await subscribe(herald, name, fake_http.url(path), [SubscriptionEventType.failed], agent)
+    events = [
+        outcome_events(
+            NotificationOutcome(
+                notification_id=f"n{i}-{uuid.uuid4().hex[:6]}",
+                workflow_id="notification/x",
+                agent_id=agent,
+                user_id="ada",
+                priority=Priority.medium,
+                status=NotificationStatus.failed,
+            ),
+            utcnow(),
+        )[0]
+        for i in range(3)
+    ]
+    run = SubscriptionRun(name=name, retry=FAST_POLICY.retry, events_per_run=1)
+    temporal = herald.client.temporal
+    first = None
+    for event in [events[0], events[1], events[0], events[2]]:
+        handle = await temporal.start_workflow(
+            "SubscriptionWorkflow",
+            run,
+            id=subscription_workflow_id(name),
+            task_queue=herald.client.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=EVENT_SIGNAL,
+            start_signal_args=[event],
+        )
+        first = first or handle.result_run_id
+    await until(lambda: len(fake_http.received(path)) >= 3)
+    ids = [r.headers["webhook-id"] for r in fake_http.received(path)]
+    assert ids[:3] == [e.id for e in events]
+    latest = await temporal.get_workflow_handle(subscription_workflow_id(name)).describe()
+    assert latest.run_id != first, "it continued as new"
+    await temporal.get_workflow_handle(subscription_workflow_id(name)).terminate("test over")
+    assert len(set(ids)) == len(ids) == 3
