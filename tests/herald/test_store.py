@@ -442,3 +442,41 @@ async def test_a_webhook_receivers_long_message_id_delivers_once_and_is_logged(
     assert logged.provider_message_id == receipt.provider_message_id
     assert receipt.provider_message_id is not None and len(receipt.provider_message_id) <= 256
     assert len(fake_http.received(path)) == 1
+
+
+# --- subscriptions ---------------------------------------------------------------------------------------------
+
+
+async def test_subscriptions_round_trip_narrow_and_mark(store: Store) -> None:
+    from herald.domain.subscriptions import saved
+    from herald.models import SubscriptionEventType, SubscriptionInput, utcnow
+
+    now = utcnow()
+    kinds = [SubscriptionEventType.failed, SubscriptionEventType.heartbeat_missed]
+    mine = saved(
+        "mine", SubscriptionInput(url="https://a.example/h", events=kinds, agent_id="deploy-bot"), "admin", now, None
+    )
+    every = saved("every", SubscriptionInput(url="https://b.example/h", events=kinds), "cli", now, None)
+    other = saved("other", SubscriptionInput(url="https://c.example/h", events=kinds, agent_id="x"), "admin", now, None)
+    for s in (mine, every, other):
+        await store.subscriptions.put_subscription(s)
+    assert await store.subscriptions.get_subscription("mine") == mine
+    assert [s.name for s in await store.subscriptions.list_subscriptions()] == ["every", "mine", "other"]
+    assert [s.name for s in await store.subscriptions.list_subscriptions(agent_id="deploy-bot")] == ["mine"]
+    assert [s.name for s in await store.subscriptions.candidates("deploy-bot")] == ["every", "mine"]
+    assert [s.name for s in await store.subscriptions.candidates(None)] == ["every"]
+
+    failed = await store.subscriptions.mark("mine", failures=1, last_error="boom", disable=False, now=now)
+    assert failed is not None and failed.enabled and failed.failures == 1 and failed.last_error == "boom"
+    off = await store.subscriptions.mark("mine", failures=2, last_error="boom again", disable=True, now=now)
+    assert off is not None and not off.enabled and off.disabled_at == now and off.last_error == "boom again"
+    assert [s.name for s in await store.subscriptions.candidates("deploy-bot")] == ["every"], "a disabled one gets none"
+
+    again = saved(
+        "mine", SubscriptionInput(url="https://a.example/h2", events=kinds, agent_id="deploy-bot"), "admin", now, off
+    )
+    await store.subscriptions.put_subscription(again)
+    assert await store.subscriptions.get_subscription("mine") == again and again.enabled
+    assert await store.subscriptions.delete_subscription("mine")
+    assert not await store.subscriptions.delete_subscription("mine")
+    assert await store.subscriptions.mark("mine", failures=1, last_error=None, disable=False, now=now) is None
