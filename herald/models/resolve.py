@@ -84,3 +84,13 @@ class ResolvedNotifications(OneField):
     """The workflow ids `resolve_notifications` resolved (the others had ended, or were never open)."""
 
     resolved: list[str]
+
+
+class ResolveEndedResult(BaseModel):
+    """What ResolveEndedWorkflow did: resolved (its outcome recorded `resolved`, what was delivered told), or why
+    not (`reason`: already resolved, not delivered, no outcome recorded)."""
+
+    notification_id: str
+    resolved: bool
+    reason: str | None = None
+    told: list[str] = Field(default_factory=list)
