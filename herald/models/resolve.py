@@ -10,7 +10,8 @@ from herald.models.common import DEDUP_KEY_MAX_CHARS, ChannelName, Identifier, O
 
 
 class ResolveBody(BaseModel):
-    """`POST /v1/notifications/resolve`: every open notification of `agent_id` sent with `dedup_key` resolves."""
+    """`POST /v1/notifications/resolve`: every open notification of `agent_id` sent with `dedup_key` resolves (open:
+    still on its way, or delivered and not yet resolved)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,7 +46,10 @@ class ResolveResult(BaseModel):
     """What a resolve did: the notifications it resolved (none is a no-op, and `message` says so)."""
 
     agent_id: str
-    resolved: list[str] = Field(default_factory=list, description="ids of the notifications it resolved")
+    resolved: list[str] = Field(
+        default_factory=list,
+        description="ids of the notifications it resolved: those still running and those delivered before it",
+    )
     message: str
 
 
