@@ -30,6 +30,7 @@ from starter import HeraldClient
 from tests.conftest import FAST_POLICY, Harness, acking
 from tests.fakes.webpush import Browser
 from tests.workflows.test_channels_e2e import Providers, fakes  # noqa: F401 (fixture)
+from tests.workflows.test_chat_answers import MEMBER, Chat, chat  # noqa: F401 (fixture)
 from tests.workflows.test_resolve import eventually
 from worker import create_worker, open_runtime
 
@@ -155,3 +156,35 @@ async def test_a_delivered_low_alert_resolved_later_sends_no_email(
     assert browser.decrypt(fakes.push.received(endpoint)[-1].body)["type"] == "resolved"
     recorded = await h.store.notifications.get_outcome(n.notification_id)
     assert recorded is not None and recorded.status is NotificationStatus.resolved
+
+
+async def test_a_delivered_alert_in_slack_and_telegram_resolved_later_is_edited_to_say_resolved(
+    chat: Chat,  # noqa: F811
+) -> None:
+    user, chat_id = f"ada-{uuid.uuid4().hex[:6]}", 4343
+    await chat.store.users.put_contact(user, Contact(slack_user_id=MEMBER, telegram_chat_id=chat_id))
+    n = AgentNotification(
+        agent_id=f"disk-{uuid.uuid4().hex[:8]}",
+        user_id=user,
+        title=TITLE,
+        priority=Priority.high,
+        channels=[ChannelName.slack, ChannelName.telegram],
+        dedup_key=KEY,
+    )
+    assert (await (await chat.client.notify(n)).outcome()).status is NotificationStatus.delivered
+    assert not chat.slack.calls_to("chat.update") and not chat.telegram.calls_to("editMessageText")
+
+    async def listed() -> bool:
+        return (await chat.client.temporal.count_workflows(resolve.ended_query(n.agent_id, KEY))).count == 1
+
+    await eventually(listed, "the completed notification in Temporal's visibility")
+    assert (await chat.client.resolve(n.agent_id, KEY)).resolved == [n.notification_id]
+    run = chat.client.temporal.get_workflow_handle(
+        resolve.resolve_ended_id(n.notification_id), result_type=ResolveEndedResult
+    )
+    assert (await run.result()).resolved
+
+    [slack_message] = chat.slack.messages.values()
+    assert slack_message["text"] == "Resolved"
+    [telegram_message] = [m for k, m in chat.telegram.messages.items() if k[0] == chat_id]
+    assert "Resolved" in telegram_message["text"]
