@@ -83,4 +83,5 @@ def build_activities(
         resolve_missed_check_in,
         throttled.enqueue_throttled,
         resolve.resolve_notifications,
+        resolve.load_ended,
     ]

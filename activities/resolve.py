@@ -1,5 +1,6 @@
 """announce_resolved: tell a resolved notification's recipient where it was delivered. resolve_notifications: the
-monitor resolves what a rule with `resolve: true` fired (a workflow cannot send another workflow an update)."""
+monitor resolves what a rule with `resolve: true` fired (a workflow cannot send another workflow an update).
+load_ended: what ResolveEndedWorkflow reads of a notification whose workflow has ended (its recorded outcome)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from temporalio import activity
 
 from activities.delivery import to_application_error
 from herald.domain.errors import DeliveryError
-from herald.models import ResolvedAnnounced, ResolvedNotice, ResolvedNotifications, ResolveNotifications, ResolveRequest
+from herald.models import (
+    EndedNotification,
+    OutcomeQuery,
+    ResolvedAnnounced,
+    ResolvedNotice,
+    ResolvedNotifications,
+    ResolveNotifications,
+    ResolveRequest,
+)
 from herald.services.resolve import ResolveService, resolve_workflows
 
 
@@ -37,3 +46,8 @@ class ResolveActivities:
             activity.client(), request.workflow_ids, ResolveRequest(by=request.by), rpc_timeout=timeout
         )
         return ResolvedNotifications(resolved=resolved)
+
+    @activity.defn(name="load_ended")
+    async def load_ended(self, query: OutcomeQuery) -> EndedNotification | None:
+        """The recorded outcome, title and notify_resolved verdict of an ended notification (None: none recorded)."""
+        return await self._service.ended(query.notification_id)

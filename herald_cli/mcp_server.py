@@ -539,8 +539,9 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         dedup_key: Annotated[str, Field(description="the dedup_key your notifications about the problem carried")],
         agent_id: ClaimedAgent = None,
     ) -> ResolveResult:
-        """The problem is over: every open notification you sent with this dedup_key ends `resolved` (retries,
-        holds, escalations and answer waits stop; what was delivered is told). Nothing open is a no-op that says so."""
+        """The problem is over: every open notification you sent with this dedup_key ends `resolved`, those already
+        delivered too (retries, holds, escalations and answer waits stop; what was delivered is told). Nothing open
+        is a no-op that says so."""
         agent = await tools.agent(ctx)
         own_agent(agent, agent_id)
         return await tools.resolve(agent, dedup_key)

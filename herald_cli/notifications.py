@@ -166,7 +166,8 @@ def resolve(
     agent: Annotated[str, typer.Option(help="the agent whose notifications resolve")],
     dedup_key: Annotated[str, typer.Option(help="the dedup_key they were sent with")],
 ) -> None:
-    """Resolve every open notification the agent sent with that dedup_key; print what resolved (none: a no-op)."""
+    """Resolve every open notification the agent sent with that dedup_key, delivered ones too; print what resolved
+    (none: a no-op)."""
     from herald.models import ResolveBody
 
     body = validated(lambda: ResolveBody(agent_id=agent, dedup_key=dedup_key))

@@ -18,7 +18,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, DataSource
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
@@ -58,6 +58,7 @@ from herald.models import (
     NotificationStatus,
     RefusedAnswer,
     ResolveBody,
+    ResolveEnded,
     ResolveRequest,
     ResolveResult,
     RetentionRequest,
@@ -84,6 +85,7 @@ from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.options import notification_start
+from workflows.resolve import ResolveEndedWorkflow
 
 # Raised by HeraldClient and defined with the Gateway (herald/services/gateway.py); agents import them from here.
 __all__ = [
@@ -691,9 +693,15 @@ class HeraldClient:
         pending retries, quiet-hours hold, escalation and answer wait stop, and what was delivered is told. `by` says
         who resolved (default `agent:<agent_id>`). Nothing open is a no-op, and the result's message says so.
 
-        Open notifications are found through Temporal's visibility (`HeraldResolveKey`), which trails a start by a
-        moment: a notification started in the same instant may not be found yet. ValueError for a bad agent_id or
-        dedup_key (naming the field); ResolveTimeout when no worker took it within `rpc_timeout` (retry).
+        Open is also delivered and not yet resolved: a notification whose workflow has completed `delivered`,
+        `partially_delivered`, `confirmed` or `unconfirmed` (herald.domain.resolve.ENDED_OPEN) gets one
+        ResolveEndedWorkflow (`resolve/<notification_id>`, its id never reused, so a second resolve is a no-op) that
+        records it `resolved` and tells what was delivered. The result lists both kinds.
+
+        Both are found through Temporal's visibility (`HeraldResolveKey`), which trails a start or an ending by a
+        moment: a notification started in the same instant may not be found yet, and completed ones only while
+        Temporal keeps their closed runs (the namespace's retention). ValueError for a bad agent_id or dedup_key
+        (naming the field); ResolveTimeout when no worker took it within `rpc_timeout` (retry).
         """
         try:
             ResolveBody(agent_id=agent_id, dedup_key=dedup_key)
@@ -720,9 +728,36 @@ class HeraldClient:
                 raise ResolveTimeout(agent_id, resolved) from None
             if isinstance(result, BaseException):
                 raise result
+        # Listed after the running ones resolved: one that completed delivered meanwhile is found here instead.
+        ended = [
+            notification_id
+            async for execution in self.temporal.list_workflows(
+                resolve.ended_query(agent_id, dedup_key), limit=resolve.RESOLVE_MAX
+            )
+            if (notification_id := execution.id.removeprefix("notification/")) not in resolved
+        ]
+        started = await asyncio.gather(*(self._resolve_ended(n, request.by) for n in dict.fromkeys(ended)))
+        resolved += [n for n, ok in zip(dict.fromkeys(ended), started, strict=True) if ok]
         return ResolveResult(
             agent_id=agent_id, resolved=resolved, message=resolve.resolved_message(agent_id, len(resolved))
         )
+
+    async def _resolve_ended(self, notification_id: str, by: str) -> bool:
+        """Start the ResolveEndedWorkflow of a notification that completed delivered; False when one was already
+        started (its id is never reused: it was resolved before, and this resolve is a no-op for it)."""
+        try:
+            await self.temporal.start_workflow(
+                ResolveEndedWorkflow.run,
+                ResolveEnded(notification_id=notification_id, by=by, policy=self.policy),
+                id=resolve.resolve_ended_id(notification_id),
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=f"resolve {notification_id}, delivered, as {by}",
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
 
     async def respond(
         self,

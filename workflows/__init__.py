@@ -4,6 +4,7 @@ from workflows.digest import DigestWorkflow
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
+from workflows.resolve import ResolveEndedWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.throttle import ThrottleSummaryWorkflow
 
@@ -14,6 +15,7 @@ ALL_WORKFLOWS: list[type] = [
     RetentionWorkflow,
     HeartbeatWorkflow,
     ThrottleSummaryWorkflow,
+    ResolveEndedWorkflow,
 ]
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "HeartbeatWorkflow",
     "MonitorWorkflow",
     "NotificationWorkflow",
+    "ResolveEndedWorkflow",
     "RetentionWorkflow",
     "ThrottleSummaryWorkflow",
 ]

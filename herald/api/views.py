@@ -23,6 +23,7 @@ from herald.models import (
     NotificationStatus,
     Priority,
     RefusedAnswer,
+    Resolution,
 )
 from herald.services.gateway import Gateway
 
@@ -56,6 +57,7 @@ class _NotificationFields(BaseModel):
     refused_answers: list[RefusedAnswer] = Field(default_factory=list, description="answers after the first")
     snoozed_until: datetime | None = Field(default=None, description="not sent: its rule or agent was snoozed")
     silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (`silenced`)")
+    resolved: Resolution | None = Field(default=None, description="who resolved it and when (status `resolved`)")
     throttled_channels: list[ChannelName] = Field(
         default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
     )

@@ -300,3 +300,22 @@ class OpsAlert(BaseModel):
     notification_id: str
     kind: str
     message: str
+
+
+class EndedNotification(BaseModel):
+    """What resolving a notification whose workflow has ended reads from the store (`load_ended`): its recorded
+    outcome, its title (the kept content; empty when none was kept), and whether the user's `notify_resolved` tells
+    its resolve by email and SMS (the preference as it is now, for its agent and priority)."""
+
+    outcome: NotificationOutcome
+    title: str = ""
+    notify_resolved: bool = False
+
+
+class ResolveEnded(BaseModel):
+    """ResolveEndedWorkflow's input (`resolve/<notification_id>`): resolve a notification whose workflow has ended
+    delivered, as `by`; `policy` gives the retry schedule and send timeout of the sends that tell of it."""
+
+    notification_id: str
+    by: str = Field(max_length=200)
+    policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)

@@ -24,8 +24,17 @@ from herald.adapters.channels.base import Channel, OutboundMessage, provider_tim
 from herald.adapters.channels.push import PushChannel
 from herald.adapters.store import Store
 from herald.domain.errors import DeliveryError, PushNotAcked, RecipientNotConnected, TransientDeliveryError
-from herald.domain.resolve import resolved_frame, resolved_notification
-from herald.models import ChannelName, Contact, DeliveryRequest, Resolution, ResolvedNotice, ResolveRequest
+from herald.domain.resolve import resolved_frame, resolved_notification, tells_resolved
+from herald.domain.routing import merge_notify_resolved
+from herald.models import (
+    ChannelName,
+    Contact,
+    DeliveryRequest,
+    EndedNotification,
+    Resolution,
+    ResolvedNotice,
+    ResolveRequest,
+)
 from herald.services.delivery import DeliveryService
 
 log = logging.getLogger("herald.resolve")
@@ -73,6 +82,21 @@ class ResolveService:
         self.store = store
         self.channels = channels
         self.delivery = delivery
+
+    async def ended(self, notification_id: str) -> EndedNotification | None:
+        """A notification whose workflow has ended, as the store recorded it (None: no outcome recorded, or past
+        retention), with its kept title and whether its resolve is told by email and SMS (the user's
+        `notify_resolved` now, for its agent and priority). One read of each, no write."""
+        outcome = await self.store.notifications.get_outcome(notification_id)
+        if outcome is None:
+            return None
+        content = await self.store.notifications.get_content(notification_id)
+        preferences = await self.store.users.get_preferences(outcome.user_id)
+        return EndedNotification(
+            outcome=outcome,
+            title=content.title if content is not None else "",
+            notify_resolved=tells_resolved(merge_notify_resolved(preferences, outcome.agent_id), outcome.priority),
+        )
 
     async def announce(
         self, notice: ResolvedNotice, attempt: int = 1, activity_timeout: float | None = None
