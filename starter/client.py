@@ -18,7 +18,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, DataSource
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
@@ -58,7 +58,6 @@ from herald.models import (
     NotificationStatus,
     RefusedAnswer,
     ResolveBody,
-    ResolveEnded,
     ResolveRequest,
     ResolveResult,
     RetentionRequest,
@@ -79,13 +78,12 @@ from herald.services.gateway import (
     ResolveTimeout,
 )
 from herald.services.quota import AgentQuota, QuotaExceeded, QuotaSubject
-from herald.services.resolve import resolve_workflow
+from herald.services.resolve import resolve_ended, resolve_workflow
 from herald.services.rule_cache import RuleCache
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
 from workflows.options import notification_start
-from workflows.resolve import ResolveEndedWorkflow
 
 # Raised by HeraldClient and defined with the Gateway (herald/services/gateway.py); agents import them from here.
 __all__ = [
@@ -736,28 +734,13 @@ class HeraldClient:
             )
             if (notification_id := execution.id.removeprefix("notification/")) not in resolved
         ]
-        started = await asyncio.gather(*(self._resolve_ended(n, request.by) for n in dict.fromkeys(ended)))
+        started = await asyncio.gather(
+            *(resolve_ended(self.temporal, n, request.by, self.policy, self.task_queue) for n in dict.fromkeys(ended))
+        )
         resolved += [n for n, ok in zip(dict.fromkeys(ended), started, strict=True) if ok]
         return ResolveResult(
             agent_id=agent_id, resolved=resolved, message=resolve.resolved_message(agent_id, len(resolved))
         )
-
-    async def _resolve_ended(self, notification_id: str, by: str) -> bool:
-        """Start the ResolveEndedWorkflow of a notification that completed delivered; False when one was already
-        started (its id is never reused: it was resolved before, and this resolve is a no-op for it)."""
-        try:
-            await self.temporal.start_workflow(
-                ResolveEndedWorkflow.run,
-                ResolveEnded(notification_id=notification_id, by=by, policy=self.policy),
-                id=resolve.resolve_ended_id(notification_id),
-                task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=f"resolve {notification_id}, delivered, as {by}",
-            )
-        except WorkflowAlreadyStartedError:
-            return False
-        return True
 
     async def respond(
         self,

@@ -71,6 +71,11 @@ ENDED_OPEN = (
 RESOLVE_ENDED_PREFIX = "resolve/"
 
 
+def ended_open(status: str | None) -> bool:
+    """Whether a completed notification workflow whose HeraldStatus is `status` still takes a resolve."""
+    return status in {s.value for s in ENDED_OPEN}
+
+
 def resolve_ended_id(notification_id: str) -> str:
     return f"{RESOLVE_ENDED_PREFIX}{notification_id}"
 

@@ -65,6 +65,7 @@ from herald.models.delivery import (
     OutcomeQuery,
     PreferenceQuery,
     ResolveEnded,
+    ResolveNotifications,
     RetrySettings,
     ThrottledItem,
     ThrottleEnqueue,
@@ -98,7 +99,6 @@ from herald.models.resolve import (
     ResolvedNotice,
     ResolvedNotifications,
     ResolveEndedResult,
-    ResolveNotifications,
     ResolveRequest,
     ResolveResult,
 )

@@ -312,6 +312,17 @@ class EndedNotification(BaseModel):
     notify_resolved: bool = False
 
 
+class ResolveNotifications(BaseModel):
+    """The monitor's `resolve_notifications` activity: resolve these notification workflows (a rule with `resolve:
+    true` cleared by an event), as `by` (`rule:<name>`)."""
+
+    workflow_ids: list[str]
+    by: str = Field(max_length=200)
+    # The monitor's: the retries and send timeout of what tells a notification that had ended delivered of its
+    # resolve (ResolveEndedWorkflow). Absent in runs recorded before it: the defaults.
+    policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+
 class ResolveEnded(BaseModel):
     """ResolveEndedWorkflow's input (`resolve/<notification_id>`): resolve a notification whose workflow has ended
     delivered, as `by`; `policy` gives the retry schedule and send timeout of the sends that tell of it."""

@@ -76,14 +76,6 @@ class ResolvedAnnounced(OneField):
     told: list[str]
 
 
-class ResolveNotifications(BaseModel):
-    """The monitor's `resolve_notifications` activity: resolve these notification workflows (a rule with `resolve:
-    true` cleared by an event), as `by` (`rule:<name>`)."""
-
-    workflow_ids: list[str]
-    by: str = Field(max_length=200)
-
-
 class ResolvedNotifications(OneField):
     """The workflow ids `resolve_notifications` resolved (the others had ended, or were never open)."""
 
