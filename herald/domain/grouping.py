@@ -92,10 +92,11 @@ def group_notification(
     user_id: str, agent_id: str, group_key: str, message_id: str, members: Sequence[GroupMember], now: datetime
 ) -> AgentNotification:
     """The one message of a batch: from the agent, to the user, on the first member's channels, listing every
-    member. It has no group_key (it is never grouped again) and dedups only against itself."""
+    member. `members` come in the order the group took them: the first is the batch's first. It has no group_key
+    (it is never grouped again) and dedups only against itself."""
     if not members:
         raise ValueError("a group's message needs at least one member")
-    ordered = sorted(members, key=lambda m: (m.item.created_at, m.item.notification_id))
+    ordered = list(members)
     return AgentNotification(
         notification_id=message_id,
         agent_id=agent_id,
