@@ -28,6 +28,7 @@ from herald.models.answers import (
 from herald.models.common import (
     BODY_MAX_BYTES,
     DEDUP_KEY_MAX_CHARS,
+    GROUP_KEY_MAX_CHARS,
     ID_REGEX,
     METADATA_MAX_BYTES,
     TITLE_MAX_CHARS,
@@ -166,6 +167,7 @@ __all__ = [
     "DEFAULT_DIGEST_HOUR",
     "DEFAULT_FALLBACK_ORDER",
     "DEFAULT_TIME_ZONE",
+    "GROUP_KEY_MAX_CHARS",
     "HEARTBEAT_NAME_REGEX",
     "HEARTBEAT_SECONDS_MAX",
     "ID_REGEX",
