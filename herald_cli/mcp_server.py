@@ -472,7 +472,8 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         agent = key.subject
         own_agent(agent, agent_id)
         fields = {"agent_id": agent, "user_id": user_id, "title": title, "body": body, "priority": priority}
-        extra = {"channels": channels, "notification_id": notification_id, "dedup_key": dedup_key, "metadata": metadata}
+        extra: dict[str, Any] = {"channels": channels, "notification_id": notification_id, "dedup_key": dedup_key}
+        extra |= {"metadata": metadata}
         extra |= {
             "group_key": group_key,
             "group_wait_seconds": group_wait_seconds,
