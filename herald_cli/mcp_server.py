@@ -569,7 +569,7 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         ctx: ToolContext,
         notification_id: Annotated[str, Field(description="the id notify_user, ask_user or emit_event returned")],
     ) -> StatusResult:
-        """A notification's status: `pending` while it runs, then delivered, answered, expired, failed, ...;
+        """A notification's status: `pending` while it runs, then delivered, answered, expired, grouped, failed, ...;
         each channel with its attempts; the answer for a question."""
         return await tools.status(await tools.agent(ctx), notification_id)
 
