@@ -28,7 +28,7 @@ async def api(herald: Harness) -> AsyncIterator[httpx.AsyncClient]:
 
 def body(user: str, title: str, **fields: Any) -> dict[str, Any]:
     values: dict[str, Any] = {"agent_id": "shop-bot", "user_id": user, "title": title, "channels": ["email"]}
-    values |= {"group_key": "checkout/eu", "group_wait_seconds": 1, "group_interval_seconds": 1}
+    values |= {"group_key": "checkout/eu", "group_wait_seconds": 4, "group_interval_seconds": 1}
     return values | fields
 
 

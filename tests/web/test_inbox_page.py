@@ -138,7 +138,7 @@ async def test_grouped_notifications_say_they_went_together_and_their_one_messag
 
     page, herald = session.page, session.herald
     await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
-    grouped = {"channels": ["email"], "agent_id": "shop-bot", "group_key": "checkout", "group_wait_seconds": 1}
+    grouped = {"channels": ["email"], "agent_id": "shop-bot", "group_key": "checkout", "group_wait_seconds": 4}
     ids = []
     for title in ["Checkout error 1", "Checkout error 2"]:
         sent = notification(title, **grouped)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
 
 from herald.domain.grouping import group_workflow_id
 from herald.models import (
@@ -18,14 +21,16 @@ from herald.models import (
     NotificationStatus,
     Priority,
 )
-from tests.conftest import Harness
-from tests.faults.procs import eventually
+from starter import HeraldClient
+from tests.conftest import FAST_POLICY, Harness, make_settings
+from tests.faults.procs import eventually, herald_env, herald_worker
 from tests.herald.test_metrics import Delta
 from tests.workflows.test_search_attributes import details
+from worker import open_runtime
 from workflows.group import GroupWorkflow
 
 EMAIL = ChannelName.email
-WAIT, INTERVAL = 2, 5
+WAIT, INTERVAL = 5, 5  # long enough for a burst to land in one batch on a busy machine
 
 
 def unique(prefix: str) -> str:
@@ -149,3 +154,81 @@ async def test_other_keys_and_agents_group_apart(herald: Harness) -> None:
     ids = [c.group_delivery.notification_id for c in carried if c.group_delivery is not None]
     assert ids[0] == ids[1] and len(set(ids)) == 3
     assert [c.group_delivery.size for c in carried if c.group_delivery is not None] == [2, 2, 1, 1]
+
+
+async def test_a_worker_sigkilled_while_the_group_waits_loses_no_member_and_sends_once(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A `herald worker` process killed with SIGKILL while the group's timer runs: a new process sends the one
+    message with every member, once, and records it on each."""
+    queue = f"group-restart-{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "herald"
+    settings = make_settings(home)
+    env = herald_env(
+        home,
+        temporal_env.client.service_client.config.target_host,
+        queue,
+        HERALD_DATABASE_URL=settings.resolved_database_url,
+    )
+    worker = herald_worker(tmp_path / "worker.log", env)
+    try:
+        async with open_runtime(settings) as runtime:
+            h = Harness(HeraldClient(temporal_env.client, queue, FAST_POLICY), runtime, settings)
+            agent = unique("shop-bot")
+            user = await person(h)
+            await worker.start()
+            notes = [note(agent, user, f"checkout error {i}", group_wait_seconds=8) for i in range(3)]
+            outcomes = [await (await h.client.notify(n)).outcome() for n in notes]
+            assert {o.status for o in outcomes} == {NotificationStatus.grouped}
+            await worker.kill()
+            await worker.start()  # a new process: the members and the timer are in Temporal, not in the old one
+            carried = [await recorded_delivery(h, o.notification_id) for o in outcomes]
+            group = h.client.temporal.get_workflow_handle_for(
+                GroupWorkflow.run, group_workflow_id(user, agent, "checkout/eu")
+            )
+            await group.result()
+    finally:
+        await worker.kill()
+        await temporal_env.client.get_schedule_handle(f"retention-{queue}").delete()
+    [message_id] = {c.group_delivery.notification_id for c in carried if c.group_delivery is not None}
+    sent = emails(h)
+    assert set(sent) == {message_id}, worker.tail()
+    assert all(f"checkout error {i}" in json.dumps(sent[message_id]) for i in range(3))
+    assert {c.group_delivery.size for c in carried if c.group_delivery is not None} == {3}
+
+
+async def test_a_rules_group_key_groups_what_it_fires_per_rendered_key(herald: Harness) -> None:
+    from herald.models import TriggerRule
+    from herald.services.rule_cache import RuleCache
+
+    h, agent = herald, unique("shop-bot")
+    user = await person(h)
+    rule = TriggerRule(
+        name=unique("checkout-errors"),
+        agent_id=agent,
+        condition="errors > 0",
+        channels=[EMAIL],
+        user_ids=[user],
+        cooldown_seconds=0,
+        title="{{ errors }} errors in {{ region }}",
+        group_key="checkout/{{ metrics.region }}",
+        group_wait_seconds=WAIT,
+        group_interval_seconds=1,
+    )
+    await h.store.rules.put_rule(rule)
+    cache = RuleCache(h.store, refresh_seconds=0.05)
+    fired = []
+    for errors, region in ((1, "eu"), (2, "eu"), (3, "us")):
+        result = await h.client.emit(agent, {"errors": errors, "region": region}, rules=cache)
+        [firing] = result.fired
+        fired += firing.notification_ids
+    outcomes = [await h.client.get_handle(i).outcome() for i in fired]
+    assert [o.group_id for o in outcomes] == [
+        group_workflow_id(user, agent, "checkout/eu"),
+        group_workflow_id(user, agent, "checkout/eu"),
+        group_workflow_id(user, agent, "checkout/us"),
+    ]
+    carried = [await recorded_delivery(h, i) for i in fired]
+    sizes = [c.group_delivery.size for c in carried if c.group_delivery is not None]
+    assert sizes == [2, 2, 1]
+    assert len({c.group_delivery.notification_id for c in carried if c.group_delivery is not None}) == 2
