@@ -171,6 +171,10 @@ def status(
             )
     if view.duplicate_of:
         typer.echo(f"  duplicate of {view.duplicate_of}")
+    if view.group_id:
+        sent = view.group_delivery
+        carried = f": sent in {sent.notification_id} ({sent.status.value}, {sent.size})" if sent else ": waiting"
+        typer.echo(f"  grouped in {view.group_id}{carried}")
     if view.ops_alert:
         typer.echo(f"  ops alert: {view.ops_alert}")
 

@@ -120,5 +120,10 @@ async def test_notify_with_a_group_key_ends_grouped_and_its_group_sends_one_mess
         o is not None and o.group_delivery is not None and o.delivered_channels == [ChannelName.email] for o in recorded
     )
 
+    code, out, err = await run_cli(env, "status", results[0]["notification_id"])
+    assert code == 0, err
+    message_id = recorded[0].group_delivery.notification_id if recorded[0] and recorded[0].group_delivery else None
+    assert f"grouped in {group_workflow_id(user, 'shop-bot', 'checkout/eu')}: sent in {message_id} (delivered" in out
+
     code, _, err = await run_cli(env, *args, "--title", "x", "--group-interval", "0")
     assert code == 2 and "error: group_interval_seconds:" in err
