@@ -83,6 +83,7 @@ async def test_twelve_with_one_key_reach_the_person_as_one_message_and_a_thirtee
     h, agent = herald, unique("shop-bot")
     user = await person(h)
     counted = Delta(("herald_notifications_total", {"status": "grouped", "priority": "medium"}))
+    sizes = Delta(("herald_group_size_count", {}), ("herald_group_size_sum", {}))
 
     handles = await asyncio.gather(*(h.client.notify(note(agent, user, f"checkout error {i}")) for i in range(12)))
     outcomes = list(await asyncio.gather(*(handle.outcome() for handle in handles)))
@@ -127,6 +128,7 @@ async def test_twelve_with_one_key_reach_the_person_as_one_message_and_a_thirtee
     group = h.client.temporal.get_workflow_handle_for(GroupWorkflow.run, group_id)
     await group.result()
     assert set(emails(h)) == {message_id, second.group_delivery.notification_id}
+    assert counted() == [13.0] and sizes() == [2.0, 13.0]  # /metrics: the members, and two messages of 12 and 1
 
 
 async def test_a_critical_one_with_a_group_key_never_waits(herald: Harness) -> None:
