@@ -344,7 +344,10 @@ class NotificationWorkflow:
                 return await self._end_digested(request, paths, route)
             if route.throttled:
                 return await self._end_throttled(request, paths, route)
-            if paths.group and grouping.groups(n, is_digest=request.is_digest, is_group=request.is_group):
+            snoozed = self._outcome.snoozed_until is not None
+            if paths.group and grouping.groups(
+                n, is_digest=request.is_digest, is_group=request.is_group, snoozed=snoozed
+            ):
                 return await self._end_grouped(request, paths)
             await self._hold(route.hold_until)
             plan = routing.plan_channels(n, route.enabled)

@@ -2,9 +2,10 @@
 
 Pure, so the group workflow's decisions (workflows/group.py) are tested without Temporal:
 
-- Which notifications are grouped (`groups`): one with a group_key, unless it is critical (never waits) or a
-  question (its answer is wanted now, and one message cannot carry several questions' buttons), or is itself a
-  digest's or a group's message.
+- Which notifications are grouped (`groups`): one with a group_key, unless it is critical (never waits), a
+  question (its answer is wanted now, and one message cannot carry several questions' buttons), snoozed by its
+  person (sent nowhere: its rule's snooze would not hold the group's message), or itself a digest's or a group's
+  message.
 - When a batch goes (`send_at`): the first member of a group waits its `group_wait_seconds` for the others, then one
   message lists them all. A member arriving within `group_interval_seconds` of the group's last message waits for the
   next interval (last message + interval); one arriving later opens a new batch and waits `group_wait_seconds` again.
@@ -36,10 +37,12 @@ def group_workflow_id(user_id: str, agent_id: str, group_key: str) -> str:
     return f"group/{user_id}/{agent_id}/{group_key}"
 
 
-def groups(notification: AgentNotification, *, is_digest: bool = False, is_group: bool = False) -> bool:
-    """Whether this notification waits for its group: it has a group_key, is not critical, asks nothing, and is not
-    a digest's or a group's message."""
-    if notification.group_key is None or is_digest or is_group:
+def groups(
+    notification: AgentNotification, *, is_digest: bool = False, is_group: bool = False, snoozed: bool = False
+) -> bool:
+    """Whether this notification waits for its group: it has a group_key, is not critical, asks nothing, is not a
+    digest's or a group's message, and is not snoozed (a snoozed one is sent nowhere, grouped or not)."""
+    if notification.group_key is None or is_digest or is_group or snoozed:
         return False
     return notification.priority is not Priority.critical and not notification.actions
 

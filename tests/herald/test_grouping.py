@@ -63,6 +63,10 @@ def test_a_digest_or_a_groups_own_message_is_never_grouped_again() -> None:
     assert not grouping.groups(note(), is_group=True)
 
 
+def test_a_snoozed_one_is_not_grouped_it_is_sent_nowhere() -> None:
+    assert not grouping.groups(note(), snoozed=True)
+
+
 def test_the_group_workflow_id_names_user_agent_and_key_the_key_last() -> None:
     assert grouping.group_workflow_id("ada", "shop-bot", "checkout/eu") == "group/ada/shop-bot/checkout/eu"
 

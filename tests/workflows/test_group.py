@@ -234,3 +234,17 @@ async def test_a_rules_group_key_groups_what_it_fires_per_rendered_key(herald: H
     sizes = [c.group_delivery.size for c in carried if c.group_delivery is not None]
     assert sizes == [2, 2, 1]
     assert len({c.group_delivery.notification_id for c in carried if c.group_delivery is not None}) == 2
+
+
+async def test_a_snoozed_agents_notification_is_not_grouped_and_sent_nowhere(herald: Harness) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from herald.models import Snooze
+
+    h, agent = herald, unique("shop-bot")
+    user = await person(h)
+    until = datetime.now(UTC) + timedelta(hours=1)
+    await h.store.answers.put_snooze(Snooze(user_id=user, scope=f"agent:{agent}", until=until))
+    outcome = await (await h.client.notify(note(agent, user, "checkout error"))).outcome()
+    assert outcome.status is NotificationStatus.no_channel and outcome.group_id is None
+    assert outcome.snoozed_until is not None and emails(h) == {}
