@@ -344,7 +344,8 @@ class NotificationWorkflow:
                 return await self._end_digested(request, paths, route)
             if route.throttled:
                 return await self._end_throttled(request, paths, route)
-            snoozed = self._outcome.snoozed_until is not None
+            # Snoozed, or no channel of its own to go to: it ends as it would without a group_key (no_channel).
+            snoozed = self._outcome.snoozed_until is not None or not routing.plan_channels(n, route.enabled)
             if paths.group and grouping.groups(
                 n, is_digest=request.is_digest, is_group=request.is_group, snoozed=snoozed
             ):

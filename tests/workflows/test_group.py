@@ -19,6 +19,7 @@ from herald.models import (
     Contact,
     NotificationOutcome,
     NotificationStatus,
+    Preferences,
     Priority,
 )
 from starter import HeraldClient
@@ -248,3 +249,11 @@ async def test_a_snoozed_agents_notification_is_not_grouped_and_sent_nowhere(her
     outcome = await (await h.client.notify(note(agent, user, "checkout error"))).outcome()
     assert outcome.status is NotificationStatus.no_channel and outcome.group_id is None
     assert outcome.snoozed_until is not None and emails(h) == {}
+
+
+async def test_one_with_no_channel_of_its_own_is_not_grouped(herald: Harness) -> None:
+    h, agent = herald, unique("shop-bot")
+    user = await person(h)
+    await h.store.users.put_preferences(user, Preferences.model_validate({"agents": {agent: {"email": False}}}))
+    outcome = await (await h.client.notify(note(agent, user, "checkout error"))).outcome()
+    assert outcome.status is NotificationStatus.no_channel and outcome.group_id is None
