@@ -25,6 +25,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notification import STORE_RETRY, STORE_TIMEOUT
     from workflows.options import start_notification_child
 
+# How many sent members a run remembers (and carries across continue-as-new), so a retried hand-over of one adds
+# nothing: a retry comes seconds after its first try, well within the last thousand members.
+SENT_REMEMBERED = 1000
+
 
 @workflow.defn(name="GroupWorkflow", sandboxed=False)
 class GroupWorkflow:
@@ -35,11 +39,12 @@ class GroupWorkflow:
         self._last_sent_at = start.last_sent_at
         self._last_interval = start.last_interval_seconds
         self._sent = 0  # messages sent by this run
+        self._sent_ids: dict[str, None] = dict.fromkeys(start.sent_ids)  # members sent already, oldest first
 
     @workflow.signal
     def add(self, member: GroupMember) -> None:
         """Take a member for the next message; the same notification twice is held once."""
-        if member.item.notification_id not in self._members:
+        if member.item.notification_id not in self._members and member.item.notification_id not in self._sent_ids:
             arrived = member.arrived_at or workflow.now()
             self._members[member.item.notification_id] = member.model_copy(update={"arrived_at": arrived})
 
@@ -73,6 +78,7 @@ class GroupWorkflow:
                         members=self.pending(),
                         last_sent_at=self._last_sent_at,
                         last_interval_seconds=self._last_interval,
+                        sent_ids=list(self._sent_ids),
                     )
                 )
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -101,6 +107,9 @@ class GroupWorkflow:
         """One message for `batch`, through the usual pipeline; then each member's outcome records it."""
         for member in batch:
             del self._members[member.item.notification_id]
+            self._sent_ids[member.item.notification_id] = None
+        for old in list(self._sent_ids)[: max(0, len(self._sent_ids) - SENT_REMEMBERED)]:
+            del self._sent_ids[old]
         start = self._start
         message_id = f"group-{workflow.uuid4().hex}"
         now = workflow.now()

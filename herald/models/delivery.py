@@ -180,6 +180,8 @@ class GroupStart(BaseModel):
     members: list[GroupMember] = Field(default_factory=list)
     last_sent_at: datetime | None = None
     last_interval_seconds: int | None = None
+    # The members already sent (the latest, bounded): a retried hand-over of one of them adds nothing.
+    sent_ids: list[str] = Field(default_factory=list)
 
 
 class GroupDelivery(BaseModel):

@@ -257,3 +257,18 @@ async def test_one_with_no_channel_of_its_own_is_not_grouped(herald: Harness) ->
     await h.store.users.put_preferences(user, Preferences.model_validate({"agents": {agent: {"email": False}}}))
     outcome = await (await h.client.notify(note(agent, user, "checkout error"))).outcome()
     assert outcome.status is NotificationStatus.no_channel and outcome.group_id is None
+
+
+async def test_a_member_handed_over_again_after_its_message_is_not_sent_twice(herald: Harness) -> None:
+    from herald.domain.grouping import member_of
+
+    h, agent = herald, unique("shop-bot")
+    user = await person(h)
+    first = note(agent, user, "checkout error", group_wait_seconds=0)
+    assert (await (await h.client.notify(first)).outcome()).status is NotificationStatus.grouped
+    carried = await recorded_delivery(h, first.notification_id)
+    group = h.client.temporal.get_workflow_handle_for(GroupWorkflow.run, group_workflow_id(user, agent, "checkout/eu"))
+    await group.signal(GroupWorkflow.add, member_of(first))  # a retried hand-over, after the message went
+    assert await group.query(GroupWorkflow.pending) == []
+    await group.result()
+    assert carried.group_delivery is not None and set(emails(h)) == {carried.group_delivery.notification_id}
