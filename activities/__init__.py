@@ -11,6 +11,7 @@ from activities.chat_conclusion import ChatActivities
 from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
+from activities.group import GroupActivities
 from activities.heartbeats import count_heartbeat_event, resolve_missed_check_in
 from activities.preferences import PreferenceActivities
 from activities.resolve import ResolveActivities
@@ -33,6 +34,7 @@ __all__ = [
     "DedupActivities",
     "DeliveryActivities",
     "DigestActivities",
+    "GroupActivities",
     "PreferenceActivities",
     "ResolveActivities",
     "RetentionActivities",
@@ -64,6 +66,7 @@ def build_activities(
     silences = SilenceActivities(store)
     resolve = ResolveActivities(ResolveService(store, channels, delivery_service))
     throttled = ThrottleActivities(store)
+    grouped = GroupActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -84,4 +87,6 @@ def build_activities(
         throttled.enqueue_throttled,
         resolve.resolve_notifications,
         resolve.load_ended,
+        grouped.enqueue_grouped,
+        grouped.record_grouped,
     ]

@@ -1,6 +1,7 @@
 """Deterministic orchestration: every workflow a Herald worker runs."""
 
 from workflows.digest import DigestWorkflow
+from workflows.group import GroupWorkflow
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.monitor import MonitorWorkflow
 from workflows.notification import NotificationWorkflow
@@ -16,11 +17,13 @@ ALL_WORKFLOWS: list[type] = [
     HeartbeatWorkflow,
     ThrottleSummaryWorkflow,
     ResolveEndedWorkflow,
+    GroupWorkflow,
 ]
 
 __all__ = [
     "ALL_WORKFLOWS",
     "DigestWorkflow",
+    "GroupWorkflow",
     "HeartbeatWorkflow",
     "MonitorWorkflow",
     "NotificationWorkflow",

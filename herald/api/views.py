@@ -19,6 +19,7 @@ from herald.models import (
     ChannelName,
     ChannelResult,
     DeliveryAttempt,
+    GroupDelivery,
     NotificationOutcome,
     NotificationStatus,
     Priority,
@@ -60,6 +61,14 @@ class _NotificationFields(BaseModel):
     resolved: Resolution | None = Field(default=None, description="who resolved it and when (status `resolved`)")
     throttled_channels: list[ChannelName] = Field(
         default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
+    )
+    group_id: str | None = Field(
+        default=None, description="status grouped: the group's workflow (group/<user>/<agent>/<key>) that sends it"
+    )
+    group_delivery: GroupDelivery | None = Field(
+        default=None,
+        description="status grouped, once its group's message went: that message (its id, status and size); "
+        "`channels` are then that message's",
     )
 
 

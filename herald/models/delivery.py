@@ -47,6 +47,9 @@ class NotificationRequest(BaseModel):
     policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
     # A digest email itself: sent as it is, never digested again (quiet hours still hold it).
     is_digest: bool = False
+    # A group's one message (workflows/group.py): its members passed the silences, the digest and the throttle
+    # already, so it is not checked, digested or counted again; quiet hours still hold it.
+    is_group: bool = False
 
 
 class DedupCheck(BaseModel):
@@ -144,6 +147,58 @@ class ThrottleStart(BaseModel):
     agent_id: str
     policy: DeliveryPolicy = Field(default_factory=lambda: DeliveryPolicy())
     items: list[ThrottledItem] = Field(default_factory=list)
+
+
+class GroupMember(BaseModel):
+    """A notification waiting in its group (`group/<user_id>/<agent_id>/<group_key>`) for the group's one message."""
+
+    item: DigestItem
+    channels: list[ChannelName]
+    group_wait_seconds: int
+    group_interval_seconds: int
+    arrived_at: datetime | None = None  # when the group took it (set by the group workflow)
+
+
+class GroupEnqueue(BaseModel):
+    """A grouped notification handed to its group's workflow (signal-with-start)."""
+
+    user_id: str
+    agent_id: str
+    group_key: str
+    member: GroupMember
+    policy: DeliveryPolicy
+
+
+class GroupStart(BaseModel):
+    """How `group/<user_id>/<agent_id>/<group_key>` starts, and what it carries across continue-as-new: the members
+    not yet sent and when its last message went."""
+
+    user_id: str
+    agent_id: str
+    group_key: str
+    policy: DeliveryPolicy = Field(default_factory=lambda: DeliveryPolicy())
+    members: list[GroupMember] = Field(default_factory=list)
+    last_sent_at: datetime | None = None
+    last_interval_seconds: int | None = None
+    # The members already sent (the latest, bounded): a retried hand-over of one of them adds nothing.
+    sent_ids: list[str] = Field(default_factory=list)
+
+
+class GroupDelivery(BaseModel):
+    """The group's message that carried a grouped notification: what became of it is the member's delivery."""
+
+    notification_id: str = Field(description="the group's message (a notification of its own)")
+    status: NotificationStatus = Field(description="the message's final status")
+    size: int = Field(description="how many notifications the message carried")
+
+
+class GroupRecord(BaseModel):
+    """Record a sent group message on each member's outcome: the message and its channels."""
+
+    group_id: str
+    notification_ids: list[str]
+    delivery: GroupDelivery
+    channels: dict[ChannelName, ChannelResult] = Field(default_factory=dict)
 
 
 class DigestSchedule(BaseModel):
@@ -280,6 +335,12 @@ class NotificationOutcome(BaseModel):
     resolved: Resolution | None = Field(default=None, description="who resolved it and when (status `resolved`)")
     throttled_channels: list[ChannelName] = Field(
         default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
+    )
+    group_id: str | None = Field(
+        default=None, description="status grouped: the group's workflow (group/<user>/<agent>/<key>) that sends it"
+    )
+    group_delivery: GroupDelivery | None = Field(
+        default=None, description="status grouped, once sent: the group's message that carried it, and its status"
     )
 
     @property

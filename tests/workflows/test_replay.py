@@ -778,3 +778,43 @@ async def test_record_monitor_resolve_history(herald: Harness) -> None:
     history = await herald.client.temporal.get_workflow_handle(f"monitor/{agent_id}", run_id=run_id).fetch_history()
     assert "resolve_notifications" in history.to_json()
     (HISTORIES / "MonitorWorkflow-resolving_rule.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_group_histories(herald: Harness) -> None:
+    """Two notifications with one group_key on the `group-v1` patch (each ends `grouped`), the GroupWorkflow that
+    sent their one message and ended after its interval, and that message's own run (`is_group`). Record these
+    alone (`-k record_group`), beside the older histories."""
+    from herald.domain.grouping import group_workflow_id
+    from workflows.group import GroupWorkflow
+
+    user = f"grouped-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+
+    def note(title: str) -> AgentNotification:
+        return AgentNotification(
+            agent_id="recorder",
+            user_id=user,
+            title=title,
+            channels=[ChannelName.email],
+            group_key="checkout/eu",
+            group_wait_seconds=1,
+            group_interval_seconds=1,
+        )
+
+    first = await herald.client.notify(note("checkout error 1"))
+    await herald.client.notify(note("checkout error 2"))
+    assert (await first.outcome()).status is NotificationStatus.grouped
+    group = herald.client.temporal.get_workflow_handle_for(
+        GroupWorkflow.run, group_workflow_id(user, "recorder", "checkout/eu")
+    )
+    await group.result()
+    recorded_first = await herald.store.notifications.get_outcome(first.notification_id)
+    assert recorded_first is not None and recorded_first.group_delivery is not None
+    message = herald.client.get_handle(recorded_first.group_delivery.notification_id)
+    assert (await message.outcome()).status is NotificationStatus.delivered
+    for name, workflow_id in (("grouped", first.workflow_id), ("group_message", message.workflow_id)):
+        history = await herald.client.temporal.get_workflow_handle(workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
+    history = await group.fetch_history()
+    (HISTORIES / "GroupWorkflow-sent.json").write_text(history.to_json())
