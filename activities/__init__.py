@@ -11,6 +11,7 @@ from activities.chat_conclusion import ChatActivities
 from activities.dedup import DedupActivities
 from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
+from activities.group import GroupActivities
 from activities.heartbeats import HeartbeatActivities, resolve_missed_check_in
 from activities.preferences import PreferenceActivities
 from activities.resolve import ResolveActivities
@@ -35,6 +36,7 @@ __all__ = [
     "DedupActivities",
     "DeliveryActivities",
     "DigestActivities",
+    "GroupActivities",
     "HeartbeatActivities",
     "PreferenceActivities",
     "ResolveActivities",
@@ -71,6 +73,7 @@ def build_activities(
     silences = SilenceActivities(store)
     resolve = ResolveActivities(ResolveService(store, channels, delivery_service))
     throttled = ThrottleActivities(store)
+    grouped = GroupActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -90,6 +93,9 @@ def build_activities(
         resolve_missed_check_in,
         throttled.enqueue_throttled,
         resolve.resolve_notifications,
+        resolve.load_ended,
+        grouped.enqueue_grouped,
+        grouped.record_grouped,
         subscribed.post_subscription_event,
         subscribed.mark_subscription,
     ]

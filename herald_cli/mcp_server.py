@@ -474,6 +474,15 @@ NotificationId = Annotated[
 ]
 DedupKey = Annotated[str | None, Field(description="collapse notifications sharing this key within 5 minutes")]
 Metadata = Annotated[dict[str, Any] | None, Field(description="JSON the notification carries (at most 16 KB)")]
+GroupKey = Annotated[
+    str | None,
+    Field(
+        description="deliver it together with your other notifications to this person with the same key, in one "
+        "message (the first waits group_wait_seconds for the others); critical ones never wait"
+    ),
+]
+GroupWait = Annotated[int | None, Field(description="with group_key: seconds the first waits for others (30)")]
+GroupInterval = Annotated[int | None, Field(description="with group_key: seconds between the group's messages (300)")]
 HeartbeatName = Annotated[str, Field(description="the heartbeat's name: 1-64 of a-z, 0-9, - and _")]
 ClaimedAgent = Annotated[str | None, Field(description="optional: this server's own agent id (any other is refused)")]
 
@@ -499,14 +508,24 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         dedup_key: DedupKey = None,
         metadata: Metadata = None,
         agent_id: ClaimedAgent = None,
+        group_key: GroupKey = None,
+        group_wait_seconds: GroupWait = None,
+        group_interval_seconds: GroupInterval = None,
     ) -> NotifyResult:
         """Send a person a notification through Herald (deduplicated, per their preferences, with retries and
-        fallbacks). Returns at once with the notification id; read the outcome with `notification_status`."""
+        fallbacks; with a group_key, together with the others of its group). Returns at once with the notification
+        id; read the outcome with `notification_status`."""
         key = await tools.caller(ctx)
         agent = key.subject
         own_agent(agent, agent_id)
         fields = {"agent_id": agent, "user_id": user_id, "title": title, "body": body, "priority": priority}
-        extra = {"channels": channels, "notification_id": notification_id, "dedup_key": dedup_key, "metadata": metadata}
+        extra: dict[str, Any] = {"channels": channels, "notification_id": notification_id, "dedup_key": dedup_key}
+        extra |= {"metadata": metadata}
+        extra |= {
+            "group_key": group_key,
+            "group_wait_seconds": group_wait_seconds,
+            "group_interval_seconds": group_interval_seconds,
+        }
         return await tools.notify(tools.notification(fields | extra), tools.quota(key))
 
     @server.tool(annotations=ToolAnnotations(open_world_hint=True))
@@ -586,8 +605,9 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         dedup_key: Annotated[str, Field(description="the dedup_key your notifications about the problem carried")],
         agent_id: ClaimedAgent = None,
     ) -> ResolveResult:
-        """The problem is over: every open notification you sent with this dedup_key ends `resolved` (retries,
-        holds, escalations and answer waits stop; what was delivered is told). Nothing open is a no-op that says so."""
+        """The problem is over: every open notification you sent with this dedup_key ends `resolved`, those already
+        delivered too (retries, holds, escalations and answer waits stop; what was delivered is told). Nothing open
+        is a no-op that says so."""
         agent = await tools.agent(ctx)
         own_agent(agent, agent_id)
         return await tools.resolve(agent, dedup_key)
@@ -597,7 +617,7 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         ctx: ToolContext,
         notification_id: Annotated[str, Field(description="the id notify_user, ask_user or emit_event returned")],
     ) -> StatusResult:
-        """A notification's status: `pending` while it runs, then delivered, answered, expired, failed, ...;
+        """A notification's status: `pending` while it runs, then delivered, answered, expired, grouped, failed, ...;
         each channel with its attempts; the answer for a question."""
         return await tools.status(await tools.agent(ctx), notification_id)
 

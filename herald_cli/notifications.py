@@ -30,6 +30,15 @@ def notify(
         list[ChannelName] | None, typer.Option(help="a channel to use; repeat for several (default push, email)")
     ] = None,
     dedup_key: Annotated[str | None, typer.Option(help="collapse notifications sharing this key")] = None,
+    group_key: Annotated[
+        str | None, typer.Option(help="deliver it with this agent's others to this user with the same key, as one")
+    ] = None,
+    group_wait: Annotated[
+        int | None, typer.Option(help="with --group-key: seconds the group's first waits for the others (30)")
+    ] = None,
+    group_interval: Annotated[
+        int | None, typer.Option(help="with --group-key: seconds between the group's messages (300)")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="wait for the outcome and print it")] = False,
 ) -> None:
     """Send one notification and print its id (and, with --wait, its outcome)."""
@@ -38,6 +47,12 @@ def notify(
         fields["channels"] = channel
     if dedup_key is not None:
         fields["dedup_key"] = dedup_key
+    if group_key is not None:
+        fields["group_key"] = group_key
+    if group_wait is not None:
+        fields["group_wait_seconds"] = group_wait
+    if group_interval is not None:
+        fields["group_interval_seconds"] = group_interval
     notification = validated(lambda: AgentNotification(**fields))
 
     async def _notify() -> Any:
@@ -156,6 +171,10 @@ def status(
             )
     if view.duplicate_of:
         typer.echo(f"  duplicate of {view.duplicate_of}")
+    if view.group_id:
+        sent = view.group_delivery
+        carried = f": sent in {sent.notification_id} ({sent.status.value}, {sent.size})" if sent else ": waiting"
+        typer.echo(f"  grouped in {view.group_id}{carried}")
     if view.ops_alert:
         typer.echo(f"  ops alert: {view.ops_alert}")
 
@@ -166,7 +185,8 @@ def resolve(
     agent: Annotated[str, typer.Option(help="the agent whose notifications resolve")],
     dedup_key: Annotated[str, typer.Option(help="the dedup_key they were sent with")],
 ) -> None:
-    """Resolve every open notification the agent sent with that dedup_key; print what resolved (none: a no-op)."""
+    """Resolve every open notification the agent sent with that dedup_key, delivered ones too; print what resolved
+    (none: a no-op)."""
     from herald.models import ResolveBody
 
     body = validated(lambda: ResolveBody(agent_id=agent, dedup_key=dedup_key))

@@ -80,7 +80,7 @@ from herald.services.gateway import (
     ResolveTimeout,
 )
 from herald.services.quota import AgentQuota, QuotaExceeded, QuotaSubject
-from herald.services.resolve import resolve_workflow
+from herald.services.resolve import resolve_ended, resolve_workflow
 from herald.services.rule_cache import RuleCache
 from herald.services.subscriptions import save_subscription
 from workflows.heartbeat import HeartbeatWorkflow
@@ -697,9 +697,15 @@ class HeraldClient:
         pending retries, quiet-hours hold, escalation and answer wait stop, and what was delivered is told. `by` says
         who resolved (default `agent:<agent_id>`). Nothing open is a no-op, and the result's message says so.
 
-        Open notifications are found through Temporal's visibility (`HeraldResolveKey`), which trails a start by a
-        moment: a notification started in the same instant may not be found yet. ValueError for a bad agent_id or
-        dedup_key (naming the field); ResolveTimeout when no worker took it within `rpc_timeout` (retry).
+        Open is also delivered and not yet resolved: a notification whose workflow has completed `delivered`,
+        `partially_delivered`, `confirmed` or `unconfirmed` (herald.domain.resolve.ENDED_OPEN) gets one
+        ResolveEndedWorkflow (`resolve/<notification_id>`, its id never reused, so a second resolve is a no-op) that
+        records it `resolved` and tells what was delivered. The result lists both kinds.
+
+        Both are found through Temporal's visibility (`HeraldResolveKey`), which trails a start or an ending by a
+        moment: a notification started in the same instant may not be found yet, and completed ones only while
+        Temporal keeps their closed runs (the namespace's retention). ValueError for a bad agent_id or dedup_key
+        (naming the field); ResolveTimeout when no worker took it within `rpc_timeout` (retry).
         """
         try:
             ResolveBody(agent_id=agent_id, dedup_key=dedup_key)
@@ -726,6 +732,18 @@ class HeraldClient:
                 raise ResolveTimeout(agent_id, resolved) from None
             if isinstance(result, BaseException):
                 raise result
+        # Listed after the running ones resolved: one that completed delivered meanwhile is found here instead.
+        ended = [
+            notification_id
+            async for execution in self.temporal.list_workflows(
+                resolve.ended_query(agent_id, dedup_key), limit=resolve.RESOLVE_MAX
+            )
+            if (notification_id := execution.id.removeprefix("notification/")) not in resolved
+        ]
+        started = await asyncio.gather(
+            *(resolve_ended(self.temporal, n, request.by, self.policy, self.task_queue) for n in dict.fromkeys(ended))
+        )
+        resolved += [n for n, ok in zip(dict.fromkeys(ended), started, strict=True) if ok]
         return ResolveResult(
             agent_id=agent_id, resolved=resolved, message=resolve.resolved_message(agent_id, len(resolved))
         )

@@ -22,7 +22,9 @@ from pathlib import Path
 def run_round(number: int, tests: list[str], folder: Path, workers: int) -> tuple[int, dict[str, str]]:
     """One pytest session; the number of tests it ran and its failures, test id -> first line of the failure."""
     report = folder / f"round-{number}.xml"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
+    # --tb=native: pytest's own traceback rendering parses the failing test's source, and on CPython 3.11.7 that
+    # can end the session in an INTERNALERROR ("AST constructor recursion depth mismatch") that hides the failure.
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=native", f"--junitxml={report}"]
     if workers > 1:  # as `make test` runs them: several processes on the same cores
         command += ["-n", str(workers), "--dist", "loadfile"]
     command += tests

@@ -137,7 +137,7 @@ class MonitorWorkflow:
         decision = self._decide(request.plans, now, once, bool(resolves))
         cleared = self._clear(request.clearing, now) if resolves else []
         fired = [await self._fire(firing, request.policy, now, once) for firing in decision.firing]
-        resolved = [await self._resolve(rule, ids) for rule, ids in cleared]
+        resolved = [await self._resolve(rule, ids, request.policy) for rule, ids in cleared]
         return EmitResult(event_id=request.event_id, fired=fired, cooled_down=decision.cooled_down, resolved=resolved)
 
     def _decide(self, plans: list[FiringPlan], now: datetime, once: bool, resolves: bool = False) -> Decision:
@@ -168,11 +168,12 @@ class MonitorWorkflow:
                 cleared.append((clear.rule, ids))
         return cleared
 
-    async def _resolve(self, rule: str, notification_ids: list[str]) -> ResolvedRule:
-        """Resolve what the rule fired (open notifications end `resolved`, by `rule:<name>`); the ones resolved. One
-        that fails for good after its retries resolves nothing (the notifications run on as they were)."""
+    async def _resolve(self, rule: str, notification_ids: list[str], policy: DeliveryPolicy) -> ResolvedRule:
+        """Resolve what the rule fired (open notifications end `resolved`, by `rule:<name>`; ones that had ended
+        delivered are resolved by a ResolveEndedWorkflow each, on `policy`); the ones resolved. One that fails for
+        good after its retries resolves nothing (the notifications run on as they were)."""
         request = ResolveNotifications(
-            workflow_ids=[notification_workflow_id(n) for n in notification_ids], by=f"rule:{rule}"
+            workflow_ids=[notification_workflow_id(n) for n in notification_ids], by=f"rule:{rule}", policy=policy
         )
         try:
             result = await workflow.execute_activity_method(

@@ -33,11 +33,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.dedup import DedupActivities
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
+    from activities.group import GroupActivities
     from activities.preferences import PreferenceActivities
     from activities.resolve import ResolveActivities
     from activities.silences import SilenceActivities
     from activities.throttle import ThrottleActivities
-    from herald.domain import answers, resolve, retry, routing, search, silences
+    from herald.domain import answers, grouping, resolve, retry, routing, search, silences
     from herald.domain.dedup import content_key, question_key
     from herald.domain.digest import digest_item
     from herald.domain.resolve import resolved_notice
@@ -56,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         DeliveryReceipt,
         DeliveryRequest,
         DigestEnqueue,
+        GroupEnqueue,
         NotificationOutcome,
         NotificationRequest,
         NotificationStatus,
@@ -107,6 +109,10 @@ RESOLVE_PATCH = "resolve-v1"
 # `throttle/<user_id>/<agent_id>` (one store step) for the hour's "N more" message. Asked at the start of every
 # run (_begin); the throttled runs that go to the digest take the digest's commands, as digested ones do.
 THROTTLE_PATCH = "throttle-v1"
+# New runs of a notification with a group_key (not critical, not a question) hand it, after the throttle and before
+# quiet hours, to `group/<user_id>/<agent_id>/<group_key>` (one store step), which sends the group's one message; the
+# run ends `grouped`. Asked at the start of every run (_begin), after THROTTLE_PATCH.
+GROUP_PATCH = "group-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -132,6 +138,7 @@ class Paths:
     resolvable: bool = False  # RESOLVE_PATCH: takes the `resolve` update
     silences: bool = False  # SILENCES_PATCH: checks the silences after dedup
     throttle: bool = False  # THROTTLE_PATCH: a throttled run without a digest goes to the hour's "N more" message
+    group: bool = False  # GROUP_PATCH: a notification with a group_key goes to its group's one message
 
 
 @dataclass(frozen=True)
@@ -337,6 +344,12 @@ class NotificationWorkflow:
                 return await self._end_digested(request, paths, route)
             if route.throttled:
                 return await self._end_throttled(request, paths, route)
+            # Snoozed, or no channel of its own to go to: it ends as it would without a group_key (no_channel).
+            snoozed = self._outcome.snoozed_until is not None or not routing.plan_channels(n, route.enabled)
+            if paths.group and grouping.groups(
+                n, is_digest=request.is_digest, is_group=request.is_group, snoozed=snoozed
+            ):
+                return await self._end_grouped(request, paths)
             await self._hold(route.hold_until)
             plan = routing.plan_channels(n, route.enabled)
             if not plan:
@@ -375,8 +388,15 @@ class NotificationWorkflow:
         # error in one run of make flake, under load).
         silences = workflow.patched(SILENCES_PATCH)
         throttle = workflow.patched(THROTTLE_PATCH)
+        group = workflow.patched(GROUP_PATCH)
         return Paths(
-            searchable=searchable, local=local, ends=ends, resolvable=resolvable, silences=silences, throttle=throttle
+            searchable=searchable,
+            local=local,
+            ends=ends,
+            resolvable=resolvable,
+            silences=silences,
+            throttle=throttle,
+            group=group,
         )
 
     async def _dedup(self, request: NotificationRequest, paths: Paths) -> DedupResult:
@@ -407,7 +427,7 @@ class NotificationWorkflow:
     async def _silenced(self, request: NotificationRequest) -> str | None:
         """The silence holding this notification, if one does (on the silences patch). A digest email is never
         silenced: what it carries passed the silences when it was digested."""
-        if request.is_digest or not self._paths.silences:
+        if request.is_digest or request.is_group or not self._paths.silences:
             return None
         n = request.notification
         match = await self._store_step(
@@ -438,7 +458,7 @@ class NotificationWorkflow:
                 channels=None if request.is_digest else n.channels,
                 rule=answers.rule_of(n),
                 asks=bool(n.actions),
-                notification_id=n.notification_id,
+                notification_id=None if request.is_group else n.notification_id,
             ),
             "merge preferences",
         )
@@ -447,6 +467,8 @@ class NotificationWorkflow:
         self._notify_resolved = preferences.notify_resolved
         # A question is never digested: a digest carries no actions, and the answer is wanted now.
         digest = preferences.digest and not (n.actions and workflow.patched(ANSWERS_PATCH))
+        # A group's message: its members passed the digest and the throttle (its query claims no slot: no id).
+        digest = digest and not request.is_group
         self._stop_if_resolved()
         return Route(
             enabled=preferences.enabled,
@@ -483,6 +505,26 @@ class NotificationWorkflow:
                 "throttled: count into the hour's message",
             )
         self._outcome.status = NotificationStatus.throttled
+        return await self._finish(paths)
+
+    async def _end_grouped(self, request: NotificationRequest, paths: Paths) -> NotificationOutcome:
+        """It has a group_key: handed to `group/<user_id>/<agent_id>/<group_key>`, which sends it with the others of its
+        group in one message and records that message on this outcome: `grouped`."""
+        n = request.notification
+        group_key = n.group_key or ""
+        await self._store_step(
+            GroupActivities.enqueue_grouped,
+            GroupEnqueue(
+                user_id=n.user_id,
+                agent_id=n.agent_id,
+                group_key=group_key,
+                member=grouping.member_of(n),
+                policy=request.policy,
+            ),
+            "grouped: hand to the group",
+        )
+        self._outcome.status = NotificationStatus.grouped
+        self._outcome.group_id = grouping.group_workflow_id(n.user_id, n.agent_id, group_key)
         return await self._finish(paths)
 
     async def _hold(self, until: datetime | None) -> None:

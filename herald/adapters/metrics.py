@@ -61,6 +61,12 @@ DIGEST_SIZE = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
     registry=REGISTRY,
 )
+GROUP_SIZE = Histogram(
+    "herald_group_size",
+    "Notifications carried by one group's message (status grouped, group_key).",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+    registry=REGISTRY,
+)
 DELIVERY_LATENCY = Histogram(
     "herald_delivery_latency_seconds",
     "From a notification's created_at to the end of its delivered attempt, per channel.",

@@ -103,7 +103,10 @@ def resolver(caller: Caller, agent_id: str) -> str:
 )
 async def resolve_notifications(body: ResolveBody, caller: CallerDep, deps: Deps) -> ResolveResult:
     """Resolve every open notification `agent_id` sent with `dedup_key`: each ends `resolved`, its pending retries,
-    quiet-hours hold, escalation and answer wait stop, and what was delivered is told (the inbox, the WebSocket).
+    quiet-hours hold, escalation and answer wait stop, and what was delivered is told (the inbox, the WebSocket,
+    Web Push replaced, chats edited, email and SMS as `notify_resolved` allows). Open includes delivered and not yet
+    resolved: a notification whose workflow completed `delivered`, `partially_delivered`, `confirmed` or
+    `unconfirmed` is resolved by its own `resolve/<notification_id>` workflow. `resolved` lists both kinds.
     An agent key resolves its own agent's only; the admin any. Nothing open is a no-op: `resolved` is empty and
     `message` says so."""
     authorize(caller, agents=[body.agent_id], field="agent_id")

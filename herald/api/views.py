@@ -19,10 +19,12 @@ from herald.models import (
     ChannelName,
     ChannelResult,
     DeliveryAttempt,
+    GroupDelivery,
     NotificationOutcome,
     NotificationStatus,
     Priority,
     RefusedAnswer,
+    Resolution,
 )
 from herald.services.gateway import Gateway
 
@@ -56,8 +58,17 @@ class _NotificationFields(BaseModel):
     refused_answers: list[RefusedAnswer] = Field(default_factory=list, description="answers after the first")
     snoozed_until: datetime | None = Field(default=None, description="not sent: its rule or agent was snoozed")
     silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (`silenced`)")
+    resolved: Resolution | None = Field(default=None, description="who resolved it and when (status `resolved`)")
     throttled_channels: list[ChannelName] = Field(
         default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
+    )
+    group_id: str | None = Field(
+        default=None, description="status grouped: the group's workflow (group/<user>/<agent>/<key>) that sends it"
+    )
+    group_delivery: GroupDelivery | None = Field(
+        default=None,
+        description="status grouped, once its group's message went: that message (its id, status and size); "
+        "`channels` are then that message's",
     )
 
 

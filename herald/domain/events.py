@@ -86,6 +86,9 @@ def _notification(agent_id: str, event_id: str, firing: Firing, user_id: str, no
         dedup_key=own_key("firing", notification_id),
         metadata=firing.metadata,
         created_at=now,
+        group_key=firing.group_key,
+        group_wait_seconds=firing.group_wait_seconds,
+        group_interval_seconds=firing.group_interval_seconds,
     )
 
 

@@ -21,6 +21,7 @@ from herald.models import (
     NotificationOutcome,
     NotificationStatus,
     Priority,
+    Resolution,
     ResolvedNotice,
 )
 
@@ -54,6 +55,75 @@ def open_query(agent_id: str, dedup_key: str) -> str:
     return (
         f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' "
         f"AND HeraldAgentId = '{agent_id}' AND HeraldResolveKey = '{resolve_key(agent_id, dedup_key)}'"
+    )
+
+
+# The endings a resolve still reaches after the notification's workflow has completed: something was (or may have
+# been) delivered and nothing has closed it. A question ends `answered` or `expired` (decided: closed); an ending that
+# delivered nothing (failed, no_channel, digested, throttled, silenced, suppressed_duplicate) has nothing to update.
+ENDED_OPEN = (
+    NotificationStatus.delivered,
+    NotificationStatus.partially_delivered,
+    NotificationStatus.confirmed,
+    NotificationStatus.unconfirmed,
+)
+# The workflow that resolves one of those, once: `resolve/<notification_id>`, its id never reused.
+RESOLVE_ENDED_PREFIX = "resolve/"
+
+
+def ended_open(status: str | None) -> bool:
+    """Whether a completed notification workflow whose HeraldStatus is `status` still takes a resolve."""
+    return status in {s.value for s in ENDED_OPEN}
+
+
+def resolve_ended_id(notification_id: str) -> str:
+    return f"{RESOLVE_ENDED_PREFIX}{notification_id}"
+
+
+def ended_query(agent_id: str, dedup_key: str) -> str:
+    """Temporal's visibility query for the completed notification workflows of (agent, dedup_key) that ended
+    delivered (ENDED_OPEN: their HeraldStatus, upserted as they ended). Quoted as `open_query` is."""
+    statuses = ", ".join(f"'{s.value}'" for s in ENDED_OPEN)
+    return (
+        f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Completed' "
+        f"AND HeraldAgentId = '{agent_id}' AND HeraldResolveKey = '{resolve_key(agent_id, dedup_key)}' "
+        f"AND HeraldStatus IN ({statuses})"
+    )
+
+
+def ended_not_open(outcome: NotificationOutcome | None) -> str | None:
+    """Why a notification whose workflow has ended takes no resolve (None: it ended delivered, not yet resolved,
+    and resolves). Its recorded outcome is the truth: visibility only found it."""
+    if outcome is None:
+        return "not open: no outcome recorded (past the store's retention)"
+    if outcome.resolved is not None:
+        return f"already resolved by {outcome.resolved.by} at {outcome.resolved.at.isoformat()}"
+    if outcome.status not in ENDED_OPEN:
+        return f"not open: it has ended ({outcome.status.value})"
+    return None
+
+
+def resolved_outcome(outcome: NotificationOutcome, resolution: Resolution) -> NotificationOutcome:
+    """The recorded outcome of an ended notification, resolved: status `resolved` and who and when; what each
+    channel did stays as it was (every send had ended)."""
+    return outcome.model_copy(update={"status": NotificationStatus.resolved, "resolved": resolution})
+
+
+def ended_notice(outcome: NotificationOutcome, title: str, plan: ResolvePlan) -> ResolvedNotice:
+    """What `announce_resolved` is handed for an ended notification: as `resolved_notice`, from its recorded outcome
+    and kept title instead of the running workflow's notification."""
+    return ResolvedNotice(
+        notification_id=outcome.notification_id,
+        workflow_id=outcome.workflow_id,
+        user_id=outcome.user_id,
+        agent_id=outcome.agent_id,
+        priority=outcome.priority,
+        title=title or outcome.notification_id,
+        by=outcome.resolved.by if outcome.resolved is not None else "",
+        at=outcome.resolved.at if outcome.resolved is not None else None,
+        delivered=outcome.delivered_channels,
+        replace_push=plan.replace_push,
+        tell=plan.tell,
     )
 
 

@@ -31,6 +31,7 @@ from herald.domain.conditions import CEL_TYPE_OF, Condition, RuleProblem, cel_co
 from herald.models import (
     BODY_MAX_BYTES,
     DEDUP_KEY_MAX_CHARS,
+    GROUP_KEY_MAX_CHARS,
     METADATA_MAX_BYTES,
     TITLE_MAX_CHARS,
     Firing,
@@ -96,6 +97,7 @@ class CompiledRule:
     _title: Any = field(init=False, repr=False, compare=False)
     _body: Any = field(init=False, repr=False, compare=False)
     _dedup_key: Any = field(init=False, repr=False, compare=False)
+    _group_key: Any = field(init=False, repr=False, compare=False)
     _warned: set[str] = field(init=False, repr=False, compare=False, default_factory=set)
 
     def __post_init__(self) -> None:
@@ -105,6 +107,8 @@ class CompiledRule:
         object.__setattr__(self, "_body", _compile_template(rule, "body", rule.body))
         dedup = _compile_template(rule, "dedup_key", rule.dedup_key) if rule.dedup_key else None
         object.__setattr__(self, "_dedup_key", dedup)
+        group = _compile_template(rule, "group_key", rule.group_key) if rule.group_key else None
+        object.__setattr__(self, "_group_key", group)
 
     @property
     def name(self) -> str:
@@ -175,6 +179,9 @@ class CompiledRule:
             dedup_key=dedup_key,
             metadata=_metadata(rule.name, metrics),
             resolve=rule.resolve,
+            group_key=self._rendered_group_key(variables),
+            group_wait_seconds=rule.group_wait_seconds,
+            group_interval_seconds=rule.group_interval_seconds,
         )
 
     def dedup_key_for(self, agent_id: str, metrics: Mapping[str, MetricValue]) -> str | None:
@@ -189,6 +196,16 @@ class CompiledRule:
         if self._dedup_key is None:
             return None
         return self._render("dedup_key", self._dedup_key, variables).strip()[:DEDUP_KEY_MAX_CHARS] or None
+
+    def _rendered_group_key(self, variables: dict[str, Any]) -> str | None:
+        """The group_key rendered: control characters out, whitespace runs one space, cut to the limit; empty: None
+        (the notification is not grouped)."""
+        if self._group_key is None:
+            return None
+        text = "".join(
+            c for c in self._render("group_key", self._group_key, variables) if c.isprintable() or c.isspace()
+        )
+        return " ".join(text.split())[:GROUP_KEY_MAX_CHARS].strip() or None
 
     def _render(self, field_name: str, template: Any, variables: dict[str, Any]) -> str:
         try:

@@ -101,6 +101,11 @@ def throttle_attributes(user_id: str, agent_id: str) -> TypedSearchAttributes:
     return TypedSearchAttributes([SearchAttributePair(AGENT_ID, agent_id), SearchAttributePair(USER_ID, user_id)])
 
 
+def group_attributes(user_id: str, agent_id: str) -> TypedSearchAttributes:
+    """`group/<user_id>/<agent_id>/<group_key>`: findable by the user and by the agent."""
+    return TypedSearchAttributes([SearchAttributePair(AGENT_ID, agent_id), SearchAttributePair(USER_ID, user_id)])
+
+
 def missing_updates(current: TypedSearchAttributes, wanted: TypedSearchAttributes) -> list[SearchAttributeUpdate[Any]]:
     """The upserts that give a workflow the attributes it was not started with (none when it was).
 
@@ -179,6 +184,10 @@ def current_details(outcome: NotificationOutcome) -> str:
     if outcome.status is NotificationStatus.throttled:
         carried = f": carried by {outcome.digest_id}" if outcome.digest_id else ""
         lines.append(f"over max_per_hour from {outcome.agent_id}{carried}")
+    if outcome.status is NotificationStatus.grouped:
+        sent = outcome.group_delivery
+        carried = f": carried by {sent.notification_id} ({sent.status.value})" if sent is not None else ""
+        lines.append(f"grouped in {outcome.group_id}{carried}")
     if outcome.throttled_channels:
         names = ", ".join(c.value for c in outcome.throttled_channels)
         lines.append(f"left out, over their max_per_hour: {names}")

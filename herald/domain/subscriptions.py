@@ -29,7 +29,7 @@ _STATUS_EVENTS: dict[str, SubscriptionEventType] = {
     NotificationStatus.resolved.value: SubscriptionEventType.resolved,
     NotificationStatus.silenced.value: SubscriptionEventType.silenced,
     NotificationStatus.digested.value: SubscriptionEventType.digested,
-    "grouped": SubscriptionEventType.grouped,  # the status another change adds; named by its value, not imported
+    NotificationStatus.grouped.value: SubscriptionEventType.grouped,
 }
 # How many ids the workflow remembers to drop a repeated signal (a retried record_outcome).
 RECENT_IDS = 200
@@ -72,6 +72,8 @@ def outcome_events(outcome: NotificationOutcome, now: datetime) -> list[Subscrip
         made.append((own, {"channel": None, "silence_id": outcome.silence_id, "at": _at(None, now)}))
     elif own is SubscriptionEventType.digested:
         made.append((own, {"channel": None, "digest_id": outcome.digest_id, "at": _at(None, now)}))
+    elif own is SubscriptionEventType.grouped:
+        made.append((own, {"channel": None, "group_id": outcome.group_id, "at": _at(None, now)}))
     elif own is not None:
         failed = [c.value for c, r in outcome.channels.items() if r.status.value == "failed"]
         made.append((own, {"channel": failed[0] if failed else None, "at": _at(None, now)}))

@@ -16,6 +16,12 @@ METADATA_MAX_BYTES = 16 * 1024
 # Deeper than this, JSON stops being data; and past ~200 levels Temporal's payload decoding refuses it.
 METADATA_MAX_DEPTH = 32
 DEDUP_KEY_MAX_CHARS = 200
+GROUP_KEY_MAX_CHARS = 200
+# A group's first member waits this long for the others; later members go at most once an interval.
+GROUP_WAIT_DEFAULT_SECONDS = 30
+GROUP_WAIT_MAX_SECONDS = 3600
+GROUP_INTERVAL_DEFAULT_SECONDS = 300
+GROUP_INTERVAL_MAX_SECONDS = 86400
 
 ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 _ID_PATTERN = re.compile(ID_REGEX)
@@ -65,6 +71,8 @@ class NotificationStatus(StrEnum):
     resolved = "resolved"  # its agent said the problem is over (POST /v1/notifications/resolve): nothing more is sent
     # Over the person's max_per_hour: into the digest, or one "N more" message at the hour's end (digest_id names it).
     throttled = "throttled"
+    # It has a group_key: delivered with the others of its group in one message (group_id names the group's workflow).
+    grouped = "grouped"
 
 
 class ChannelStatus(StrEnum):

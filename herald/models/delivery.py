@@ -47,6 +47,9 @@ class NotificationRequest(BaseModel):
     policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
     # A digest email itself: sent as it is, never digested again (quiet hours still hold it).
     is_digest: bool = False
+    # A group's one message (workflows/group.py): its members passed the silences, the digest and the throttle
+    # already, so it is not checked, digested or counted again; quiet hours still hold it.
+    is_group: bool = False
 
 
 class DedupCheck(BaseModel):
@@ -144,6 +147,58 @@ class ThrottleStart(BaseModel):
     agent_id: str
     policy: DeliveryPolicy = Field(default_factory=lambda: DeliveryPolicy())
     items: list[ThrottledItem] = Field(default_factory=list)
+
+
+class GroupMember(BaseModel):
+    """A notification waiting in its group (`group/<user_id>/<agent_id>/<group_key>`) for the group's one message."""
+
+    item: DigestItem
+    channels: list[ChannelName]
+    group_wait_seconds: int
+    group_interval_seconds: int
+    arrived_at: datetime | None = None  # when the group took it (set by the group workflow)
+
+
+class GroupEnqueue(BaseModel):
+    """A grouped notification handed to its group's workflow (signal-with-start)."""
+
+    user_id: str
+    agent_id: str
+    group_key: str
+    member: GroupMember
+    policy: DeliveryPolicy
+
+
+class GroupStart(BaseModel):
+    """How `group/<user_id>/<agent_id>/<group_key>` starts, and what it carries across continue-as-new: the members
+    not yet sent and when its last message went."""
+
+    user_id: str
+    agent_id: str
+    group_key: str
+    policy: DeliveryPolicy = Field(default_factory=lambda: DeliveryPolicy())
+    members: list[GroupMember] = Field(default_factory=list)
+    last_sent_at: datetime | None = None
+    last_interval_seconds: int | None = None
+    # The members already sent (the latest, bounded): a retried hand-over of one of them adds nothing.
+    sent_ids: list[str] = Field(default_factory=list)
+
+
+class GroupDelivery(BaseModel):
+    """The group's message that carried a grouped notification: what became of it is the member's delivery."""
+
+    notification_id: str = Field(description="the group's message (a notification of its own)")
+    status: NotificationStatus = Field(description="the message's final status")
+    size: int = Field(description="how many notifications the message carried")
+
+
+class GroupRecord(BaseModel):
+    """Record a sent group message on each member's outcome: the message and its channels."""
+
+    group_id: str
+    notification_ids: list[str]
+    delivery: GroupDelivery
+    channels: dict[ChannelName, ChannelResult] = Field(default_factory=dict)
 
 
 class DigestSchedule(BaseModel):
@@ -281,6 +336,12 @@ class NotificationOutcome(BaseModel):
     throttled_channels: list[ChannelName] = Field(
         default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
     )
+    group_id: str | None = Field(
+        default=None, description="status grouped: the group's workflow (group/<user>/<agent>/<key>) that sends it"
+    )
+    group_delivery: GroupDelivery | None = Field(
+        default=None, description="status grouped, once sent: the group's message that carried it, and its status"
+    )
 
     @property
     def delivered_channels(self) -> list[ChannelName]:
@@ -300,3 +361,33 @@ class OpsAlert(BaseModel):
     notification_id: str
     kind: str
     message: str
+
+
+class EndedNotification(BaseModel):
+    """What resolving a notification whose workflow has ended reads from the store (`load_ended`): its recorded
+    outcome, its title (the kept content; empty when none was kept), and whether the user's `notify_resolved` tells
+    its resolve by email and SMS (the preference as it is now, for its agent and priority)."""
+
+    outcome: NotificationOutcome
+    title: str = ""
+    notify_resolved: bool = False
+
+
+class ResolveNotifications(BaseModel):
+    """The monitor's `resolve_notifications` activity: resolve these notification workflows (a rule with `resolve:
+    true` cleared by an event), as `by` (`rule:<name>`)."""
+
+    workflow_ids: list[str]
+    by: str = Field(max_length=200)
+    # The monitor's: the retries and send timeout of what tells a notification that had ended delivered of its
+    # resolve (ResolveEndedWorkflow). Absent in runs recorded before it: the defaults.
+    policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+
+class ResolveEnded(BaseModel):
+    """ResolveEndedWorkflow's input (`resolve/<notification_id>`): resolve a notification whose workflow has ended
+    delivered, as `by`; `policy` gives the retry schedule and send timeout of the sends that tell of it."""
+
+    notification_id: str
+    by: str = Field(max_length=200)
+    policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)

@@ -19,12 +19,18 @@ from herald.models.answers import ACTIONS_MAX, Action
 from herald.models.common import (
     BODY_MAX_BYTES,
     DEDUP_KEY_MAX_CHARS,
+    GROUP_INTERVAL_DEFAULT_SECONDS,
+    GROUP_INTERVAL_MAX_SECONDS,
+    GROUP_KEY_MAX_CHARS,
+    GROUP_WAIT_DEFAULT_SECONDS,
+    GROUP_WAIT_MAX_SECONDS,
     METADATA_MAX_BYTES,
     METADATA_MAX_DEPTH,
     TITLE_MAX_CHARS,
     URL_REGEX,
     ChannelName,
     Identifier,
+    JsonInt,
     Priority,
     Timestamp,
     new_notification_id,
@@ -46,6 +52,12 @@ def json_depth(value: object) -> int:
 
 
 _URL = re.compile(URL_REGEX)
+# A group key is a label (it names the group's workflow, `group/<user>/<agent>/<key>`): printable, no control
+# characters, no surrounding whitespace.
+GROUP_KEY_REGEX = (
+    f"^[^\\s\\x00-\\x1f\\x7f](?:[^\\x00-\\x1f\\x7f]{{0,{GROUP_KEY_MAX_CHARS - 2}}}[^\\s\\x00-\\x1f\\x7f])?$"
+)
+_GROUP_KEY = re.compile(GROUP_KEY_REGEX)
 
 
 def notification_workflow_id(notification_id: str) -> str:
@@ -110,6 +122,27 @@ class AgentNotification(BaseModel):
         json_schema_extra={"pattern": URL_REGEX, "maxLength": 2048},
     )
 
+    # A group: notifications of one agent for one user with one group_key are delivered together, in one message.
+    group_key: str | None = Field(
+        default=None,
+        description=f"deliver it together with this agent's other notifications to this user with the same key: "
+        f"1-{GROUP_KEY_MAX_CHARS} printable characters, no surrounding whitespace. Critical notifications and "
+        "questions are never grouped",
+        json_schema_extra={"pattern": GROUP_KEY_REGEX, "maxLength": GROUP_KEY_MAX_CHARS},
+    )
+    group_wait_seconds: JsonInt = Field(
+        default=GROUP_WAIT_DEFAULT_SECONDS,
+        ge=0,
+        le=GROUP_WAIT_MAX_SECONDS,
+        description="with group_key: how long the first of a group waits for the others before the one message",
+    )
+    group_interval_seconds: JsonInt = Field(
+        default=GROUP_INTERVAL_DEFAULT_SECONDS,
+        ge=1,
+        le=GROUP_INTERVAL_MAX_SECONDS,
+        description="with group_key: members arriving after a group's message go together at the next interval",
+    )
+
     @field_validator("title")
     @classmethod
     def _title(cls, value: str) -> str:
@@ -154,6 +187,17 @@ class AgentNotification(BaseModel):
     def _dedup_key(cls, value: str | None) -> str | None:
         if value is not None and not 1 <= len(value) <= DEDUP_KEY_MAX_CHARS:
             raise ValueError(f"must be 1-{DEDUP_KEY_MAX_CHARS} characters")
+        return value
+
+    @field_validator("group_key")
+    @classmethod
+    def _group_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if len(value) > GROUP_KEY_MAX_CHARS:
+            raise ValueError(f"is {len(value)} characters; the limit is {GROUP_KEY_MAX_CHARS}")
+        if not _GROUP_KEY.fullmatch(value):
+            raise ValueError("must be printable characters without control characters or surrounding whitespace")
         return value
 
     @field_validator("actions")

@@ -10,7 +10,8 @@ from herald.models.common import DEDUP_KEY_MAX_CHARS, ChannelName, Identifier, O
 
 
 class ResolveBody(BaseModel):
-    """`POST /v1/notifications/resolve`: every open notification of `agent_id` sent with `dedup_key` resolves."""
+    """`POST /v1/notifications/resolve`: every open notification of `agent_id` sent with `dedup_key` resolves (open:
+    still on its way, or delivered and not yet resolved)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,7 +46,10 @@ class ResolveResult(BaseModel):
     """What a resolve did: the notifications it resolved (none is a no-op, and `message` says so)."""
 
     agent_id: str
-    resolved: list[str] = Field(default_factory=list, description="ids of the notifications it resolved")
+    resolved: list[str] = Field(
+        default_factory=list,
+        description="ids of the notifications it resolved: those still running and those delivered before it",
+    )
     message: str
 
 
@@ -72,15 +76,17 @@ class ResolvedAnnounced(OneField):
     told: list[str]
 
 
-class ResolveNotifications(BaseModel):
-    """The monitor's `resolve_notifications` activity: resolve these notification workflows (a rule with `resolve:
-    true` cleared by an event), as `by` (`rule:<name>`)."""
-
-    workflow_ids: list[str]
-    by: str = Field(max_length=200)
-
-
 class ResolvedNotifications(OneField):
     """The workflow ids `resolve_notifications` resolved (the others had ended, or were never open)."""
 
     resolved: list[str]
+
+
+class ResolveEndedResult(BaseModel):
+    """What ResolveEndedWorkflow did: resolved (its outcome recorded `resolved`, what was delivered told), or why
+    not (`reason`: already resolved, not delivered, no outcome recorded)."""
+
+    notification_id: str
+    resolved: bool
+    reason: str | None = None
+    told: list[str] = Field(default_factory=list)

@@ -13,7 +13,19 @@ from pydantic import (
     field_validator,
 )
 
-from herald.models.common import ID_REGEX, ChannelName, Identifier, Priority, _identifier, new_notification_id
+from herald.models.common import (
+    GROUP_INTERVAL_DEFAULT_SECONDS,
+    GROUP_INTERVAL_MAX_SECONDS,
+    GROUP_WAIT_DEFAULT_SECONDS,
+    GROUP_WAIT_MAX_SECONDS,
+    ID_REGEX,
+    ChannelName,
+    Identifier,
+    JsonInt,
+    Priority,
+    _identifier,
+    new_notification_id,
+)
 from herald.models.delivery import DeliveryPolicy
 from herald.models.notification import AgentNotification
 
@@ -21,8 +33,8 @@ from herald.models.notification import AgentNotification
 class TriggerRule(BaseModel):
     """A condition over an agent's metrics that turns an event into notifications (evaluated in rules.py).
 
-    `condition` is CEL over the event's metrics; `title`, `body` and `dedup_key` are templates that can use
-    the metrics, `agent_id` and `rule` (`"Error rate {{ error_rate }} on {{ agent_id }}"`).
+    `condition` is CEL over the event's metrics; `title`, `body`, `dedup_key` and `group_key` are templates that can
+    use the metrics, `agent_id` and `rule` (`"Error rate {{ error_rate }} on {{ agent_id }}"`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +53,14 @@ class TriggerRule(BaseModel):
     title: str = Field(default="{{ rule }} fired for {{ agent_id }}", min_length=1, max_length=400)
     body: str = Field(default="", max_length=4000)
     dedup_key: str | None = Field(default=None, max_length=400)
+    group_key: str | None = Field(
+        default=None,
+        max_length=400,
+        description="a template: the notifications it fires with one rendered key (per user) are delivered together "
+        "in one message (`checkout/{{ metrics.region }}`); rendering empty: not grouped",
+    )
+    group_wait_seconds: JsonInt = Field(default=GROUP_WAIT_DEFAULT_SECONDS, ge=0, le=GROUP_WAIT_MAX_SECONDS)
+    group_interval_seconds: JsonInt = Field(default=GROUP_INTERVAL_DEFAULT_SECONDS, ge=1, le=GROUP_INTERVAL_MAX_SECONDS)
     webhook_url: str | None = Field(default=None, description="reserved: a per-rule webhook target")
     resolve: bool = Field(
         default=False,
@@ -120,6 +140,10 @@ class Firing(BaseModel):
     dedup_key: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     resolve: bool = False  # the rule's `resolve`: the monitor remembers what it fired, to resolve it
+    # The rule's rendered group_key (None: not grouped) and its wait and interval.
+    group_key: str | None = None
+    group_wait_seconds: int = GROUP_WAIT_DEFAULT_SECONDS
+    group_interval_seconds: int = GROUP_INTERVAL_DEFAULT_SECONDS
 
 
 class FiringPlan(BaseModel):

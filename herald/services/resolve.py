@@ -17,15 +17,29 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from herald.adapters.channels.base import Channel, OutboundMessage, provider_timeout
 from herald.adapters.channels.push import PushChannel
 from herald.adapters.store import Store
+from herald.domain import search
 from herald.domain.errors import DeliveryError, PushNotAcked, RecipientNotConnected, TransientDeliveryError
-from herald.domain.resolve import resolved_frame, resolved_notification
-from herald.models import ChannelName, Contact, DeliveryRequest, Resolution, ResolvedNotice, ResolveRequest
+from herald.domain.resolve import ended_open, resolve_ended_id, resolved_frame, resolved_notification, tells_resolved
+from herald.domain.routing import merge_notify_resolved
+from herald.models import (
+    ChannelName,
+    Contact,
+    DeliveryPolicy,
+    DeliveryRequest,
+    EndedNotification,
+    Resolution,
+    ResolvedNotice,
+    ResolveEnded,
+    ResolveRequest,
+)
 from herald.services.delivery import DeliveryService
 
 log = logging.getLogger("herald.resolve")
@@ -68,11 +82,75 @@ async def resolve_workflows(
     return [w for w, result in zip(ids, results, strict=True) if result is True]
 
 
+# ResolveEndedWorkflow's type (workflows/resolve.py), started by name: the Temporal layer sits above this one.
+RESOLVE_ENDED_WORKFLOW = "ResolveEndedWorkflow"
+
+
+async def resolve_ended(
+    temporal: Client, notification_id: str, by: str, policy: DeliveryPolicy, task_queue: str
+) -> bool:
+    """Start the ResolveEndedWorkflow of a notification whose workflow completed delivered; False when one was
+    already started (its id is never reused: it was resolved before, and this resolve is a no-op for it)."""
+    try:
+        await temporal.start_workflow(
+            RESOLVE_ENDED_WORKFLOW,
+            ResolveEnded(notification_id=notification_id, by=by, policy=policy),
+            id=resolve_ended_id(notification_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=f"resolve {notification_id}, delivered, as {by}",
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
+
+
+async def resolve_ended_workflows(
+    temporal: Client, workflow_ids: Iterable[str], by: str, policy: DeliveryPolicy, task_queue: str
+) -> list[str]:
+    """Of these notification workflows (ones their `resolve` update found not open), resolve each that has completed
+    delivered and is not resolved yet (herald.domain.resolve.ended_open, by its HeraldStatus) with a
+    ResolveEndedWorkflow; the ids of those started, in the given order. One that is gone resolves nothing."""
+
+    async def one(workflow_id: str) -> bool:
+        try:
+            description = await temporal.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        if description.status is not WorkflowExecutionStatus.COMPLETED:
+            return False
+        if not ended_open(description.typed_search_attributes.get(search.STATUS)):
+            return False
+        return await resolve_ended(temporal, workflow_id.removeprefix("notification/"), by, policy, task_queue)
+
+    ids = list(workflow_ids)
+    results = await asyncio.gather(*(one(w) for w in ids))
+    return [w for w, started in zip(ids, results, strict=True) if started]
+
+
 class ResolveService:
     def __init__(self, store: Store, channels: Mapping[ChannelName, Channel], delivery: DeliveryService) -> None:
         self.store = store
         self.channels = channels
         self.delivery = delivery
+
+    async def ended(self, notification_id: str) -> EndedNotification | None:
+        """A notification whose workflow has ended, as the store recorded it (None: no outcome recorded, or past
+        retention), with its kept title and whether its resolve is told by email and SMS (the user's
+        `notify_resolved` now, for its agent and priority). One read of each, no write."""
+        outcome = await self.store.notifications.get_outcome(notification_id)
+        if outcome is None:
+            return None
+        content = await self.store.notifications.get_content(notification_id)
+        preferences = await self.store.users.get_preferences(outcome.user_id)
+        return EndedNotification(
+            outcome=outcome,
+            title=content.title if content is not None else "",
+            notify_resolved=tells_resolved(merge_notify_resolved(preferences, outcome.agent_id), outcome.priority),
+        )
 
     async def announce(
         self, notice: ResolvedNotice, attempt: int = 1, activity_timeout: float | None = None

@@ -34,6 +34,7 @@ const STATUS_LABELS = {
   silenced: "Silenced, not sent",
   resolved: "Resolved",
   throttled: "Over your hourly limit: in your digest or the hour's summary",
+  grouped: "Sent together with the others of its group",
 };
 // Where an answer came from (Answer.channel); `push` is this page or a browser notification.
 const ANSWER_CHANNEL_LABELS = {
@@ -243,6 +244,7 @@ function upsertFromSummary(summary) {
     title: summary.title ?? existing.title ?? null,
     body: summary.body ?? existing.body ?? "",
     created_at: summary.created_at || existing.created_at || summary.completed_at,
+    group_delivery: summary.group_delivery ?? existing.group_delivery ?? null,
     ...questionFields(summary, existing),
   });
   if (!state.newestCompletedAt || summary.completed_at > state.newestCompletedAt) {
@@ -548,6 +550,8 @@ function renderItem(item) {
   let status = STATUS_LABELS[item.status] || item.status;
   if (isQuestion(item) && item.answer) status = STATUS_LABELS.answered;
   else if (isQuestion(item) && questionOpen(item)) status = "Waiting for your answer";
+  else if (item.status === "grouped" && !item.group_delivery) status = "Grouped: waiting to go with the others";
+  else if (item.status === "grouped") status = `${status} (${item.group_delivery.size} in one message)`;
   const title = item.title || `Notification from ${item.agent_id}`;
   const li = element("li", {
     className: `item ${read ? "read" : "unread"}`,

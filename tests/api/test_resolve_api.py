@@ -83,3 +83,41 @@ async def test_a_bad_body_is_a_422_naming_the_field(herald: Harness) -> None:
             response = await api.post("/v1/notifications/resolve", json=body)
             assert response.status_code == 422, body
             assert response.json()["error"]["field"] == field, response.text
+
+
+async def test_a_delivered_notification_resolves_through_the_route_once(
+    herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    """Its workflow completed `delivered` before the resolve: the route lists it, GET says `resolved` and who
+    resolved, and a second resolve is the no-op that says so."""
+    body = {"agent_id": "support-agent", "dedup_key": "disk-full/db-2"}
+    app = create_app(herald.settings, store=herald.store, client=herald.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as api:
+        await herald.store.users.put_contact("bea", Contact(webhook_url=fake_http.script("/resolve-delivered", 200)))
+        sent = await api.post(
+            "/v1/notifications", json={**body, "user_id": "bea", "title": "Disk 95% on db-2", "channels": ["webhook"]}
+        )
+        assert sent.status_code == 202, sent.text
+        nid = sent.json()["notification_id"]
+        assert (await herald.client.get_handle(nid).outcome()).status is NotificationStatus.delivered
+        query = resolve.ended_query("support-agent", body["dedup_key"])
+        for _ in range(400):
+            if (await herald.client.temporal.count_workflows(query)).count == 1:
+                break
+            await asyncio.sleep(0.025)
+
+        done = await api.post("/v1/notifications/resolve", json=body)
+        assert done.status_code == 200, done.text
+        assert done.json() == {
+            "agent_id": "support-agent",
+            "resolved": [nid],
+            "message": "resolved 1 open notification of support-agent",
+        }
+        await herald.client.temporal.get_workflow_handle(resolve.resolve_ended_id(nid)).result()
+        view = (await api.get(f"/v1/notifications/{nid}")).json()
+        assert view["status"] == "resolved" and view["resolved"]["by"] == "api"
+        listed = (await api.get("/v1/notifications", params={"agent_id": "support-agent", "status": "resolved"})).json()
+        assert nid in [item["notification_id"] for item in listed["items"]]
+
+        again = await api.post("/v1/notifications/resolve", json=body)
+        assert again.json()["resolved"] == [] and again.json()["message"].startswith("nothing to resolve")

@@ -179,3 +179,62 @@ def test_the_resolved_message_is_short_and_keeps_the_notifications_id() -> None:
     request = DeliveryRequest(notification=message, channel=ChannelName.email, workflow_id="notification/n1")
     assert request.idempotency_key == "notification/n1/email"
     assert request.model_copy(update={"resolved": True}).idempotency_key == "notification/n1/email/resolved"
+
+
+def test_the_ended_query_asks_for_completed_notifications_that_ended_delivered() -> None:
+    query = resolve.ended_query("disk-agent", "disk-full/db-1")
+    assert "ExecutionStatus = 'Completed'" in query and "WorkflowType = 'NotificationWorkflow'" in query
+    assert "HeraldAgentId = 'disk-agent'" in query
+    assert f"HeraldResolveKey = '{resolve.resolve_key('disk-agent', 'disk-full/db-1')}'" in query
+    assert "HeraldStatus IN ('delivered', 'partially_delivered', 'confirmed', 'unconfirmed')" in query
+    assert "disk-full/db-1" not in query
+    assert resolve.resolve_ended_id("n1") == "resolve/n1"
+
+
+@pytest.mark.parametrize("status", list(NotificationStatus))
+def test_an_ended_notification_is_open_only_when_it_ended_delivered_and_is_not_resolved(
+    status: NotificationStatus,
+) -> None:
+    reason = resolve.ended_not_open(outcome(status=status))
+    if status in resolve.ENDED_OPEN:
+        assert reason is None
+    else:
+        assert reason == f"not open: it has ended ({status.value})"
+    by = Resolution(by="agent:disk-agent", at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+    already = resolve.ended_not_open(outcome(status=NotificationStatus.delivered, resolved=by))
+    assert already == "already resolved by agent:disk-agent at 2026-01-02T03:04:00+00:00"
+    assert resolve.ended_not_open(None) == "not open: no outcome recorded (past the store's retention)"
+
+
+def test_a_question_that_ended_answered_or_expired_is_closed_not_open() -> None:
+    assert NotificationStatus.answered not in resolve.ENDED_OPEN
+    assert NotificationStatus.expired not in resolve.ENDED_OPEN
+
+
+def test_an_ended_notification_resolves_as_recorded_and_its_notice_comes_from_the_outcome() -> None:
+    results = {
+        ChannelName.push: ChannelResult(
+            channel=ChannelName.push, status="delivered", provider_message_id="https://p/1"
+        ),
+        ChannelName.email: ChannelResult(channel=ChannelName.email, status="delivered"),
+        ChannelName.sms: ChannelResult(channel=ChannelName.sms, status="failed"),
+    }
+    ended = outcome(status=NotificationStatus.delivered, channels=results)
+    by = Resolution(by="admin", at=datetime(2026, 1, 2, tzinfo=UTC))
+    resolved = resolve.resolved_outcome(ended, by)
+    assert resolved.status is NotificationStatus.resolved and resolved.resolved == by
+    assert resolved.channels == ended.channels, "what each channel did stays"
+    assert ended.status is NotificationStatus.delivered, "the recorded outcome is copied, not changed"
+
+    plan = resolve.resolve_plan(resolved.channels, notify_resolved=True)
+    notice = resolve.ended_notice(resolved, "Disk 95%", plan)
+    assert (notice.notification_id, notice.workflow_id, notice.user_id, notice.agent_id) == (
+        "n1",
+        "notification/n1",
+        "ada",
+        "disk-agent",
+    )
+    assert (notice.title, notice.by, notice.at, notice.priority) == ("Disk 95%", "admin", by.at, Priority.high)
+    assert notice.replace_push and notice.tell == [ChannelName.email]
+    assert notice.delivered == [ChannelName.push, ChannelName.email]
+    assert resolve.ended_notice(resolved, "", plan).title == "n1", "no kept title: the id stands in"

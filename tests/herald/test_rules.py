@@ -293,6 +293,38 @@ def test_templates_render_metrics_agent_and_rule() -> None:
     assert firing.metadata == {"rule": "high-errors", "metrics": metrics}
 
 
+def test_a_group_key_template_renders_from_the_event_and_the_plan_carries_it() -> None:
+    from herald.domain.events import plan_firings
+
+    compiled = compile_rule(
+        rule("true", group_key="checkout/{{ metrics.region }}", group_wait_seconds=5, group_interval_seconds=60)
+    )
+    firing = compiled.firing("shop", {"region": "eu"})
+    assert (firing.group_key, firing.group_wait_seconds, firing.group_interval_seconds) == ("checkout/eu", 5, 60)
+    [plan] = plan_firings("shop", "evt-1", [firing], datetime(2026, 11, 21, tzinfo=UTC))
+    [n] = plan.notifications
+    assert (n.group_key, n.group_wait_seconds, n.group_interval_seconds) == ("checkout/eu", 5, 60)
+
+
+def test_a_group_key_rendering_empty_is_no_group_and_a_rendered_one_is_always_valid() -> None:
+    compiled = compile_rule(rule("true", group_key="{{ region }}"))
+    assert compiled.firing("shop", {}).group_key is None
+    assert compile_rule(rule("true")).firing("shop", {"region": "eu"}).group_key is None
+    messy = compiled.firing("shop", {"region": "  eu\n\x00west\t" + "x" * 300})
+    assert messy.group_key is not None and messy.group_key.startswith("eu west")
+    assert len(messy.group_key) == 200
+    from herald.models import AgentNotification
+
+    AgentNotification(agent_id="a", user_id="u", title="t", group_key=messy.group_key)  # valid as rendered
+
+
+def test_a_rules_group_fields_are_bounded() -> None:
+    with pytest.raises(ValueError, match="group_wait_seconds"):
+        rule("true", group_wait_seconds=3601)
+    with pytest.raises(ValueError, match="group_interval_seconds"):
+        rule("true", group_interval_seconds=0)
+
+
 def test_the_default_title_names_rule_and_agent() -> None:
     assert compile_rule(rule(name="any")).firing("a1", {}).title == "any fired for a1"
 

@@ -78,11 +78,17 @@ def test_an_answered_question_is_delivered_then_acknowledged_then_answered_witho
         (NotificationStatus.failed, E.failed),
         (NotificationStatus.silenced, E.silenced),
         (NotificationStatus.digested, E.digested),
+        (NotificationStatus.grouped, E.grouped),
     ],
 )
 def test_each_outcome_status_makes_its_own_event(status: NotificationStatus, kind: SubscriptionEventType) -> None:
     [event] = rules.outcome_events(outcome(status), NOW)
     assert event.type is kind and event.data["status"] == status.value
+
+
+def test_a_grouped_notification_names_its_group() -> None:
+    [event] = rules.outcome_events(outcome(NotificationStatus.grouped, group_id="group/ada/deploy-bot/disk"), NOW)
+    assert event.type is E.grouped and event.data["group_id"] == "group/ada/deploy-bot/disk"
 
 
 def test_statuses_without_an_event_make_none() -> None:

@@ -90,3 +90,40 @@ async def test_standalone_worker_from_environment(temporal_env: WorkflowEnvironm
     finally:
         worker.terminate()
         await worker.wait()
+
+
+async def test_notify_with_a_group_key_ends_grouped_and_its_group_sends_one_message(
+    herald: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    from herald.domain.grouping import group_workflow_id
+    from tests.faults.procs import eventually
+
+    env = cli_env(herald, temporal_env)
+    user = f"ada-{uuid.uuid4().hex[:8]}"
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+    args = ["notify", "--agent", "shop-bot", "--user", user, "--channel", "email", "--group-key", "checkout/eu"]
+    results = []
+    for i in range(2):
+        code, out, err = await run_cli(env, *args, "--title", f"checkout error {i}", "--group-wait", "1", "--wait")
+        assert code == 0, err
+        results.append(json.loads(out))
+    assert {r["outcome"]["status"] for r in results} == {"grouped"}
+    assert {r["outcome"]["group_id"] for r in results} == {group_workflow_id(user, "shop-bot", "checkout/eu")}
+
+    async def carried() -> bool:
+        recorded = [await herald.store.notifications.get_outcome(r["notification_id"]) for r in results]
+        return all(o is not None and o.group_delivery is not None for o in recorded)
+
+    await eventually(carried, "the group's message on both")
+    recorded = [await herald.store.notifications.get_outcome(r["notification_id"]) for r in results]
+    assert all(
+        o is not None and o.group_delivery is not None and o.delivered_channels == [ChannelName.email] for o in recorded
+    )
+
+    code, out, err = await run_cli(env, "status", results[0]["notification_id"])
+    assert code == 0, err
+    message_id = recorded[0].group_delivery.notification_id if recorded[0] and recorded[0].group_delivery else None
+    assert f"grouped in {group_workflow_id(user, 'shop-bot', 'checkout/eu')}: sent in {message_id} (delivered" in out
+
+    code, _, err = await run_cli(env, *args, "--title", "x", "--group-interval", "0")
+    assert code == 2 and "error: group_interval_seconds:" in err

@@ -605,3 +605,36 @@ async def test_stdio_resolve_alert_resolves_its_agents_open_alert_and_says_when_
         done = ok(await session.call_tool("resolve_alert", {"dedup_key": "disk-full/db-1"}))
         assert done["resolved"] == [sent["notification_id"]]
     assert (await outcome(herald, sent["notification_id"])).status.value == "resolved"
+
+
+async def test_http_notify_user_with_a_group_key_is_grouped_and_sent_in_one_message(herald: Harness) -> None:
+    from herald.domain.grouping import group_workflow_id
+    from tests.faults.procs import eventually
+
+    agent, user = name("agent"), name("user")
+    await with_contact(herald, user)
+    key = await issue_token(herald.store, "agent", agent)
+    grouped = {"channels": ["email"], "group_key": "deploys", "group_wait_seconds": 1, "group_interval_seconds": 1}
+    async with http_server(herald) as url, http_session(url, key) as session:
+        schema = (await session.list_tools()).tools
+        notify = next(t for t in schema if t.name == "notify_user").input_schema
+        assert {"group_key", "group_wait_seconds", "group_interval_seconds"} <= set(notify["properties"])
+        sent = [
+            ok(await session.call_tool("notify_user", {"user_id": user, "title": f"deploy {i}", **grouped}))
+            for i in range(2)
+        ]
+        ids = [s["notification_id"] for s in sent]
+        done = [await outcome(herald, i) for i in ids]
+        assert {d.status.value for d in done} == {"grouped"}
+        assert {d.group_id for d in done} == {group_workflow_id(user, agent, "deploys")}
+        status = ok(await session.call_tool("notification_status", {"notification_id": ids[0]}))
+        assert status["status"] == "grouped"
+        assert "group_key" in refused(
+            await session.call_tool("notify_user", {"user_id": user, "title": "x", "group_key": " padded"})
+        )
+
+    async def carried() -> bool:
+        recorded = [await herald.store.notifications.get_outcome(i) for i in ids]
+        return all(o is not None and o.group_delivery is not None for o in recorded)
+
+    await eventually(carried, "the group's message on both")

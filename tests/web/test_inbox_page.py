@@ -131,3 +131,29 @@ async def test_a_token_the_server_does_not_know_lands_on_the_sign_in_form(sessio
     await page.get_by_label("User token").fill(session.token)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#connection")).to_have_text("Live", timeout=WAIT_MS)
+
+
+async def test_grouped_notifications_say_they_went_together_and_their_one_message_is_listed(session: Session) -> None:
+    from tests.faults.procs import eventually
+
+    page, herald = session.page, session.herald
+    await herald.store.users.put_contact("ada", Contact(email="ada@example.com"))
+    grouped = {"channels": ["email"], "agent_id": "shop-bot", "group_key": "checkout", "group_wait_seconds": 4}
+    ids = []
+    for title in ["Checkout error 1", "Checkout error 2"]:
+        sent = notification(title, **grouped)
+        assert (await (await herald.client.notify(sent)).outcome()).status == "grouped"
+        ids.append(sent.notification_id)
+
+    async def carried() -> bool:
+        recorded = [await herald.store.notifications.get_outcome(i) for i in ids]
+        return all(o is not None and o.group_delivery is not None for o in recorded)
+
+    await eventually(carried, "the group's message on both")
+    await sign_in(session)
+    for notification_id in ids:
+        item = page.locator(f'li[data-id="{notification_id}"]')
+        await expect(item.locator(".status")).to_have_text(
+            "Sent together with the others of its group (2 in one message) via Email", timeout=WAIT_MS
+        )
+    await expect(page.locator("li.item h2", has_text="2 notifications: Checkout error 1")).to_have_count(1)

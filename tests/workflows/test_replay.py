@@ -557,6 +557,51 @@ async def test_record_resolved_histories(herald: Harness, fake_http: FakeHTTPSer
 
 
 @pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_resolve_ended_histories(herald: Harness) -> None:
+    """ResolveEndedWorkflow: one resolving an alert delivered by email and Slack (to the outbox) after its workflow
+    completed (the outcome recorded, the announce and the chat edit), one that finds it already resolved (nothing
+    more). Record them alone (`-k record_resolve_ended`), beside the older histories."""
+    from herald.domain.resolve import ended_query, resolve_ended_id
+    from herald.models import ResolveEnded, ResolveEndedResult
+    from workflows.resolve import ResolveEndedWorkflow
+
+    user = f"ended-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com", slack_user_id="U0RECORDER"))
+    alert = AgentNotification(
+        agent_id="recorder",
+        user_id=user,
+        title="disk full",
+        priority=Priority.high,
+        channels=[ChannelName.email, ChannelName.slack],
+        dedup_key=f"disk/{user}",
+    )
+    handle = await herald.client.notify(alert)
+    outcome = await handle.outcome()
+    assert outcome.status is NotificationStatus.delivered and len(outcome.delivered_channels) == 2
+    query = ended_query("recorder", f"disk/{user}")
+    await eventually(lambda: _count(herald, query), "the completed notification in visibility")
+    assert (await herald.client.resolve("recorder", f"disk/{user}")).resolved == [handle.notification_id]
+    run = herald.client.temporal.get_workflow_handle(
+        resolve_ended_id(handle.notification_id), result_type=ResolveEndedResult
+    )
+    assert (await run.result()).resolved
+    (HISTORIES / "ResolveEndedWorkflow-resolved.json").write_text((await run.fetch_history()).to_json())
+
+    again = await herald.client.temporal.start_workflow(
+        ResolveEndedWorkflow.run,
+        ResolveEnded(notification_id=handle.notification_id, by="admin"),
+        id=f"recorder-{uuid.uuid4().hex}",
+        task_queue=herald.client.task_queue,
+    )
+    assert (await again.result()).reason is not None
+    (HISTORIES / "ResolveEndedWorkflow-already_resolved.json").write_text((await again.fetch_history()).to_json())
+
+
+async def _count(herald: Harness, query: str) -> bool:
+    return (await herald.client.temporal.count_workflows(query)).count == 1
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
 async def test_record_heartbeat_histories(herald: Harness) -> None:
     """A heartbeat missed, its spec changed while missed, resumed by a ping, stopped; and one that continues as
     new after two pings. Record them alone (`-k record_heartbeat`)."""
@@ -819,3 +864,43 @@ async def test_record_subscription_histories(temporal_env: WorkflowEnvironment, 
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_group_histories(herald: Harness) -> None:
+    """Two notifications with one group_key on the `group-v1` patch (each ends `grouped`), the GroupWorkflow that
+    sent their one message and ended after its interval, and that message's own run (`is_group`). Record these
+    alone (`-k record_group`), beside the older histories."""
+    from herald.domain.grouping import group_workflow_id
+    from workflows.group import GroupWorkflow
+
+    user = f"grouped-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+
+    def note(title: str) -> AgentNotification:
+        return AgentNotification(
+            agent_id="recorder",
+            user_id=user,
+            title=title,
+            channels=[ChannelName.email],
+            group_key="checkout/eu",
+            group_wait_seconds=1,
+            group_interval_seconds=1,
+        )
+
+    first = await herald.client.notify(note("checkout error 1"))
+    await herald.client.notify(note("checkout error 2"))
+    assert (await first.outcome()).status is NotificationStatus.grouped
+    group = herald.client.temporal.get_workflow_handle_for(
+        GroupWorkflow.run, group_workflow_id(user, "recorder", "checkout/eu")
+    )
+    await group.result()
+    recorded_first = await herald.store.notifications.get_outcome(first.notification_id)
+    assert recorded_first is not None and recorded_first.group_delivery is not None
+    message = herald.client.get_handle(recorded_first.group_delivery.notification_id)
+    assert (await message.outcome()).status is NotificationStatus.delivered
+    for name, workflow_id in (("grouped", first.workflow_id), ("group_message", message.workflow_id)):
+        history = await herald.client.temporal.get_workflow_handle(workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
+    history = await group.fetch_history()
+    (HISTORIES / "GroupWorkflow-sent.json").write_text(history.to_json())

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from herald.models import ChannelName, ChannelStatus, Contact, NotificationStatus, TriggerRule
+from herald.domain import resolve
+from herald.models import ChannelName, ChannelStatus, Contact, NotificationStatus, ResolveEndedResult, TriggerRule
 from tests.conftest import Harness
 from tests.fakes.http import FakeHTTPServer
 from tests.workflows.test_emit import monitor_exists, rules
@@ -62,6 +63,47 @@ async def test_a_resolving_rule_fires_then_resolves_when_an_event_clears_it(
 
     again = await client.emit(agent, {"disk_used": 0.4, "host": "db-1"}, rules=cache)
     assert again.resolved == [], "what a clearing event resolved is forgotten"
+
+
+async def test_a_resolving_rule_resolves_what_it_fired_after_it_was_delivered(
+    herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    """The commoner case: the alert was delivered and its workflow completed before the event that clears it."""
+    agent, user = f"disk-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:6]}"
+    url = fake_http.script(f"/rule-resolve-delivered/{user}", 200)
+    await herald.store.users.put_contact(user, Contact(webhook_url=url))
+    name = f"disk-full-{agent}"
+    cache = await rules(
+        herald,
+        TriggerRule(
+            name=name,
+            agent_id=agent,
+            condition="disk_used > 0.9",
+            channels=[ChannelName.webhook],
+            user_ids=[user],
+            title="Disk {{ disk_used }} on {{ host }}",
+            dedup_key="{{ host }}",
+            cooldown_seconds=0,
+            resolve=True,
+        ),
+    )
+    client = slow_client(herald)
+    fired = await client.emit(agent, {"disk_used": 0.95, "host": "db-1"}, rules=cache)
+    [notification_id] = fired.fired[0].notification_ids
+    delivered = await client.get_handle(notification_id).outcome()
+    assert delivered.status is NotificationStatus.delivered
+
+    cleared = await client.emit(agent, {"disk_used": 0.5, "host": "db-1"}, rules=cache)
+    assert [(r.rule, r.notification_ids) for r in cleared.resolved] == [(name, [notification_id])]
+    run = herald.client.temporal.get_workflow_handle(
+        resolve.resolve_ended_id(notification_id), result_type=ResolveEndedResult
+    )
+    assert (await run.result()).resolved
+    recorded = await herald.store.notifications.get_outcome(notification_id)
+    assert recorded is not None and recorded.status is NotificationStatus.resolved
+    assert recorded.resolved is not None and recorded.resolved.by == f"rule:{name}"
+    assert recorded.channels[ChannelName.webhook].status is ChannelStatus.delivered
+    assert len(fake_http.received(f"/rule-resolve-delivered/{user}")) == 1
 
 
 async def test_a_rule_without_resolve_and_without_cooldown_skips_the_monitor(herald: Harness) -> None:

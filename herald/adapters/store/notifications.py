@@ -33,6 +33,7 @@ from herald.models import (
     ChannelStatus,
     Contact,
     DeliveryAttempt,
+    GroupRecord,
     NotificationOutcome,
     NotificationStatus,
     Priority,
@@ -303,6 +304,28 @@ class NotificationRepository:
         rows = [{"notification_id": n, "digest_id": digest_id, "created_at": utcnow()} for n in notification_ids]
         stmt = self._db.insert(t).values(rows).on_conflict_do_nothing(index_elements=[t.c.notification_id])
         await self._db.write(lambda conn: conn.execute(stmt))
+
+    async def record_grouped(self, record: GroupRecord) -> list[str]:
+        """Give each grouped member's recorded outcome its group's message (`group_delivery`) and that message's
+        channels, in one unit of work; a retry writes the same again. Returns the members whose outcome is not
+        recorded yet (the caller retries for them)."""
+        t = schema.notifications
+        ids = list(dict.fromkeys(record.notification_ids))
+        delivery = record.delivery.model_dump(mode="json")
+        channels = {c.value: r.model_dump(mode="json") for c, r in record.channels.items()}
+
+        def work(conn: sa.Connection) -> list[str]:
+            rows = conn.execute(sa.select(t.c.notification_id, t.c.outcome).where(t.c.notification_id.in_(ids))).all()
+            found = {row.notification_id: row.outcome for row in rows}
+            for notification_id, outcome in found.items():
+                updated = dict(outcome)
+                if updated.get("group_id") != record.group_id:
+                    continue  # not this group's member (a foreign id): left alone
+                updated.update(group_delivery=delivery, channels=channels)
+                conn.execute(sa.update(t).where(t.c.notification_id == notification_id).values(outcome=updated))
+            return [n for n in ids if n not in found]
+
+        return await self._db.write(work)
 
     async def record_ops_alert(self, notification_id: str, kind: str, message: str) -> None:
         """Record an alert for operators, once per (notification, kind) even if the activity is retried."""
