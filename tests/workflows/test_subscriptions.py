@@ -293,3 +293,31 @@ async def test_a_run_continues_as_new_carrying_what_is_pending(subscribed: Harne
     assert latest.run_id != first, "it continued as new"
     await temporal.get_workflow_handle(subscription_workflow_id(name)).terminate("test over")
     assert len(set(ids)) == len(ids) == 3
+
+
+async def test_a_delivered_notification_resolved_later_is_delivered_then_resolved(
+    subscribed: Harness, fake_http: FakeHTTPServer
+) -> None:
+    """Resolved after its workflow ended: the ResolveEndedWorkflow records it `resolved`, whose outcome makes the
+    delivered event again (the same id, dropped by the subscription's run) and the resolved one."""
+    from herald.domain import resolve
+
+    herald = subscribed
+    agent, user = unique("agent"), unique("ada")
+    await herald.store.users.put_contact(user, Contact(email="ada@example.com"))
+    path = f"/subs/{uuid.uuid4().hex[:8]}"
+    kinds = [SubscriptionEventType.delivered, SubscriptionEventType.resolved]
+    await subscribe(herald, unique("resolving"), fake_http.url(path), kinds, agent)
+    sent = await (await herald.client.notify(note(agent, user, dedup_key="disk/db-1"))).outcome()
+    assert sent.status is NotificationStatus.delivered
+
+    async def listed() -> bool:
+        return (await herald.client.temporal.count_workflows(resolve.ended_query(agent, "disk/db-1"))).count == 1
+
+    await eventually(listed, "the completed notification in Temporal's visibility")
+    assert (await herald.client.resolve(agent, "disk/db-1")).resolved == [sent.notification_id]
+    await until(lambda: len(fake_http.received(path)) >= 2)
+    payloads = [verified(r) for r in fake_http.received(path)]
+    assert [p["type"] for p in payloads] == ["notification.delivered", "notification.resolved"]
+    assert payloads[1]["id"] == f"{sent.notification_id}/notification.resolved"
+    assert payloads[1]["data"]["status"] == "resolved"
