@@ -86,12 +86,16 @@ async def public_addresses(host: str, port: int, resolver: Resolver = resolve) -
 
 
 async def check_public_url(url: str) -> None:
-    """Raise UnsafeURL unless every address the URL's host resolves to is public."""
-    parts = urlsplit(url)
-    host = parts.hostname
+    """Raise UnsafeURL unless every address the URL's host resolves to is public; also for a URL that can't be
+    split (`http://[x`, a port out of range), which urlsplit refuses with a bare ValueError."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UnsafeURL("is not a valid URL") from None
     if not host:
         raise UnsafeURL("has no host")
-    await public_addresses(host, parts.port or (443 if parts.scheme == "https" else 80))
+    await public_addresses(host, port or (443 if parts.scheme == "https" else 80))
 
 
 async def check_public_host(host: str, port: int = 443) -> None:

@@ -40,16 +40,6 @@ def subscription_workflow_id(name: str) -> str:
     return f"subscription/{name}"
 
 
-async def guarded(url: str) -> None:
-    """The SSRF guard's verdict on `url`: UnsafeURL also for one that can't be parsed (`http://[`)."""
-    try:
-        await check_public_url(url)
-    except UnsafeURL:
-        raise
-    except ValueError:
-        raise UnsafeURL("is not a valid URL") from None
-
-
 async def save_subscription(
     store: Store, name: str, body: SubscriptionInput, owner: str, *, allow_private: bool
 ) -> Subscription:
@@ -57,7 +47,7 @@ async def save_subscription(
     receivers are allowed, then save the subscription whole, enabled with no failures (herald.domain.subscriptions
     .saved). The API, the CLI and HeraldClient save through here."""
     if not allow_private:
-        await guarded(body.url)
+        await check_public_url(body.url)
     subscription = rules.saved(name, body, owner, utcnow(), await store.subscriptions.get_subscription(name))
     await store.subscriptions.put_subscription(subscription)
     return subscription
@@ -133,7 +123,7 @@ class SubscriptionService:
             raise PermanentDeliveryError("no signer configured", type_name="SubscriptionUnsigned")
         if not self._allow_private:
             try:
-                await guarded(subscription.url)
+                await check_public_url(subscription.url)
             except UnsafeURL as exc:
                 raise PermanentDeliveryError(f"subscription URL {exc}", type_name="SubscriptionUrlRefused") from None
         body = event.model_dump(mode="json", exclude={"agent_id"})

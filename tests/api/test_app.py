@@ -210,6 +210,11 @@ async def test_contact_webhook_url_refused_outside_dev_mode(herald: Harness) -> 
             "webhook_url",
         )
         assert "does not resolve" in error["message"]
+        # Schema-valid, but the standard library can't split them (a bracket with no address, a port out of range):
+        # a 422 naming the field, never a 500.
+        for url in ("http://[x", "http://example.com:99999/hook"):
+            error = assert_error(await api.put("/v1/users/u2/contact", json={"webhook_url": url}), 422, "webhook_url")
+            assert url not in error["message"]
         assert (await api.get("/v1/users/u2/contact")).json() == saved
 
 
