@@ -63,7 +63,7 @@ def notification_attributes(notification: AgentNotification) -> TypedSearchAttri
     return TypedSearchAttributes(
         [
             SearchAttributePair(AGENT_ID, notification.agent_id),
-            SearchAttributePair(USER_ID, notification.user_id),
+            SearchAttributePair(USER_ID, notification.recipient),
             SearchAttributePair(PRIORITY, notification.priority.value),
             SearchAttributePair(STATUS, NotificationStatus.pending.value),
         ]
@@ -140,7 +140,7 @@ def notification_summary(notification: AgentNotification) -> str:
     """One line for the workflow list: `high: error rate 7% on support-agent -> admin-1`."""
     title = " ".join(notification.title.split())
     n = notification
-    return _fit(f"{n.priority.value}: {title} on {n.agent_id} -> {n.user_id}", SUMMARY_MAX_BYTES)
+    return _fit(f"{n.priority.value}: {title} on {n.agent_id} -> {n.recipient}", SUMMARY_MAX_BYTES)
 
 
 def delivery_summary(channel: ChannelName, fallback_for: ChannelName | None, escalation: bool) -> str:

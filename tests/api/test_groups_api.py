@@ -90,3 +90,31 @@ def test_cli_sets_lists_and_deletes_groups(tmp_path: Path) -> None:
     assert code == 2 and "members" in err and "once" in err, err
     assert cli(home, "groups", "delete", "sre")[1] == "deleted group sre\n"
     assert cli(home, "groups", "delete", "sre")[0:3:2] == (1, "error: no group sre\n")
+
+
+async def test_a_notification_to_a_group_is_refused_naming_the_field(secured: Secured) -> None:
+    """Before anything starts: an unknown group (422 naming `group`), both or neither of user_id and group, a
+    quorum the group can never reach (422 naming `quorum`)."""
+    await secured.call("PUT", "/v1/groups/pair", "admin", {"members": ["ada", "grace"]})
+    actions = [{"id": "approve", "label": "Approve"}, {"id": "deny", "label": "Deny"}]
+    base = {"agent_id": "support-agent", "title": "Deploy?"}
+    cases = [
+        ({**base, "group": "nobody-here"}, "group", "no group nobody-here"),
+        ({**base}, "group", "exactly one of user_id or group"),
+        ({**base, "group": "pair", "user_id": "ada"}, "group", "exactly one of user_id or group"),
+        (
+            {**base, "group": "pair", "actions": actions, "quorum": {"action": "approve", "count": 3}},
+            "quorum",
+            "2 members",
+        ),
+        (
+            {**base, "user_id": "ada", "actions": actions, "quorum": {"action": "approve", "count": 1}},
+            "quorum",
+            "group",
+        ),
+    ]
+    for body, field, says in cases:
+        refused = await secured.call("POST", "/v1/notifications", "support-agent", body)
+        assert refused.status_code == 422, (body, refused.text)
+        error = refused.json()["error"]
+        assert error["field"] == field and says in error["message"], (body, error)
