@@ -44,18 +44,26 @@ def decide(answers: Sequence[Answer], quorum: Quorum) -> Decided | None:
     return None
 
 
+NOT_VERBS = frozenset({"yes", "no", "ok", "okay", "sure", "later", "never", "maybe"})
+
+
 def past_tense(label: str) -> str:
-    """ "Approve" -> "Approved", "Deny" -> "Denied", "Restart" -> "Restarted"; a label of several words is quoted."""
+    """ "Approve" -> "Approved", "Deny" -> "Denied", "Stop" -> "Stopped", "Restart" -> "Restarted"; a label that is
+    no single verb ("Yes", "Roll back") is quoted: "“Yes” chosen"."""
     word = label.strip()
-    if not word or " " in word:
-        return f"“{word}” chosen"
     lower = word.lower()
+    if not word or not word.isalpha() or lower in NOT_VERBS:
+        return f"“{word}” chosen"
+    if lower.endswith("ed"):
+        return word
     if lower.endswith("e"):
         return word + "d"
     if lower.endswith("y") and len(word) > 1 and lower[-2] not in "aeiou":
         return word[:-1] + "ied"
-    if lower.endswith("ed"):
-        return word
+    vowels = "aeiou"
+    one_syllable = len(word) in (3, 4) and lower[0] not in vowels
+    if one_syllable and lower[-1] not in vowels + "wxy" and lower[-2] in vowels and lower[-3] not in vowels:
+        return word + word[-1] + "ed"
     return word + "ed"
 
 

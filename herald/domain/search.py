@@ -71,8 +71,9 @@ def notification_attributes(notification: AgentNotification) -> TypedSearchAttri
 
 
 def resolve_attributes(notification: AgentNotification) -> TypedSearchAttributes:
-    """What a notification with a dedup_key is found by when its agent resolves that key (none without one)."""
-    if notification.dedup_key is None:
+    """What a notification with a dedup_key is found by when its agent resolves that key (none without one). A
+    group notification has none: its members' notifications carry the key and are resolved."""
+    if notification.dedup_key is None or notification.group is not None:
         return TypedSearchAttributes([])
     key = resolve_key(notification.agent_id, notification.dedup_key)
     return TypedSearchAttributes([SearchAttributePair(RESOLVE_KEY, key)])

@@ -62,9 +62,16 @@ def test_the_words_members_are_told() -> None:
     veto = quorum.decide([said("ada", "deny")], TWO)
     assert veto is not None and quorum.decision_text(veto, ACTIONS) == "Denied by ada"
     assert quorum.people(["ada", "grace", "linus"]) == "ada, grace and linus"
-    assert [quorum.past_tense(w) for w in ("Restart", "Stay", "Roll back")] == [
+    words = ("Restart", "Stay", "Stop", "Retry", "Open", "Edit", "Wait", "Yes", "Roll back")
+    assert [quorum.past_tense(w) for w in words] == [
         "Restarted",
         "Stayed",
+        "Stopped",
+        "Retried",
+        "Opened",
+        "Edited",
+        "Waited",
+        "“Yes” chosen",
         "“Roll back” chosen",
     ]
 
