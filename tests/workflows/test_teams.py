@@ -167,3 +167,15 @@ async def _answers(chat: Chat, notification_id: str) -> bool:
 
 def _edited(slack: FakeSlack, member: str) -> bool:
     return any(c.body.get("channel") == slack.dm_channel(member) for c in slack.calls_to("chat.update"))
+
+
+async def test_a_notification_to_an_unknown_group_fails_saying_so(chat: Chat) -> None:
+    """The API refuses an unknown group (422 naming `group`); one started past it (HeraldClient, or a group deleted
+    meanwhile) ends `failed` with the reason, reaching nobody."""
+    missing = f"gone-{uuid.uuid4().hex[:6]}"
+    handle = await chat.client.notify(AgentNotification(agent_id="deploy-agent", group=missing, title="Anyone?"))
+    outcome = await handle.outcome()
+    assert outcome.status is NotificationStatus.failed and outcome.members == {}
+    assert outcome.group_error == f"no group {missing}" and outcome.user_id == f"group:{missing}"
+    recorded = await chat.store.notifications.get_outcome(handle.notification_id)
+    assert recorded is not None and recorded.group_error == outcome.group_error
