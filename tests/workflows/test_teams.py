@@ -179,3 +179,29 @@ async def test_a_notification_to_an_unknown_group_fails_saying_so(chat: Chat) ->
     assert outcome.group_error == f"no group {missing}" and outcome.user_id == f"group:{missing}"
     recorded = await chat.store.notifications.get_outcome(handle.notification_id)
     assert recorded is not None and recorded.group_error == outcome.group_error
+
+
+async def test_a_rule_naming_a_group_notifies_each_member(chat: Chat) -> None:
+    """An event matching a rule with `groups` starts one group notification, which reaches every member."""
+    from herald.models import TriggerRule
+
+    group, users = await team(chat)
+    agent = f"disk-agent-{uuid.uuid4().hex[:6]}"
+    rule = TriggerRule(
+        name=f"disk-{uuid.uuid4().hex[:6]}",
+        agent_id=agent,
+        condition="disk_used > 0.9",
+        groups=[group],
+        channels=[ChannelName.email],
+        cooldown_seconds=0,
+    )
+    await chat.store.rules.put_rule(rule)
+    sent = await chat.api.post("/v1/events", json={"agent_id": agent, "metrics": {"disk_used": 0.95}})
+    assert sent.status_code == 202, sent.text
+    [fired] = sent.json()["fired"]
+    [notification_id] = fired["notification_ids"]
+    outcome = await chat.client.get_handle(notification_id).outcome()
+    assert outcome.status is NotificationStatus.delivered and outcome.group == group
+    assert {user: m.channels for user, m in outcome.members.items()} == {
+        user: [ChannelName.email] for user in users.values()
+    }
