@@ -20,7 +20,10 @@ class GroupInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     members: list[Identifier] = Field(
-        min_length=1, max_length=GROUP_MEMBERS_MAX, description="the members' user ids, each once"
+        min_length=1,
+        max_length=GROUP_MEMBERS_MAX,
+        description="the members' user ids, each once",
+        json_schema_extra={"uniqueItems": True},
     )
 
     @field_validator("members")

@@ -28,6 +28,7 @@ from herald.models.common import (
     METADATA_MAX_DEPTH,
     TITLE_MAX_CHARS,
     URL_REGEX,
+    WHITESPACE,
     ChannelName,
     Identifier,
     JsonInt,
@@ -54,9 +55,10 @@ def json_depth(value: object) -> int:
 
 _URL = re.compile(URL_REGEX)
 # A group key is a label (it names the group's workflow, `group/<user>/<agent>/<key>`): printable, no control
-# characters, no surrounding whitespace.
+# characters, no surrounding whitespace (spelled out as WHITESPACE: `\s` means other things in JSON Schema and Python).
 GROUP_KEY_REGEX = (
-    f"^[^\\s\\x00-\\x1f\\x7f](?:[^\\x00-\\x1f\\x7f]{{0,{GROUP_KEY_MAX_CHARS - 2}}}[^\\s\\x00-\\x1f\\x7f])?$"
+    f"^[^{WHITESPACE}\\x00-\\x1f\\x7f]"
+    f"(?:[^\\x00-\\x1f\\x7f]{{0,{GROUP_KEY_MAX_CHARS - 2}}}[^{WHITESPACE}\\x00-\\x1f\\x7f])?$"
 )
 _GROUP_KEY = re.compile(GROUP_KEY_REGEX)
 
