@@ -180,6 +180,14 @@ def status(
         sent = view.group_delivery
         carried = f": sent in {sent.notification_id} ({sent.status.value}, {sent.size})" if sent else ": waiting"
         typer.echo(f"  grouped in {view.group_id}{carried}")
+    for member, part in view.members.items():
+        channels = ",".join(c.value for c in part.channels) or "-"
+        said = f" ({part.answer.action_id} via {part.answer.channel.value})" if part.answer else ""
+        typer.echo(f"  member {member}: {part.status.value} on {channels}{said} [{part.notification_id}]")
+    if view.decision:
+        typer.echo(f"  decided: {view.decision.text}")
+    if view.group_error:
+        typer.echo(f"  {view.group_error}")
     if view.ops_alert:
         typer.echo(f"  ops alert: {view.ops_alert}")
 

@@ -86,6 +86,13 @@ async def test_notify_a_group_with_wait(herald: Harness, temporal_env: WorkflowE
     outcome = json.loads(out)["outcome"]
     assert outcome["status"] == "delivered" and outcome["user_id"] == "group:pair"
     assert {user: m["channels"] for user, m in outcome["members"].items()} == {"ada": ["email"], "grace": ["email"]}
+    notification_id = json.loads(out)["notification_id"]
+    code, out, err = await run_cli(env, "status", notification_id)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"notification/{notification_id}: delivered (medium, deploy-bot -> group:pair)"
+    assert f"  member ada: delivered on email [{notification_id}.ada]" in lines
+    assert f"  member grace: delivered on email [{notification_id}.grace]" in lines
 
 
 async def test_standalone_worker_from_environment(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
