@@ -18,6 +18,7 @@ from activities.resolve import ResolveActivities
 from activities.retention import RetentionActivities
 from activities.silences import SilenceActivities
 from activities.subscriptions import SubscriptionActivities
+from activities.teams import TeamActivities
 from activities.throttle import ThrottleActivities
 from herald.adapters.channels.base import Channel
 from herald.adapters.store import Store
@@ -43,6 +44,7 @@ __all__ = [
     "RetentionActivities",
     "SilenceActivities",
     "SubscriptionActivities",
+    "TeamActivities",
     "ThrottleActivities",
     "build_activities",
 ]
@@ -74,6 +76,7 @@ def build_activities(
     resolve = ResolveActivities(ResolveService(store, channels, delivery_service))
     throttled = ThrottleActivities(store)
     grouped = GroupActivities(store)
+    teams = TeamActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -98,4 +101,5 @@ def build_activities(
         grouped.record_grouped,
         subscribed.post_subscription_event,
         subscribed.mark_subscription,
+        teams.group_members,
     ]

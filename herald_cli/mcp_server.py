@@ -40,6 +40,7 @@ from herald.models import (
     AgentNotification,
     ChannelName,
     EmitResult,
+    GroupDecision,
     HeartbeatList,
     HeartbeatPinged,
     HeartbeatSpec,
@@ -47,6 +48,7 @@ from herald.models import (
     NotificationOutcome,
     NotificationStatus,
     Priority,
+    Quorum,
     ResolveResult,
     SilenceInput,
     SilenceView,
@@ -182,6 +184,12 @@ class AskResult(BaseModel):
     )
     label: str | None = Field(default=None, description="the chosen action's label")
     acknowledged: Answer | None = Field(default=None, description="the person's ack or snooze: seen, not answered")
+    answers: list[Answer] = Field(
+        default_factory=list, description="a question to a group: every member's answer (who, where, what, when)"
+    )
+    decision: GroupDecision | None = Field(
+        default=None, description="a question to a group: the action decided and who chose it"
+    )
 
 
 class ChannelState(BaseModel):
@@ -294,6 +302,8 @@ class HeraldTools:
             answer=answer,
             label=label,
             acknowledged=outcome.acknowledged,
+            answers=outcome.answers,
+            decision=outcome.decision,
         )
 
     async def emit(
@@ -465,7 +475,17 @@ def _temporal_unavailable(exc: RPCError, retry: str = "retry with the same notif
 
 
 # Tool parameters, described for the model that calls them. Values are checked by AgentNotification.
-UserId = Annotated[str, Field(description="the person to reach (their Herald user id)")]
+UserId = Annotated[str | None, Field(description="the person to reach (their Herald user id), or give `group`")]
+ToGroup = Annotated[
+    str | None, Field(description="instead of user_id: a group (each member gets their own notification)")
+]
+QuorumArg = Annotated[
+    Quorum | None,
+    Field(
+        description='with group: "first" (the first answer decides, the default) or {"action": "approve", "count": 2} '
+        "(decided once that many members chose it; any other action decides at once)"
+    ),
+]
 Title = Annotated[str, Field(description="one line, at most 200 characters")]
 Body = Annotated[str, Field(description="the message body, at most 10 KB")]
 Channels = Annotated[list[ChannelName] | None, Field(description="channels to try, in order (default: push, email)")]
@@ -499,8 +519,9 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
     @server.tool(annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=True))
     async def notify_user(
         ctx: ToolContext,
-        user_id: UserId,
         title: Title,
+        user_id: UserId = None,
+        group: ToGroup = None,
         body: Body = "",
         priority: Priority = Priority.medium,
         channels: Channels = None,
@@ -518,7 +539,8 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         key = await tools.caller(ctx)
         agent = key.subject
         own_agent(agent, agent_id)
-        fields = {"agent_id": agent, "user_id": user_id, "title": title, "body": body, "priority": priority}
+        fields = {"agent_id": agent, "user_id": user_id, "group": group, "title": title, "body": body}
+        fields["priority"] = priority
         extra: dict[str, Any] = {"channels": channels, "notification_id": notification_id, "dedup_key": dedup_key}
         extra |= {"metadata": metadata}
         extra |= {
@@ -531,7 +553,6 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
     @server.tool(annotations=ToolAnnotations(open_world_hint=True))
     async def ask_user(
         ctx: ToolContext,
-        user_id: UserId,
         question: Annotated[str, Field(description="the question, one line, at most 200 characters")],
         actions: Annotated[
             list[Action],
@@ -558,6 +579,9 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         notification_id: NotificationId = None,
         metadata: Metadata = None,
         agent_id: ClaimedAgent = None,
+        user_id: UserId = None,
+        group: ToGroup = None,
+        quorum: QuorumArg = None,
     ) -> AskResult:
         """Ask a person a question and wait for their answer (or the deadline). Progress notifications report
         the live delivery status while it waits. Returns `answered` with the chosen action (and, for an action
@@ -571,6 +595,8 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         fields = {
             "agent_id": agent,
             "user_id": user_id,
+            "group": group,
+            "quorum": quorum,
             "title": question,
             "body": body,
             "priority": priority,

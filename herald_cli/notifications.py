@@ -22,8 +22,11 @@ from herald_cli.common import app, echo_json, fail, skips_teardown, validated, w
 @skips_teardown
 def notify(
     agent: Annotated[str, typer.Option(help="the sending agent's id")],
-    user: Annotated[str, typer.Option(help="the recipient's user id")],
     title: Annotated[str, typer.Option(help="one line, at most 200 characters")],
+    user: Annotated[str | None, typer.Option(help="the recipient's user id (or --group)")] = None,
+    to_group: Annotated[
+        str | None, typer.Option("--group", help="a group instead of --user: one notification per member")
+    ] = None,
     body: Annotated[str, typer.Option(help="the message body")] = "",
     priority: Annotated[Priority, typer.Option(help="low, medium, high or critical")] = Priority.medium,
     channel: Annotated[
@@ -43,6 +46,8 @@ def notify(
 ) -> None:
     """Send one notification and print its id (and, with --wait, its outcome)."""
     fields: dict[str, Any] = {"agent_id": agent, "user_id": user, "title": title, "body": body, "priority": priority}
+    if to_group is not None:
+        fields["group"] = to_group
     if channel:
         fields["channels"] = channel
     if dedup_key is not None:
@@ -175,6 +180,14 @@ def status(
         sent = view.group_delivery
         carried = f": sent in {sent.notification_id} ({sent.status.value}, {sent.size})" if sent else ": waiting"
         typer.echo(f"  grouped in {view.group_id}{carried}")
+    for member, part in view.members.items():
+        channels = ",".join(c.value for c in part.channels) or "-"
+        said = f" ({part.answer.action_id} via {part.answer.channel.value})" if part.answer else ""
+        typer.echo(f"  member {member}: {part.status.value} on {channels}{said} [{part.notification_id}]")
+    if view.decision:
+        typer.echo(f"  decided: {view.decision.text}")
+    if view.group_error:
+        typer.echo(f"  {view.group_error}")
     if view.ops_alert:
         typer.echo(f"  ops alert: {view.ops_alert}")
 

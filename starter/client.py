@@ -678,6 +678,10 @@ class HeraldClient:
         dedup window (same agent, title or dedup_key, user and action ids) asks nobody: it waits for the first
         question's ending and returns its answer, with `duplicate_of` naming it.
 
+        Asked of a `group`, each member answers their own notification and the `quorum` decides: the outcome holds
+        every member's answer (`answers`: who, where, what, when), the `decision` and each member's outcome
+        (`members`); `answer` is the answer that decided it.
+
         An agent that is itself a Temporal workflow starts `NotificationWorkflow` as a child instead and awaits it.
         """
         if not notification.actions:

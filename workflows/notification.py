@@ -23,8 +23,9 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.answers import AnswerActivities
@@ -37,8 +38,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.preferences import PreferenceActivities
     from activities.resolve import ResolveActivities
     from activities.silences import SilenceActivities
+    from activities.teams import TeamActivities
     from activities.throttle import ThrottleActivities
-    from herald.domain import answers, grouping, resolve, retry, routing, search, silences
+    from herald.domain import answers, grouping, quorum, resolve, retry, routing, search, silences, teams
     from herald.domain.dedup import content_key, question_key
     from herald.domain.digest import digest_item
     from herald.domain.resolve import resolved_notice
@@ -57,7 +59,11 @@ with workflow.unsafe.imports_passed_through():
         DeliveryReceipt,
         DeliveryRequest,
         DigestEnqueue,
+        GroupDecision,
         GroupEnqueue,
+        GroupMembersQuery,
+        MemberAnswer,
+        MemberOutcome,
         NotificationOutcome,
         NotificationRequest,
         NotificationStatus,
@@ -113,6 +119,12 @@ THROTTLE_PATCH = "throttle-v1"
 # quiet hours, to `group/<user_id>/<agent_id>/<group_key>` (one store step), which sends the group's one message; the
 # run ends `grouped`. Asked at the start of every run (_begin), after THROTTLE_PATCH.
 GROUP_PATCH = "group-v1"
+# New runs of a notification to a group (`group`) read its members (one store step), start one child
+# NotificationWorkflow per member (`notification/<id>.<member>`, each a single-user notification of its own), wait for
+# them and record each member's outcome; a question's children tell it their answers (`member_answer`) and it tells
+# them the decision (`group_decided`, herald/domain/quorum.py). Asked in _begin by group notifications and by their
+# members' notifications only: no earlier history had either.
+TEAM_PATCH = "team-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -139,6 +151,7 @@ class Paths:
     silences: bool = False  # SILENCES_PATCH: checks the silences after dedup
     throttle: bool = False  # THROTTLE_PATCH: a throttled run without a digest goes to the hour's "N more" message
     group: bool = False  # GROUP_PATCH: a notification with a group_key goes to its group's one message
+    team: bool = False  # TEAM_PATCH: a group notification fans out; a member's tells the group its answer
 
 
 @dataclass(frozen=True)
@@ -227,7 +240,7 @@ class NotificationWorkflow:
             notification_id=n.notification_id,
             workflow_id=workflow.info().workflow_id,
             agent_id=n.agent_id,
-            user_id=n.user_id,
+            user_id=n.recipient,
             priority=n.priority,
         )
         # The run's recorded path (its patches), from run's first phase (_begin): the phases are handed it; the steps
@@ -244,6 +257,9 @@ class NotificationWorkflow:
         self._joiners: list[str] = []  # workflow ids of duplicates waiting for this question's outcome
         self._original: NotificationOutcome | None = None  # a duplicate: the outcome of the question it repeats
         self._notify_resolved = False  # from the route: a resolve is told by email and SMS (notify_resolved)
+        self._decision: GroupDecision | None = None  # a question to a group: decided (the group's, or a member's)
+        if n.group is not None:
+            self._outcome.group = n.group
 
     @workflow.query(name="status")
     def status(self) -> NotificationOutcome:
@@ -262,6 +278,33 @@ class NotificationWorkflow:
         if original.notification_id == self._outcome.duplicate_of:
             self._original = original
 
+    @workflow.signal(name="member_answer")
+    def member_answer(self, told: MemberAnswer) -> None:
+        """A question to a group: a member's notification says its member answered. Every answer is kept; the first
+        that decides the quorum (herald.domain.quorum.decide) is the group's answer."""
+        n, outcome = self._request.notification, self._outcome
+        if n.group is None or any(a.user_id == told.answer.user_id for a in outcome.answers):
+            return
+        outcome.answers.append(told.answer)
+        if self._decision is not None:
+            return
+        decided = quorum.decide(outcome.answers, n.quorum)
+        if decided is not None:
+            self._decision = GroupDecision(
+                action_id=decided.action_id, by=decided.by, text=quorum.decision_text(decided, n.actions)
+            )
+            outcome.decision = self._decision
+            outcome.answer = decided.deciding
+        self._show()
+
+    @workflow.signal(name="group_decided")
+    def group_decided(self, decision: GroupDecision) -> None:
+        """A member's notification: the group's question is decided (by this member's answer or others'): its wait
+        ends and its chat messages say so."""
+        if self._request.team is not None and self._decision is None:
+            self._decision = decision
+            self._outcome.decision = decision
+
     @workflow.update(name="resolve")
     def resolve(self, request: ResolveRequest) -> Resolution:
         """Its agent says the problem is over: the run's waits end, and it ends `resolved` (see `_end_resolved`)."""
@@ -275,6 +318,10 @@ class NotificationWorkflow:
         open (herald.domain.resolve.not_open)."""
         if not self._paths.resolvable:
             raise ApplicationError("this notification started before resolving existed", type="NotResolvable")
+        if self._request.notification.group is not None:
+            raise ApplicationError(
+                "a group notification is resolved through its members' notifications", type="NotOpen"
+            )
         reason = resolve.not_open(self._outcome, self._closing)
         if reason is not None:
             raise ApplicationError(reason, type="NotOpen")
@@ -316,6 +363,10 @@ class NotificationWorkflow:
         (any other), another user, too late, finished."""
         if self._closing or self._outcome.resolved is not None:
             raise ApplicationError(f"this notification has finished ({self._outcome.status.value})", type="Closed")
+        if self._request.notification.group is not None:
+            raise ApplicationError("a group's members answer their own notifications (<id>.<member>)", type="Closed")
+        if self._decision is not None:
+            raise ApplicationError(f"the group has decided: {self._decision.text}", type="Closed")
         if self._paths.ends and self._outcome.duplicate_of is not None:
             raise ApplicationError(
                 f"this question repeats {self._outcome.duplicate_of}, which takes the answer", type="Closed"
@@ -336,6 +387,8 @@ class NotificationWorkflow:
             dedup = await self._dedup(request, paths)
             if dedup.duplicate:
                 return await self._end_duplicate(dedup.owner_notification_id, paths)
+            if paths.team and n.group is not None:
+                return await self._for_group(request, paths)
             silence_id = await self._silenced(request)
             if silence_id is not None:
                 return await self._end_silenced(silence_id, paths)
@@ -389,6 +442,7 @@ class NotificationWorkflow:
         silences = workflow.patched(SILENCES_PATCH)
         throttle = workflow.patched(THROTTLE_PATCH)
         group = workflow.patched(GROUP_PATCH)
+        team = (n.group is not None or self._request.team is not None) and workflow.patched(TEAM_PATCH)
         return Paths(
             searchable=searchable,
             local=local,
@@ -397,6 +451,7 @@ class NotificationWorkflow:
             silences=silences,
             throttle=throttle,
             group=group,
+            team=team,
         )
 
     async def _dedup(self, request: NotificationRequest, paths: Paths) -> DedupResult:
@@ -423,6 +478,84 @@ class NotificationWorkflow:
             await self._join(original_id)
             await self._call_back()
         return await self._finish(paths)
+
+    async def _for_group(self, request: NotificationRequest, paths: Paths) -> NotificationOutcome:
+        """A notification to a group: its members (read once), one child notification per member, each with that
+        member's own preferences; a question waits for its quorum and tells the members' notifications the decision;
+        the outcome holds each member's (herald.domain.teams.group_status says the group's status)."""
+        n, outcome = request.notification, self._outcome
+        found = await self._store_step(
+            TeamActivities.group_members, GroupMembersQuery(name=n.group or ""), "read the group's members"
+        )
+        if not found.members:
+            outcome.status = NotificationStatus.failed
+            outcome.group_error = f"no group {n.group}" if found.members is None else f"the group {n.group} is empty"
+        else:
+            results = await self._start_members(request, found.members)
+            if n.actions:
+                outcome.status = NotificationStatus.pending
+                self._show()
+                await workflow.wait_condition(
+                    lambda: self._decision is not None or all(r.done() for r in results.values()),
+                    timeout_summary="wait for the quorum",
+                )
+                if self._decision is not None:
+                    await asyncio.gather(*(self._tell_decided(member) for member in found.members))
+            ended = await asyncio.gather(*results.values())
+            outcome.members = dict(zip(found.members, ended, strict=True))
+            outcome.status = teams.group_status(
+                outcome.members, asks=bool(n.actions), decided=self._decision is not None
+            )
+        if paths.ends:
+            await self._call_back()
+        return await self._finish(paths)
+
+    async def _start_members(
+        self, request: NotificationRequest, members: list[str]
+    ) -> dict[str, asyncio.Future[MemberOutcome]]:
+        """Start each member's notification (`notification/<id>.<member>`); each member's outcome, as it ends."""
+        parent = self._outcome.workflow_id
+        started: dict[str, asyncio.Future[MemberOutcome]] = {}
+        for member in members:
+            child = teams.member_request(request, member, parent)
+            started[member] = asyncio.ensure_future(self._member(child))
+        return started
+
+    async def _member(self, child: NotificationRequest) -> MemberOutcome:
+        c = child.notification
+        try:
+            handle = await workflow.start_child_workflow(
+                NotificationWorkflow.run,
+                child,
+                id=c.workflow_id,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=search.start_attributes(c),
+                static_summary=search.notification_summary(c),
+            )
+            return teams.member_outcome(await handle)
+        except (FailureError, WorkflowAlreadyStartedError):
+            return MemberOutcome(notification_id=c.notification_id, status=NotificationStatus.failed)
+
+    async def _tell_decided(self, member: str) -> None:
+        """Tell one member's notification the group's decision (one that has ended already is skipped)."""
+        n = self._request.notification
+        child = notification_workflow_id(teams.member_notification_id(n.notification_id, member))
+        try:
+            await workflow.get_external_workflow_handle(child).signal("group_decided", self._decision)
+        except FailureError:
+            pass
+
+    async def _tell_group(self) -> None:
+        """A member's notification answered: tell the group's workflow (which decides the quorum)."""
+        team, answer = self._request.team, self._outcome.answer
+        if team is None or answer is None:
+            return
+        told = MemberAnswer(notification_id=self._outcome.notification_id, answer=answer)
+        try:
+            await workflow.get_external_workflow_handle(team.workflow_id).signal("member_answer", told)
+        except FailureError:
+            pass
 
     async def _silenced(self, request: NotificationRequest) -> str | None:
         """The silence holding this notification, if one does (on the silences patch). A digest email is never
@@ -452,7 +585,7 @@ class NotificationWorkflow:
         preferences = await self._store_step(
             PreferenceActivities.merge_preferences,
             PreferenceQuery(
-                user_id=n.user_id,
+                user_id=n.recipient,
                 agent_id=n.agent_id,
                 priority=None if request.is_digest else n.priority,
                 channels=None if request.is_digest else n.channels,
@@ -483,7 +616,7 @@ class NotificationWorkflow:
         n = request.notification
         await self._store_step(
             DigestActivities.enqueue_digest,
-            DigestEnqueue(user_id=n.user_id, item=digest_item(n), policy=request.policy),
+            DigestEnqueue(user_id=n.recipient, item=digest_item(n), policy=request.policy),
             "add to digest" if not route.throttled else "throttled: add to digest",
         )
         self._outcome.status = NotificationStatus.throttled if route.throttled else NotificationStatus.digested
@@ -497,7 +630,7 @@ class NotificationWorkflow:
             await self._store_step(
                 ThrottleActivities.enqueue_throttled,
                 ThrottleEnqueue(
-                    user_id=n.user_id,
+                    user_id=n.recipient,
                     agent_id=n.agent_id,
                     item=ThrottledItem(item=digest_item(n), until=route.throttle_until),
                     policy=request.policy,
@@ -515,7 +648,7 @@ class NotificationWorkflow:
         await self._store_step(
             GroupActivities.enqueue_grouped,
             GroupEnqueue(
-                user_id=n.user_id,
+                user_id=n.recipient,
                 agent_id=n.agent_id,
                 group_key=group_key,
                 member=grouping.member_of(n),
@@ -524,7 +657,7 @@ class NotificationWorkflow:
             "grouped: hand to the group",
         )
         self._outcome.status = NotificationStatus.grouped
-        self._outcome.group_id = grouping.group_workflow_id(n.user_id, n.agent_id, group_key)
+        self._outcome.group_id = grouping.group_workflow_id(n.recipient, n.agent_id, group_key)
         return await self._finish(paths)
 
     async def _hold(self, until: datetime | None) -> None:
@@ -670,12 +803,13 @@ class NotificationWorkflow:
         """
         n, outcome = self._request.notification, self._outcome
         wait = (self._deadline - workflow.now()).total_seconds()
+        member = self._paths.team and self._request.team is not None
         if outcome.answer is None and wait > 0:
             outcome.status = NotificationStatus.pending  # polling agents see `pending` until the answer
             self._show()
             try:
                 await workflow.wait_condition(
-                    lambda: outcome.answer is not None or outcome.resolved is not None,
+                    lambda: outcome.answer is not None or outcome.resolved is not None or self._decision is not None,
                     timeout=wait,
                     timeout_summary="wait for the answer",
                 )
@@ -683,6 +817,20 @@ class NotificationWorkflow:
                 pass
         if outcome.answer is None and outcome.resolved is not None:
             raise Resolved
+        if member and outcome.answer is not None:
+            await self._tell_group()
+            wait = (self._deadline - workflow.now()).total_seconds()
+            if self._decision is None and wait > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._decision is not None, timeout=wait, timeout_summary="wait for the group"
+                    )
+                except TimeoutError:
+                    pass
+        if member and self._decision is not None:
+            outcome.status = NotificationStatus.answered  # by this member, or decided by the others
+            await self._conclude_chats()
+            return
         if outcome.answer is not None:
             outcome.status = NotificationStatus.answered
             await self._conclude_chats()
@@ -714,6 +862,7 @@ class NotificationWorkflow:
             answer=outcome.answer,
             label=label,
             acknowledged=outcome.acknowledged,
+            decision=self._decision.text if self._decision is not None else None,
         )
         await self._best_effort(
             ChatActivities.conclude_chat, conclusion, f"edit the chat messages: {outcome.status.value}"

@@ -26,6 +26,7 @@ from herald.api.views import (
     notification_not_found,
 )
 from herald.domain.answers import check_respond_by
+from herald.domain.quorum import quorum_problem
 from herald.models import (
     ID_REGEX,
     AgentNotification,
@@ -70,6 +71,13 @@ async def send_notification(notification: AgentNotification, caller: CallerDep, 
         check_respond_by(notification, utcnow())
     except ValueError as exc:
         raise ApiError(422, "invalid_request", f"respond_by: {exc}", "respond_by") from None
+    if notification.group is not None:
+        members = await deps.store.groups.members(notification.group)
+        if not members:
+            raise ApiError(422, "invalid_request", f"group: no group {notification.group}", "group")
+        problem = quorum_problem(notification.quorum, len(members))
+        if problem is not None:
+            raise ApiError(422, "invalid_request", f"quorum: {problem}", "quorum")
     await spend_for_notification(deps, caller, notification)
     herald = await deps.client()
     try:

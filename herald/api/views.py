@@ -19,7 +19,9 @@ from herald.models import (
     ChannelName,
     ChannelResult,
     DeliveryAttempt,
+    GroupDecision,
     GroupDelivery,
+    MemberOutcome,
     NotificationOutcome,
     NotificationStatus,
     Priority,
@@ -70,6 +72,18 @@ class _NotificationFields(BaseModel):
         description="status grouped, once its group's message went: that message (its id, status and size); "
         "`channels` are then that message's",
     )
+    # A notification to a group (user_id `group:<name>`): each member's, and a question's answers and decision.
+    group: str | None = Field(default=None, description="the group it was sent to")
+    members: dict[str, MemberOutcome] = Field(
+        default_factory=dict, description="a group notification: each member's notification, status and channels"
+    )
+    answers: list[Answer] = Field(
+        default_factory=list, description="a question to a group: every member's answer (who, where, what, when)"
+    )
+    decision: GroupDecision | None = Field(
+        default=None, description="a question to a group: the action decided, who chose it, what members were told"
+    )
+    group_error: str | None = Field(default=None, description="a group notification that failed: why")
 
 
 class NotificationView(_NotificationFields):

@@ -415,7 +415,10 @@ def _said(answer: Answer, what: str) -> str:
 
 def conclusion_text(conclusion: ChatConclusion) -> str:
     """What a chat message says in place of its buttons once the question ended: `Approved by ada via email,
-    14:02 UTC`, or `Expired` (with who had seen it, when someone acked)."""
+    14:02 UTC`, or `Expired` (with who had seen it, when someone acked); a question to a group, what the group
+    decided (`Approved by ada and grace`)."""
+    if conclusion.decision is not None:
+        return conclusion.decision
     if conclusion.answer is not None:
         return _said(conclusion.answer, conclusion.label or conclusion.answer.action_id)
     ending = "Expired" if conclusion.status == "expired" else conclusion.status.replace("_", " ").capitalize()

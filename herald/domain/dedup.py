@@ -14,9 +14,9 @@ def content_key(notification: AgentNotification) -> str:
     """
     n = notification
     if n.dedup_key is not None:
-        raw = _join("key", n.agent_id, n.user_id, n.dedup_key)
+        raw = _join("key", n.agent_id, n.recipient, n.dedup_key)
     else:
-        raw = _join(n.agent_id, n.title, n.user_id)
+        raw = _join(n.agent_id, n.title, n.recipient)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

@@ -67,18 +67,26 @@ def plan_firings(agent_id: str, event_id: str, firings: Iterable[Firing], now: d
             cooldown_seconds=firing.cooldown_seconds,
             cooldown_key=firing.dedup_key,
             resolve=firing.resolve,
-            notifications=[_notification(agent_id, event_id, firing, user_id, now) for user_id in firing.user_ids],
+            notifications=[
+                *(_notification(agent_id, event_id, firing, user_id, now) for user_id in firing.user_ids),
+                *(_notification(agent_id, event_id, firing, None, now, group) for group in firing.groups),
+            ],
         )
         for firing in firings
     ]
 
 
-def _notification(agent_id: str, event_id: str, firing: Firing, user_id: str, now: datetime) -> AgentNotification:
-    notification_id = notification_id_for(agent_id, event_id, firing.rule, user_id)
+def _notification(
+    agent_id: str, event_id: str, firing: Firing, user_id: str | None, now: datetime, group: str | None = None
+) -> AgentNotification:
+    """The firing's notification to one user, or to one group (`user_id` None)."""
+    recipient = user_id if user_id is not None else f"group:{group}"
+    notification_id = notification_id_for(agent_id, event_id, firing.rule, recipient)
     return AgentNotification(
         notification_id=notification_id,
         agent_id=agent_id,
         user_id=user_id,
+        group=group,
         title=firing.title,
         body=firing.body,
         priority=firing.priority,

@@ -172,6 +172,7 @@ class CompiledRule:
             rule=rule.name,
             cooldown_seconds=rule.cooldown_seconds,
             user_ids=list(rule.user_ids),
+            groups=list(rule.groups),
             channels=list(rule.channels),
             priority=rule.priority,
             title=title,

@@ -63,7 +63,7 @@ def notification_attributes(notification: AgentNotification) -> TypedSearchAttri
     return TypedSearchAttributes(
         [
             SearchAttributePair(AGENT_ID, notification.agent_id),
-            SearchAttributePair(USER_ID, notification.user_id),
+            SearchAttributePair(USER_ID, notification.recipient),
             SearchAttributePair(PRIORITY, notification.priority.value),
             SearchAttributePair(STATUS, NotificationStatus.pending.value),
         ]
@@ -71,8 +71,9 @@ def notification_attributes(notification: AgentNotification) -> TypedSearchAttri
 
 
 def resolve_attributes(notification: AgentNotification) -> TypedSearchAttributes:
-    """What a notification with a dedup_key is found by when its agent resolves that key (none without one)."""
-    if notification.dedup_key is None:
+    """What a notification with a dedup_key is found by when its agent resolves that key (none without one). A
+    group notification has none: its members' notifications carry the key and are resolved."""
+    if notification.dedup_key is None or notification.group is not None:
         return TypedSearchAttributes([])
     key = resolve_key(notification.agent_id, notification.dedup_key)
     return TypedSearchAttributes([SearchAttributePair(RESOLVE_KEY, key)])
@@ -140,7 +141,7 @@ def notification_summary(notification: AgentNotification) -> str:
     """One line for the workflow list: `high: error rate 7% on support-agent -> admin-1`."""
     title = " ".join(notification.title.split())
     n = notification
-    return _fit(f"{n.priority.value}: {title} on {n.agent_id} -> {n.user_id}", SUMMARY_MAX_BYTES)
+    return _fit(f"{n.priority.value}: {title} on {n.agent_id} -> {n.recipient}", SUMMARY_MAX_BYTES)
 
 
 def delivery_summary(channel: ChannelName, fallback_for: ChannelName | None, escalation: bool) -> str:

@@ -34,7 +34,7 @@ def query_for(notification: AgentNotification, rule: str | None) -> SilenceQuery
     return SilenceQuery(
         notification_id=notification.notification_id,
         agent_id=notification.agent_id,
-        user_id=notification.user_id,
+        user_id=notification.recipient,
         priority=notification.priority,
         rule=rule,
         dedup_key=notification.dedup_key,

@@ -67,7 +67,7 @@ def verify_unsubscribe(secret: bytes, raw: str, now: datetime) -> UnsubscribeTok
 def unsubscribe_url(links: AnswerLinks, notification: AgentNotification, now: datetime) -> str:
     """The email's one-click link, `{api_url}/v1/unsubscribe/<token>`, valid for the links' unsubscribe window."""
     expires = int(now.timestamp() + links.unsubscribe_window_seconds)
-    token = UnsubscribeToken(notification.user_id, scope_of(notification), expires)
+    token = UnsubscribeToken(notification.recipient, scope_of(notification), expires)
     return f"{links.base_url.rstrip('/')}/v1/unsubscribe/{sign_unsubscribe(links.secret, token)}"
 
 

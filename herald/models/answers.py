@@ -204,6 +204,7 @@ class ChatConclusion(BaseModel):
     answer: Answer | None = None
     label: str | None = None  # the answered action's label
     acknowledged: Answer | None = None
+    decision: str | None = None  # a question to a group, decided: "Approved by ada and grace"
 
 
 class ChatConcluded(OneField):

@@ -12,6 +12,7 @@ from pydantic import (
 
 from herald.models.answers import Action, Answer, RefusedAnswer
 from herald.models.common import ChannelName, ChannelStatus, NotificationStatus, OneField, Priority
+from herald.models.groups import GroupDecision, MemberOutcome
 from herald.models.notification import AgentNotification
 from herald.models.resolve import Resolution
 
@@ -50,6 +51,16 @@ class NotificationRequest(BaseModel):
     # A group's one message (workflows/group.py): its members passed the silences, the digest and the throttle
     # already, so it is not checked, digested or counted again; quiet hours still hold it.
     is_group: bool = False
+    # A member's notification of a group notification (herald/domain/teams.py): the group's workflow, which it tells
+    # its answer (a question) and which tells it the group's decision.
+    team: TeamLink | None = None
+
+
+class TeamLink(BaseModel):
+    """The group notification a member's notification belongs to."""
+
+    workflow_id: str
+    group: str
 
 
 class DedupCheck(BaseModel):
@@ -342,6 +353,18 @@ class NotificationOutcome(BaseModel):
     group_delivery: GroupDelivery | None = Field(
         default=None, description="status grouped, once sent: the group's message that carried it, and its status"
     )
+    # A notification to a group (`group`): its user_id is `group:<name>`, and each member's notification is its own.
+    group: str | None = Field(default=None, description="the group it was sent to (user_id is then group:<name>)")
+    members: dict[str, MemberOutcome] = Field(
+        default_factory=dict, description="a group notification: each member's notification, status and channels"
+    )
+    answers: list[Answer] = Field(
+        default_factory=list, description="a question to a group: every member's answer (who, where, what, when)"
+    )
+    decision: GroupDecision | None = Field(
+        default=None, description="a question to a group: what decided it, who chose it, and what was said"
+    )
+    group_error: str | None = Field(default=None, description="a group notification that failed: why")
 
     @property
     def delivered_channels(self) -> list[ChannelName]:

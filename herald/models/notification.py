@@ -28,6 +28,7 @@ from herald.models.common import (
     METADATA_MAX_DEPTH,
     TITLE_MAX_CHARS,
     URL_REGEX,
+    WHITESPACE,
     ChannelName,
     Identifier,
     JsonInt,
@@ -38,6 +39,7 @@ from herald.models.common import (
     stripped_text_pattern,
     utcnow,
 )
+from herald.models.groups import Quorum, QuorumCount
 
 
 def json_depth(value: object) -> int:
@@ -53,9 +55,10 @@ def json_depth(value: object) -> int:
 
 _URL = re.compile(URL_REGEX)
 # A group key is a label (it names the group's workflow, `group/<user>/<agent>/<key>`): printable, no control
-# characters, no surrounding whitespace.
+# characters, no surrounding whitespace (spelled out as WHITESPACE: `\s` means other things in JSON Schema and Python).
 GROUP_KEY_REGEX = (
-    f"^[^\\s\\x00-\\x1f\\x7f](?:[^\\x00-\\x1f\\x7f]{{0,{GROUP_KEY_MAX_CHARS - 2}}}[^\\s\\x00-\\x1f\\x7f])?$"
+    f"^[^{WHITESPACE}\\x00-\\x1f\\x7f]"
+    f"(?:[^\\x00-\\x1f\\x7f]{{0,{GROUP_KEY_MAX_CHARS - 2}}}[^{WHITESPACE}\\x00-\\x1f\\x7f])?$"
 )
 _GROUP_KEY = re.compile(GROUP_KEY_REGEX)
 
@@ -84,7 +87,14 @@ class AgentNotification(BaseModel):
 
     notification_id: Identifier = Field(default_factory=new_notification_id)
     agent_id: Identifier
-    user_id: Identifier
+    # Exactly one of user_id (one person) or group (each member of a group, herald/models/groups.py).
+    user_id: Identifier | None = Field(default=None, description="the person to notify (or give `group`)")
+    group: Identifier | None = Field(
+        default=None,
+        validate_default=True,
+        description="a group (PUT /v1/groups/{name}) instead of user_id: one notification per member, each with "
+        "that member's own preferences",
+    )
     # The schema says what the validators below enforce, as far as JSON Schema can (see each description).
     title: str = Field(
         description=f"1-{TITLE_MAX_CHARS} characters once surrounding whitespace is stripped",
@@ -121,6 +131,11 @@ class AgentNotification(BaseModel):
         "and only with actions",
         json_schema_extra={"pattern": URL_REGEX, "maxLength": 2048},
     )
+    quorum: Quorum = Field(
+        default="first",
+        description='a question to a group: "first" (the first answer decides) or {"action": "approve", "count": 2} '
+        "(decided once `count` distinct members chose `action`; any other action by anyone decides at once)",
+    )
 
     # A group: notifications of one agent for one user with one group_key are delivered together, in one message.
     group_key: str | None = Field(
@@ -142,6 +157,27 @@ class AgentNotification(BaseModel):
         le=GROUP_INTERVAL_MAX_SECONDS,
         description="with group_key: members arriving after a group's message go together at the next interval",
     )
+
+    @field_validator("group")
+    @classmethod
+    def _one_recipient(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "user_id" not in info.data:
+            return value  # user_id was invalid: its own error says so
+        if (info.data["user_id"] is None) == (value is None):
+            raise ValueError("give exactly one of user_id or group")
+        return value
+
+    @field_validator("quorum")
+    @classmethod
+    def _quorum(cls, value: Quorum, info: ValidationInfo) -> Quorum:
+        if value == "first" or not isinstance(value, QuorumCount):
+            return value
+        if info.data.get("group") is None:
+            raise ValueError("needs a group: only a question to a group is decided by more than one person")
+        actions = info.data.get("actions") or []
+        if value.action not in [a.id for a in actions]:
+            raise ValueError(f"action must be one of the question's actions ({', '.join(a.id for a in actions)})")
+        return value
 
     @field_validator("title")
     @classmethod
@@ -240,6 +276,11 @@ class AgentNotification(BaseModel):
     def asks(self) -> bool:
         """Whether this notification is a question: it offers actions and waits for an answer."""
         return bool(self.actions)
+
+    @property
+    def recipient(self) -> str:
+        """The user this notification is for; a group notification's is `group:<name>` (its outcome's user_id)."""
+        return self.user_id if self.user_id is not None else f"group:{self.group}"
 
     @property
     def workflow_id(self) -> str:

@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
 )
 
@@ -49,7 +50,12 @@ class TriggerRule(BaseModel):
     channels: list[ChannelName] = Field(default_factory=lambda: [ChannelName.push, ChannelName.email], min_length=1)
     priority: Priority = Priority.medium
     cooldown_seconds: int = Field(default=300, ge=0, description="after firing, matches are reported, not sent")
-    user_ids: list[Identifier] = Field(min_length=1)
+    groups: list[Identifier] = Field(
+        default_factory=list, description="groups to notify: one notification to each (a child per member)"
+    )
+    user_ids: list[Identifier] = Field(
+        default_factory=list, validate_default=True, description="users to notify (at least one, or give groups)"
+    )
     title: str = Field(default="{{ rule }} fired for {{ agent_id }}", min_length=1, max_length=400)
     body: str = Field(default="", max_length=4000)
     dedup_key: str | None = Field(default=None, max_length=400)
@@ -73,6 +79,13 @@ class TriggerRule(BaseModel):
     @classmethod
     def _agent(cls, value: str) -> str:
         return value if value == "*" else _identifier(value)
+
+    @field_validator("user_ids")
+    @classmethod
+    def _someone(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if not value and not info.data.get("groups"):
+            raise ValueError("must name at least one user (or give groups)")
+        return value
 
 
 MetricValue = bool | int | float | str
@@ -133,6 +146,7 @@ class Firing(BaseModel):
     rule: str
     cooldown_seconds: int
     user_ids: list[str]
+    groups: list[str] = Field(default_factory=list)  # the rule's groups: one group notification each
     channels: list[ChannelName]
     priority: Priority
     title: str

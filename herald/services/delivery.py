@@ -51,7 +51,7 @@ class DeliveryService:
         send the provider may have taken (its retry would send it again, unlogged).
         """
         key = request.idempotency_key
-        prior, contact = await self.store.notifications.delivery_context(key, request.notification.user_id)
+        prior, contact = await self.store.notifications.delivery_context(key, request.notification.recipient)
         if prior is not None:
             metrics.count_already_delivered(request.channel)
             return DeliveryReceipt(
@@ -104,7 +104,7 @@ class DeliveryService:
             await self.store.answers.record_sms_question(
                 phone_key(contact.phone),
                 n.notification_id,
-                n.user_id,
+                n.recipient,
                 [action.id for action in n.actions],
                 answer_deadline(n, links.window_seconds if links else DEFAULT_ANSWER_WINDOW_SECONDS),
             )
@@ -148,7 +148,7 @@ class DeliveryService:
         )
         n = request.notification
         # What it said goes with the attempt, so the person's inbox history can show it (herald/models/inbox.py).
-        content = content_of(n, n.user_id)
+        content = content_of(n, n.recipient)
         await self.store.notifications.record_attempt(logged, content)
         metrics.count_attempt(
             logged.channel, attempt, logged.result, request.notification.created_at, logged.finished_at

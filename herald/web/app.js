@@ -259,6 +259,8 @@ function questionFields(view, existing) {
     respond_by: view.respond_by ?? existing.respond_by ?? null,
     answer: view.answer ?? existing.answer ?? null,
     acknowledged: view.acknowledged ?? existing.acknowledged ?? null,
+    // A question to a group: what the group decided ("Approved by ada and grace"), answered by this person or not.
+    decision: view.decision ?? existing.decision ?? null,
   };
 }
 
@@ -419,6 +421,8 @@ function renderQuestion(item, titleId) {
   if (item.answer) {
     lines.push(element("p", { className: "answered", text: answeredText(item, item.answer, `“${actionLabel(item, item.answer.action_id)}”`) }));
     if (item.answer.text) lines.push(element("p", { className: "answer-words", text: item.answer.text }));
+  } else if (item.decision) {
+    lines.push(element("p", { className: "decided", text: `The group decided: ${item.decision.text}` }));
   } else if (!open) {
     const when = item.respond_by ? `, ${formatTime(item.respond_by)}` : "";
     lines.push(element("p", { className: "expired", text: `Expired: no longer takes answers${when}` }));

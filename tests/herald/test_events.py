@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import ValidationError
+
 from herald.domain.dedup import content_key
 from herald.domain.events import (
     MONITOR_LINGER,
@@ -51,6 +54,23 @@ def firing(rule: str = "high-errors", users: tuple[str, ...] = ("ada", "bo"), co
         dedup_key="checkout-errors",
         metadata={"rule": rule},
     )
+
+
+def test_a_rule_naming_groups_plans_one_group_notification_each() -> None:
+    with_groups = firing(users=("ada",)).model_copy(update={"groups": ["sre"]})
+    [plan] = plan_firings("checkout", "evt-1", [with_groups], NOW)
+    ada, sre = plan.notifications
+    assert (ada.user_id, ada.group) == ("ada", None) and (sre.user_id, sre.group) == (None, "sre")
+    assert sre.notification_id == notification_id_for("checkout", "evt-1", "high-errors", "group:sre")
+    assert sre.dedup_key == f"firing/{sre.notification_id}" and sre.title == ada.title
+
+
+def test_a_rule_names_users_or_groups() -> None:
+    assert TriggerRule(name="r", condition="true", groups=["sre"]).user_ids == []
+    with pytest.raises(ValidationError) as refused:
+        TriggerRule(name="r", condition="true")
+    [error] = refused.value.errors()
+    assert error["loc"] == ("user_ids",) and "at least one user (or give groups)" in error["msg"]
 
 
 def test_plan_makes_one_notification_per_user_with_stable_ids() -> None:

@@ -200,7 +200,7 @@ def test_bad_identifiers_are_rejected(field: str, value: str) -> None:
     assert "letters, digits" in error["msg"]
 
 
-@pytest.mark.parametrize("field", ["agent_id", "user_id", "title"])
+@pytest.mark.parametrize("field", ["agent_id", "title"])
 def test_required_fields_are_named_when_missing(field: str) -> None:
     data = {k: v for k, v in VALID.items() if k != field}
     with pytest.raises(ValidationError) as exc:
@@ -208,6 +208,34 @@ def test_required_fields_are_named_when_missing(field: str) -> None:
     error = only_error(exc)
     assert error["loc"] == (field,)
     assert error["type"] == "missing"
+
+
+@pytest.mark.parametrize("recipient", [{}, {"user_id": "alice", "group": "sre"}])
+def test_a_notification_names_exactly_one_of_user_id_or_group(recipient: dict[str, str]) -> None:
+    data = {"agent_id": "batch-agent", "title": "Job finished", **recipient}
+    with pytest.raises(ValidationError) as exc:
+        AgentNotification.model_validate(data)
+    error = only_error(exc)
+    assert error["loc"] == ("group",) and "exactly one of user_id or group" in error["msg"]
+    assert notification(user_id=None, group="sre").recipient == "group:sre"
+    assert notification().recipient == "alice"
+
+
+def test_a_quorum_needs_a_group_and_one_of_the_questions_actions() -> None:
+    actions = [{"id": "approve", "label": "Approve"}, {"id": "deny", "label": "Deny"}]
+    to_group = {"user_id": None, "group": "sre", "actions": actions}
+    assert notification(**to_group, quorum={"action": "approve", "count": 2}).quorum.count == 2  # type: ignore[union-attr]
+    assert notification(**to_group).quorum == "first"
+    for bad, says in [
+        ({"actions": actions, "quorum": {"action": "approve", "count": 2}}, "needs a group"),
+        ({**to_group, "quorum": {"action": "restart", "count": 2}}, "one of the question's actions"),
+        ({**to_group, "quorum": {"action": "approve", "count": 0}}, "greater than or equal to 1"),
+        ({**to_group, "quorum": "all"}, ""),
+    ]:
+        with pytest.raises(ValidationError) as exc:
+            notification(**bad)
+        assert all(e["loc"][0] == "quorum" for e in exc.value.errors()), exc.value.errors()
+        assert says in str(exc.value)
 
 
 def test_unknown_field_is_rejected() -> None:

@@ -74,6 +74,8 @@ def assert_error_shape(response: Any) -> None:
 # page handed out (opaque by design).
 # And an admin's heartbeat ping or delete must name its `agent_id` (an agent key's is its own: a rule about the
 # caller).
+# A notification's `group` must name a group that exists, and exactly one of user_id or group is given (what the
+# published schema leaves to the server); a `quorum`'s count must fit its group; a rule names `user_ids` or `groups`.
 SEMANTIC_FIELDS = frozenset(
     {
         "phone",
@@ -94,6 +96,9 @@ SEMANTIC_FIELDS = frozenset(
         "name",
         "cursor",
         "agent_id",
+        "group",
+        "quorum",
+        "user_ids",
     }
 )
 

@@ -46,6 +46,10 @@ async def test_bad_input_names_the_field_and_changes_nothing(
     assert code == 2 and "not valid JSON" in err
     code, _, err = await run_cli(env, "notify", "--agent", "a", "--user", "ada", "--title", " ")
     assert code == 2 and "error: title: must not be empty" in err
+    code, _, err = await run_cli(env, "notify", "--agent", "a", "--title", "t")
+    assert code == 2 and "error: group: give exactly one of user_id or group" in err
+    code, _, err = await run_cli(env, "notify", "--agent", "a", "--user", "ada", "--group", "sre", "--title", "t")
+    assert code == 2 and "error: group: give exactly one of user_id or group" in err
     assert await herald.store.users.get_preferences("ada") == Preferences(), "nothing was saved"
 
 
@@ -66,6 +70,29 @@ async def test_notify_wait_then_status(herald: Harness, temporal_env: WorkflowEn
 
     code, _, err = await run_cli(env, "status", "no-such-notification")
     assert code == 1 and "no notification no-such-notification" in err
+
+
+async def test_notify_a_group_with_wait(herald: Harness, temporal_env: WorkflowEnvironment) -> None:
+    from herald.models import Group, utcnow
+
+    env = cli_env(herald, temporal_env)
+    for user in ("ada", "grace"):
+        await herald.store.users.put_contact(user, Contact(email=f"{user}@example.com"))
+    now = utcnow()
+    await herald.store.groups.put(Group(name="pair", members=["ada", "grace"], created_at=now, updated_at=now))
+    args = ["notify", "--agent", "deploy-bot", "--group", "pair", "--title", "Deploy finished", "--channel", "email"]
+    code, out, err = await run_cli(env, *args, "--wait")
+    assert code == 0, err
+    outcome = json.loads(out)["outcome"]
+    assert outcome["status"] == "delivered" and outcome["user_id"] == "group:pair"
+    assert {user: m["channels"] for user, m in outcome["members"].items()} == {"ada": ["email"], "grace": ["email"]}
+    notification_id = json.loads(out)["notification_id"]
+    code, out, err = await run_cli(env, "status", notification_id)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"notification/{notification_id}: delivered (medium, deploy-bot -> group:pair)"
+    assert f"  member ada: delivered on email [{notification_id}.ada]" in lines
+    assert f"  member grace: delivered on email [{notification_id}.grace]" in lines
 
 
 async def test_standalone_worker_from_environment(temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:

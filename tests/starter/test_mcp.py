@@ -238,13 +238,14 @@ async def test_stdio_tools_notify_status_and_refusals(herald: Harness, temporal_
         listed = {tool.name: tool for tool in (await session.list_tools()).tools}
         assert set(listed) == TOOLS
         notify = listed["notify_user"].input_schema
-        assert set(notify["required"]) == {"user_id", "title"}
+        assert set(notify["required"]) == {"title"}  # and one of user_id or group
+        assert {"user_id", "group"} <= set(notify["properties"])
         assert {"body", "priority", "channels", "notification_id", "dedup_key", "metadata"} <= set(notify["properties"])
         assert listed["notify_user"].output_schema is not None
         assert "notification_id" in listed["notify_user"].output_schema["properties"]
         ask = listed["ask_user"].input_schema
-        assert set(ask["required"]) == {"user_id", "question", "actions"}
-        assert {"respond_by", "timeout_seconds"} <= set(ask["properties"])
+        assert set(ask["required"]) == {"question", "actions"}
+        assert {"respond_by", "timeout_seconds", "user_id", "group", "quorum"} <= set(ask["properties"])
         assert set(listed["emit_event"].input_schema["required"]) == {"metrics"}
         assert listed["notification_status"].input_schema["required"] == ["notification_id"]
         assert listed["notification_status"].annotations is not None
@@ -571,6 +572,40 @@ async def test_http_ask_user_twice_asks_once_and_both_calls_get_the_answer(heral
     ]
     assert all(r["answer"]["action_id"] == "no" and r["answer"]["user_id"] == user for r in results)
     assert [p.stem for p in herald.outbox("email").glob("*.json")] == [first_id]
+
+
+async def test_http_ask_user_asks_a_group_and_returns_every_answer(herald: Harness) -> None:
+    """ask_user with a group: each member gets their own question; the first answer decides (quorum "first"), and
+    the result holds every answer, who and where, and the decision."""
+    from herald.domain.teams import member_notification_id
+    from herald.models import Group, utcnow
+
+    agent, ada, grace, group = name("agent"), name("ada"), name("grace"), name("sre")
+    for user in (ada, grace):
+        await with_contact(herald, user)
+    now = utcnow()
+    await herald.store.groups.put(Group(name=group, members=[ada, grace], created_at=now, updated_at=now))
+    key = await issue_token(herald.store, "agent", agent)
+    question = {
+        "group": group,
+        "question": "Page the database team?",
+        "actions": [{"id": "yes", "label": "Yes"}, {"id": "no", "label": "No"}],
+        "channels": ["email"],
+        "timeout_seconds": 600,
+        "notification_id": name("ask"),
+    }
+    async with http_server(herald) as url, http_session(url, key) as session:
+        asking = asyncio.create_task(session.call_tool("ask_user", question))
+        grace_id = member_notification_id(question["notification_id"], grace)  # type: ignore[arg-type]
+        for _ in range(400):
+            if (herald.outbox("email") / f"{grace_id}.json").exists():
+                break
+            await asyncio.sleep(0.025)
+        await herald.client.respond(grace_id, "no", grace, "email")
+        result = ok(await asyncio.wait_for(asking, 60))
+    assert result["status"] == "answered" and result["label"] == "No"
+    assert [(a["user_id"], a["action_id"], a["channel"]) for a in result["answers"]] == [(grace, "no", "email")]
+    assert result["decision"]["by"] == [grace] and result["decision"]["text"] == f"“No” chosen by {grace}"
 
 
 async def test_stdio_resolve_alert_resolves_its_agents_open_alert_and_says_when_nothing_is_open(

@@ -124,3 +124,34 @@ async def test_a_question_past_its_deadline_has_its_buttons_disabled(session: Se
     # After a reload the question comes from the audit list alone, still with its buttons, still disabled.
     await page.reload()
     await expect(item.get_by_role("button", name="Roll back")).to_be_disabled(timeout=WAIT_MS)
+
+
+async def test_a_question_to_a_group_decided_by_another_member_says_so_on_the_page(session: Session) -> None:
+    """ada's own question of a group's: grace answers first (quorum "first"), and ada's page shows what the group
+    decided, its buttons disabled."""
+    from herald.domain.teams import member_notification_id
+    from herald.models import Contact, Group, utcnow
+
+    page, herald = session.page, session.herald
+    await sign_in(session)
+    await herald.store.users.put_contact("grace", Contact(email="grace@example.com"))
+    now = utcnow()
+    await herald.store.groups.put(Group(name="oncall", members=["ada", "grace"], created_at=now, updated_at=now))
+    asked = question("Fail over the database?", user_id=None, group="oncall", channels=["push", "email"])
+    handle = await herald.client.notify(asked)
+    item = page.locator(f'li[data-id="{member_notification_id(asked.notification_id, "ada")}"]')
+    await expect(item.get_by_role("button", name="Roll back")).to_be_enabled(timeout=WAIT_MS)
+
+    grace = member_notification_id(asked.notification_id, "grace")
+    for _ in range(400):
+        if (herald.outbox("email") / f"{grace}.json").exists():
+            break
+        await asyncio.sleep(0.025)
+    await herald.client.respond(grace, "rollback", "grace", AnswerChannel.email)
+    outcome = await asyncio.wait_for(handle.outcome(), timeout=30)
+    assert outcome.decision is not None and outcome.decision.text == "“Roll back” chosen by grace"
+    await expect(item.locator(".decided")).to_have_text(
+        "The group decided: “Roll back” chosen by grace", timeout=WAIT_MS
+    )
+    for name in ["Roll back", "Keep it"]:
+        await expect(item.get_by_role("button", name=name, exact=True)).to_be_disabled()

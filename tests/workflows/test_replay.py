@@ -904,3 +904,61 @@ async def test_record_group_histories(herald: Harness) -> None:
         (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
     history = await group.fetch_history()
     (HISTORIES / "GroupWorkflow-sent.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HERALD_RECORD_HISTORIES=1 (make histories) to re-record")
+async def test_record_team_histories(herald: Harness) -> None:
+    """Notifications to a group on the `team-v1` patch: one fanned out to two members (the group's run and a
+    member's), and a question with a quorum of two approvals decided by two members (the group's run, a member who
+    answered, and the third member's, closed by the decision). Record these alone (`-k record_team`)."""
+    from herald.domain.teams import member_notification_id
+    from herald.models import Group
+
+    suffix = uuid.uuid4().hex[:6]
+    users = [f"{name}-{suffix}" for name in ("ada", "grace", "linus")]
+    for user in users:
+        await herald.store.users.put_contact(user, Contact(email=f"{user}@example.com"))
+    now = utcnow()
+    await herald.store.groups.put(Group(name=f"pair-{suffix}", members=users[:2], created_at=now, updated_at=now))
+    await herald.store.groups.put(Group(name=f"trio-{suffix}", members=users, created_at=now, updated_at=now))
+
+    told = await herald.client.notify(
+        AgentNotification(agent_id="recorder", group=f"pair-{suffix}", title="deployed", channels=[ChannelName.email])
+    )
+    assert (await told.outcome()).status is NotificationStatus.delivered
+    asked = AgentNotification(
+        agent_id="recorder",
+        group=f"trio-{suffix}",
+        title="deploy?",
+        channels=[ChannelName.email],
+        actions=[Action(id="approve", label="Approve"), Action(id="deny", label="Deny")],
+        respond_by=utcnow() + timedelta(seconds=600),
+        quorum={"action": "approve", "count": 2},  # type: ignore[arg-type]
+    )
+    asking = await herald.client.notify(asked)
+    for user in users[:2]:
+        member = herald.client.get_handle(member_notification_id(asked.notification_id, user))
+        await eventually(lambda member=member: _delivered(member), "the member's email")
+        await herald.client.respond(member.notification_id, "approve", user)
+    assert (await asking.outcome()).status is NotificationStatus.answered
+    runs = {
+        "team": told.notification_id,
+        "team_member": member_notification_id(told.notification_id, users[0]),
+        "team_quorum": asked.notification_id,
+        "team_quorum_member": member_notification_id(asked.notification_id, users[0]),
+        "team_quorum_closed": member_notification_id(asked.notification_id, users[2]),
+    }
+    for name, notification_id in runs.items():
+        handle = herald.client.get_handle(notification_id)
+        await handle.outcome()
+        history = await herald.client.temporal.get_workflow_handle(handle.workflow_id).fetch_history()
+        (HISTORIES / f"NotificationWorkflow-{name}.json").write_text(history.to_json())
+
+
+async def _delivered(handle: Any) -> bool:
+    from temporalio.service import RPCError
+
+    try:
+        return ChannelName.email in (await handle.status()).delivered_channels
+    except RPCError:  # not started yet
+        return False

@@ -228,7 +228,7 @@ class PushChannel:
         n = message.notification
         try:
             connection_id = await self.live.publish(
-                n.user_id, n.notification_id, push_frame(message), timeout=message.timeout
+                n.recipient, n.notification_id, push_frame(message), timeout=message.timeout
             )
         except RecipientNotConnected:
             if self.webpush is None:

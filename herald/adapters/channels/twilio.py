@@ -153,7 +153,7 @@ class TwilioSmsChannel:
             status, code = int(exc.status), _int_or_none(exc.code)
             reason = refused_number_reason(code)
             if reason is not None:
-                await self._book.reject_contact(message.notification.user_id, "phone_rejected", reason)
+                await self._book.reject_contact(message.notification.recipient, "phone_rejected", reason)
             # `from None`: the library's exception text quotes the phone number.
             raise classify_twilio_error(status, code, retry_after_seconds(headers.get("retry-after"))) from None
         except TimeoutError:

@@ -111,7 +111,7 @@ class WebhookChannel:
                 provider_message_id=bound_text(response.headers.get("x-message-id"), MAX_PROVIDER_ID_CHARS)
             )
         if response.status_code == WEBHOOK_GONE:
-            await self._book.reject_contact(message.notification.user_id, "webhook_disabled", "410 Gone")
+            await self._book.reject_contact(message.notification.recipient, "webhook_disabled", "410 Gone")
         raise error
 
     async def aclose(self) -> None:

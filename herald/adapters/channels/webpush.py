@@ -228,7 +228,7 @@ class WebPushSender:
         self._client: httpx.AsyncClient | None = None
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        user_id = message.notification.user_id
+        user_id = message.notification.recipient
         subscriptions = await self._book.push_subscriptions(user_id)
         if not subscriptions:
             raise RecipientNotConnected("the user has no live push connection and no Web Push subscription")
