@@ -12,6 +12,7 @@ aggregate on one engine.
 - `store.silences`       silences: what they match, when they are in force
 - `store.subscriptions`  subscriptions to events: where to POST which, and their delivery state
 - `store.throttle`       throttle counters per user, agent and hour, and each notification's claim
+- `store.oncall`         escalation policies and on-call schedules
 
 Each repository is its own module here; what they share (the engine behind `read`/`write`, timestamps, row
 conversions) is `db.py`.
@@ -29,6 +30,7 @@ from herald.adapters.store import migrate
 from herald.adapters.store.answers import AnswerRepository
 from herald.adapters.store.db import Database, T, Work, sqlite_pragmas
 from herald.adapters.store.notifications import NotificationRepository
+from herald.adapters.store.oncall import OnCallRepository
 from herald.adapters.store.retention import RetentionRepository
 from herald.adapters.store.rules import RuleRepository
 from herald.adapters.store.silences import SilenceRepository
@@ -53,6 +55,7 @@ class Store:
         self.silences = SilenceRepository(self.db)
         self.subscriptions = SubscriptionRepository(self.db)
         self.throttle = ThrottleRepository(self.db)
+        self.oncall = OnCallRepository(self.db)
 
     @classmethod
     async def open(cls, url: str, *, schema_name: str | None = None) -> Store:
