@@ -13,6 +13,7 @@ from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.group import GroupActivities
 from activities.heartbeats import HeartbeatActivities, resolve_missed_check_in
+from activities.oncall import OnCallActivities
 from activities.preferences import PreferenceActivities
 from activities.resolve import ResolveActivities
 from activities.retention import RetentionActivities
@@ -38,6 +39,7 @@ __all__ = [
     "DigestActivities",
     "GroupActivities",
     "HeartbeatActivities",
+    "OnCallActivities",
     "PreferenceActivities",
     "ResolveActivities",
     "RetentionActivities",
@@ -74,6 +76,7 @@ def build_activities(
     resolve = ResolveActivities(ResolveService(store, channels, delivery_service))
     throttled = ThrottleActivities(store)
     grouped = GroupActivities(store)
+    oncall = OnCallActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -98,4 +101,6 @@ def build_activities(
         grouped.record_grouped,
         subscribed.post_subscription_event,
         subscribed.mark_subscription,
+        oncall.get_policy,
+        oncall.resolve_targets,
     ]

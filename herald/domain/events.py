@@ -89,6 +89,7 @@ def _notification(agent_id: str, event_id: str, firing: Firing, user_id: str, no
         group_key=firing.group_key,
         group_wait_seconds=firing.group_wait_seconds,
         group_interval_seconds=firing.group_interval_seconds,
+        escalation_policy=firing.escalation_policy,
     )
 
 

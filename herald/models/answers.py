@@ -204,6 +204,9 @@ class ChatConclusion(BaseModel):
     answer: Answer | None = None
     label: str | None = None  # the answered action's label
     acknowledged: Answer | None = None
+    taken: Answer | None = (
+        None  # an escalation: the other person's ack that stopped it ("Acknowledged by ada via slack")
+    )
 
 
 class ChatConcluded(OneField):

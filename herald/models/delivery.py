@@ -13,6 +13,7 @@ from pydantic import (
 from herald.models.answers import Action, Answer, RefusedAnswer
 from herald.models.common import ChannelName, ChannelStatus, NotificationStatus, OneField, Priority
 from herald.models.notification import AgentNotification
+from herald.models.oncall import EscalationLink, EscalationOutcome
 from herald.models.resolve import Resolution
 
 
@@ -50,6 +51,8 @@ class NotificationRequest(BaseModel):
     # A group's one message (workflows/group.py): its members passed the silences, the digest and the throttle
     # already, so it is not checked, digested or counted again; quiet hours still hold it.
     is_group: bool = False
+    # A child of an escalation (herald/models/oncall.py): it tells the escalating workflow of its first ack or answer.
+    escalation: EscalationLink | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class DedupCheck(BaseModel):
@@ -333,6 +336,16 @@ class NotificationOutcome(BaseModel):
     snoozed_until: datetime | None = Field(default=None, description="not sent: the user snoozed its rule or agent")
     silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (status silenced)")
     resolved: Resolution | None = Field(default=None, description="who resolved it and when (status `resolved`)")
+    escalation: EscalationOutcome | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="an escalated notification: each step (when, who was notified) and who acked (by, channel, at)",
+    )
+    taken_by: Answer | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="a step's notification: the ack on another one that stopped the escalation",
+    )
     throttled_channels: list[ChannelName] = Field(
         default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
     )

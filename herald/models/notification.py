@@ -130,6 +130,13 @@ class AgentNotification(BaseModel):
         "questions are never grouped",
         json_schema_extra={"pattern": GROUP_KEY_REGEX, "maxLength": GROUP_KEY_MAX_CHARS},
     )
+    # Escalation: notify the policy's steps in turn until someone acks (herald/models/oncall.py).
+    escalation_policy: Identifier | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # a notification without one reads as it always did
+        description="the escalation policy to notify instead of user_id: step 1's targets, then each next step's "
+        "while nobody acks; user_id stays the notification's owner (who sees its outcome)",
+    )
     group_wait_seconds: JsonInt = Field(
         default=GROUP_WAIT_DEFAULT_SECONDS,
         ge=0,

@@ -1,0 +1,138 @@
+"""Escalation policies on the real dev server: a three-step policy whose step 1 nobody acks and whose step 2 (a
+schedule: whoever is on call then) acks, across a `herald worker` SIGKILLed between the steps; step 3 is never
+notified, step 1's person is told who took it, and the outcome lists each step, who was notified and who acked.
+
+People are reached by webhook (a loopback receiver), counted by idempotency key (`webhook-id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from herald.adapters.store import Store
+from herald.domain.oncall import child_notification_id
+from herald.models import (
+    AgentNotification,
+    Contact,
+    NotificationOutcome,
+    NotificationStatus,
+    Preferences,
+    notification_workflow_id,
+    utcnow,
+)
+from herald.models.oncall import EscalationPolicy, Schedule
+from starter import HeraldClient
+from tests.conftest import FAST_POLICY, make_settings
+from tests.fakes.http import FakeHTTPServer
+from tests.faults.procs import eventually, herald_worker, webhook_worker_env
+from worker import open_runtime
+
+
+async def webhook_user(store: Store, user: str, url: str) -> None:
+    await store.users.put_contact(user, Contact(webhook_url=url))
+    await store.users.put_preferences(user, Preferences.model_validate({"default": {"push": False, "email": False}}))
+
+
+def sent(fake: FakeHTTPServer, path: str) -> int:
+    return len({r.headers["webhook-id"] for r in fake.received(path)})
+
+
+async def timers_fired(handle: WorkflowHandle[Any, Any]) -> int:
+    count = 0
+    async for event in handle.fetch_history_events():
+        count += event.HasField("timer_fired_event_attributes")
+    return count
+
+
+async def test_step_two_acks_across_a_worker_sigkill_and_step_three_is_never_notified(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, fake_http: FakeHTTPServer
+) -> None:
+    home = tmp_path / "herald"
+    settings = make_settings(home)
+    queue = f"escalation-{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:6]
+    ada, bob, cy = f"ada-{tag}", f"bob-{tag}", f"cy-{tag}"
+    paths = {u: f"/escalation/{u}" for u in (ada, bob, cy)}
+    env = webhook_worker_env(
+        home, temporal_env.client.service_client.config.target_host, queue, settings.resolved_database_url
+    )
+    worker = herald_worker(tmp_path / "worker.log", env)
+    client = HeraldClient(temporal_env.client, queue, FAST_POLICY)
+    now = utcnow()
+    async with open_runtime(settings) as runtime:
+        for user, path in paths.items():
+            await webhook_user(runtime.store, user, fake_http.script(path))
+        await runtime.store.oncall.put_schedule(
+            Schedule(
+                name=f"primary-{tag}",
+                updated_at=now,
+                time_zone="Europe/Berlin",
+                rotation={"members": [bob], "shift_hours": 24, "starts_at": now - timedelta(days=3)},
+            )
+        )
+        await runtime.store.oncall.put_policy(
+            EscalationPolicy(
+                name=f"db-{tag}",
+                updated_at=now,
+                steps=[
+                    {"targets": [f"user:{ada}"], "ack_within_seconds": 3},
+                    {"targets": [f"schedule:primary-{tag}"], "ack_within_seconds": 120},
+                    {"targets": [f"user:{cy}"], "ack_within_seconds": 3},
+                ],
+            )
+        )
+    notification = AgentNotification(
+        agent_id="db-agent",
+        user_id=ada,
+        title="Primary database is down",
+        priority="high",
+        channels=["webhook"],
+        escalation_policy=f"db-{tag}",
+    )
+    parent_id = notification.notification_id
+    ada_child = child_notification_id(parent_id, 0, 0, ada)
+    bob_child = child_notification_id(parent_id, 0, 1, bob)
+    try:
+        await worker.start()
+        handle = await client.notify(notification)
+        parent = temporal_env.client.get_workflow_handle(notification_workflow_id(parent_id))
+        await eventually(lambda: sent(fake_http, paths[ada]) == 1, "step 1: ada notified", 120)
+        await worker.kill()
+        # Step 1's wait ends with no worker running: nobody has seen it yet, so nobody is notified.
+        await eventually(lambda: timers_fired(parent), "step 1's timer, with no worker running", 30)
+        assert sent(fake_http, paths[bob]) == 0
+        await worker.start()
+        await eventually(lambda: sent(fake_http, paths[bob]) == 1, "step 2: bob (on call) notified", 120)
+        await client.respond(bob_child, "ack", bob, "slack")
+        outcome = await asyncio.wait_for(handle.outcome(), 120)
+        told = await asyncio.wait_for(
+            temporal_env.client.get_workflow_handle(
+                notification_workflow_id(ada_child), result_type=NotificationOutcome
+            ).result(),
+            120,
+        )
+    finally:
+        await worker.kill()
+        await temporal_env.client.get_schedule_handle(f"retention-{queue}").delete()
+
+    assert outcome.status is NotificationStatus.confirmed
+    escalation = outcome.escalation
+    assert escalation is not None and escalation.policy == f"db-{tag}"
+    assert [(s.step, s.notified, s.notifications) for s in escalation.steps] == [
+        (0, [ada], [ada_child]),
+        (1, [bob], [bob_child]),
+    ]
+    assert escalation.steps[1].at - escalation.steps[0].at >= timedelta(seconds=3)
+    assert escalation.acked is not None
+    assert (escalation.acked.by, escalation.acked.channel, escalation.acked.step) == (bob, "slack", 1)
+    assert outcome.acknowledged is not None and outcome.acknowledged.user_id == bob
+    # Step 1's person was told who took it; step 3's was never notified; nobody was notified twice.
+    assert told.taken_by is not None and (told.taken_by.user_id, told.taken_by.channel.value) == (bob, "slack")
+    assert sent(fake_http, paths[ada]) == 1 and sent(fake_http, paths[bob]) == 1 and sent(fake_http, paths[cy]) == 0
