@@ -102,7 +102,8 @@ FLAKE_TESTS := tests/workflows/test_digest.py tests/workflows/test_timers.py tes
 	tests/workflows/test_notification.py tests/workflows/test_monitor.py tests/workflows/test_heartbeats.py \
 	tests/workflows/test_resolve.py tests/workflows/test_resolve_channels.py tests/workflows/test_resolve_delivered.py \
 	tests/workflows/test_rule_resolve.py tests/workflows/test_throttle.py tests/workflows/test_silences.py \
-	tests/workflows/test_group.py tests/workflows/test_subscriptions.py tests/herald/test_retry.py tests/faults
+	tests/workflows/test_group.py tests/workflows/test_subscriptions.py tests/workflows/test_escalation.py \
+	tests/herald/test_retry.py tests/faults
 flake: install browser
 	$(BIN)/python -m tests.flake --rounds $(FLAKE_ROUNDS) --workers $(TEST_WORKERS) $(FLAKE_TESTS)
 

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from herald.adapters.store import Store
 from herald.domain.oncall import child_notification_id
 from herald.models import (
+    Action,
     AgentNotification,
     Contact,
     NotificationOutcome,
@@ -29,7 +30,7 @@ from herald.models import (
 )
 from herald.models.oncall import EscalationPolicy, Schedule
 from starter import HeraldClient
-from tests.conftest import FAST_POLICY, make_settings
+from tests.conftest import FAST_POLICY, Harness, make_settings
 from tests.fakes.http import FakeHTTPServer
 from tests.faults.procs import eventually, herald_worker, webhook_worker_env
 from worker import open_runtime
@@ -136,3 +137,67 @@ async def test_step_two_acks_across_a_worker_sigkill_and_step_three_is_never_not
     # Step 1's person was told who took it; step 3's was never notified; nobody was notified twice.
     assert told.taken_by is not None and (told.taken_by.user_id, told.taken_by.channel.value) == (bob, "slack")
     assert sent(fake_http, paths[ada]) == 1 and sent(fake_http, paths[bob]) == 1 and sent(fake_http, paths[cy]) == 0
+
+
+async def test_nobody_acking_runs_the_policy_again_then_ends_unconfirmed_with_an_ops_alert(
+    herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    """`repeat: 1`: the one step runs twice, asking ada again (a second notification of her own); nobody acks, so it
+    ends `unconfirmed` and alerts ops; each run of the step is in the outcome."""
+    tag = uuid.uuid4().hex[:6]
+    ada = f"ada-{tag}"
+    await webhook_user(herald.store, ada, fake_http.script(f"/again/{ada}"))
+    await herald.store.oncall.put_policy(
+        EscalationPolicy(
+            name=f"p-{tag}",
+            updated_at=utcnow(),
+            steps=[{"targets": [f"user:{ada}"], "ack_within_seconds": 1}],
+            repeat=1,
+        )
+    )
+    handle = await herald.client.notify(
+        AgentNotification(
+            agent_id="db-agent", user_id=ada, title="Disk full", channels=["webhook"], escalation_policy=f"p-{tag}"
+        )
+    )
+    outcome = await asyncio.wait_for(handle.outcome(), 120)
+    assert outcome.status is NotificationStatus.unconfirmed and outcome.ops_alert is not None
+    assert outcome.escalation is not None and outcome.escalation.acked is None
+    assert [(s.round, s.step, s.notified) for s in outcome.escalation.steps] == [(0, 0, [ada]), (1, 0, [ada])]
+    await eventually(lambda: sent(fake_http, f"/again/{ada}") == 2, "ada asked once a round", 60)
+
+
+async def test_an_answer_on_a_step_answers_the_escalated_question_and_an_unknown_policy_reaches_nobody(
+    herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    ada = f"ada-{tag}"
+    await webhook_user(herald.store, ada, fake_http.script(f"/answer/{ada}"))
+    await herald.store.oncall.put_policy(
+        EscalationPolicy(
+            name=f"p-{tag}", updated_at=utcnow(), steps=[{"targets": [f"user:{ada}"], "ack_within_seconds": 60}]
+        )
+    )
+    question = AgentNotification(
+        agent_id="db-agent",
+        user_id=ada,
+        title="Fail over?",
+        channels=["webhook"],
+        actions=[Action(id="failover", label="Fail over")],
+        escalation_policy=f"p-{tag}",
+    )
+    handle = await herald.client.notify(question)
+    await eventually(lambda: sent(fake_http, f"/answer/{ada}") == 1, "ada asked", 60)
+    await herald.client.respond(child_notification_id(question.notification_id, 0, 0, ada), "failover", ada)
+    outcome = await asyncio.wait_for(handle.outcome(), 60)
+    assert outcome.status is NotificationStatus.answered
+    assert outcome.answer is not None and outcome.answer.action_id == "failover" and outcome.answer.user_id == ada
+    assert outcome.escalation is not None and outcome.escalation.acked is not None
+    assert outcome.escalation.acked.by == ada
+
+    nowhere = await herald.client.notify(
+        question.model_copy(update={"notification_id": f"n-{tag}", "title": "Elsewhere", "escalation_policy": "nope"})
+    )
+    gone = await asyncio.wait_for(nowhere.outcome(), 60)
+    assert gone.status is NotificationStatus.no_channel
+    assert gone.escalation is not None and gone.escalation.error == "no escalation policy nope"
