@@ -45,6 +45,11 @@ subscriptions_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(subscriptions_app, name="subscriptions")
+groups_app = typer.Typer(
+    help="Groups (teams): a name for a list of users, which a notification may address instead of one user.",
+    no_args_is_help=True,
+)
+app.add_typer(groups_app, name="groups")
 db_app = typer.Typer(
     help="The store's schema: migrations (HERALD_DATABASE_URL, or HERALD_HOME's herald.db).", no_args_is_help=True
 )

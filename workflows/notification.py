@@ -633,7 +633,9 @@ class NotificationWorkflow:
             )
             users = oncall.to_notify(targets.user_ids, asked)
             asked.update(users)
-            record = EscalationStepOutcome(round=step.round, step=step.step, at=at, targets=step.targets)
+            record = EscalationStepOutcome(
+                round=step.round, step=step.step, at=at, targets=step.targets, unresolved=targets.unresolved
+            )
             escalation.steps.append(record)
             for user_id in users:
                 child_id = await self._notify_step(request, step, user_id)

@@ -24,6 +24,7 @@ from herald.api import (
     chat_answers,
     codec,
     events,
+    groups,
     heartbeats,
     inbox,
     notifications,
@@ -144,6 +145,7 @@ def create_app(
     app.include_router(rules.router)
     app.include_router(silences.router)
     app.include_router(subscriptions.router)
+    app.include_router(groups.router)
     app.include_router(oncall.router)
     app.include_router(events.router)
     app.include_router(heartbeats.router)

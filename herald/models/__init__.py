@@ -77,6 +77,7 @@ from herald.models.delivery import (
     ThrottleEnqueue,
     ThrottleStart,
 )
+from herald.models.groups import GROUP_MEMBERS_MAX, Group, GroupInput
 from herald.models.heartbeats import (
     HEARTBEAT_NAME_REGEX,
     HEARTBEAT_SECONDS_MAX,
@@ -185,6 +186,7 @@ __all__ = [
     "DEFAULT_FALLBACK_ORDER",
     "DEFAULT_TIME_ZONE",
     "GROUP_KEY_MAX_CHARS",
+    "GROUP_MEMBERS_MAX",
     "HEARTBEAT_NAME_REGEX",
     "HEARTBEAT_SECONDS_MAX",
     "ID_REGEX",
@@ -241,8 +243,10 @@ __all__ = [
     "FiredRule",
     "Firing",
     "FiringPlan",
+    "Group",
     "GroupDelivery",
     "GroupEnqueue",
+    "GroupInput",
     "GroupMember",
     "GroupRecord",
     "GroupStart",

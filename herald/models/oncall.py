@@ -160,6 +160,10 @@ class EscalationStepOutcome(BaseModel):
     targets: list[str]
     notified: list[str] = Field(default_factory=list, description="user ids notified at this step")
     notifications: list[str] = Field(default_factory=list, description="their notification ids")
+    unresolved: list[str] = Field(
+        default_factory=list,
+        description="targets that named nobody then (an unknown schedule or group, nobody on call)",
+    )
 
 
 class EscalationAcked(BaseModel):

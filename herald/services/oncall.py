@@ -1,5 +1,5 @@
 """A step's targets resolved to the people they name at one instant: `user:<id>` itself, `schedule:<name>` whoever
-is on call then (herald.domain.oncall.on_call), `group:<name>` its members (once the groups store exists)."""
+is on call then (herald.domain.oncall.on_call), `group:<name>` its members (store.groups)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from herald.models.oncall import ResolvedTargets
 
 
 async def resolve_targets(store: Store, targets: list[str], at: datetime) -> ResolvedTargets:
-    """The user ids `targets` name at `at`, in order, each once; a target naming nobody (an unknown schedule, nobody
-    on call, a group) is listed in `unresolved`."""
+    """The user ids `targets` name at `at`, in order, each once; a target naming nobody (an unknown schedule or
+    group, nobody on call, an empty group) is listed in `unresolved`."""
     parsed = [parse_target(t) for t in targets]
     schedules = await store.oncall.get_schedules(sorted({t.name for t in parsed if t.kind == "schedule"}))
     users: list[str] = []
@@ -24,7 +24,8 @@ async def resolve_targets(store: Store, targets: list[str], at: datetime) -> Res
         elif target.kind == "schedule" and target.name in schedules:
             who = on_call(schedules[target.name], at).user_id
             found = [who] if who is not None else []
-        # group:<name>: its members come with the groups store (issue #23, branch teams); until then it names nobody.
+        elif target.kind == "group":
+            found = await store.groups.members(target.name) or []
         if not found:
             unresolved.append(text)
         users.extend(u for u in found if u not in users)

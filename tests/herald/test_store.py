@@ -480,3 +480,30 @@ async def test_subscriptions_round_trip_narrow_and_mark(store: Store) -> None:
     assert await store.subscriptions.delete_subscription("mine")
     assert not await store.subscriptions.delete_subscription("mine")
     assert await store.subscriptions.mark("mine", failures=1, last_error=None, disable=False, now=now) is None
+
+
+# --- groups --------------------------------------------------------------------------------------------------------
+
+
+async def test_groups_round_trip_list_members_and_delete(store: Store) -> None:
+    from herald.models import Group
+
+    made = datetime(2026, 1, 1, tzinfo=UTC)
+    later = made + timedelta(hours=1)
+    assert await store.groups.members("sre") is None and await store.groups.get("sre") is None
+    sre = Group(name="sre", members=["grace", "ada"], created_at=made, updated_at=made)
+    assert await store.groups.put(sre) == sre
+    await store.groups.put(Group(name="db", members=["edgar"], created_at=made, updated_at=made))
+    assert await store.groups.get("sre") == sre
+    assert await store.groups.members("sre") == ["grace", "ada"]
+
+    # Saved again: new members, the first created_at kept.
+    again = await store.groups.put(Group(name="sre", members=["ada"], created_at=later, updated_at=later))
+    assert again == Group(name="sre", members=["ada"], created_at=made, updated_at=later)
+    assert await store.groups.get("sre") == again
+    assert [g.name for g in await store.groups.list()] == ["db", "sre"]
+
+    assert await store.groups.delete("sre") is True
+    assert await store.groups.delete("sre") is False
+    assert await store.groups.members("sre") is None
+    assert [g.name for g in await store.groups.list()] == ["db"]

@@ -1,6 +1,6 @@
 """Escalation policies on the real dev server: a three-step policy whose step 1 nobody acks and whose step 2 (a
 schedule: whoever is on call then) acks, across a `herald worker` SIGKILLed between the steps; step 3 is never
-notified, step 1's person is told who took it, and the outcome lists each step, who was notified and who acked.
+notified (a group), step 1's person is told who took it, and the outcome lists each step, who was notified and who acked.
 
 People are reached by webhook (a loopback receiver), counted by idempotency key (`webhook-id`).
 """
@@ -22,6 +22,7 @@ from herald.models import (
     Action,
     AgentNotification,
     Contact,
+    Group,
     NotificationOutcome,
     NotificationStatus,
     Preferences,
@@ -78,6 +79,7 @@ async def test_step_two_acks_across_a_worker_sigkill_and_step_three_is_never_not
                 rotation={"members": [bob], "shift_hours": 24, "starts_at": now - timedelta(days=3)},
             )
         )
+        await runtime.store.groups.put(Group(name=f"dba-{tag}", members=[cy], created_at=now, updated_at=now))
         await runtime.store.oncall.put_policy(
             EscalationPolicy(
                 name=f"db-{tag}",
@@ -85,7 +87,7 @@ async def test_step_two_acks_across_a_worker_sigkill_and_step_three_is_never_not
                 steps=[
                     {"targets": [f"user:{ada}"], "ack_within_seconds": 3},
                     {"targets": [f"schedule:primary-{tag}"], "ack_within_seconds": 120},
-                    {"targets": [f"user:{cy}"], "ack_within_seconds": 3},
+                    {"targets": [f"group:dba-{tag}"], "ack_within_seconds": 3},
                 ],
             )
         )

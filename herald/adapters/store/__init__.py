@@ -1,6 +1,7 @@
 """Persistence: SQLite by default, PostgreSQL by URL, one code path; one repository per aggregate (sql.py)."""
 
 from herald.adapters.store.answers import AnswerRepository, SmsQuestion
+from herald.adapters.store.groups import GroupRepository
 from herald.adapters.store.migrate import SchemaOutOfDate, Upgraded
 from herald.adapters.store.notifications import NotificationRepository, RecordedOutcome
 from herald.adapters.store.retention import PURGED_TABLES, RetentionRepository
@@ -15,6 +16,7 @@ from herald.adapters.store.users import UserRepository
 __all__ = [
     "PURGED_TABLES",
     "AnswerRepository",
+    "GroupRepository",
     "NotificationRepository",
     "RecordedOutcome",
     "RetentionRepository",

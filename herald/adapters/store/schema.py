@@ -245,3 +245,14 @@ throttle_claims = sa.Table(
     sa.Column("dropped", sa.JSON, nullable=False),
     sa.Index("ix_throttle_claims_user_agent_window", "user_id", "agent_id", "window_start"),
 )
+
+# Groups (herald/models/groups.py): a name for a list of users (teams). `members` is a JSON list of user ids, in the
+# order saved; a group notification fans out as one notification per member.
+groups = sa.Table(
+    "groups",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("members", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)

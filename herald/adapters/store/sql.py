@@ -11,6 +11,7 @@ aggregate on one engine.
 - `store.answers`        used answer links, SMS questions, refused answers, snoozes
 - `store.silences`       silences: what they match, when they are in force
 - `store.subscriptions`  subscriptions to events: where to POST which, and their delivery state
+- `store.groups`         groups (teams): a name for a list of users, which a notification may address
 - `store.throttle`       throttle counters per user, agent and hour, and each notification's claim
 - `store.oncall`         escalation policies and on-call schedules
 
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from herald.adapters.store import migrate
 from herald.adapters.store.answers import AnswerRepository
 from herald.adapters.store.db import Database, T, Work, sqlite_pragmas
+from herald.adapters.store.groups import GroupRepository
 from herald.adapters.store.notifications import NotificationRepository
 from herald.adapters.store.oncall import OnCallRepository
 from herald.adapters.store.retention import RetentionRepository
@@ -55,6 +57,7 @@ class Store:
         self.silences = SilenceRepository(self.db)
         self.subscriptions = SubscriptionRepository(self.db)
         self.throttle = ThrottleRepository(self.db)
+        self.groups = GroupRepository(self.db)
         self.oncall = OnCallRepository(self.db)
 
     @classmethod
