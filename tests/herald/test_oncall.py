@@ -182,3 +182,12 @@ def test_a_policy_runs_its_steps_then_repeats_them() -> None:
     assert taken_text("ada", "slack") == "Acknowledged by ada via slack"
     ids = {child_notification_id("n" * 128, r, s, u) for r in range(2) for s in range(3) for u in ("a", "b")}
     assert len(ids) == 12 and all(len(i) <= 128 for i in ids)
+
+
+def test_a_chat_message_of_a_step_someone_else_acked_says_who_took_it() -> None:
+    from herald.domain.answers import conclusion_text
+    from herald.models import Answer, ChatConclusion
+
+    taken = Answer(action_id="ack", user_id="ada", channel="slack", answered_at=datetime(2026, 3, 29, 7, 2, tzinfo=UTC))
+    text = conclusion_text(ChatConclusion(notification_id="n", status="delivered", taken=taken))
+    assert text == "Acknowledged by ada via slack, 07:02 UTC"
