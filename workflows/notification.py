@@ -294,6 +294,14 @@ class NotificationWorkflow:
         if self._request.escalation is not None and outcome.acknowledged is None and outcome.answer is None:
             outcome.taken_by = outcome.taken_by or taken
 
+    @workflow.signal(name="escalation_resolved")
+    def escalation_resolved(self, resolution: Resolution) -> None:
+        """A step's child: the escalation was resolved, so this one is too (while it is open), as by its own resolve."""
+        if self._request.escalation is not None and self._paths.resolvable:
+            if resolve.not_open(self._outcome, self._closing) is None:
+                self._outcome.resolved = resolution
+                self._show()
+
     @workflow.update(name="resolve")
     def resolve(self, request: ResolveRequest) -> Resolution:
         """Its agent says the problem is over: the run's waits end, and it ends `resolved` (see `_end_resolved`)."""
@@ -586,7 +594,7 @@ class NotificationWorkflow:
             if n.priority is Priority.critical:
                 await self._alert_ops("critical_no_channel", f"critical notification reached nobody: no policy {name}")
             return await self._finish(paths)
-        await self._escalate(request, found.policy, outcome.escalation)
+        await self._escalate(request, found.policy, outcome.escalation)  # Resolved: run ends it `resolved`
         ack = self._escalation_ack
         if ack is None:
             outcome.status = NotificationStatus.unconfirmed
@@ -621,6 +629,7 @@ class NotificationWorkflow:
         asked: set[str] = set()
         current = 0
         for step in oncall.steps_of(policy):
+            self._stop_if_resolved()
             if self._escalation_ack is not None:
                 return
             if step.round != current:
@@ -631,6 +640,7 @@ class NotificationWorkflow:
                 TargetQuery(targets=step.targets, at=at),
                 f"step {step.step + 1}: who is on call",
             )
+            self._stop_if_resolved()
             users = oncall.to_notify(targets.user_ids, asked)
             asked.update(users)
             record = EscalationStepOutcome(
@@ -645,12 +655,13 @@ class NotificationWorkflow:
             self._show()
             try:
                 await workflow.wait_condition(
-                    lambda: self._escalation_ack is not None,
+                    lambda: self._escalation_ack is not None or self._outcome.resolved is not None,
                     timeout=step.ack_within_seconds,
                     timeout_summary=f"step {step.step + 1}: wait for an ack",
                 )
             except TimeoutError:
                 continue
+            self._stop_if_resolved()
             return
 
     async def _notify_step(self, request: NotificationRequest, step: oncall.Step, user_id: str) -> str | None:
@@ -699,7 +710,9 @@ class NotificationWorkflow:
         escalation, or for someone else's (`escalation_taken`); then its chat messages say who took it."""
         outcome = self._outcome
         wait = (self._deadline - workflow.now()).total_seconds()
+        ended = outcome.status  # how its delivery ended: its status again once the wait is over
         if wait > 0:
+            outcome.status = NotificationStatus.pending  # open, waiting for the ack: a resolve reaches it
             self._show()
             try:
                 await workflow.wait_condition(
@@ -717,6 +730,7 @@ class NotificationWorkflow:
         took = outcome.answer or outcome.acknowledged
         if took is None and outcome.taken_by is None and outcome.resolved is not None:
             raise Resolved
+        outcome.status = ended
         if outcome.answer is not None:
             outcome.status = NotificationStatus.answered
         if took is not None:
@@ -1110,6 +1124,14 @@ class NotificationWorkflow:
         )
         if plan.edit:
             await self._conclude_chats()  # "Resolved", and no button left
+        if self._escalation_children and outcome.resolved is not None:  # an escalation: its steps' people too
+            resolution = outcome.resolved
+            await asyncio.gather(
+                *(
+                    self._signal(notification_workflow_id(c), "escalation_resolved", resolution)
+                    for c in self._escalation_children
+                )
+            )
         if outcome.actions:
             await self._call_back()
         return await self._finish(paths)

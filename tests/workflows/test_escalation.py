@@ -203,3 +203,47 @@ async def test_an_answer_on_a_step_answers_the_escalated_question_and_an_unknown
     gone = await asyncio.wait_for(nowhere.outcome(), 60)
     assert gone.status is NotificationStatus.no_channel
     assert gone.escalation is not None and gone.escalation.error == "no escalation policy nope"
+
+
+async def test_resolving_an_escalation_stops_its_steps_and_resolves_its_peoples_notifications(
+    herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    """Its agent resolves the escalating notification while step 1 waits: it ends `resolved`, step 2 is never
+    notified, and step 1's person's notification is resolved too."""
+    tag = uuid.uuid4().hex[:6]
+    ada, bob = f"ada-{tag}", f"bob-{tag}"
+    for user in (ada, bob):
+        await webhook_user(herald.store, user, fake_http.script(f"/resolve/{user}"))
+    await herald.store.oncall.put_policy(
+        EscalationPolicy(
+            name=f"p-{tag}",
+            updated_at=utcnow(),
+            steps=[
+                {"targets": [f"user:{ada}"], "ack_within_seconds": 60},
+                {"targets": [f"user:{bob}"], "ack_within_seconds": 60},
+            ],
+        )
+    )
+    n = AgentNotification(
+        agent_id=f"db-{tag}",
+        user_id=ada,
+        title="Disk full",
+        channels=["webhook"],
+        dedup_key="disk-full",
+        escalation_policy=f"p-{tag}",
+    )
+    handle = await herald.client.notify(n)
+    await eventually(lambda: sent(fake_http, f"/resolve/{ada}") == 1, "step 1: ada notified", 60)
+
+    async def resolved() -> bool:
+        return bool((await herald.client.resolve(n.agent_id, "disk-full")).resolved)
+
+    await eventually(resolved, "the escalation found and resolved", 60, 0.5)
+    outcome = await asyncio.wait_for(handle.outcome(), 60)
+    assert outcome.status is NotificationStatus.resolved
+    assert outcome.escalation is not None and [s.step for s in outcome.escalation.steps] == [0]
+    child = await asyncio.wait_for(
+        herald.client.get_handle(child_notification_id(n.notification_id, 0, 0, ada)).outcome(), 60
+    )
+    assert child.status is NotificationStatus.resolved and child.resolved == outcome.resolved
+    assert sent(fake_http, f"/resolve/{bob}") == 0

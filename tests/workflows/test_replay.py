@@ -948,7 +948,45 @@ async def test_record_escalation_histories(herald: Harness) -> None:
         n.model_copy(update={"notification_id": uuid.uuid4().hex, "title": "Nowhere", "escalation_policy": "none"})
     )
     assert (await unknown.outcome()).status is NotificationStatus.no_channel
+    # Resolved while step 1 waits: its person's notification resolved too.
+    carol = f"carol-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(carol, Contact(email=f"{carol}@example.com"))
+    await herald.store.oncall.put_policy(
+        EscalationPolicy(
+            name="recorded-resolve",
+            updated_at=utcnow(),
+            steps=[{"targets": [f"user:{carol}"], "ack_within_seconds": 60}],
+        )
+    )
+    resolvable = n.model_copy(
+        update={
+            "notification_id": uuid.uuid4().hex,
+            "title": "Resolvable",
+            "dedup_key": "recorded-escalation",
+            "escalation_policy": "recorded-resolve",
+        }
+    )
+    resolving = await herald.client.notify(resolvable)
+    carol_child = child_notification_id(resolvable.notification_id, 0, 0, carol)
+
+    async def carol_waits() -> bool:
+        try:
+            return (await herald.client.get_handle(carol_child).status()).status is NotificationStatus.pending and bool(
+                (await herald.client.get_handle(carol_child).status()).delivered_channels
+            )
+        except Exception:
+            return False
+
+    await eventually(carol_waits, "step 1 delivered, waiting", 60)
+
+    async def resolved() -> bool:
+        return bool((await herald.client.resolve("recorder", "recorded-escalation")).resolved)
+
+    await eventually(resolved, "the escalation resolved", 60, 0.5)
+    assert (await resolving.outcome()).status is NotificationStatus.resolved
     ids = {
+        "escalation_resolved": resolving.workflow_id,
+        "escalation_child_resolved": f"notification/{carol_child}",
         "escalation_acked": parent.workflow_id,
         "escalation_taken": f"notification/{child_notification_id(n.notification_id, 0, 0, ada)}",
         "escalation_child_acked": f"notification/{bob_child}",
