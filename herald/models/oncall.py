@@ -10,13 +10,13 @@ workflows/notification.py (`_escalate`), on durable timers.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from herald.models.answers import Answer
-from herald.models.common import Identifier
+from herald.models.common import Identifier, JsonInt
 
 TARGET_REGEX = r"^(user|group|schedule):[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 _TARGET = re.compile(TARGET_REGEX)
@@ -29,7 +29,7 @@ OVERRIDES_MAX = 100
 SHIFT_HOURS_MAX = 24 * 28
 
 
-def wall_clock(value: datetime, zone: ZoneInfo) -> datetime:
+def wall_clock(value: datetime, zone: tzinfo) -> datetime:
     """`value` on the schedule's wall clock (naive): one with an offset converted, one without taken as it is."""
     return value if value.tzinfo is None else value.astimezone(zone).replace(tzinfo=None)
 
@@ -45,7 +45,7 @@ class EscalationStep(BaseModel):
         description="`user:<id>`, `group:<name>` (its members) or `schedule:<name>` (who is on call when the step runs)",
         json_schema_extra={"items": {"type": "string", "pattern": TARGET_REGEX}},
     )
-    ack_within_seconds: int = Field(ge=1, le=ACK_WITHIN_MAX_SECONDS, description="wait this long for an ack")
+    ack_within_seconds: JsonInt = Field(ge=1, le=ACK_WITHIN_MAX_SECONDS, description="wait this long for an ack")
 
     @field_validator("targets")
     @classmethod
@@ -62,7 +62,7 @@ class EscalationPolicyInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: list[EscalationStep] = Field(min_length=1, max_length=STEPS_MAX)
-    repeat: int = Field(default=0, ge=0, le=REPEAT_MAX, description="run the whole policy again this many times")
+    repeat: JsonInt = Field(default=0, ge=0, le=REPEAT_MAX, description="run the whole policy again this many times")
 
 
 class EscalationPolicy(EscalationPolicyInput):
@@ -76,7 +76,7 @@ class Rotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     members: list[Identifier] = Field(min_length=1, max_length=MEMBERS_MAX, description="user ids, in turn")
-    shift_hours: int = Field(ge=1, le=SHIFT_HOURS_MAX)
+    shift_hours: JsonInt = Field(ge=1, le=SHIFT_HOURS_MAX)
     starts_at: datetime = Field(
         description="the first shift's start: without an offset, a wall-clock time in the schedule's time zone"
     )
@@ -110,13 +110,14 @@ class ScheduleInput(BaseModel):
             raise ValueError("must be an IANA time zone such as Europe/Berlin") from None
         return value
 
-    @model_validator(mode="after")
-    def _overrides(self) -> ScheduleInput:
-        zone = ZoneInfo(self.time_zone)
-        for override in self.overrides:
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, value: list[Override], info: ValidationInfo) -> list[Override]:
+        zone = ZoneInfo(info.data["time_zone"]) if "time_zone" in info.data else UTC
+        for i, override in enumerate(value):
             if wall_clock(override.ends_at, zone) <= wall_clock(override.starts_at, zone):
-                raise ValueError("overrides: ends_at must be after starts_at")
-        return self
+                raise ValueError(f"override {i}: ends_at must be after starts_at")
+        return value
 
 
 class Schedule(ScheduleInput):

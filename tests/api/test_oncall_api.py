@@ -99,6 +99,18 @@ async def test_a_schedule_says_who_is_on_call_across_the_spring_change(secured: 
     ("change", "field"),
     [
         ({"time_zone": "Mars/Olympus"}, "time_zone"),
+        (
+            {
+                "overrides": [
+                    {"user_id": "cy", "starts_at": "2026-04-02T09:00:00", "ends_at": "2026-04-02T08:00:00+01:00"}
+                ]
+            },
+            "overrides",
+        ),
+        (
+            {"rotation": {"members": ["a"], "shift_hours": True, "starts_at": "2026-03-27T09:00:00"}},
+            "rotation.shift_hours",
+        ),
         ({"rotation": {"members": [], "shift_hours": 24, "starts_at": "2026-03-27T09:00:00"}}, "rotation.members"),
         (
             {"rotation": {"members": ["a"], "shift_hours": 0, "starts_at": "2026-03-27T09:00:00"}},

@@ -94,6 +94,9 @@ SEMANTIC_FIELDS = frozenset(
         "name",
         "cursor",
         "agent_id",
+        # An on-call schedule's time zone must be one the IANA database knows; an override must end after it starts.
+        "time_zone",
+        "overrides",
     }
 )
 
