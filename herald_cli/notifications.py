@@ -39,6 +39,9 @@ def notify(
     group_interval: Annotated[
         int | None, typer.Option(help="with --group-key: seconds between the group's messages (300)")
     ] = None,
+    escalation_policy: Annotated[
+        str | None, typer.Option(help="escalate along this policy (herald policies) instead of notifying --user")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="wait for the outcome and print it")] = False,
 ) -> None:
     """Send one notification and print its id (and, with --wait, its outcome)."""
@@ -53,6 +56,8 @@ def notify(
         fields["group_wait_seconds"] = group_wait
     if group_interval is not None:
         fields["group_interval_seconds"] = group_interval
+    if escalation_policy is not None:
+        fields["escalation_policy"] = escalation_policy
     notification = validated(lambda: AgentNotification(**fields))
 
     async def _notify() -> Any:
