@@ -676,6 +676,7 @@ class NotificationWorkflow:
                 "notification_id": child_id,
                 "user_id": user_id,
                 "dedup_key": child_id,
+                "created_at": workflow.now(),  # its answer window runs from the step, not from the escalation's start
                 "escalation_policy": None,
                 "callback_url": None,
                 "group_key": None,
