@@ -673,6 +673,7 @@ class NotificationWorkflow:
         child_id = oncall.child_notification_id(n.notification_id, step.round, step.step, user_id)
         child = n.model_copy(
             update={
+                "actions": oncall.step_actions(n.actions),
                 "notification_id": child_id,
                 "user_id": user_id,
                 "dedup_key": child_id,

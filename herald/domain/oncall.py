@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from herald.models import ACK_ACTION, ACTIONS_MAX, Action
 from herald.models.oncall import EscalationPolicy, Schedule, wall_clock
 
 TARGET_KINDS = ("user", "group", "schedule")
@@ -136,6 +137,18 @@ def child_notification_id(parent_id: str, round: int, step: int, user_id: str) -
     base = parent_id if len(parent_id) <= 80 else hashlib.sha256(parent_id.encode()).hexdigest()[:32]
     who = hashlib.sha256(user_id.encode()).hexdigest()[:12]
     return f"{base}.esc{round}-{step}-{who}"
+
+
+ACK_LABEL = "Acknowledge"
+
+
+def step_actions(actions: list[Action]) -> list[Action]:
+    """What a step's notification offers: the escalated notification's own actions, then "Acknowledge" (the built-in
+    `ack`, so every channel shows it: a button, an email link, an SMS number), unless it offers an ack already or has
+    no room left (a question's built-in "Seen" is the same ack)."""
+    if any(a.id == ACK_ACTION for a in actions) or len(actions) >= ACTIONS_MAX:
+        return list(actions)
+    return [*actions, Action(id=ACK_ACTION, label=ACK_LABEL)]
 
 
 def taken_text(by: str, channel: str) -> str:

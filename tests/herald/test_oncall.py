@@ -184,6 +184,17 @@ def test_a_policy_runs_its_steps_then_repeats_them() -> None:
     assert len(ids) == 12 and all(len(i) <= 128 for i in ids)
 
 
+def test_a_step_offers_acknowledge_after_the_notifications_own_actions_unless_it_has_an_ack_or_no_room() -> None:
+    from herald.domain.oncall import step_actions
+    from herald.models import Action
+
+    approve = Action(id="approve", label="Approve")
+    assert [(a.id, a.label) for a in step_actions([])] == [("ack", "Acknowledge")]
+    assert [a.id for a in step_actions([approve])] == ["approve", "ack"]
+    full = [Action(id=f"a{i}", label=f"A{i}") for i in range(5)]
+    assert step_actions(full) == full
+
+
 def test_a_chat_message_of_a_step_someone_else_acked_says_who_took_it() -> None:
     from herald.domain.answers import conclusion_text
     from herald.models import Answer, ChatConclusion

@@ -383,6 +383,7 @@ async def test_an_escalation_acked_by_someone_else_edits_the_first_steps_slack_m
     )
     handle = await chat.client.notify(n)
     await eventually(lambda: chat.slack.posted(), "ada's Slack message")
+    assert list(slack_buttons(chat.slack)) == ["Acknowledge"]  # the step's ack, and no second "Seen"
     bob_child = child_notification_id(n.notification_id, 0, 1, bob)
 
     async def bob_asked() -> bool:
