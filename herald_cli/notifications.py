@@ -79,6 +79,23 @@ def notify(
     echo_json(asyncio.run(_notify()))
 
 
+def escalation_lines(view: Any) -> list[str]:
+    """An escalated notification's policy, each step run (who was notified) and who acked; a step's notification:
+    who took it."""
+    lines: list[str] = []
+    if view.escalation is not None:
+        e = view.escalation
+        lines.append(f"escalation {e.policy}" + (f": {e.error}" if e.error else ""))
+        for s in e.steps:
+            who = ", ".join(s.notified) or "nobody"
+            lines.append(f"  round {s.round + 1} step {s.step + 1} at {s.at:%Y-%m-%d %H:%M:%S}: {who}")
+        if e.acked is not None:
+            lines.append(f"  acknowledged by {e.acked.by} via {e.acked.channel} at {e.acked.at:%Y-%m-%d %H:%M:%S}")
+    if view.taken_by is not None:
+        lines.append(f"acknowledged by {view.taken_by.user_id} via {view.taken_by.channel.value} on another step")
+    return lines
+
+
 def outcome_table(items: list[Any]) -> list[str]:
     """Recorded notifications (NotificationSummary) as aligned columns, newest first."""
     header = ("RECORDED", "NOTIFICATION", "STATUS", "PRIORITY", "AGENT", "USER", "CHANNELS")
@@ -180,6 +197,8 @@ def status(
         sent = view.group_delivery
         carried = f": sent in {sent.notification_id} ({sent.status.value}, {sent.size})" if sent else ": waiting"
         typer.echo(f"  grouped in {view.group_id}{carried}")
+    for line in escalation_lines(view):
+        typer.echo(f"  {line}")
     if view.ops_alert:
         typer.echo(f"  ops alert: {view.ops_alert}")
 

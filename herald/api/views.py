@@ -26,6 +26,7 @@ from herald.models import (
     RefusedAnswer,
     Resolution,
 )
+from herald.models.oncall import EscalationOutcome
 from herald.services.gateway import Gateway
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -69,6 +70,14 @@ class _NotificationFields(BaseModel):
         default=None,
         description="status grouped, once its group's message went: that message (its id, status and size); "
         "`channels` are then that message's",
+    )
+    escalation: EscalationOutcome | None = Field(
+        default=None,
+        description="it named an escalation_policy: each step (when, who was notified, their notifications) and "
+        "who acked (by, channel, at)",
+    )
+    taken_by: Answer | None = Field(
+        default=None, description="a step of an escalation: the ack on another person's notification that stopped it"
     )
 
 

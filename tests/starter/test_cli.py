@@ -161,3 +161,9 @@ async def test_notify_with_an_escalation_policy_escalates_along_it(
     outcome = await herald.client.get_handle(notification_id).outcome()
     assert outcome.status.value == "confirmed" and outcome.escalation is not None
     assert outcome.escalation.acked is not None and outcome.escalation.acked.by == ada
+    code, out, err = await run_cli(env, "status", notification_id)
+    assert code == 0, err
+    assert (
+        f"  escalation {name}\n    round 1 step 1 at " in out
+        and f": {ada}\n    acknowledged by {ada} via api at " in out
+    )

@@ -166,6 +166,11 @@ async def test_nobody_acking_runs_the_policy_again_then_ends_unconfirmed_with_an
     assert outcome.status is NotificationStatus.unconfirmed and outcome.ops_alert is not None
     assert outcome.escalation is not None and outcome.escalation.acked is None
     assert [(s.round, s.step, s.notified) for s in outcome.escalation.steps] == [(0, 0, [ada]), (1, 0, [ada])]
+    # Recorded whole, and shown by GET /v1/notifications/{id} and `herald status` (herald.api.views).
+    from herald.api.views import load_notification
+
+    view = await load_notification(herald.store, herald.client, outcome.notification_id)
+    assert view is not None and view.escalation == outcome.escalation and view.status is NotificationStatus.unconfirmed
     await eventually(lambda: sent(fake_http, f"/again/{ada}") == 2, "ada asked once a round", 60)
 
 
