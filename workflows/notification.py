@@ -356,6 +356,10 @@ class NotificationWorkflow:
         (any other), another user, too late, finished."""
         if self._closing or self._outcome.resolved is not None:
             raise ApplicationError(f"this notification has finished ({self._outcome.status.value})", type="Closed")
+        if self._paths.escalation and self._request.notification.escalation_policy and not self._request.escalation:
+            raise ApplicationError(
+                "this notification escalates: ack or answer one of its steps' notifications", type="Closed"
+            )
         if self._outcome.taken_by is not None:
             taken = self._outcome.taken_by
             raise ApplicationError(oncall.taken_text(taken.user_id, taken.channel.value), type="Closed")

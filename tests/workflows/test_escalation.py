@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,7 +31,7 @@ from herald.models import (
     utcnow,
 )
 from herald.models.oncall import EscalationPolicy, Schedule
-from starter import HeraldClient
+from starter import AnswerRefused, HeraldClient
 from tests.conftest import FAST_POLICY, Harness, make_settings
 from tests.fakes.http import FakeHTTPServer
 from tests.faults.procs import eventually, herald_worker, webhook_worker_env
@@ -197,6 +198,8 @@ async def test_an_answer_on_a_step_answers_the_escalated_question_and_an_unknown
     )
     handle = await herald.client.notify(question)
     await eventually(lambda: sent(fake_http, f"/answer/{ada}") == 1, "ada asked", 60)
+    with pytest.raises(AnswerRefused, match="escalates"):  # the escalation itself takes no answer: its steps do
+        await herald.client.respond(question.notification_id, "failover", ada)
     await herald.client.respond(child_notification_id(question.notification_id, 0, 0, ada), "failover", ada)
     outcome = await asyncio.wait_for(handle.outcome(), 60)
     assert outcome.status is NotificationStatus.answered
