@@ -103,6 +103,7 @@ FLAKE_TESTS := tests/workflows/test_digest.py tests/workflows/test_timers.py tes
 	tests/workflows/test_resolve.py tests/workflows/test_resolve_channels.py tests/workflows/test_resolve_delivered.py \
 	tests/workflows/test_rule_resolve.py tests/workflows/test_throttle.py tests/workflows/test_silences.py \
 	tests/workflows/test_group.py tests/workflows/test_subscriptions.py tests/workflows/test_teams.py \
+	tests/workflows/test_escalation.py \
 	tests/herald/test_retry.py tests/faults
 flake: install browser
 	$(BIN)/python -m tests.flake --rounds $(FLAKE_ROUNDS) --workers $(TEST_WORKERS) $(FLAKE_TESTS)

@@ -13,6 +13,7 @@ from activities.delivery import DeliveryActivities
 from activities.digest import DigestActivities
 from activities.group import GroupActivities
 from activities.heartbeats import HeartbeatActivities, resolve_missed_check_in
+from activities.oncall import OnCallActivities
 from activities.preferences import PreferenceActivities
 from activities.resolve import ResolveActivities
 from activities.retention import RetentionActivities
@@ -39,6 +40,7 @@ __all__ = [
     "DigestActivities",
     "GroupActivities",
     "HeartbeatActivities",
+    "OnCallActivities",
     "PreferenceActivities",
     "ResolveActivities",
     "RetentionActivities",
@@ -77,6 +79,7 @@ def build_activities(
     throttled = ThrottleActivities(store)
     grouped = GroupActivities(store)
     teams = TeamActivities(store)
+    oncall = OnCallActivities(store)
     return [
         dedup.check_duplicate,
         preferences.merge_preferences,
@@ -102,4 +105,6 @@ def build_activities(
         subscribed.post_subscription_event,
         subscribed.mark_subscription,
         teams.group_members,
+        oncall.get_policy,
+        oncall.resolve_targets,
     ]

@@ -3,7 +3,20 @@
 One module per group of commands; importing them registers their commands on `app`.
 """
 
-from herald_cli import db, groups, heartbeats, keys, mcp, notifications, rules, silences, stack, subscriptions, users
+from herald_cli import (
+    db,
+    groups,
+    heartbeats,
+    keys,
+    mcp,
+    notifications,
+    oncall,
+    rules,
+    silences,
+    stack,
+    subscriptions,
+    users,
+)
 from herald_cli.common import app
 from herald_cli.rules import check_rules, diff_lines, event_fields, parse_metric, rule_entries, rules_diff, rules_table
 
@@ -18,6 +31,7 @@ __all__ = [
     "keys",
     "mcp",
     "notifications",
+    "oncall",
     "parse_metric",
     "rule_entries",
     "rules",

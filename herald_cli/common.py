@@ -50,6 +50,12 @@ groups_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(groups_app, name="groups")
+policies_app = typer.Typer(
+    help="Escalation policies: who is notified, step by step, until someone acks.", no_args_is_help=True
+)
+app.add_typer(policies_app, name="policies")
+schedules_app = typer.Typer(help="On-call schedules: a rotation, overrides, and who is on call.", no_args_is_help=True)
+app.add_typer(schedules_app, name="schedules")
 db_app = typer.Typer(
     help="The store's schema: migrations (HERALD_DATABASE_URL, or HERALD_HOME's herald.db).", no_args_is_help=True
 )

@@ -503,6 +503,13 @@ GroupKey = Annotated[
 ]
 GroupWait = Annotated[int | None, Field(description="with group_key: seconds the first waits for others (30)")]
 GroupInterval = Annotated[int | None, Field(description="with group_key: seconds between the group's messages (300)")]
+EscalationPolicyName = Annotated[
+    str | None,
+    Field(
+        description="escalate along this escalation policy instead of notifying user_id (who stays its owner): its "
+        "steps' people in turn until one acks"
+    ),
+]
 HeartbeatName = Annotated[str, Field(description="the heartbeat's name: 1-64 of a-z, 0-9, - and _")]
 ClaimedAgent = Annotated[str | None, Field(description="optional: this server's own agent id (any other is refused)")]
 
@@ -532,6 +539,7 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
         group_key: GroupKey = None,
         group_wait_seconds: GroupWait = None,
         group_interval_seconds: GroupInterval = None,
+        escalation_policy: EscalationPolicyName = None,
     ) -> NotifyResult:
         """Send a person a notification through Herald (deduplicated, per their preferences, with retries and
         fallbacks; with a group_key, together with the others of its group). Returns at once with the notification
@@ -548,6 +556,7 @@ def build_server(tools: HeraldTools, *, instructions: str | None = None) -> MCPS
             "group_wait_seconds": group_wait_seconds,
             "group_interval_seconds": group_interval_seconds,
         }
+        extra |= {"escalation_policy": escalation_policy}
         return await tools.notify(tools.notification(fields | extra), tools.quota(key))
 
     @server.tool(annotations=ToolAnnotations(open_world_hint=True))

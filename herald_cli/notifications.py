@@ -42,6 +42,9 @@ def notify(
     group_interval: Annotated[
         int | None, typer.Option(help="with --group-key: seconds between the group's messages (300)")
     ] = None,
+    escalation_policy: Annotated[
+        str | None, typer.Option(help="escalate along this policy (herald policies) instead of notifying --user")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="wait for the outcome and print it")] = False,
 ) -> None:
     """Send one notification and print its id (and, with --wait, its outcome)."""
@@ -58,6 +61,8 @@ def notify(
         fields["group_wait_seconds"] = group_wait
     if group_interval is not None:
         fields["group_interval_seconds"] = group_interval
+    if escalation_policy is not None:
+        fields["escalation_policy"] = escalation_policy
     notification = validated(lambda: AgentNotification(**fields))
 
     async def _notify() -> Any:
@@ -77,6 +82,23 @@ def notify(
         return result
 
     echo_json(asyncio.run(_notify()))
+
+
+def escalation_lines(view: Any) -> list[str]:
+    """An escalated notification's policy, each step run (who was notified) and who acked; a step's notification:
+    who took it."""
+    lines: list[str] = []
+    if view.escalation is not None:
+        e = view.escalation
+        lines.append(f"escalation {e.policy}" + (f": {e.error}" if e.error else ""))
+        for s in e.steps:
+            who = ", ".join(s.notified) or "nobody"
+            lines.append(f"  round {s.round + 1} step {s.step + 1} at {s.at:%Y-%m-%d %H:%M:%S}: {who}")
+        if e.acked is not None:
+            lines.append(f"  acknowledged by {e.acked.by} via {e.acked.channel} at {e.acked.at:%Y-%m-%d %H:%M:%S}")
+    if view.taken_by is not None:
+        lines.append(f"acknowledged by {view.taken_by.user_id} via {view.taken_by.channel.value} on another step")
+    return lines
 
 
 def outcome_table(items: list[Any]) -> list[str]:
@@ -188,6 +210,8 @@ def status(
         typer.echo(f"  decided: {view.decision.text}")
     if view.group_error:
         typer.echo(f"  {view.group_error}")
+    for line in escalation_lines(view):
+        typer.echo(f"  {line}")
     if view.ops_alert:
         typer.echo(f"  ops alert: {view.ops_alert}")
 

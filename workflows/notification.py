@@ -35,12 +35,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.digest import DigestActivities
     from activities.group import GroupActivities
+    from activities.oncall import OnCallActivities
     from activities.preferences import PreferenceActivities
     from activities.resolve import ResolveActivities
     from activities.silences import SilenceActivities
     from activities.teams import TeamActivities
     from activities.throttle import ThrottleActivities
-    from herald.domain import answers, grouping, quorum, resolve, retry, routing, search, silences, teams
+    from herald.domain import answers, grouping, oncall, quorum, resolve, retry, routing, search, silences, teams
     from herald.domain.dedup import content_key, question_key
     from herald.domain.digest import digest_item
     from herald.domain.resolve import resolved_notice
@@ -78,6 +79,16 @@ with workflow.unsafe.imports_passed_through():
         ThrottledItem,
         ThrottleEnqueue,
         notification_workflow_id,
+    )
+    from herald.models.oncall import (
+        EscalationAck,
+        EscalationAcked,
+        EscalationLink,
+        EscalationOutcome,
+        EscalationPolicy,
+        EscalationStepOutcome,
+        PolicyQuery,
+        TargetQuery,
     )
 
 # New runs upsert their search attributes (status, channels) and so add commands that older histories
@@ -125,6 +136,10 @@ GROUP_PATCH = "group-v1"
 # them the decision (`group_decided`, herald/domain/quorum.py). Asked in _begin by group notifications and by their
 # members' notifications only: no earlier history had either.
 TEAM_PATCH = "team-v1"
+# New runs of a notification naming an escalation_policy notify the policy's steps in turn (each person a child
+# NotificationWorkflow, on durable timers) until someone acks; the children (NotificationRequest.escalation) wait for
+# that ack and tell their parent. Asked in _begin only by such runs, which no earlier history had.
+ESCALATION_PATCH = "escalation-v1"
 # A question tells at most this many duplicates its outcome (each is a signal in its history); a duplicate beyond
 # them reads the outcome from the store at its own deadline.
 JOINERS_MAX = 100
@@ -152,6 +167,7 @@ class Paths:
     throttle: bool = False  # THROTTLE_PATCH: a throttled run without a digest goes to the hour's "N more" message
     group: bool = False  # GROUP_PATCH: a notification with a group_key goes to its group's one message
     team: bool = False  # TEAM_PATCH: a group notification fans out; a member's tells the group its answer
+    escalation: bool = False  # ESCALATION_PATCH: escalates along its policy, or is one step's child
 
 
 @dataclass(frozen=True)
@@ -260,6 +276,9 @@ class NotificationWorkflow:
         self._decision: GroupDecision | None = None  # a question to a group: decided (the group's, or a member's)
         if n.group is not None:
             self._outcome.group = n.group
+        # An escalation: its children's notification ids (to user ids), and the first ack one of them signalled.
+        self._escalation_children: dict[str, str] = {}
+        self._escalation_ack: EscalationAck | None = None
 
     @workflow.query(name="status")
     def status(self) -> NotificationOutcome:
@@ -304,6 +323,27 @@ class NotificationWorkflow:
         if self._request.team is not None and self._decision is None:
             self._decision = decision
             self._outcome.decision = decision
+
+    @workflow.signal(name="escalation_ack")
+    def escalation_ack(self, ack: EscalationAck) -> None:
+        """One of this escalation's children was acked or answered: the first stops the escalation."""
+        if self._escalation_ack is None and ack.notification_id in self._escalation_children:
+            self._escalation_ack = ack
+
+    @workflow.signal(name="escalation_taken")
+    def escalation_taken(self, taken: Answer) -> None:
+        """A step's child: someone else acked the escalation (`taken`), so this one stops waiting."""
+        outcome = self._outcome
+        if self._request.escalation is not None and outcome.acknowledged is None and outcome.answer is None:
+            outcome.taken_by = outcome.taken_by or taken
+
+    @workflow.signal(name="escalation_resolved")
+    def escalation_resolved(self, resolution: Resolution) -> None:
+        """A step's child: the escalation was resolved, so this one is too (while it is open), as by its own resolve."""
+        if self._request.escalation is not None and self._paths.resolvable:
+            if resolve.not_open(self._outcome, self._closing) is None:
+                self._outcome.resolved = resolution
+                self._show()
 
     @workflow.update(name="resolve")
     def resolve(self, request: ResolveRequest) -> Resolution:
@@ -367,6 +407,13 @@ class NotificationWorkflow:
             raise ApplicationError("a group's members answer their own notifications (<id>.<member>)", type="Closed")
         if self._decision is not None:
             raise ApplicationError(f"the group has decided: {self._decision.text}", type="Closed")
+        if self._paths.escalation and self._request.notification.escalation_policy and not self._request.escalation:
+            raise ApplicationError(
+                "this notification escalates: ack or answer one of its steps' notifications", type="Closed"
+            )
+        if self._outcome.taken_by is not None:
+            taken = self._outcome.taken_by
+            raise ApplicationError(oncall.taken_text(taken.user_id, taken.channel.value), type="Closed")
         if self._paths.ends and self._outcome.duplicate_of is not None:
             raise ApplicationError(
                 f"this question repeats {self._outcome.duplicate_of}, which takes the answer", type="Closed"
@@ -392,6 +439,8 @@ class NotificationWorkflow:
             silence_id = await self._silenced(request)
             if silence_id is not None:
                 return await self._end_silenced(silence_id, paths)
+            if paths.escalation and n.escalation_policy is not None and request.escalation is None:
+                return await self._end_escalated(request, paths)
             route = await self._route(request)
             if route.digest:
                 return await self._end_digested(request, paths, route)
@@ -409,7 +458,10 @@ class NotificationWorkflow:
                 return await self._end_no_channel(n, paths)
             delivery = await self._deliver_plan(plan, Ledger(enabled=route.enabled))
             confirmation = await self._confirm_critical(request, delivery, paths)
-            if confirmation.asks and confirmation.reached:
+            if paths.escalation and request.escalation is not None:
+                if confirmation.reached:
+                    await self._await_ack(request.escalation)
+            elif confirmation.asks and confirmation.reached:
                 await self._await_answer()
         except Resolved:
             return await self._end_resolved(paths)
@@ -443,6 +495,8 @@ class NotificationWorkflow:
         throttle = workflow.patched(THROTTLE_PATCH)
         group = workflow.patched(GROUP_PATCH)
         team = (n.group is not None or self._request.team is not None) and workflow.patched(TEAM_PATCH)
+        escalates = n.escalation_policy is not None or self._request.escalation is not None
+        escalation = escalates and workflow.patched(ESCALATION_PATCH)
         return Paths(
             searchable=searchable,
             local=local,
@@ -452,6 +506,7 @@ class NotificationWorkflow:
             throttle=throttle,
             group=group,
             team=team,
+            escalation=escalation,
         )
 
     async def _dedup(self, request: NotificationRequest, paths: Paths) -> DedupResult:
@@ -660,6 +715,174 @@ class NotificationWorkflow:
         self._outcome.group_id = grouping.group_workflow_id(n.recipient, n.agent_id, group_key)
         return await self._finish(paths)
 
+    async def _end_escalated(self, request: NotificationRequest, paths: Paths) -> NotificationOutcome:
+        """It names an escalation policy: notify the policy's steps in turn (`_escalate`) instead of its user. The first
+        ack or answer on any step's notification stops it (`confirmed`, or `answered` with an answer); nobody acking
+        through every step and repeat ends it `unconfirmed` with an ops alert; an unknown policy, `no_channel`."""
+        n, outcome = request.notification, self._outcome
+        name = n.escalation_policy or ""
+        outcome.escalation = EscalationOutcome(policy=name)
+        found = await self._store_step(
+            OnCallActivities.get_policy, PolicyQuery(name=name), "read the escalation policy"
+        )
+        if found.policy is None:
+            outcome.escalation.error = f"no escalation policy {name}"
+            outcome.status = NotificationStatus.no_channel
+            if n.priority is Priority.critical:
+                await self._alert_ops("critical_no_channel", f"critical notification reached nobody: no policy {name}")
+            return await self._finish(paths)
+        await self._escalate(request, found.policy, outcome.escalation)  # Resolved: run ends it `resolved`
+        ack = self._escalation_ack
+        if ack is None:
+            outcome.status = NotificationStatus.unconfirmed
+            await self._alert_ops(
+                "escalation_unacknowledged", f"nobody acknowledged it through escalation policy {name}"
+            )
+            return await self._finish(paths)
+        outcome.escalation.acked = EscalationAcked(
+            by=ack.user_id,
+            channel=ack.answer.channel.value,
+            at=ack.answer.answered_at,
+            notification_id=ack.notification_id,
+            round=ack.round,
+            step=ack.step,
+        )
+        if ack.answer.action_id in {a.id for a in n.actions}:
+            outcome.answer, outcome.status = ack.answer, NotificationStatus.answered
+        else:
+            outcome.acknowledged, outcome.status = ack.answer, NotificationStatus.confirmed
+        await self._tell_taken(ack)
+        if n.actions:
+            await self._call_back()
+        return await self._finish(paths)
+
+    async def _escalate(
+        self, request: NotificationRequest, policy: EscalationPolicy, escalation: EscalationOutcome
+    ) -> None:
+        """Each step in turn (its repeats too): resolve its targets now (who is on call: a store step, recorded), notify
+        those not yet asked this round, one child NotificationWorkflow each (that person's own preferences), then wait
+        `ack_within_seconds` on a durable timer for an ack. A replay after a worker restart takes the recorded steps
+        again, so none is skipped or repeated."""
+        asked: set[str] = set()
+        current = 0
+        for step in oncall.steps_of(policy):
+            self._stop_if_resolved()
+            if self._escalation_ack is not None:
+                return
+            if step.round != current:
+                current, asked = step.round, set()
+            at = workflow.now()
+            targets = await self._store_step(
+                OnCallActivities.resolve_targets,
+                TargetQuery(targets=step.targets, at=at),
+                f"step {step.step + 1}: who is on call",
+            )
+            self._stop_if_resolved()
+            users = oncall.to_notify(targets.user_ids, asked)
+            asked.update(users)
+            record = EscalationStepOutcome(
+                round=step.round, step=step.step, at=at, targets=step.targets, unresolved=targets.unresolved
+            )
+            escalation.steps.append(record)
+            for user_id in users:
+                child_id = await self._notify_step(request, step, user_id)
+                if child_id is not None:
+                    record.notified.append(user_id)
+                    record.notifications.append(child_id)
+            self._show()
+            try:
+                await workflow.wait_condition(
+                    lambda: self._escalation_ack is not None or self._outcome.resolved is not None,
+                    timeout=step.ack_within_seconds,
+                    timeout_summary=f"step {step.step + 1}: wait for an ack",
+                )
+            except TimeoutError:
+                continue
+            self._stop_if_resolved()
+            return
+
+    async def _notify_step(self, request: NotificationRequest, step: oncall.Step, user_id: str) -> str | None:
+        """Start one person's child notification for a step (abandoned: it outlives this run); its id, None when
+        that id was taken already."""
+        from workflows.options import start_notification_child  # it imports this module
+
+        n = request.notification
+        child_id = oncall.child_notification_id(n.notification_id, step.round, step.step, user_id)
+        child = n.model_copy(
+            update={
+                "actions": oncall.step_actions(n.actions),
+                "notification_id": child_id,
+                "user_id": user_id,
+                "dedup_key": child_id,
+                "created_at": workflow.now(),  # its answer window runs from the step, not from the escalation's start
+                "escalation_policy": None,
+                "callback_url": None,
+                "group_key": None,
+            }
+        )
+        link = EscalationLink(parent_workflow_id=self._outcome.workflow_id, round=step.round, step=step.step)
+        self._escalation_children[child_id] = user_id
+        try:
+            await start_notification_child(
+                NotificationRequest(notification=child, policy=request.policy, escalation=link)
+            )
+        except WorkflowAlreadyStartedError:
+            return None
+        return child_id
+
+    async def _tell_taken(self, ack: EscalationAck) -> None:
+        """Tell every other child who took it: each stops waiting and edits its chat messages ("Acknowledged by ada
+        via slack")."""
+        others = [c for c in self._escalation_children if c != ack.notification_id]
+        await asyncio.gather(
+            *(self._signal(notification_workflow_id(c), "escalation_taken", ack.answer) for c in others)
+        )
+
+    async def _signal(self, workflow_id: str, name: str, arg: Any) -> None:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).signal(name, arg)
+        except FailureError:
+            pass  # it has finished
+
+    async def _await_ack(self, link: EscalationLink) -> None:
+        """A step's child, delivered: wait (until its deadline) for this person's ack or answer, which it signals to the
+        escalation, or for someone else's (`escalation_taken`); then its chat messages say who took it."""
+        outcome = self._outcome
+        wait = (self._deadline - workflow.now()).total_seconds()
+        ended = outcome.status  # how its delivery ended: its status again once the wait is over
+        if wait > 0:
+            outcome.status = NotificationStatus.pending  # open, waiting for the ack: a resolve reaches it
+            self._show()
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        outcome.answer is not None
+                        or outcome.acknowledged is not None
+                        or outcome.taken_by is not None
+                        or outcome.resolved is not None
+                    ),
+                    timeout=wait,
+                    timeout_summary="wait for an ack",
+                )
+            except TimeoutError:
+                pass
+        took = outcome.answer or outcome.acknowledged
+        if took is None and outcome.taken_by is None and outcome.resolved is not None:
+            raise Resolved
+        outcome.status = ended
+        if outcome.answer is not None:
+            outcome.status = NotificationStatus.answered
+        if took is not None:
+            ack = EscalationAck(
+                notification_id=outcome.notification_id,
+                user_id=outcome.user_id,
+                answer=took,
+                round=link.round,
+                step=link.step,
+            )
+            await self._signal(link.parent_workflow_id, "escalation_ack", ack)
+        await self._conclude_chats()
+
     async def _hold(self, until: datetime | None) -> None:
         """Quiet hours: a durable timer, so a worker restart during the night loses nothing."""
         if until is None:
@@ -863,6 +1086,7 @@ class NotificationWorkflow:
             label=label,
             acknowledged=outcome.acknowledged,
             decision=self._decision.text if self._decision is not None else None,
+            taken=outcome.taken_by,
         )
         await self._best_effort(
             ChatActivities.conclude_chat, conclusion, f"edit the chat messages: {outcome.status.value}"
@@ -1055,6 +1279,14 @@ class NotificationWorkflow:
         )
         if plan.edit:
             await self._conclude_chats()  # "Resolved", and no button left
+        if self._escalation_children and outcome.resolved is not None:  # an escalation: its steps' people too
+            resolution = outcome.resolved
+            await asyncio.gather(
+                *(
+                    self._signal(notification_workflow_id(c), "escalation_resolved", resolution)
+                    for c in self._escalation_children
+                )
+            )
         if outcome.actions:
             await self._call_back()
         return await self._finish(paths)

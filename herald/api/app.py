@@ -28,6 +28,7 @@ from herald.api import (
     heartbeats,
     inbox,
     notifications,
+    oncall,
     ops,
     providers,
     push,
@@ -145,6 +146,7 @@ def create_app(
     app.include_router(silences.router)
     app.include_router(subscriptions.router)
     app.include_router(groups.router)
+    app.include_router(oncall.router)
     app.include_router(events.router)
     app.include_router(heartbeats.router)
     app.include_router(providers.router)

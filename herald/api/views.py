@@ -28,6 +28,7 @@ from herald.models import (
     RefusedAnswer,
     Resolution,
 )
+from herald.models.oncall import EscalationOutcome
 from herald.services.gateway import Gateway
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -84,6 +85,14 @@ class _NotificationFields(BaseModel):
         default=None, description="a question to a group: the action decided, who chose it, what members were told"
     )
     group_error: str | None = Field(default=None, description="a group notification that failed: why")
+    escalation: EscalationOutcome | None = Field(
+        default=None,
+        description="it named an escalation_policy: each step (when, who was notified, their notifications) and "
+        "who acked (by, channel, at)",
+    )
+    taken_by: Answer | None = Field(
+        default=None, description="a step of an escalation: the ack on another person's notification that stopped it"
+    )
 
 
 class NotificationView(_NotificationFields):

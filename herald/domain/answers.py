@@ -421,6 +421,8 @@ def conclusion_text(conclusion: ChatConclusion) -> str:
         return conclusion.decision
     if conclusion.answer is not None:
         return _said(conclusion.answer, conclusion.label or conclusion.answer.action_id)
+    if conclusion.taken is not None:  # an escalation another person acked
+        return _said(conclusion.taken, "Acknowledged")
     ending = "Expired" if conclusion.status == "expired" else conclusion.status.replace("_", " ").capitalize()
     if conclusion.acknowledged is not None:
         return f"{ending} ({_said(conclusion.acknowledged, 'seen')})"

@@ -97,6 +97,7 @@ def _notification(
         group_key=firing.group_key,
         group_wait_seconds=firing.group_wait_seconds,
         group_interval_seconds=firing.group_interval_seconds,
+        escalation_policy=firing.escalation_policy,
     )
 
 

@@ -183,6 +183,7 @@ class CompiledRule:
             group_key=self._rendered_group_key(variables),
             group_wait_seconds=rule.group_wait_seconds,
             group_interval_seconds=rule.group_interval_seconds,
+            escalation_policy=rule.escalation_policy,
         )
 
     def dedup_key_for(self, agent_id: str, metrics: Mapping[str, MetricValue]) -> str | None:

@@ -205,6 +205,9 @@ class ChatConclusion(BaseModel):
     label: str | None = None  # the answered action's label
     acknowledged: Answer | None = None
     decision: str | None = None  # a question to a group, decided: "Approved by ada and grace"
+    taken: Answer | None = (
+        None  # an escalation: the other person's ack that stopped it ("Acknowledged by ada via slack")
+    )
 
 
 class ChatConcluded(OneField):

@@ -14,6 +14,7 @@ from herald.models.answers import Action, Answer, RefusedAnswer
 from herald.models.common import ChannelName, ChannelStatus, NotificationStatus, OneField, Priority
 from herald.models.groups import GroupDecision, MemberOutcome
 from herald.models.notification import AgentNotification
+from herald.models.oncall import EscalationLink, EscalationOutcome
 from herald.models.resolve import Resolution
 
 
@@ -54,6 +55,8 @@ class NotificationRequest(BaseModel):
     # A member's notification of a group notification (herald/domain/teams.py): the group's workflow, which it tells
     # its answer (a question) and which tells it the group's decision.
     team: TeamLink | None = None
+    # A child of an escalation (herald/models/oncall.py): it tells the escalating workflow of its first ack or answer.
+    escalation: EscalationLink | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class TeamLink(BaseModel):
@@ -344,6 +347,16 @@ class NotificationOutcome(BaseModel):
     snoozed_until: datetime | None = Field(default=None, description="not sent: the user snoozed its rule or agent")
     silence_id: str | None = Field(default=None, description="not sent: the silence that matched it (status silenced)")
     resolved: Resolution | None = Field(default=None, description="who resolved it and when (status `resolved`)")
+    escalation: EscalationOutcome | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="an escalated notification: each step (when, who was notified) and who acked (by, channel, at)",
+    )
+    taken_by: Answer | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="a step's notification: the ack on another one that stopped the escalation",
+    )
     throttled_channels: list[ChannelName] = Field(
         default_factory=list, description="channels left out of its plan: over their max_per_hour this hour"
     )

@@ -145,6 +145,13 @@ class AgentNotification(BaseModel):
         "questions are never grouped",
         json_schema_extra={"pattern": GROUP_KEY_REGEX, "maxLength": GROUP_KEY_MAX_CHARS},
     )
+    # Escalation: notify the policy's steps in turn until someone acks (herald/models/oncall.py).
+    escalation_policy: Identifier | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # a notification without one reads as it always did
+        description="the escalation policy to notify instead of user_id: step 1's targets, then each next step's "
+        "while nobody acks; user_id stays the notification's owner (who sees its outcome)",
+    )
     group_wait_seconds: JsonInt = Field(
         default=GROUP_WAIT_DEFAULT_SECONDS,
         ge=0,
@@ -165,6 +172,13 @@ class AgentNotification(BaseModel):
             return value  # user_id was invalid: its own error says so
         if (info.data["user_id"] is None) == (value is None):
             raise ValueError("give exactly one of user_id or group")
+        return value
+
+    @field_validator("escalation_policy")
+    @classmethod
+    def _not_both(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("group") is not None:
+            raise ValueError("give group or escalation_policy, not both: a policy's step names a group as group:<name>")
         return value
 
     @field_validator("quorum")

@@ -68,6 +68,11 @@ class TriggerRule(BaseModel):
     group_wait_seconds: JsonInt = Field(default=GROUP_WAIT_DEFAULT_SECONDS, ge=0, le=GROUP_WAIT_MAX_SECONDS)
     group_interval_seconds: JsonInt = Field(default=GROUP_INTERVAL_DEFAULT_SECONDS, ge=1, le=GROUP_INTERVAL_MAX_SECONDS)
     webhook_url: str | None = Field(default=None, description="reserved: a per-rule webhook target")
+    escalation_policy: Identifier | None = Field(
+        default=None,
+        description="its notifications escalate along this policy (PUT /v1/escalation-policies/{name}) instead of "
+        "going to their user_ids, who stay their owners",
+    )
     resolve: bool = Field(
         default=False,
         description="when a later event of the agent holds every metric the condition names and makes it false, "
@@ -158,6 +163,7 @@ class Firing(BaseModel):
     group_key: str | None = None
     group_wait_seconds: int = GROUP_WAIT_DEFAULT_SECONDS
     group_interval_seconds: int = GROUP_INTERVAL_DEFAULT_SECONDS
+    escalation_policy: str | None = None
 
 
 class FiringPlan(BaseModel):

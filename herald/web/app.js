@@ -406,7 +406,8 @@ function renderQuestion(item, titleId) {
     }
     group.append(button);
   }
-  for (const action of BUILTIN_ACTIONS) {
+  // An escalation's step offers its ack as "Acknowledge" among its own actions: no second button for it.
+  for (const action of BUILTIN_ACTIONS.filter((b) => !(item.actions || []).some((a) => a.id === b.id))) {
     const button = element("button", {
       type: "button",
       className: "answer secondary",

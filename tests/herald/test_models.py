@@ -210,6 +210,15 @@ def test_required_fields_are_named_when_missing(field: str) -> None:
     assert error["type"] == "missing"
 
 
+def test_a_group_notification_names_no_escalation_policy() -> None:
+    """Fan-out and escalation each address people their own way; a policy's step names a group as `group:<name>`."""
+    data = {"agent_id": "batch-agent", "title": "Disk full", "group": "sre", "escalation_policy": "payments"}
+    with pytest.raises(ValidationError) as exc:
+        AgentNotification.model_validate(data)
+    error = only_error(exc)
+    assert error["loc"] == ("escalation_policy",) and "group:<name>" in error["msg"]
+
+
 @pytest.mark.parametrize("recipient", [{}, {"user_id": "alice", "group": "sre"}])
 def test_a_notification_names_exactly_one_of_user_id_or_group(recipient: dict[str, str]) -> None:
     data = {"agent_id": "batch-agent", "title": "Job finished", **recipient}

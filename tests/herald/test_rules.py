@@ -306,6 +306,20 @@ def test_a_group_key_template_renders_from_the_event_and_the_plan_carries_it() -
     assert (n.group_key, n.group_wait_seconds, n.group_interval_seconds) == ("checkout/eu", 5, 60)
 
 
+def test_a_rule_naming_an_escalation_policy_fires_notifications_that_escalate_along_it() -> None:
+    from herald.domain.events import plan_firings
+
+    firing = compile_rule(rule("true", escalation_policy="db-oncall")).firing("shop", {})
+    [plan] = plan_firings("shop", "evt-1", [firing], datetime(2026, 11, 21, tzinfo=UTC))
+    [n] = plan.notifications
+    assert n.escalation_policy == "db-oncall"
+    [plain] = plan_firings(
+        "shop", "evt-2", [compile_rule(rule("true")).firing("shop", {})], datetime(2026, 11, 21, tzinfo=UTC)
+    )
+    assert plain.notifications[0].escalation_policy is None
+    assert "escalation_policy" not in plain.notifications[0].model_dump(), "a notification without one reads as before"
+
+
 def test_a_group_key_rendering_empty_is_no_group_and_a_rendered_one_is_always_valid() -> None:
     compiled = compile_rule(rule("true", group_key="{{ region }}"))
     assert compiled.firing("shop", {}).group_key is None

@@ -160,13 +160,13 @@ def fill_todays_database(conn: sa.Connection) -> None:
 async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_rows(database: Database) -> None:
     await on(database.url, fill_todays_database)
 
-    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0007: run `herald db upgrade`"):
+    with pytest.raises(SchemaOutOfDate, match=r"at no revision .* needs 0008: run `herald db upgrade`"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "adopted a database made before migrations as 0001, then upgraded to 0007" in out, out
-    assert await on(database.url, revision) == "0007"
+    assert "adopted a database made before migrations as 0001, then upgraded to 0008" in out, out
+    assert await on(database.url, revision) == "0008"
     for table, index in EXPIRY_INDEXES.items():
         assert index in await on(database.url, lambda conn, t=table: indexes(conn, t))  # type: ignore[misc]
 
@@ -186,7 +186,7 @@ async def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_its_ro
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "already at 0007, nothing to do" in out, out
+    assert "already at 0008, nothing to do" in out, out
 
 
 async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(database: Database) -> None:
@@ -196,12 +196,12 @@ async def test_a_later_revision_applies_on_top_and_an_old_one_refuses_to_open(da
 
     with pytest.raises(SchemaOutOfDate) as refused:
         await Store.open(database.url)
-    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0007: run `herald db upgrade`"
+    assert str(refused.value) == "the database schema is at 0001, this Herald needs 0008: run `herald db upgrade`"
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0001 to 0007" in out, out
-    assert await on(database.url, revision) == "0007"
+    assert "upgraded the schema from 0001 to 0008" in out, out
+    assert await on(database.url, revision) == "0008"
     assert "ix_snoozes_until" in await on(database.url, lambda conn: indexes(conn, "snoozes"))
     store = await Store.open(database.url)
     await store.close()
@@ -211,7 +211,7 @@ async def test_commands_that_use_the_store_refuse_an_old_schema_naming_the_upgra
     await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0001"))
     code, out, err = await run_cli(database.env, "contact", "get", "ada")
     assert code == 2, out + err
-    assert "error: the database schema is at 0001, this Herald needs 0007: run `herald db upgrade`" in err, err
+    assert "error: the database schema is at 0001, this Herald needs 0008: run `herald db upgrade`" in err, err
     assert "Traceback" not in err, err
 
 
@@ -225,8 +225,8 @@ async def test_a_schema_from_a_newer_herald_refuses_to_open(database: Database) 
 async def test_an_empty_database_is_created_at_the_head_by_the_cli_or_by_opening_it(database: Database) -> None:
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "created the schema at 0007" in out, out
-    assert await on(database.url, revision) == "0007"
+    assert "created the schema at 0008" in out, out
+    assert await on(database.url, revision) == "0008"
 
 
 def test_the_upgrade_prints_the_database_url_without_its_password() -> None:
@@ -262,7 +262,7 @@ async def test_opening_an_empty_database_creates_it_at_the_head(database: Databa
         await store.users.put_contact("ada", Contact(email="ada@example.com"))
     finally:
         await store.close()
-    assert await on(database.url, revision) == "0007"
+    assert await on(database.url, revision) == "0008"
 
 
 async def test_0003_adds_the_silences_table_on_top_of_0002_and_downgrades_without_it(database: Database) -> None:
@@ -273,12 +273,12 @@ async def test_0003_adds_the_silences_table_on_top_of_0002_and_downgrades_withou
 
     await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0002"))
     assert "silences" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
-    with pytest.raises(SchemaOutOfDate, match="is at 0002, this Herald needs 0007"):
+    with pytest.raises(SchemaOutOfDate, match="is at 0002, this Herald needs 0008"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0002 to 0007" in out, out
+    assert "upgraded the schema from 0002 to 0008" in out, out
     assert {"ix_silences_agent_id", "ix_silences_user_id", "ix_silences_ends_at"} <= await on(
         database.url, lambda conn: indexes(conn, "silences")
     )
@@ -323,12 +323,12 @@ async def test_0005_adds_the_throttle_tables_on_top_of_0004_and_downgrades_witho
     row |= {"created_by": silence.created_by, "created_at": silence.created_at}
     await on(database.url, lambda conn: conn.execute(sa.insert(schema.silences).values(**row)))
     assert "throttle_counts" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
-    with pytest.raises(SchemaOutOfDate, match="is at 0004, this Herald needs 0007"):
+    with pytest.raises(SchemaOutOfDate, match="is at 0004, this Herald needs 0008"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0004 to 0007" in out, out
+    assert "upgraded the schema from 0004 to 0008" in out, out
     assert "ix_throttle_claims_user_agent_window" in await on(
         database.url, lambda conn: indexes(conn, "throttle_claims")
     )
@@ -356,12 +356,12 @@ async def test_0006_adds_the_subscriptions_table_on_top_of_0005_and_downgrades_w
 
     await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0005"))
     assert "subscriptions" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
-    with pytest.raises(SchemaOutOfDate, match="is at 0005, this Herald needs 0007"):
+    with pytest.raises(SchemaOutOfDate, match="is at 0005, this Herald needs 0008"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0005 to 0007" in out, out
+    assert "upgraded the schema from 0005 to 0008" in out, out
     store = await Store.open(database.url)
     try:
         body = SubscriptionInput(url="https://example.com/hook", events=[SubscriptionEventType.delivered])
@@ -376,6 +376,48 @@ async def test_0006_adds_the_subscriptions_table_on_top_of_0005_and_downgrades_w
     assert "subscriptions" not in tables and "throttle_counts" in tables
 
 
+async def test_0008_adds_policies_and_schedules_on_top_of_0007_and_downgrades_without_them(database: Database) -> None:
+    """A store at 0007 is upgraded to 0008, where a policy and a schedule are kept, listed, read back and deleted;
+    0008's downgrade drops only those two tables."""
+    from herald.models.oncall import EscalationPolicy, Schedule
+
+    await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0007"))
+    with pytest.raises(SchemaOutOfDate, match="is at 0007, this Herald needs 0008"):
+        await Store.open(database.url)
+    code, out, err = await run_cli(database.env, "db", "upgrade")
+    assert code == 0, out + err
+    store = await Store.open(database.url)
+    try:
+        policy = EscalationPolicy(
+            name="db",
+            updated_at=utcnow(),
+            steps=[{"targets": ["user:ada", "schedule:primary"], "ack_within_seconds": 60}],
+            repeat=2,
+        )
+        schedule = Schedule(
+            name="primary",
+            updated_at=utcnow(),
+            time_zone="Europe/Berlin",
+            rotation={"members": ["ada", "bob"], "shift_hours": 24, "starts_at": "2026-03-27T09:00:00"},
+            overrides=[{"user_id": "cy", "starts_at": "2026-04-01T09:00:00", "ends_at": "2026-04-02T09:00:00+02:00"}],
+        )
+        await store.oncall.put_policy(policy)
+        await store.oncall.put_schedule(schedule)
+        assert await store.oncall.get_policy("db") == policy
+        assert await store.oncall.get_schedule("primary") == schedule
+        assert [p.name for p in await store.oncall.list_policies()] == ["db"]
+        assert await store.oncall.get_schedules(["primary", "nope"]) == {"primary": schedule}
+        await store.oncall.put_policy(policy.model_copy(update={"repeat": 0}))
+        assert (await store.oncall.get_policy("db")).repeat == 0  # type: ignore[union-attr]
+        assert await store.oncall.delete_policy("db") and not await store.oncall.delete_policy("db")
+        assert await store.oncall.get_policy("db") is None
+    finally:
+        await store.close()
+    await on(database.url, lambda conn: command.downgrade(migrate._config(conn), "0007"))
+    tables = await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
+    assert "schedules" not in tables and "escalation_policies" not in tables and "groups" in tables
+
+
 def test_the_revision_the_code_needs_is_the_newest_migration() -> None:
     """migrate.HEAD is what Store.open compares with, without loading Alembic: a new migration must move it."""
     assert migrate.HEAD == migrate.migrations_head()
@@ -388,12 +430,12 @@ async def test_0007_adds_the_groups_table_on_top_of_0006_and_downgrades_without_
 
     await on(database.url, lambda conn: command.upgrade(migrate._config(conn), "0006"))
     assert "groups" not in await on(database.url, lambda conn: sa.inspect(conn).get_table_names())
-    with pytest.raises(SchemaOutOfDate, match="is at 0006, this Herald needs 0007"):
+    with pytest.raises(SchemaOutOfDate, match="is at 0006, this Herald needs 0008"):
         await Store.open(database.url)
 
     code, out, err = await run_cli(database.env, "db", "upgrade")
     assert code == 0, out + err
-    assert "upgraded the schema from 0006 to 0007" in out, out
+    assert "upgraded the schema from 0006 to 0008" in out, out
     store = await Store.open(database.url)
     try:
         now = utcnow()

@@ -99,6 +99,9 @@ SEMANTIC_FIELDS = frozenset(
         "group",
         "quorum",
         "user_ids",
+        # An on-call schedule's time zone must be one the IANA database knows; an override must end after it starts.
+        "time_zone",
+        "overrides",
     }
 )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus, Preferences
+from herald.models import AgentNotification, ChannelName, Contact, NotificationStatus, Preferences, utcnow
 from starter import HeraldClient
 from tests.conftest import FAST_POLICY, Harness
 from tests.starter.cli import HERALD, clean_env, run_cli
@@ -154,3 +154,43 @@ async def test_notify_with_a_group_key_ends_grouped_and_its_group_sends_one_mess
 
     code, _, err = await run_cli(env, *args, "--title", "x", "--group-interval", "0")
     assert code == 2 and "error: group_interval_seconds:" in err
+
+
+async def test_notify_with_an_escalation_policy_escalates_along_it(
+    herald: Harness, temporal_env: WorkflowEnvironment
+) -> None:
+    """`herald notify --escalation-policy`: its one step's person is asked, acks, and the outcome says who."""
+    from herald.domain.oncall import child_notification_id
+    from herald.models.oncall import EscalationPolicy
+    from tests.faults.procs import eventually
+
+    env = cli_env(herald, temporal_env)
+    ada = f"ada-{uuid.uuid4().hex[:8]}"
+    await herald.store.users.put_contact(ada, Contact(email="ada@example.com"))
+    name = f"p-{uuid.uuid4().hex[:6]}"
+    await herald.store.oncall.put_policy(
+        EscalationPolicy(name=name, updated_at=utcnow(), steps=[{"targets": [f"user:{ada}"], "ack_within_seconds": 60}])
+    )
+    args = ["notify", "--agent", "db-agent", "--user", "owner", "--channel", "email", "--title", "Disk full"]
+    code, out, err = await run_cli(env, *args, "--escalation-policy", name)
+    assert code == 0, err
+    notification_id = json.loads(out)["notification_id"]
+    child = child_notification_id(notification_id, 0, 0, ada)
+
+    async def asked() -> bool:
+        try:
+            return bool((await herald.client.get_handle(child).status()).delivered_channels)
+        except Exception:
+            return False
+
+    await eventually(asked, "ada asked")
+    await herald.client.respond(child, "ack", ada)
+    outcome = await herald.client.get_handle(notification_id).outcome()
+    assert outcome.status.value == "confirmed" and outcome.escalation is not None
+    assert outcome.escalation.acked is not None and outcome.escalation.acked.by == ada
+    code, out, err = await run_cli(env, "status", notification_id)
+    assert code == 0, err
+    assert (
+        f"  escalation {name}\n    round 1 step 1 at " in out
+        and f": {ada}\n    acknowledged by {ada} via api at " in out
+    )

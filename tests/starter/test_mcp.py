@@ -673,3 +673,36 @@ async def test_http_notify_user_with_a_group_key_is_grouped_and_sent_in_one_mess
         return all(o is not None and o.group_delivery is not None for o in recorded)
 
     await eventually(carried, "the group's message on both")
+
+
+async def test_http_notify_user_with_an_escalation_policy_escalates_along_it(herald: Harness) -> None:
+    from herald.domain.oncall import child_notification_id
+    from herald.models import utcnow
+    from herald.models.oncall import EscalationPolicy
+    from tests.faults.procs import eventually
+
+    agent, owner, ada = name("agent"), name("user"), name("user")
+    await with_contact(herald, ada)
+    policy = name("policy")
+    await herald.store.oncall.put_policy(
+        EscalationPolicy(
+            name=policy, updated_at=utcnow(), steps=[{"targets": [f"user:{ada}"], "ack_within_seconds": 60}]
+        )
+    )
+    key = await issue_token(herald.store, "agent", agent)
+    async with http_server(herald) as url, http_session(url, key) as session:
+        args = {"user_id": owner, "title": "disk full", "channels": ["email"], "escalation_policy": policy}
+        sent = ok(await session.call_tool("notify_user", args))
+    child = child_notification_id(sent["notification_id"], 0, 0, ada)
+
+    async def asked() -> bool:
+        try:
+            return bool((await herald.client.get_handle(child).status()).delivered_channels)
+        except Exception:
+            return False
+
+    await eventually(asked, "ada asked")
+    await herald.client.respond(child, "ack", ada)
+    done = await outcome(herald, sent["notification_id"])
+    assert done.status.value == "confirmed" and done.escalation is not None and done.escalation.acked is not None
+    assert done.escalation.acked.by == ada

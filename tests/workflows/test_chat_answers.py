@@ -352,3 +352,51 @@ async def test_a_question_answered_in_telegram_after_binding_the_chat(chat: Chat
 
     again = await telegram_post(chat, callback(message_id, chat_id, keyboard[1]["callback_data"]))
     assert again.json()["text"].startswith("Herald: not taken")
+
+
+async def test_an_escalation_acked_by_someone_else_edits_the_first_steps_slack_message_to_say_who(chat: Chat) -> None:
+    """Step 1 reaches ada in Slack and she doesn't ack; step 2 reaches bob, who acks by API: the escalation stops and
+    ada's Slack message says "Acknowledged by bob via api"."""
+    from herald.domain.oncall import child_notification_id
+    from herald.models.oncall import EscalationPolicy
+
+    tag = uuid.uuid4().hex[:6]
+    ada, bob = f"ada-{tag}", f"bob-{tag}"
+    await chat.store.users.put_contact(ada, Contact(slack_user_id=MEMBER))
+    await chat.store.users.put_contact(bob, Contact(email=f"{bob}@example.com"))
+    await chat.store.oncall.put_policy(
+        EscalationPolicy(
+            name=f"p-{tag}",
+            updated_at=utcnow(),
+            steps=[
+                {"targets": [f"user:{ada}"], "ack_within_seconds": 1},
+                {"targets": [f"user:{bob}"], "ack_within_seconds": 60},
+            ],
+        )
+    )
+    n = AgentNotification(
+        agent_id="db-agent",
+        user_id=ada,
+        title="Replica lag",
+        channels=[ChannelName.slack, ChannelName.email],
+        escalation_policy=f"p-{tag}",
+    )
+    handle = await chat.client.notify(n)
+    await eventually(lambda: chat.slack.posted(), "ada's Slack message")
+    assert list(slack_buttons(chat.slack)) == ["Acknowledge"]  # the step's ack, and no second "Seen"
+    bob_child = child_notification_id(n.notification_id, 0, 1, bob)
+
+    async def bob_asked() -> bool:
+        with contextlib.suppress(Exception):
+            return bool((await chat.client.get_handle(bob_child).status()).delivered_channels)
+        return False
+
+    await eventually(bob_asked, "step 2: bob's email")
+    await chat.client.respond(bob_child, "ack", bob, AnswerChannel.api)
+    outcome = await handle.outcome()
+    assert outcome.status is NotificationStatus.confirmed
+    await eventually(lambda: chat.slack.calls_to("chat.update"), "ada's message's update")
+    assert shown(chat.slack)["text"].startswith(f"Acknowledged by {bob} via api, ")
+    ada_child = chat.client.get_handle(child_notification_id(n.notification_id, 0, 0, ada))
+    told = await ada_child.outcome()
+    assert told.taken_by is not None and told.taken_by.user_id == bob

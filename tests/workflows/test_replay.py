@@ -962,3 +962,94 @@ async def _delivered(handle: Any) -> bool:
         return ChannelName.email in (await handle.status()).delivered_channels
     except RPCError:  # not started yet
         return False
+
+
+async def test_record_escalation_histories(herald: Harness) -> None:
+    """Runs on the `escalation-v1` patch: an escalation whose step 1 nobody acks and whose step 2 acks (the parent), the
+    step-1 child told who took it, the step-2 child acked, and a policy that does not exist. Record these alone
+    (`-k record_escalation`), beside the older histories."""
+    from herald.domain.oncall import child_notification_id
+    from herald.models.oncall import EscalationPolicy
+
+    ada, bob = f"ada-{uuid.uuid4().hex[:6]}", f"bob-{uuid.uuid4().hex[:6]}"
+    for user in (ada, bob):
+        await herald.store.users.put_contact(user, Contact(email=f"{user}@example.com"))
+    await herald.store.oncall.put_policy(
+        EscalationPolicy(
+            name="recorded",
+            updated_at=utcnow(),
+            steps=[
+                {"targets": [f"user:{ada}"], "ack_within_seconds": 1},
+                {"targets": [f"user:{bob}"], "ack_within_seconds": 60},
+            ],
+        )
+    )
+    n = AgentNotification(
+        agent_id="recorder", user_id=ada, title="Escalated", channels=[ChannelName.email], escalation_policy="recorded"
+    )
+    parent = await herald.client.notify(n)
+    bob_child = child_notification_id(n.notification_id, 0, 1, bob)
+
+    async def bob_asked() -> bool:
+        try:
+            await herald.client.temporal.get_workflow_handle(f"notification/{bob_child}").describe()
+        except Exception:
+            return False
+        return True
+
+    await eventually(bob_asked, "step 2 started", 60)
+    await herald.client.respond(bob_child, "ack", bob, "slack")
+    outcome = await parent.outcome()
+    assert outcome.status is NotificationStatus.confirmed
+    unknown = await herald.client.notify(
+        n.model_copy(update={"notification_id": uuid.uuid4().hex, "title": "Nowhere", "escalation_policy": "none"})
+    )
+    assert (await unknown.outcome()).status is NotificationStatus.no_channel
+    # Resolved while step 1 waits: its person's notification resolved too.
+    carol = f"carol-{uuid.uuid4().hex[:6]}"
+    await herald.store.users.put_contact(carol, Contact(email=f"{carol}@example.com"))
+    await herald.store.oncall.put_policy(
+        EscalationPolicy(
+            name="recorded-resolve",
+            updated_at=utcnow(),
+            steps=[{"targets": [f"user:{carol}"], "ack_within_seconds": 60}],
+        )
+    )
+    resolvable = n.model_copy(
+        update={
+            "notification_id": uuid.uuid4().hex,
+            "title": "Resolvable",
+            "dedup_key": "recorded-escalation",
+            "escalation_policy": "recorded-resolve",
+        }
+    )
+    resolving = await herald.client.notify(resolvable)
+    carol_child = child_notification_id(resolvable.notification_id, 0, 0, carol)
+
+    async def carol_waits() -> bool:
+        try:
+            return (await herald.client.get_handle(carol_child).status()).status is NotificationStatus.pending and bool(
+                (await herald.client.get_handle(carol_child).status()).delivered_channels
+            )
+        except Exception:
+            return False
+
+    await eventually(carol_waits, "step 1 delivered, waiting", 60)
+
+    async def resolved() -> bool:
+        return bool((await herald.client.resolve("recorder", "recorded-escalation")).resolved)
+
+    await eventually(resolved, "the escalation resolved", 60, 0.5)
+    assert (await resolving.outcome()).status is NotificationStatus.resolved
+    ids = {
+        "escalation_resolved": resolving.workflow_id,
+        "escalation_child_resolved": f"notification/{carol_child}",
+        "escalation_acked": parent.workflow_id,
+        "escalation_taken": f"notification/{child_notification_id(n.notification_id, 0, 0, ada)}",
+        "escalation_child_acked": f"notification/{bob_child}",
+        "escalation_unknown_policy": unknown.workflow_id,
+    }
+    for name, workflow_id in ids.items():
+        handle = herald.client.temporal.get_workflow_handle(workflow_id)
+        await handle.result()
+        (HISTORIES / f"NotificationWorkflow-{name}.json").write_text((await handle.fetch_history()).to_json())

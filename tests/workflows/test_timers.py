@@ -276,3 +276,78 @@ async def test_the_digest_goes_out_at_its_real_boundary_and_not_before(
         [email] = await next_digest_emails(outbox, 1, skipping)
     body = json.dumps(email)
     assert "low one" in body and "low two" in body
+
+
+def next_offset_change(zone: ZoneInfo, after: datetime) -> datetime:
+    """The first whole UTC hour after `after` at which `zone`'s UTC offset differs from the hour before."""
+    t = after.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    while (t - timedelta(hours=1)).astimezone(zone).utcoffset() == t.astimezone(zone).utcoffset():
+        t += timedelta(hours=1)
+    return t
+
+
+async def test_a_schedule_step_at_a_dst_change_notifies_whoever_the_local_handover_put_on_call(
+    skipping: WorkflowEnvironment, tmp_path: Path, fake_http: FakeHTTPServer
+) -> None:
+    """A daily 09:00 Berlin rotation: on the day Berlin's clocks change, the handover is at 09:00 local, an hour off
+    24 real hours after the one before. The test server's clock is moved to half an hour between the two, and an
+    escalation's `schedule:` step run then notifies whoever the local handover put on call."""
+    from herald.models import DeliveryPolicy
+    from herald.models.oncall import EscalationPolicy, Schedule
+
+    start = await skipping.get_current_time()
+    change = next_offset_change(BERLIN, start)
+    day = change.astimezone(BERLIN).date()
+    handover = datetime(day.year, day.month, day.day, 9, 0, tzinfo=BERLIN).astimezone(UTC)
+    before = day - timedelta(days=1)
+    # The day before's 09:00 handover plus 24 real hours: where a rotation counted in real hours would hand over.
+    naive = datetime(before.year, before.month, before.day, 9, 0, tzinfo=BERLIN).astimezone(UTC) + timedelta(hours=24)
+    assert abs(naive - handover) == timedelta(hours=1)
+    probe = min(naive, handover) + timedelta(minutes=30)
+    first = (start.astimezone(BERLIN) - timedelta(days=1)).date()
+    k = (day - first).days  # the shift the local handover starts that day
+    members = ["ada", "bob"]
+    expected = members[k % 2] if probe >= handover else members[(k - 1) % 2]
+    wrong = members[(k - 1) % 2] if expected == members[k % 2] else members[k % 2]
+
+    settings = make_settings(tmp_path / "herald")
+    queue = f"dst-{uuid.uuid4().hex[:8]}"
+    policy = DeliveryPolicy(answer_window_seconds=2, retry=FAST_POLICY.retry, send_timeout_seconds=5)
+    async with open_runtime(settings) as runtime, create_worker(skipping.client, runtime, queue):
+        for user in members:
+            await runtime.store.users.put_contact(user, Contact(webhook_url=fake_http.script(f"/dst/{queue}/{user}")))
+            await runtime.store.users.put_preferences(
+                user, Preferences.model_validate({"default": {"push": False, "email": False}})
+            )
+        await runtime.store.oncall.put_schedule(
+            Schedule(
+                name="primary",
+                updated_at=utcnow(),
+                time_zone="Europe/Berlin",
+                rotation={"members": members, "shift_hours": 24, "starts_at": f"{first.isoformat()}T09:00:00"},
+            )
+        )
+        await runtime.store.oncall.put_policy(
+            EscalationPolicy(
+                name="dst", updated_at=utcnow(), steps=[{"targets": ["schedule:primary"], "ack_within_seconds": 1}]
+            )
+        )
+        await skip(skipping, probe - await skipping.get_current_time())
+        reached = await skipping.get_current_time()
+        assert probe <= reached < probe + timedelta(minutes=20), (probe, reached)
+        client = HeraldClient(skipping.client, queue, policy)
+        handle = await client.notify(
+            AgentNotification(
+                agent_id="db-agent",
+                user_id="owner",
+                title="Replica lag",
+                channels=[ChannelName.webhook],
+                escalation_policy="dst",
+            )
+        )
+        outcome = await handle.outcome()
+    assert outcome.escalation is not None
+    [step] = outcome.escalation.steps
+    assert step.notified == [expected], (step, probe, handover, naive)
+    assert handover <= step.at if expected == members[k % 2] else step.at < handover
+    assert wrong not in step.notified

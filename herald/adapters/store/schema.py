@@ -205,6 +205,23 @@ subscriptions = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
 )
 
+# Escalation policies and on-call schedules (herald/models/oncall.py): each kept whole as JSON under its name (read
+# whole, by name: a step's targets, a schedule's rotation and overrides are never queried apart).
+escalation_policies = sa.Table(
+    "escalation_policies",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
 # Throttling (herald/domain/throttle.py): one counter per (user, agent, scope, window), scope `*` for the agent-wide
 # limit or a channel's name, claimed under a row lock; and each notification's decision, so a retried claim repeats
 # it instead of counting twice. Rows of past windows are pruned by the next claim for the same user and agent.

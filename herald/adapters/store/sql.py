@@ -13,6 +13,7 @@ aggregate on one engine.
 - `store.subscriptions`  subscriptions to events: where to POST which, and their delivery state
 - `store.groups`         groups (teams): a name for a list of users, which a notification may address
 - `store.throttle`       throttle counters per user, agent and hour, and each notification's claim
+- `store.oncall`         escalation policies and on-call schedules
 
 Each repository is its own module here; what they share (the engine behind `read`/`write`, timestamps, row
 conversions) is `db.py`.
@@ -31,6 +32,7 @@ from herald.adapters.store.answers import AnswerRepository
 from herald.adapters.store.db import Database, T, Work, sqlite_pragmas
 from herald.adapters.store.groups import GroupRepository
 from herald.adapters.store.notifications import NotificationRepository
+from herald.adapters.store.oncall import OnCallRepository
 from herald.adapters.store.retention import RetentionRepository
 from herald.adapters.store.rules import RuleRepository
 from herald.adapters.store.silences import SilenceRepository
@@ -56,6 +58,7 @@ class Store:
         self.subscriptions = SubscriptionRepository(self.db)
         self.throttle = ThrottleRepository(self.db)
         self.groups = GroupRepository(self.db)
+        self.oncall = OnCallRepository(self.db)
 
     @classmethod
     async def open(cls, url: str, *, schema_name: str | None = None) -> Store:
