@@ -4,26 +4,13 @@ refused; bad bodies are 422s naming the field. And `herald groups set|list|delet
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from herald.adapters.store import Store
-from herald.api.app import create_app
-from tests.api.test_auth import ADMIN_KEY, Secured, assert_no_secrets, issue_all
-from tests.conftest import make_settings
+from tests.api.test_auth import Secured
 from tests.starter.test_silences_tools import cli
-
-
-@pytest.fixture
-async def secured(store: Store, tmp_path: Path) -> AsyncIterator[Secured]:
-    app = create_app(make_settings(tmp_path, auth=True, admin_key=ADMIN_KEY), store=store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as api:
-        secured = Secured(api, await issue_all(store), [])
-        yield secured
-        assert_no_secrets(secured.seen, secured.tokens)
 
 
 async def test_the_admin_saves_lists_reads_and_deletes_groups(secured: Secured, store: Store) -> None:

@@ -3,16 +3,9 @@ agents only read; bad bodies are 422s naming the field; a schedule answers who i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import httpx
 import pytest
 
-from herald.adapters.store import Store
-from herald.api.app import create_app
-from tests.api.test_auth import ADMIN_KEY, Secured, assert_no_secrets, issue_all
-from tests.conftest import make_settings
+from tests.api.test_auth import Secured
 
 POLICY = {
     "steps": [
@@ -26,15 +19,6 @@ SCHEDULE = {
     "rotation": {"members": ["ada", "bob"], "shift_hours": 24, "starts_at": "2026-03-27T09:00:00"},
     "overrides": [{"user_id": "cy", "starts_at": "2026-04-01T09:00:00", "ends_at": "2026-04-02T09:00:00"}],
 }
-
-
-@pytest.fixture
-async def secured(store: Store, tmp_path: Path) -> AsyncIterator[Secured]:
-    app = create_app(make_settings(tmp_path, auth=True, admin_key=ADMIN_KEY), store=store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as api:
-        secured = Secured(api, await issue_all(store), [])
-        yield secured
-        assert_no_secrets(secured.seen, secured.tokens)
 
 
 async def test_the_admin_saves_lists_reads_and_deletes_a_policy(secured: Secured) -> None:

@@ -4,29 +4,14 @@ the field."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from herald.adapters.store import Store
-from herald.api.app import create_app
 from herald.models import SilenceState, utcnow
-from tests.api.test_auth import ADMIN_KEY, Secured, assert_no_secrets, issue_all
-from tests.conftest import make_settings
-
-
-@pytest.fixture
-async def secured(store: Store, tmp_path: Path) -> AsyncIterator[Secured]:
-    """`herald api` settings: auth on, an admin key, a user token for ada and bob, agent keys for two agents."""
-    app = create_app(make_settings(tmp_path, auth=True, admin_key=ADMIN_KEY), store=store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as api:
-        secured = Secured(api, await issue_all(store), [])
-        yield secured
-        assert_no_secrets(secured.seen, secured.tokens)
+from tests.api.test_auth import Secured
 
 
 def later(**delta: float) -> str:

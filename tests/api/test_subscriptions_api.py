@@ -4,7 +4,6 @@ and deletes only its own, a user token to nothing; the URL goes through the SSRF
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,10 @@ import pytest
 from herald.adapters.store import Store
 from herald.api.app import create_app
 from herald.models import utcnow
-from tests.api.test_auth import ADMIN_KEY, Secured, assert_no_secrets, issue_all
+from tests.api.test_auth import ADMIN_KEY, Secured
 from tests.conftest import make_settings
 
 URL = "http://127.0.0.1:9/hook"
-
-
-@pytest.fixture
-async def secured(store: Store, tmp_path: Path) -> AsyncIterator[Secured]:
-    app = create_app(make_settings(tmp_path, auth=True, admin_key=ADMIN_KEY), store=store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test") as api:
-        secured = Secured(api, await issue_all(store), [])
-        yield secured
-        assert_no_secrets(secured.seen, secured.tokens)
 
 
 def body(**fields: Any) -> dict[str, Any]:
