@@ -92,6 +92,15 @@ class TriggerRule(BaseModel):
             raise ValueError("must name at least one user (or give groups)")
         return value
 
+    @field_validator("escalation_policy")
+    @classmethod
+    def _not_with_groups(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("groups"):
+            raise ValueError(
+                "give groups or escalation_policy, not both: a policy's step names a group as group:<name>"
+            )
+        return value
+
 
 MetricValue = bool | int | float | str
 METRICS_MAX = 200

@@ -10,6 +10,7 @@ import cel
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from herald.domain.rules import CompiledRule, RuleBook, RuleProblem, compile_rule
 from herald.models import (
@@ -494,3 +495,18 @@ def test_compiled_rule_is_the_compiler() -> None:
 # --- cooldowns ---------------------------------------------------------------------------------------
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_a_rule_names_groups_or_an_escalation_policy_not_both() -> None:
+    """A notification takes one of them (its fan-out or its steps), so a rule naming both would fire nothing."""
+    with pytest.raises(ValidationError) as exc:
+        TriggerRule(
+            name="disk",
+            agent_id="disk-agent",
+            condition="disk_used > 0.9",
+            user_ids=[],
+            groups=["sre"],
+            escalation_policy="db",
+        )
+    [error] = exc.value.errors()
+    assert error["loc"] == ("escalation_policy",) and "group:<name>" in error["msg"]
