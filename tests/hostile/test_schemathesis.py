@@ -102,6 +102,8 @@ SEMANTIC_FIELDS = frozenset(
         # An on-call schedule's time zone must be one the IANA database knows; an override must end after it starts.
         "time_zone",
         "overrides",
+        # A notification or a rule names a group (groups) or an escalation policy, not both.
+        "escalation_policy",
     }
 )
 
