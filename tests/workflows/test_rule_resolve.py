@@ -7,20 +7,16 @@ import uuid
 
 from herald.domain import resolve
 from herald.models import ChannelName, ChannelStatus, Contact, NotificationStatus, ResolveEndedResult, TriggerRule
+from herald.services.rule_cache import RuleCache
 from tests.conftest import Harness
 from tests.fakes.http import FakeHTTPServer
 from tests.workflows.test_emit import monitor_exists, rules
 from tests.workflows.test_resolve import eventually, history_has, slow_client
 
 
-async def test_a_resolving_rule_fires_then_resolves_when_an_event_clears_it(
-    herald: Harness, fake_http: FakeHTTPServer
-) -> None:
-    agent, user = f"disk-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:6]}"
-    # The webhook answers 503 first: the notification waits an hour for its retry, so it is open when the event
-    # that clears the rule comes.
-    url = fake_http.script(f"/rule-resolve/{user}", 503, 200)
-    await herald.store.users.put_contact(user, Contact(webhook_url=url))
+async def disk_full_rule(herald: Harness, agent: str, user: str) -> tuple[str, RuleCache]:
+    """`disk_used > 0.9` per host, to `user` by webhook, with `resolve: true` and no cooldown (a resolving rule still
+    goes through the monitor); its name and the rule cache to emit with."""
     name = f"disk-full-{agent}"
     cache = await rules(
         herald,
@@ -32,10 +28,22 @@ async def test_a_resolving_rule_fires_then_resolves_when_an_event_clears_it(
             user_ids=[user],
             title="Disk {{ disk_used }} on {{ host }}",
             dedup_key="{{ host }}",
-            cooldown_seconds=0,  # no cooldown: `resolve: true` still takes it through the monitor
+            cooldown_seconds=0,
             resolve=True,
         ),
     )
+    return name, cache
+
+
+async def test_a_resolving_rule_fires_then_resolves_when_an_event_clears_it(
+    herald: Harness, fake_http: FakeHTTPServer
+) -> None:
+    agent, user = f"disk-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:6]}"
+    # The webhook answers 503 first: the notification waits an hour for its retry, so it is open when the event
+    # that clears the rule comes.
+    url = fake_http.script(f"/rule-resolve/{user}", 503, 200)
+    await herald.store.users.put_contact(user, Contact(webhook_url=url))
+    name, cache = await disk_full_rule(herald, agent, user)
     client = slow_client(herald)
 
     fired = await client.emit(agent, {"disk_used": 0.95, "host": "db-1"}, rules=cache)
@@ -72,21 +80,7 @@ async def test_a_resolving_rule_resolves_what_it_fired_after_it_was_delivered(
     agent, user = f"disk-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:6]}"
     url = fake_http.script(f"/rule-resolve-delivered/{user}", 200)
     await herald.store.users.put_contact(user, Contact(webhook_url=url))
-    name = f"disk-full-{agent}"
-    cache = await rules(
-        herald,
-        TriggerRule(
-            name=name,
-            agent_id=agent,
-            condition="disk_used > 0.9",
-            channels=[ChannelName.webhook],
-            user_ids=[user],
-            title="Disk {{ disk_used }} on {{ host }}",
-            dedup_key="{{ host }}",
-            cooldown_seconds=0,
-            resolve=True,
-        ),
-    )
+    name, cache = await disk_full_rule(herald, agent, user)
     client = slow_client(herald)
     fired = await client.emit(agent, {"disk_used": 0.95, "host": "db-1"}, rules=cache)
     [notification_id] = fired.fired[0].notification_ids
