@@ -94,6 +94,9 @@ async def test_dev_stack_runs_demo_and_keeps_data_across_restarts(tmp_path: Path
     assert "stopping" in log.read_text()
 
     second_log = tmp_path / "dev2.log"
+    # Fresh ports: the first run's were free only when picked, and other test processes bind ports meanwhile (the UI's
+    # was taken once, failing the restart with "address already in use"). The data lives in HERALD_HOME, not a port.
+    ports = {name: free_port() for name in ports}
     process = start_dev(tmp_path, ports, second_log)
     try:
         again = wait_for_line(second_log, "email -> ", process)
